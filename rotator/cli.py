@@ -1,0 +1,241 @@
+"""The `rotator` command. Thin: parse, call the engine, print.
+
+Exit codes: 0 completed / ok, 1 failed, 2 bad input, 3 still in progress (waiting on time),
+4 waiting on an operator, 5 held (needs a person's attention), 6 another process holds the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from rotator import log
+from rotator.app import App, actor_name
+from rotator.engine.rotation import Step
+from rotator.errors import InputError, LeaseHeld, RotatorError
+from rotator.state.db import ActiveRotationExists, utcnow
+from rotator.state.schema import Rotation
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_IN_PROGRESS, EXIT_OPERATOR, EXIT_HELD, EXIT_LOCKED = 0, 1, 2, 3, 4, 5, 6
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _load(ctx: click.Context) -> App:
+    try:
+        app = App.load(ctx.obj["config"], ctx.obj["policies"])
+    except InputError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        ctx.exit(EXIT_INPUT)
+    log.configure(level=ctx.obj["log_level"] or app.settings.log.level, fmt=app.settings.log.format)
+    return app
+
+
+@click.group()
+@click.option("--config", "config", type=click.Path(path_type=Path), help="rotator.yaml (default: $ROTATOR_CONFIG, "
+              "./rotator.yaml, /etc/rotator/rotator.yaml, else embedded defaults)")
+@click.option("--policies", "policies", type=click.Path(path_type=Path), help="policy directory (overrides config)")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, policies: Path | None, log_level: str | None) -> None:
+    """Rotate SaaS API keys without downtime."""
+    ctx.obj = {"config": config, "policies": policies, "log_level": log_level}
+    log.configure(level=log_level or "warning")
+
+
+def _print_step(rotation: Rotation) -> Callable[[Step], None]:
+    last = {"state": "", "note": ""}
+
+    def show(step: Step) -> None:
+        r = step.rotation
+        if r.state == last["state"] and step.note == last["note"]:
+            return
+        when = utcnow().strftime("%H:%M:%S")
+        suffix = f" — {step.note}" if step.note and step.note != r.state else ""
+        click.echo(f"{when} {r.secret} [{r.id[:8]}] {r.state}{suffix}")
+        last.update(state=r.state, note=step.note)
+
+    return show
+
+
+def _outcome(rotation: Rotation) -> int:
+    if rotation.state == "completed":
+        click.echo(f"rotation {rotation.id} of {rotation.secret} completed: new key {rotation.new_key_id} "
+                   f"({rotation.new_fingerprint}) is current; old key {rotation.old_key_id} revoked and refused")
+        return EXIT_OK
+    if rotation.state == "failed":
+        click.echo(f"rotation {rotation.id} of {rotation.secret} failed and was rolled back: {rotation.failed_reason}; "
+                   f"the old key {rotation.old_key_id} is still current")
+        return EXIT_FAILED
+    if rotation.held_reason:
+        click.echo(f"rotation {rotation.id} of {rotation.secret} is HELD in {rotation.state}: {rotation.held_reason}")
+        return EXIT_HELD
+    if rotation.state.startswith("awaiting_"):
+        click.echo(f"rotation {rotation.id} of {rotation.secret} waits on an operator: {rotation.waiting_for}")
+        return EXIT_OPERATOR
+    click.echo(f"rotation {rotation.id} of {rotation.secret} is in progress ({rotation.state}: "
+               f"{rotation.waiting_for}); next look at {rotation.next_attempt_at.isoformat(timespec='seconds')}")
+    return EXIT_IN_PROGRESS
+
+
+@main.command()
+@click.argument("secrets", nargs=-1, required=True)
+@click.option("--policy", help="rotate under this policy instead of the secret's own (e.g. incident)")
+@click.option("--reason", default="", help="why: recorded in the audit trail")
+@click.option("--detach", is_flag=True, help="return as soon as the rotation has to wait; a later run or the "
+              "daemon continues it")
+@click.pass_context
+def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, reason: str, detach: bool) -> None:
+    """Rotate SECRETS now (or resume their rotations in flight), printing each step."""
+    app = _load(ctx)
+    actor = actor_name()
+    for name in secrets:
+        try:
+            app.policies.secret(name)
+        except InputError as exc:
+            click.echo(exc.problems[0], err=True)
+            ctx.exit(EXIT_INPUT)
+    if policy is not None and policy not in app.policies.policies:
+        click.echo(f"unknown policy {policy!r} (known: {', '.join(sorted(app.policies.policies))})", err=True)
+        ctx.exit(EXIT_INPUT)
+    runner = app.runner(actor)
+    codes = []
+    for name in secrets:
+        spec = app.policies.secret(name)
+        try:
+            rotation = app.db.create_rotation(secret=name, provider=spec.provider, policy=policy or spec.policy,
+                                              trigger="manual", reason=reason, actor=actor)
+            click.echo(f"{name}: rotation {rotation.id} requested (policy {rotation.policy})")
+        except ActiveRotationExists as exc:
+            rotation = exc.rotation
+            click.echo(f"{name}: resuming rotation {rotation.id} in state {rotation.state}")
+        try:
+            final = runner.run(rotation.id, follow=not detach, on_step=_print_step(rotation),
+                               on_blocked=lambda why: click.echo(f"{name}: waiting: {why}", err=True))
+        except LeaseHeld as exc:
+            click.echo(str(exc), err=True)
+            codes.append(EXIT_LOCKED)
+            continue
+        codes.append(_outcome(final))
+    ctx.exit(max(codes))
+
+
+@main.command()
+@click.argument("secret", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
+    """Every secret: key age, next due date, and the rotation in flight with what it waits for."""
+    app = _load(ctx)
+    now = utcnow()
+    rows = []
+    for name, spec in sorted(app.policies.secrets.items()):
+        if secret and name != secret:
+            continue
+        policy = app.policies.policies[spec.policy]
+        last = app.db.last_completed(name)
+        active = app.db.active_for(name)
+        rotated = last.finished_at if last and last.finished_at else None
+        rows.append({
+            "secret": name, "provider": spec.provider, "policy": spec.policy,
+            "last_rotated": rotated.isoformat(timespec="seconds") if rotated else None,
+            "age_days": round((now - rotated).total_seconds() / 86400, 1) if rotated else None,
+            "next_due": (rotated + policy.max_age).isoformat(timespec="seconds")
+            if rotated and policy.max_age else None,
+            "rotation": None if active is None else {
+                "id": active.id, "state": active.state, "waiting_for": active.waiting_for or None,
+                "held": active.held_reason, "since": active.updated_at.isoformat(timespec="seconds"),
+                "next_attempt_at": active.next_attempt_at.isoformat(timespec="seconds"),
+            },
+        })
+    if as_json:
+        click.echo(json.dumps({"secrets": rows}, indent=2))
+        return
+    for row in rows:
+        rot = row["rotation"]
+        doing = "idle" if rot is None else f"{rot['state']} ({rot['held'] and 'HELD: ' + rot['held'] or rot['waiting_for'] or 'running'})"
+        age = f"{row['age_days']}d" if row["age_days"] is not None else "never rotated"
+        click.echo(f"{row['secret']:30} {row['provider']:18} {age:>14}  due {row['next_due'] or '-':25} {doing}")
+
+
+@main.command()
+@click.argument("secret")
+@click.pass_context
+def history(ctx: click.Context, secret: str) -> None:
+    """The audit trail of SECRET: every rotation, who started it, why, and each step's outcome."""
+    app = _load(ctx)
+    for event in app.db.events(secret=secret):
+        move = f" {event.from_state}→{event.to_state}" if event.to_state and event.from_state != event.to_state else ""
+        detail = " ".join(f"{k}={v}" for k, v in event.detail.items() if v not in (None, "", []))
+        rid = (event.rotation_id or "-")[:8]
+        click.echo(f"{event.at.isoformat(timespec='seconds')} [{rid}] {event.event}{move} by {event.actor} {detail}")
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, directory: Path | None) -> None:
+    """Check rotator.yaml and the policy files; print file:line problems. Touches nothing."""
+    if directory is not None:
+        ctx.obj["policies"] = directory
+    app = _load(ctx)
+    click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+
+
+@main.command()
+@click.option("--fix", is_flag=True, help="revoke orphaned keys and clear orphaned pending versions")
+@click.pass_context
+def reconcile(ctx: click.Context, fix: bool) -> None:
+    """Find keys named rotator-* that no rotation tracks, and pending versions no rotation owns."""
+    from rotator.reconcile import reconcile as run_reconcile
+
+    app = _load(ctx)
+    findings = run_reconcile(app, fix=fix, actor=actor_name())
+    for finding in findings:
+        click.echo(finding.describe(fixed=fix))
+    if not findings:
+        click.echo("nothing orphaned")
+    ctx.exit(EXIT_FAILED if findings and not fix else EXIT_OK)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", "ports", multiple=True, help="NAME=PORT to fix a simulator's port")
+def sandbox(host: str, ports: tuple[str, ...]) -> None:
+    """Run local simulators of the providers; print `<provider> <base_url>` for each, until stopped."""
+    from rotator.sandbox.server import serve_all
+
+    log.configure(level="warning")
+    fixed = {name: int(port) for name, _, port in (p.partition("=") for p in ports)}
+    running = serve_all(host=host, ports=fixed)
+    for r in running:
+        click.echo(f"{r.name} {r.base_url}")
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    for r in running:
+        r.stop()
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="keep the demo's files here")
+def demo(workdir: Path | None) -> None:
+    """A full rotation against local sandboxes (moto server + provider simulators), step by step."""
+    from rotator.demo import run_demo
+
+    try:
+        code = run_demo(workdir)
+    except RotatorError as exc:
+        click.echo(f"demo failed: {exc}", err=True)
+        code = EXIT_FAILED
+    sys.exit(code)

@@ -1,0 +1,153 @@
+"""rotator.yaml plus ROTATOR_… environment overrides → typed settings.
+
+Environment variables override the file: `ROTATOR_STATE__URL` sets `state.url`; a double
+underscore separates levels, and provider or store names match with `-` written as `_`
+(`ROTATOR_PROVIDERS__BRANDWAVE_PROD__BASE_URL`). `ROTATOR_CONFIG` names the file itself.
+Admin credentials are never values in this file: it says where they come from (env, file).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rotator import yamlsource
+from rotator.durations import Duration
+from rotator.errors import InputError
+
+ENV_PREFIX = "ROTATOR_"
+_NOT_OVERRIDES = {"ROTATOR_CONFIG", "ROTATOR_FAILPOINTS"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CredentialSource(_Strict):
+    """Where an admin credential comes from. `current: true` means the secret's own current key."""
+
+    env: str | None = None
+    file: Path | None = None
+    current: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CredentialSource:
+        chosen = [self.env is not None, self.file is not None, self.current]
+        if sum(chosen) != 1:
+            raise ValueError("give exactly one of env, file or current: true")
+        return self
+
+
+class BrandwaveInstance(_Strict):
+    type: Literal["brandwave"]
+    base_url: str = "https://api.gobrandwave.com"
+    admin_token: CredentialSource = CredentialSource(current=True)
+    timeout: Duration = timedelta(seconds=10)
+
+
+ProviderInstance = Annotated[BrandwaveInstance, Field(discriminator="type")]
+
+
+class AwsStoreSettings(_Strict):
+    type: Literal["aws"] = "aws"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+StoreSettings = Annotated[AwsStoreSettings, Field(discriminator="type")]
+
+
+class StateSettings(_Strict):
+    url: str = ""
+
+
+class LogSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class EngineSettings(_Strict):
+    probe_deadline: Duration = timedelta(minutes=2)
+    """How long a new key may keep being refused before the rotation rolls back."""
+    verify_deadline: Duration = timedelta(minutes=10)
+    """How long after revoking the old key it may still be accepted before the rotation is held."""
+    verify_interval: Duration = timedelta(seconds=5)
+    retry_base: Duration = timedelta(seconds=2)
+    retry_max: Duration = timedelta(minutes=5)
+    step_deadline: Duration = timedelta(minutes=30)
+    """A step that keeps failing temporarily for this long is treated as failed."""
+    hold_interval: Duration = timedelta(minutes=5)
+    lease_ttl: Duration = timedelta(minutes=2)
+
+
+class Settings(_Strict):
+    state: StateSettings = StateSettings()
+    policies_dir: Path = Path("policies")
+    log: LogSettings = LogSettings()
+    providers: dict[str, ProviderInstance] = {}
+    stores: dict[str, StoreSettings] = {"aws": AwsStoreSettings()}
+    engine: EngineSettings = EngineSettings()
+
+    def state_url(self) -> str:
+        if self.state.url:
+            return self.state.url
+        base = os.environ.get("STATE_DIRECTORY") or str(Path.home() / ".local" / "state" / "rotator")
+        Path(base).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(base) / 'rotator.db'}"
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for part in path[:-1]:
+            match = next((k for k in node if str(k).replace("-", "_").lower() == part), part)
+            node = node.setdefault(match, {})
+            if not isinstance(node, dict):
+                raise InputError([f"environment {name}: {part} is not a section"])
+        node[path[-1]] = value
+    return data
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The rotator.yaml in force: --config, $ROTATOR_CONFIG, ./rotator.yaml, /etc/rotator/rotator.yaml."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get("ROTATOR_CONFIG"):
+        return Path(env)
+    for candidate in (Path("rotator.yaml"), Path("/etc/rotator/rotator.yaml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read settings; with no file at all, the embedded defaults (SQLite state) apply.
+
+    Raises InputError with file:line problems, and names the environment variable for overrides.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    doc: Any = yamlsource.load(path) if path is not None else None
+    data = _apply_env(_plain(doc or {}), environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(yamlsource.problems_from(exc, doc, path or Path("(environment)"))) from None
+    if path is not None and not settings.policies_dir.is_absolute():
+        settings = settings.model_copy(update={"policies_dir": path.parent / settings.policies_dir})
+    return settings

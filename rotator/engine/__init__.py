@@ -1,0 +1,1 @@
+"""The rotation engine: the only package that knows the lifecycle."""

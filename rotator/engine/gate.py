@@ -1,0 +1,86 @@
+"""The cutover gate (SPEC §6): may the old key be revoked yet?
+
+Each signal answers passed / waiting / unavailable. The gate opens only when `min_soak` has
+passed and every signal the policy requires has passed; "unavailable" never counts as passed.
+New signals (consumers, old_key_idle) plug in through `SIGNALS`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rotator.policies import Cutover
+from rotator.state.schema import Rotation
+
+
+class Status(enum.StrEnum):
+    PASSED = "passed"
+    WAITING = "waiting"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    status: Status
+    detail: str = ""
+    check_again_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    open: bool
+    signals: list[Signal] = field(default_factory=list)
+    timed_out: bool = False
+    check_again_at: datetime | None = None
+
+    def describe(self) -> str:
+        return "; ".join(f"{s.name}: {s.status}{' (' + s.detail + ')' if s.detail else ''}" for s in self.signals)
+
+
+SignalCheck = Callable[[Rotation, datetime], Signal]
+
+
+def min_soak(soak: timedelta) -> SignalCheck:
+    def check(rotation: Rotation, now: datetime) -> Signal:
+        assert rotation.promoted_at is not None
+        due = rotation.promoted_at + soak
+        if now >= due:
+            return Signal("min_soak", Status.PASSED, f"{soak} since promotion")
+        return Signal("min_soak", Status.WAITING, f"until {due.isoformat(timespec='seconds')}", due)
+
+    return check
+
+
+def unavailable(name: str) -> SignalCheck:
+    def check(rotation: Rotation, now: datetime) -> Signal:
+        return Signal(name, Status.UNAVAILABLE, "not implemented for this provider yet")
+
+    return check
+
+
+SIGNALS: dict[str, Callable[[], SignalCheck]] = {
+    "consumers": lambda: unavailable("consumers"),
+    "old_key_idle": lambda: unavailable("old_key_idle"),
+}
+
+RECHECK = timedelta(seconds=30)
+
+
+def evaluate(cutover: Cutover, rotation: Rotation, now: datetime) -> Verdict:
+    """Evaluate every signal; say when to look again if the gate stays shut."""
+    checks = [min_soak(cutover.min_soak)] + [SIGNALS[name]() for name in cutover.require]
+    signals = [check(rotation, now) for check in checks]
+    if all(s.status is Status.PASSED for s in signals):
+        return Verdict(open=True, signals=signals)
+    assert rotation.promoted_at is not None
+    deadline = rotation.promoted_at + cutover.max_wait if cutover.max_wait is not None else None
+    if deadline is not None and now >= deadline:
+        return Verdict(open=False, signals=signals, timed_out=True)
+    candidates = [s.check_again_at for s in signals if s.check_again_at] + [now + RECHECK]
+    if deadline is not None:
+        candidates.append(deadline)
+    return Verdict(open=False, signals=signals, check_again_at=min(candidates))

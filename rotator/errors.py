@@ -1,0 +1,108 @@
+"""Every error rotator raises, in one tree.
+
+    RotatorError                       base; `temporary` says whether trying again later can help
+    ├── InputError                     bad configuration or policy files; carries file:line problems
+    ├── LeaseHeld                      another process advances this secret right now
+    ├── ProviderError                  a provider answered with an error (status, vendor code)
+    │   ├── KeyRefused                 401: the key is unknown, revoked or expired
+    │   ├── PermissionDenied           403: the key authenticates but lacks a permission
+    │   ├── KeyNotFound                404 on a key id
+    │   ├── UnexpectedResponse         the answer broke a documented shape or one of our assumptions
+    │   └── ProviderUnavailable        temporary: 429, 5xx, timeouts, connection errors
+    │       └── CreateOutcomeUnknown   a create may or may not have happened; list before creating again
+    ├── StoreError
+    │   ├── StoreConflict              someone else changed the secret since the rotation read it
+    │   ├── StorePermissionError       the store refused an operation (names path and capability)
+    │   └── StoreUnavailable           temporary: throttling, 5xx, sealed, unreachable
+    └── RotationError                  the engine cannot go on with this rotation as it stands
+
+Messages never contain key material: they name keys by id or fingerprint only.
+"""
+
+from __future__ import annotations
+
+
+class RotatorError(Exception):
+    """Base of all rotator errors."""
+
+    temporary: bool = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class InputError(RotatorError):
+    """Configuration or policy input is invalid; `problems` lists each one with its place."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class LeaseHeld(RotatorError):
+    temporary = True
+
+
+class RotationError(RotatorError):
+    pass
+
+
+class ProviderError(RotatorError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        detail = f"{provider}: {message}"
+        if status is not None:
+            detail += f" (HTTP {status}{', ' + code if code else ''})"
+        super().__init__(detail, retry_after=retry_after)
+        self.provider = provider
+        self.status = status
+        self.code = code
+
+
+class KeyRefused(ProviderError):
+    pass
+
+
+class PermissionDenied(ProviderError):
+    pass
+
+
+class KeyNotFound(ProviderError):
+    pass
+
+
+class UnexpectedResponse(ProviderError):
+    pass
+
+
+class ProviderUnavailable(ProviderError):
+    temporary = True
+
+
+class CreateOutcomeUnknown(ProviderUnavailable):
+    pass
+
+
+class StoreError(RotatorError):
+    pass
+
+
+class StoreConflict(StoreError):
+    pass
+
+
+class StorePermissionError(StoreError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    temporary = True

@@ -1,0 +1,106 @@
+"""Logging: structlog, JSON by default, and a redactor that every line passes through.
+
+Redaction works on two levels: every secret value rotator has seen (registered through
+`remember_secret`) is replaced wherever it appears, and strings shaped like provider keys,
+refresh tokens, JWTs or bearer headers are masked even if they were never registered.
+Third-party loggers that print request URLs or bodies (httpx, httpcore, botocore, urllib3) are
+held at WARNING whatever the configured level, and their records pass the same redactor.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+MASK = "[REDACTED]"
+
+_KEY_SHAPES = re.compile(
+    r"(?:bt_(?:live|test)_|tb_(?:live|test)_|goblue_sk_|sk_(?:live|test)_|rt_|bwpat_)[A-Za-z0-9_\-]{4,}"
+    r"|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
+    r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]+"
+)
+_CHATTY_LIBRARIES = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer", "hvac", "uvicorn", "werkzeug")
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def remember_secret(value: str) -> None:
+    """Register a secret value so that it is masked in every later log line."""
+    if len(value) >= 6:
+        with _known_lock:
+            _known.add(value)
+
+
+def redact(text: str) -> str:
+    with _known_lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    return _KEY_SHAPES.sub(MASK, text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    return value
+
+
+def redaction_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return {k: _redact_value(v) for k, v in event_dict.items()}
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def configure(*, level: str = "info", fmt: str = "json", stream: Any = None) -> None:
+    """Set up structlog and the standard library's logging; safe to call more than once."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    out = stream or sys.stderr
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redaction_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.addFilter(_RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+def get(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,1 @@
+"""Provider adapters: one small file per vendor, all behind `providers.base.Provider`."""

@@ -1,0 +1,84 @@
+"""Brandwave personal access tokens (providers.md, seed 003).
+
+Scheduled rotation uses create + a later delete; the one-step `/rotate` endpoint revokes the old
+token at once and is never used here. Assumptions beyond the vendor text, each failing loudly:
+- the create response is `{"data": {"id", "token", ...}}`;
+- the list is paged with `page` (from 1) and `pageSize`, items carry `id`, `name`, `lastUsedAt`;
+- the error body is `{"error": {"code", "message"}}` (read leniently).
+Probe: the list endpoint with the key as bearer — every endpoint needs a token, and the list
+is the only documented read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import SecretStr
+
+from rotator.keys import secret
+from rotator.providers.base import CreatedKey, KeyInfo, ManagedBy, ProbeResult, Provider
+from rotator.providers.http import HttpCore, parse_time, require
+from rotator.errors import KeyNotFound
+
+PATH = "/v1/personal-access-tokens"
+PAGE_SIZE = 100
+MAX_PAGES = 1000
+
+
+def read_error(body: Any) -> tuple[str | None, str | None]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return error.get("code"), error.get("message")
+    if isinstance(body, dict):
+        return body.get("code"), body.get("message") or (error if isinstance(error, str) else None)
+    return None, None
+
+
+class Brandwave(Provider):
+    kind = "brandwave"
+    managed_by = ManagedBy.API
+
+    def __init__(self, *, http: HttpCore, admin_token: Callable[[], SecretStr]) -> None:
+        self._http = http
+        self._admin_token = admin_token
+
+    def _auth(self, token: SecretStr | None = None) -> dict[str, str]:
+        value = (token or self._admin_token()).get_secret_value()
+        return {"Authorization": f"Bearer {value}"}
+
+    def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:
+        response = self._http.request("POST", PATH, headers=self._auth(), json={"name": name, "expiresAt": None},
+                                      idempotent=False)
+        envelope = require(response.json(), "data", provider=self.kind, what="create response")
+        data = require(envelope["data"], "id", "token", provider=self.kind, what="create response data")
+        return CreatedKey(id=str(data["id"]), name=str(data.get("name") or name), secret=secret(str(data["token"])))
+
+    def list_keys(self) -> list[KeyInfo]:
+        found: dict[str, KeyInfo] = {}
+        for page in range(1, MAX_PAGES + 1):
+            response = self._http.request("GET", PATH, headers=self._auth(),
+                                          params={"page": page, "pageSize": PAGE_SIZE})
+            body = require(response.json(), "items", provider=self.kind, what="list response")
+            before = len(found)
+            for item in body["items"]:
+                item = require(item, "id", provider=self.kind, what="list item")
+                found[str(item["id"])] = KeyInfo(
+                    id=str(item["id"]), name=str(item.get("name") or ""),
+                    created_at=parse_time(item.get("createdAt")), last_used_at=parse_time(item.get("lastUsedAt")),
+                )
+            total = body.get("totalCount")
+            # a server that ignores paging repeats the same items: stop when nothing new arrives
+            if len(found) == before or not body["items"] or (isinstance(total, int) and len(found) >= total):
+                break
+        return list(found.values())
+
+    def revoke_key(self, *, key_id: str) -> None:
+        try:
+            self._http.request("DELETE", f"{PATH}/{key_id}", headers=self._auth())
+        except KeyNotFound:
+            return
+
+    def probe(self, *, key: SecretStr) -> ProbeResult:
+        self._http.request("GET", PATH, headers=self._auth(key), params={"page": 1, "pageSize": 1})
+        return ProbeResult()

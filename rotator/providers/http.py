@@ -1,0 +1,166 @@
+"""The HTTP core every adapter shares: timeouts, retries, and vendor errors mapped in one place.
+
+Idempotent requests are retried (tenacity) on 429 — honouring Retry-After — on 5xx, timeouts
+and connection errors, with capped exponential backoff. A create is not idempotent: it is
+retried only when the request certainly never left (connection refused, or a 429, which means
+"not done"); any other failure becomes CreateOutcomeUnknown. A Retry-After longer than the cap is
+not slept through here: the error carries it so the engine can schedule the next attempt.
+Request URLs logged here have any key removed; httpx's own request log is silenced in `log`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from rotator import log
+from rotator.errors import (
+    CreateOutcomeUnknown,
+    KeyNotFound,
+    KeyRefused,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+    UnexpectedResponse,
+)
+
+_log = log.get(__name__)
+
+ErrorText = Callable[[Any], tuple[str | None, str | None]]
+"""Reads (code, message) out of a vendor's error body."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds; it may be a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed is None:
+            return None
+        return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
+
+
+def error_from_response(provider: str, response: httpx.Response, read: ErrorText) -> ProviderError:
+    """Map a non-2xx answer to a typed error; the vendor's message is kept, never its details."""
+    try:
+        code, message = read(response.json())
+    except ValueError:
+        code, message = None, None
+    message = log.redact(message or response.reason_phrase or "error")
+    status = response.status_code
+    kinds: dict[int, type[ProviderError]] = {401: KeyRefused, 403: PermissionDenied, 404: KeyNotFound}
+    if status in kinds:
+        return kinds[status](message, provider=provider, status=status, code=code)
+    if status == 429 or status >= 500:
+        return ProviderUnavailable(message, provider=provider, status=status, code=code,
+                                   retry_after=retry_after_seconds(response.headers.get("retry-after")))
+    return UnexpectedResponse(message, provider=provider, status=status, code=code)
+
+
+class HttpCore:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        timeout: float,
+        read_error: ErrorText,
+        attempts: int = 4,
+        max_backoff: float = 20.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self._read_error = read_error
+        self._attempts = attempts
+        self._max_backoff = max_backoff
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout), transport=transport,
+            headers={"User-Agent": "rotator/0.1", "Accept": "application/json"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        """Send one request, retrying what is safe to retry; return a 2xx response or raise."""
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, ProviderUnavailable) or isinstance(exc, CreateOutcomeUnknown):
+                return False
+            return exc.retry_after is None or exc.retry_after <= self._max_backoff
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            stop=stop_after_attempt(self._attempts),
+            wait=self._wait,
+            reraise=True,
+        )
+        return retrying(self._send, method, path, headers, json, params, idempotent)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = wait_exponential_jitter(initial=0.2, max=self._max_backoff)(state)
+        if isinstance(exc, ProviderError) and exc.retry_after is not None:
+            return min(exc.retry_after, self._max_backoff)
+        return float(backoff)
+
+    def _send(self, method: str, path: str, headers: Mapping[str, str], json: Any,
+              params: Mapping[str, Any] | None, idempotent: bool) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = self._client.request(method, path, headers=dict(headers), json=json, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # the request never reached the server: safe to retry even a create
+            raise ProviderUnavailable(f"cannot connect ({type(exc).__name__})", provider=self.provider) from None
+        except httpx.TransportError as exc:
+            kind = CreateOutcomeUnknown if not idempotent else ProviderUnavailable
+            raise kind(f"{method} {log.redact(path)} got no answer ({type(exc).__name__})",
+                       provider=self.provider) from None
+        _log.debug("provider.request", provider=self.provider, method=method, path=log.redact(path),
+                   status=response.status_code, ms=round((time.monotonic() - started) * 1000))
+        if response.is_success:
+            return response
+        error = error_from_response(self.provider, response, self._read_error)
+        if not idempotent and response.status_code >= 500:
+            raise CreateOutcomeUnknown(error.message, provider=self.provider, status=response.status_code)
+        raise error
+
+
+def require(body: Any, *fields: str, provider: str, what: str) -> dict[str, Any]:
+    """The object `body` with `fields` present, or UnexpectedResponse naming what is missing."""
+    if not isinstance(body, dict):
+        raise UnexpectedResponse(f"{what} was not a JSON object", provider=provider)
+    missing = [f for f in fields if body.get(f) in (None, "")]
+    if missing:
+        seen = ", ".join(sorted(body)) or "none"
+        raise UnexpectedResponse(f"{what} had no {', '.join(repr(m) for m in missing)} field; fields seen: {seen}",
+                                 provider=provider)
+    return body
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,82 @@
+"""`reconcile`: keys rotator created that nothing tracks, and pending versions no rotation owns.
+
+A key is never called orphaned while it is the current key of any secret of its provider
+instance, whatever the state database says: reconcile must not cause the outage it guards against.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from rotator.app import App
+from rotator.keys import rotation_id_of
+from rotator.policies import SecretSpec
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "key" or "pending"
+    where: str
+    ident: str
+    why: str
+
+    def describe(self, *, fixed: bool) -> str:
+        action = "revoked" if self.kind == "key" else "cleared"
+        prefix = action if fixed else "orphan"
+        return f"{prefix} {self.kind} {self.where} {self.ident}: {self.why}"
+
+
+def _orphan_keys(app: App, specs: list[SecretSpec]) -> list[tuple[SecretSpec, Finding]]:
+    provider = app.provider_for(specs[0])
+    in_use = set()
+    for spec in specs:
+        current = app.store(spec.store.instance).read_current(location=spec.store.location)
+        if current is not None and current.value.key_id:
+            in_use.add(current.value.key_id)
+    found = []
+    for key in provider.list_keys():
+        rid = rotation_id_of(key.name)
+        if rid is None or key.id in in_use:
+            continue
+        rotation = app.db.find(rid)
+        if rotation is None:
+            why = "no rotation with this id"
+        elif not rotation.terminal:
+            continue
+        elif rotation.state == "failed":
+            why = f"rotation {rid} failed"
+        elif rotation.new_key_id != key.id:
+            why = f"rotation {rid} completed with key {rotation.new_key_id}, not this one"
+        else:
+            why = f"rotation {rid} completed, yet its key is no longer current"
+        found.append((specs[0], Finding("key", specs[0].provider, f"{key.id} ({key.name})", why)))
+    return found
+
+
+def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
+    """Report (and with `fix`, clean) what rotator left behind; every fix goes to the audit trail."""
+    findings: list[Finding] = []
+    by_provider: dict[str, list[SecretSpec]] = defaultdict(list)
+    for spec in app.policies.secrets.values():
+        by_provider[spec.provider].append(spec)
+    for specs in by_provider.values():
+        for spec, finding in _orphan_keys(app, specs):
+            if fix:
+                app.provider_for(spec).revoke_key(key_id=finding.ident.split(" ")[0])
+                app.db.audit(None, secret=spec.name, actor=actor, event="reconcile.key_revoked",
+                             detail={"key": finding.ident, "why": finding.why})
+            findings.append(finding)
+    for spec in app.policies.secrets.values():
+        store = app.store(spec.store.instance)
+        active = app.db.active_for(spec.name)
+        for token in store.pending_tokens(location=spec.store.location):
+            if active is not None and active.id == token:
+                continue
+            finding = Finding("pending", spec.store.location, token, "no rotation in flight owns this version")
+            if fix:
+                store.clear_pending(location=spec.store.location, token=token)
+                app.db.audit(None, secret=spec.name, actor=actor, event="reconcile.pending_cleared",
+                             detail={"version": token})
+            findings.append(finding)
+    return findings

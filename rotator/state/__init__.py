@@ -1,0 +1,1 @@
+"""Persisted rotations, step progress, leases and the audit trail (SQLite or PostgreSQL)."""

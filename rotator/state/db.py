@@ -1,0 +1,268 @@
+"""Access to the state database: rotations, step progress, audit trail, leases.
+
+Each method is one short transaction: nothing holds a connection while a rotation waits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rotator.errors import LeaseHeld, RotationError
+from rotator.state.schema import TERMINAL, AuditEvent, Base, Lease, Rotation, StepProgress
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def process_identity() -> str:
+    """host:pid:nonce — the nonce keeps two runs that reuse a pid apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class ActiveRotationExists(RotationError):
+    def __init__(self, rotation: Rotation) -> None:
+        super().__init__(f"secret {rotation.secret!r} already has rotation {rotation.id} in state {rotation.state}")
+        self.rotation = rotation
+
+
+class StateDB:
+    def __init__(self, url: str) -> None:
+        self.engine = open_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # rotations -----------------------------------------------------------------------------
+
+    def create_rotation(
+        self, *, secret: str, provider: str, policy: str, trigger: str, reason: str, actor: str
+    ) -> Rotation:
+        """Insert a rotation in `requested`; raise ActiveRotationExists if one is in flight."""
+        now = utcnow()
+        rotation = Rotation(
+            id=str(uuid.uuid4()),
+            secret=secret,
+            provider=provider,
+            policy=policy,
+            state="requested",
+            trigger=trigger,
+            reason=reason,
+            started_by=actor,
+            created_at=now,
+            updated_at=now,
+            next_attempt_at=now,
+            waiting_for="",
+        )
+        try:
+            with self.session() as s:
+                s.add(rotation)
+                s.flush()
+                s.add(self._event(rotation, actor, "requested", None, "requested",
+                                  {"trigger": trigger, "reason": reason, "policy": policy}))
+        except IntegrityError:
+            existing = self.active_for(secret)
+            if existing is None:
+                raise
+            raise ActiveRotationExists(existing) from None
+        return rotation
+
+    def get(self, rotation_id: str) -> Rotation:
+        with self.session() as s:
+            rotation = s.get(Rotation, rotation_id)
+        if rotation is None:
+            raise RotationError(f"no rotation with id {rotation_id!r}")
+        return rotation
+
+    def find(self, rotation_id: str) -> Rotation | None:
+        with self.session() as s:
+            return s.get(Rotation, rotation_id)
+
+    def active_for(self, secret: str) -> Rotation | None:
+        with self.session() as s:
+            return s.scalars(
+                select(Rotation).where(Rotation.secret == secret, Rotation.state.not_in(TERMINAL))
+            ).first()
+
+    def active(self) -> Sequence[Rotation]:
+        with self.session() as s:
+            return s.scalars(
+                select(Rotation).where(Rotation.state.not_in(TERMINAL)).order_by(Rotation.created_at)
+            ).all()
+
+    def rotations_of(self, secret: str) -> Sequence[Rotation]:
+        with self.session() as s:
+            return s.scalars(
+                select(Rotation).where(Rotation.secret == secret).order_by(Rotation.created_at)
+            ).all()
+
+    def last_completed(self, secret: str) -> Rotation | None:
+        with self.session() as s:
+            return s.scalars(
+                select(Rotation)
+                .where(Rotation.secret == secret, Rotation.state == "completed")
+                .order_by(Rotation.finished_at.desc())
+            ).first()
+
+    def update(self, rotation: Rotation, *, actor: str, event: str | None = None,
+               detail: dict[str, Any] | None = None, **fields: Any) -> Rotation:
+        """Write fields (and a state change) of a rotation and its audit event in one transaction."""
+        now = utcnow()
+        from_state = rotation.state
+        fields.setdefault("updated_at", now)
+        with self.session() as s:
+            s.execute(update(Rotation).where(Rotation.id == rotation.id).values(**fields))
+            if event is not None:
+                s.add(self._event(rotation, actor, event, from_state, fields.get("state"), detail or {}))
+            if "state" in fields and fields["state"] != from_state:
+                self._finish_step(s, rotation.id, from_state, now)
+            fresh = s.get(Rotation, rotation.id, populate_existing=True)
+        assert fresh is not None
+        return fresh
+
+    def audit(self, rotation: Rotation | None, *, secret: str, actor: str, event: str,
+              detail: dict[str, Any] | None = None) -> None:
+        with self.session() as s:
+            s.add(AuditEvent(rotation_id=rotation.id if rotation else None, secret=secret, at=utcnow(),
+                             actor=actor, event=event, detail=detail or {}))
+
+    def events(self, *, secret: str | None = None, rotation_id: str | None = None) -> Sequence[AuditEvent]:
+        query = select(AuditEvent).order_by(AuditEvent.id)
+        if secret is not None:
+            query = query.where(AuditEvent.secret == secret)
+        if rotation_id is not None:
+            query = query.where(AuditEvent.rotation_id == rotation_id)
+        with self.session() as s:
+            return s.scalars(query).all()
+
+    @staticmethod
+    def _event(rotation: Rotation, actor: str, event: str, from_state: str | None, to_state: str | None,
+               detail: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(rotation_id=rotation.id, secret=rotation.secret, at=utcnow(), actor=actor,
+                          event=event, from_state=from_state, to_state=to_state, detail=detail)
+
+    # step progress ---------------------------------------------------------------------------
+
+    def step(self, rotation_id: str, step: str) -> StepProgress | None:
+        with self.session() as s:
+            return s.get(StepProgress, (rotation_id, step))
+
+    def record_attempt(self, rotation_id: str, step: str, *, error: str | None,
+                       next_attempt_at: datetime | None) -> StepProgress:
+        now = utcnow()
+        with self.session() as s:
+            progress = s.get(StepProgress, (rotation_id, step))
+            if progress is None:
+                progress = StepProgress(rotation_id=rotation_id, step=step, started_at=now, attempts=0)
+                s.add(progress)
+            progress.attempts += 1
+            progress.last_error = error
+            progress.next_attempt_at = next_attempt_at
+            if next_attempt_at is not None:
+                s.execute(update(Rotation).where(Rotation.id == rotation_id)
+                          .values(next_attempt_at=next_attempt_at, updated_at=now))
+            s.flush()
+            return progress
+
+    def steps(self, rotation_id: str) -> Sequence[StepProgress]:
+        with self.session() as s:
+            return s.scalars(
+                select(StepProgress).where(StepProgress.rotation_id == rotation_id).order_by(StepProgress.started_at)
+            ).all()
+
+    @staticmethod
+    def _finish_step(s: Session, rotation_id: str, step: str, now: datetime) -> None:
+        progress = s.get(StepProgress, (rotation_id, step))
+        if progress is None:
+            s.add(StepProgress(rotation_id=rotation_id, step=step, started_at=now, attempts=1, finished_at=now))
+        else:
+            progress.finished_at = now
+            progress.next_attempt_at = None
+
+    # leases ------------------------------------------------------------------------------------
+
+    def acquire_lease(self, secret: str, owner: str, ttl: timedelta) -> None:
+        """Take or renew the lease on a secret; raise LeaseHeld naming the holder otherwise.
+
+        A lease whose holder is a dead process on this host is taken at once; elsewhere the
+        lease must expire first.
+        """
+        now = utcnow()
+        with self.session() as s:
+            taken = s.execute(
+                update(Lease)
+                .where(Lease.secret == secret, (Lease.owner == owner) | (Lease.expires_at < now))
+                .values(owner=owner, expires_at=now + ttl)
+            ).rowcount
+            if taken:
+                return
+            current = s.get(Lease, secret)
+            if current is None:
+                try:
+                    with s.begin_nested():
+                        s.add(Lease(secret=secret, owner=owner, expires_at=now + ttl))
+                    return
+                except IntegrityError:
+                    current = s.get(Lease, secret)
+            if current is not None and _holder_is_dead(current.owner):
+                stolen = s.execute(
+                    update(Lease)
+                    .where(Lease.secret == secret, Lease.owner == current.owner)
+                    .values(owner=owner, expires_at=now + ttl)
+                ).rowcount
+                if stolen:
+                    return
+            holder = current.owner if current else "another process"
+            until = current.expires_at.isoformat(timespec="seconds") if current else "?"
+            raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})",
+                            retry_after=1.0)
+
+    def release_lease(self, secret: str, owner: str) -> None:
+        with self.session() as s:
+            s.execute(delete(Lease).where(Lease.secret == secret, Lease.owner == owner))
+
+
+def _holder_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

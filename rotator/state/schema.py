@@ -1,0 +1,144 @@
+"""Tables. No column ever holds key material: keys are named by provider id and fingerprint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DDL, JSON, DateTime, ForeignKey, Index, Integer, String, Text, event, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """SQLite drops time zones; every timestamp is stored and returned as aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+TERMINAL = ("completed", "failed")
+
+
+class Rotation(Base):
+    __tablename__ = "rotations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200), index=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    policy: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(30))
+    trigger: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    waiting_for: Mapped[str] = mapped_column(Text, default="")
+
+    old_version: Mapped[str | None] = mapped_column(String(100))
+    old_key_id: Mapped[str | None] = mapped_column(String(200))
+    old_fingerprint: Mapped[str | None] = mapped_column(String(40))
+    new_key_id: Mapped[str | None] = mapped_column(String(200))
+    new_fingerprint: Mapped[str | None] = mapped_column(String(40))
+    create_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    staged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoke_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    held_reason: Mapped[str | None] = mapped_column(Text)
+    held_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failed_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # one rotation in flight per secret, enforced by the database itself
+        Index(
+            "one_active_rotation_per_secret",
+            "secret",
+            unique=True,
+            sqlite_where=text("state NOT IN ('completed', 'failed')"),
+            postgresql_where=text("state NOT IN ('completed', 'failed')"),
+        ),
+    )
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+class StepProgress(Base):
+    """One row per (rotation, step): kopf-style progress, so retries and delays survive restarts."""
+
+    __tablename__ = "step_progress"
+
+    rotation_id: Mapped[str] = mapped_column(ForeignKey("rotations.id"), primary_key=True)
+    step: Mapped[str] = mapped_column(String(30), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rotation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    secret: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(60))
+    from_state: Mapped[str | None] = mapped_column(String(30))
+    to_state: Mapped[str | None] = mapped_column(String(30))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Lease(Base):
+    """Who may advance a secret right now; expires so a dead holder does not block forever."""
+
+    __tablename__ = "leases"
+
+    secret: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# The audit trail is append-only in the database itself, not only by convention.
+for _op in ("UPDATE", "DELETE"):
+    event.listen(
+        AuditEvent.__table__,
+        "after_create",
+        DDL(
+            f"CREATE TRIGGER audit_events_no_{_op.lower()} BEFORE {_op} ON audit_events "
+            "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+        ).execute_if(dialect="sqlite"),
+    )
+event.listen(
+    AuditEvent.__table__,
+    "after_create",
+    DDL(
+        "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$; "
+        "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
+    ).execute_if(dialect="postgresql"),
+)

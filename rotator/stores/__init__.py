@@ -1,0 +1,1 @@
+"""Where applications read their keys: AWS Secrets Manager (and Vault KV v2), behind `stores.base.Store`."""
