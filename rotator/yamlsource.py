@@ -41,30 +41,39 @@ def load(path: Path) -> Any:
         raise InputError([f"{path}:1: {exc}"]) from None
 
 
-def line_of(doc: Any, loc: tuple[str | int, ...]) -> int:
-    """The 1-based line of the deepest node in `loc` that the document still has."""
-    line = 1
-    node = doc
-    for part in loc:
+def _walk(doc: Any, loc: tuple[str | int, ...]) -> tuple[int, tuple[str | int, ...]]:
+    """Follow `loc` into the document: the line of the deepest node reached, and the keys used.
+
+    Parts the document does not have (pydantic's tagged-union names) are skipped, except a last
+    part, which names a missing or unknown field.
+    """
+    line = doc.lc.line + 1 if isinstance(doc, CommentedMap | CommentedSeq) and doc.lc.line is not None else 1
+    node, kept = doc, []
+    for index, part in enumerate(loc):
         if isinstance(node, CommentedMap) and part in node:
             line = node.lc.key(part)[0] + 1
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             line = node.lc.item(part)[0] + 1
             node = node[part]
-        else:
-            break
-    if isinstance(node, CommentedMap | CommentedSeq) and node.lc.line is not None and not loc:
-        line = node.lc.line + 1
-    return line
+        elif index != len(loc) - 1:
+            continue
+        kept.append(part)
+    return line, tuple(kept)
 
 
-def problems_from(exc: ValidationError, doc: Any, path: Path, prefix: tuple[str | int, ...] = ()) -> list[str]:
+def line_of(doc: Any, loc: tuple[str | int, ...]) -> int:
+    """The 1-based line of the deepest node in `loc` that the document has."""
+    return _walk(doc, loc)[0]
+
+
+def problems_from(exc: ValidationError, doc: Any, path: Path) -> list[str]:
     out = []
     for err in exc.errors():
-        loc = prefix + tuple(p for p in err["loc"] if isinstance(p, str | int))
-        # pydantic adds the tag of a tagged union to loc; it is not a key of the file
-        keys = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        if err["type"] == "union_tag_invalid":
+            loc = (*loc, str(err.get("ctx", {}).get("discriminator", "type")).strip("'"))
+        line, keys = _walk(doc, loc)
         where = ".".join(str(p) for p in keys) or "(top level)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -73,7 +82,7 @@ def problems_from(exc: ValidationError, doc: Any, path: Path, prefix: tuple[str 
             message = f"missing required field '{keys[-1]}'" if keys else "missing field"
         else:
             message = f"{where}: {message.removeprefix('Value error, ')}"
-        out.append(f"{path}:{line_of(doc, keys)}: {message}")
+        out.append(f"{path}:{line}: {message}")
     return out
 
 

@@ -80,7 +80,10 @@ def evaluate(cutover: Cutover, rotation: Rotation, now: datetime) -> Verdict:
     deadline = rotation.promoted_at + cutover.max_wait if cutover.max_wait is not None else None
     if deadline is not None and now >= deadline:
         return Verdict(open=False, signals=signals, timed_out=True)
-    candidates = [s.check_again_at for s in signals if s.check_again_at] + [now + RECHECK]
+    candidates = [s.check_again_at for s in signals if s.check_again_at]
     if deadline is not None:
         candidates.append(deadline)
+    if not candidates or any(s.status is not Status.PASSED and s.check_again_at is None for s in signals):
+        # signals without a time of their own are polled
+        candidates.append(now + RECHECK)
     return Verdict(open=False, signals=signals, check_again_at=min(candidates))

@@ -117,7 +117,7 @@ class HttpCore:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = wait_exponential_jitter(initial=0.2, max=self._max_backoff)(state)
+        backoff = wait_exponential_jitter(multiplier=0.2, max=self._max_backoff)(state)
         if isinstance(exc, ProviderError) and exc.retry_after is not None:
             return min(exc.retry_after, self._max_backoff)
         return float(backoff)

@@ -1,0 +1,159 @@
+"""Whole rotations in-process, over real HTTP: the sandbox and a moto server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from rotator.app import App
+from rotator.errors import LeaseHeld
+from rotator.providers.brandwave import PATH
+from rotator.state.schema import Rotation
+from tests.world import World
+
+HAPPY_EVENTS = ["requested", "rotation.started", "key.created", "key.probed", "key.promoted", "cutover.started",
+                "cutover.open", "key.revoked", "rotation.completed"]
+
+
+def rotate(world: World, app: App | None = None, policy: str | None = None) -> Rotation:
+    app = app or world.app()
+    rotation = app.db.create_rotation(secret=world.name, provider="bw", policy=policy or "fast",
+                                      trigger="manual", reason="test", actor="test")
+    return app.runner("test").run(rotation.id, follow=True)
+
+
+def test_full_rotation(world: World) -> None:
+    """One live token remains (the new one); AWSCURRENT holds it, AWSPREVIOUS the old; the audit lists every step."""
+    app = world.app()
+    done = rotate(world, app)
+    assert done.state == "completed"
+    new = world.current()
+    assert new["key_id"] == done.new_key_id and new["rotation_id"] == done.id and new["provider"] == "brandwave"
+    assert world.stage_value("AWSPREVIOUS")["key_id"] == world.first["id"]
+    assert world.live_ids() == {done.new_key_id}
+    assert world.probe(new["api_key"]) == 200 and world.probe(world.first["token"]) == 401
+    assert "AWSPENDING" not in str(world.stages())
+    events = [e.event for e in app.db.events(rotation_id=done.id)]
+    assert [e for e in events if e in HAPPY_EVENTS] == HAPPY_EVENTS
+    first = app.db.events(rotation_id=done.id)[0]
+    assert first.actor == "test" and first.detail["reason"] == "test" and first.detail["trigger"] == "manual"
+
+
+def test_no_outage_while_rotating(world: World) -> None:
+    """An application reading AWSCURRENT and calling the provider with it never gets a 401."""
+    (world.dir / "policies" / "main.yaml").write_text(
+        (world.dir / "policies" / "main.yaml").read_text().replace("min_soak: 0s", "min_soak: 1s"))
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            statuses.append(world.probe(world.current()["api_key"]))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        done = rotate(world)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        poller.join()
+    assert done.state == "completed"
+    assert len(statuses) > 20 and set(statuses) == {200}
+
+
+def test_a_timed_out_create_is_not_duplicated(world: World) -> None:
+    """The create answers too late; the engine lists, discards the key whose secret it never saw, and ends with one."""
+    world.faults(rules=[{"kind": "timeout_after", "method": "POST", "path": PATH, "seconds": 3}])
+    app = world.app()
+    done = rotate(world, app)
+    assert done.state == "completed"
+    assert world.live_ids() == {done.new_key_id}
+    creates = [r for r in world.requests() if r["method"] == "POST" and r["path"] == PATH]
+    named = [t for t in world.tokens() if t["name"] == f"rotator-{done.id}"]
+    assert len(named) == 2 and len([t for t in named if not t["revoked"]]) == 1
+    assert len(creates) >= 2
+    assert "key.discarded" in [e.event for e in app.db.events(rotation_id=done.id)]
+
+
+def test_probe_failure_rolls_back(world: World, brandwave: str) -> None:
+    """New key refused: it is revoked, pending is cleared, the old key stays current and working."""
+    import httpx
+
+    httpx.post(f"{brandwave}/_sandbox/refuse", json={"refuse_new_tokens": True})
+    done = rotate(world)
+    assert done.state == "failed" and "refused" in (done.failed_reason or "")
+    assert world.current()["key_id"] == world.first["id"]
+    assert world.probe(world.first["token"]) == 200
+    assert "AWSPENDING" not in str(world.stages())
+    assert world.live_ids() == {world.first["id"]}
+
+
+@pytest.mark.parametrize("kinds", [["429"], ["500", "503"], ["timeout"]])
+def test_faults_are_ridden_out(world: World, kinds: list[str]) -> None:
+    """429 with Retry-After, 5xx and timeouts on 30% of requests: the rotation still completes or rolls back."""
+    world.faults(rate=0.3, kinds=kinds, seed=7, hang_seconds=1.5)
+    done = rotate(world)
+    world.faults(clear=True)
+    assert done.state in ("completed", "failed")
+    working = world.current()["api_key"]
+    assert world.probe(working) == 200
+    if done.state == "completed":
+        assert world.live_ids() == {done.new_key_id}
+    else:
+        assert world.live_ids() == {world.first["id"]}
+
+
+def test_one_writer_per_secret(world: World) -> None:
+    app = world.app()
+    rotation = app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual",
+                                      reason="", actor="test")
+    app.db.acquire_lease(world.name, "otherhost:1:abc", app.settings.engine.lease_ttl)
+    with pytest.raises(LeaseHeld, match="otherhost:1:abc"):
+        app.runner("test").run(rotation.id, follow=False)
+    assert app.db.get(rotation.id).state == "requested"
+
+
+def test_a_second_rotation_of_the_same_secret_is_refused_while_one_is_in_flight(world: World) -> None:
+    from rotator.state.db import ActiveRotationExists
+
+    app = world.app()
+    first = app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual", reason="",
+                                   actor="test")
+    with pytest.raises(ActiveRotationExists) as exc:
+        app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual", reason="",
+                               actor="test")
+    assert exc.value.rotation.id == first.id
+
+
+def test_audit_trail_is_append_only(world: World) -> None:
+    app = world.app()
+    rotate(world, app)
+    with pytest.raises(DatabaseError, match="append-only"), app.db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory'"))
+    with pytest.raises(DatabaseError, match="append-only"), app.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events"))
+
+
+def test_no_key_material_in_the_state_database(world: World) -> None:
+    done = rotate(world)
+    blob = b"".join(p.read_bytes() for p in world.dir.glob("state.db*"))
+    assert done.state == "completed"
+    assert world.first["token"].encode() not in blob
+    assert world.current()["api_key"].encode() not in blob
+
+
+def test_cutover_gate_holds_when_a_required_signal_is_unavailable(world: World) -> None:
+    """With `require: [old_key_idle]` and no such signal yet, the old key is never revoked on its own."""
+    policy = (world.dir / "policies" / "main.yaml")
+    policy.write_text(policy.read_text().replace("cutover: {min_soak: 0s}",
+                                                 "cutover: {min_soak: 0s, require: [old_key_idle], max_wait: 1s}"))
+    app = world.app()
+    done = rotate(world, app)
+    assert done.state == "cutover_wait" and done.held_reason and "old_key_idle: unavailable" in done.held_reason
+    assert world.probe(world.first["token"]) == 200
+    assert world.current()["key_id"] == done.new_key_id

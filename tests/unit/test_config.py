@@ -1,0 +1,56 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from rotator import config
+from rotator.errors import InputError
+
+YAML = """\
+state: {url: "sqlite:///x.db"}
+providers:
+  brandwave-prod:
+    type: brandwave
+    base_url: https://api.gobrandwave.com
+    admin_token: {env: BW_TOKEN}
+"""
+
+
+def test_embedded_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no rotator.yaml, state goes to SQLite in systemd's STATE_DIRECTORY."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    settings = config.load(None, environ={})
+    assert settings.state_url() == f"sqlite:///{tmp_path / 'rotator.db'}"
+    assert "aws" in settings.stores
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    """ROTATOR_… variables win over rotator.yaml, including inside named provider instances."""
+    path = tmp_path / "rotator.yaml"
+    path.write_text(YAML)
+    settings = config.load(path, environ={
+        "ROTATOR_STATE__URL": "postgresql://db/rotator",
+        "ROTATOR_PROVIDERS__BRANDWAVE_PROD__BASE_URL": "http://127.0.0.1:9",
+        "ROTATOR_ENGINE__PROBE_DEADLINE": "30s",
+    })
+    assert settings.state.url == "postgresql://db/rotator"
+    assert settings.providers["brandwave-prod"].base_url == "http://127.0.0.1:9"
+    assert settings.engine.probe_deadline == timedelta(seconds=30)
+    assert settings.policies_dir == tmp_path / "policies"
+
+
+def test_bad_config_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(YAML.replace("admin_token: {env: BW_TOKEN}", "admin_token: {env: BW_TOKEN, file: /x}"))
+    with pytest.raises(InputError) as exc:
+        config.load(path, environ={})
+    assert exc.value.problems[0].startswith(f"{path}:6:")
+    assert "exactly one of env, file or current" in exc.value.problems[0]
+
+
+def test_unknown_provider_type_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(YAML.replace("type: brandwave", "type: acme"))
+    with pytest.raises(InputError) as exc:
+        config.load(path, environ={})
+    assert f"{path}:4:" in exc.value.problems[0]

@@ -1,0 +1,113 @@
+"""The shared HTTP core, over httpx.MockTransport: retries, Retry-After, error mapping, unknown creates."""
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from rotator.errors import (
+    CreateOutcomeUnknown,
+    KeyNotFound,
+    KeyRefused,
+    PermissionDenied,
+    ProviderUnavailable,
+    UnexpectedResponse,
+)
+from rotator.providers.brandwave import read_error
+from rotator.providers.http import HttpCore, require, retry_after_seconds
+
+
+def core(handler: Callable[[httpx.Request], httpx.Response], **kwargs: float) -> HttpCore:
+    return HttpCore(provider="bw", base_url="http://sandbox", timeout=1, read_error=read_error,
+                    transport=httpx.MockTransport(handler), max_backoff=kwargs.get("max_backoff", 2.0))
+
+
+def sequence(*responses: httpx.Response | Exception) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
+    seen: list[str] = []
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        item = queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return handler, seen
+
+
+def test_429_is_retried_after_the_time_it_asks_for() -> None:
+    handler, seen = sequence(httpx.Response(429, headers={"Retry-After": "0"}, json={}), httpx.Response(200, json={}))
+    assert core(handler).request("GET", "/x", headers={}).status_code == 200
+    assert seen == ["GET", "GET"]
+
+
+def test_a_retry_after_beyond_the_cap_is_handed_to_the_caller() -> None:
+    """A long Retry-After is not slept through inside a request; the engine schedules it instead."""
+    handler, seen = sequence(httpx.Response(429, headers={"Retry-After": "3600"}, json={}))
+    with pytest.raises(ProviderUnavailable) as exc:
+        core(handler).request("GET", "/x", headers={})
+    assert exc.value.retry_after == 3600 and seen == ["GET"]
+
+
+def test_5xx_and_dropped_connections_are_retried_then_succeed() -> None:
+    handler, seen = sequence(httpx.Response(503, json={}), httpx.ReadError("reset"), httpx.Response(200, json={}))
+    assert core(handler).request("GET", "/x", headers={}).status_code == 200
+    assert len(seen) == 3
+
+
+def test_persistent_5xx_gives_up_with_a_temporary_error() -> None:
+    handler, seen = sequence(*[httpx.Response(500, json={"error": {"message": "boom"}})] * 4)
+    with pytest.raises(ProviderUnavailable, match="boom"):
+        core(handler).request("GET", "/x", headers={})
+    assert len(seen) == 4
+
+
+def test_a_create_that_timed_out_is_never_retried() -> None:
+    handler, seen = sequence(httpx.ReadTimeout("slow"), httpx.Response(201, json={}))
+    with pytest.raises(CreateOutcomeUnknown):
+        core(handler).request("POST", "/keys", headers={}, idempotent=False)
+    assert seen == ["POST"]
+
+
+def test_a_create_answered_with_500_is_an_unknown_outcome() -> None:
+    handler, seen = sequence(httpx.Response(500, json={}), httpx.Response(201, json={}))
+    with pytest.raises(CreateOutcomeUnknown):
+        core(handler).request("POST", "/keys", headers={}, idempotent=False)
+    assert seen == ["POST"]
+
+
+def test_a_create_refused_at_connect_is_safe_to_retry() -> None:
+    handler, seen = sequence(httpx.ConnectError("refused"), httpx.Response(201, json={}))
+    assert core(handler).request("POST", "/keys", headers={}, idempotent=False).status_code == 201
+    assert seen == ["POST", "POST"]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(401, KeyRefused), (403, PermissionDenied), (404, KeyNotFound), (422, UnexpectedResponse)],
+)
+def test_status_codes_map_to_typed_errors(status: int, kind: type[Exception]) -> None:
+    handler, _ = sequence(httpx.Response(status, json={"error": {"code": "c", "message": "m"}}))
+    with pytest.raises(kind, match=f"HTTP {status}, c"):
+        core(handler).request("GET", "/x", headers={})
+
+
+def test_error_messages_drop_vendor_details_and_key_shapes() -> None:
+    """A vendor echoing the key back (GoBlue's `details.provided`) never reaches our error message."""
+    body = {"status": "error", "message": "Invalid key goblue_sk_" + "a" * 40, "details": {"provided": "SECRET"}}
+    handler, _ = sequence(httpx.Response(401, json=body))
+    with pytest.raises(KeyRefused) as exc:
+        core(handler).request("GET", "/x", headers={})
+    assert "goblue_sk_" + "a" * 40 not in str(exc.value) and "SECRET" not in str(exc.value)
+
+
+def test_missing_fields_name_the_assumption() -> None:
+    with pytest.raises(UnexpectedResponse, match="no 'token' field; fields seen: id, name"):
+        require({"id": 1, "name": "x"}, "id", "token", provider="bw", what="create response")
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert retry_after_seconds(None) is None

@@ -1,0 +1,62 @@
+import io
+import json
+import logging
+
+from pydantic import SecretStr
+
+from rotator import log
+from rotator.keys import fingerprint, secret
+
+
+def _lines(stream: io.StringIO) -> str:
+    return stream.getvalue()
+
+
+def test_registered_secret_is_masked_everywhere_in_a_line() -> None:
+    """A value seen as a secret once is masked in messages, fields, nested fields and exceptions."""
+    stream = io.StringIO()
+    log.configure(level="debug", stream=stream)
+    value = secret("opaque-token-without-any-known-shape-123").get_secret_value()
+    log.get("t").info(f"got {value}", field=value, nested={"a": [value]}, exc=ValueError(value))
+    out = _lines(stream)
+    assert value not in out
+    assert out.count(log.MASK) >= 4
+
+
+def test_key_shapes_are_masked_even_if_never_registered() -> None:
+    stream = io.StringIO()
+    log.configure(level="debug", stream=stream)
+    shapes = ["bt_live_abcdefabcdef12", "tb_live_" + "a" * 32, "goblue_sk_" + "b" * 40, "sk_live_xyz123456",
+              "rt_refresh123456", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "Bearer abc.def-123"]
+    for shape in shapes:
+        log.get("t").warning("request", header=shape)
+    out = _lines(stream)
+    for shape in shapes:
+        assert shape not in out
+
+
+def test_chatty_libraries_stay_quiet_under_debug_and_are_redacted() -> None:
+    """httpx and botocore are held at WARNING even with DEBUG on, and what they do say is redacted."""
+    stream = io.StringIO()
+    log.configure(level="debug", stream=stream)
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("botocore").getEffectiveLevel() == logging.WARNING
+    logging.getLogger("httpx").info("GET https://api.goblue.app/v1/messages/goblue_sk_%s", "c" * 40)
+    logging.getLogger("botocore").warning("body %s", "sk_live_leakleakleak")
+    out = _lines(stream)
+    assert "goblue_sk_" + "c" * 40 not in out
+    assert "sk_live_leakleakleak" not in out
+    assert "body [REDACTED]" in out
+
+
+def test_json_lines_stay_valid_json() -> None:
+    stream = io.StringIO()
+    log.configure(level="info", stream=stream)
+    log.get("t").info("event", key_id="abc", fingerprint=fingerprint("x"))
+    record = json.loads(stream.getvalue().splitlines()[-1])
+    assert record["event"] == "event" and record["key_id"] == "abc"
+
+
+def test_secretstr_repr_hides_the_value() -> None:
+    assert "hunter2" not in repr(SecretStr("hunter2hunter2"))
+    assert fingerprint("abc").startswith("sha256:") and len(fingerprint("abc")) == 19

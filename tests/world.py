@@ -1,0 +1,131 @@
+"""A per-test world: a secret in moto, its first token at the Brandwave sandbox, config and policies.
+
+Each world has its own secret name, SQLite file and tokens, so tests share the session's servers
+without seeing each other's state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from mypy_boto3_secretsmanager import SecretsManagerClient
+
+from rotator.app import App
+
+CONFIG = """\
+state: {{url: "sqlite:///{dir}/state.db"}}
+policies_dir: policies
+log: {{level: {log_level}, format: json}}
+providers:
+  bw:
+    type: brandwave
+    base_url: {brandwave}
+    admin_token: {{current: true}}
+    timeout: 1s
+stores:
+  aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
+engine:
+  probe_deadline: 2s
+  verify_deadline: 3s
+  verify_interval: 200ms
+  retry_base: 100ms
+  retry_max: 1s
+  hold_interval: 1s
+  lease_ttl: 10s
+"""
+
+POLICIES = """\
+policies:
+  fast:
+    max_age: 90d
+    cutover: {{min_soak: {soak}}}
+secrets:
+  - name: {name}
+    provider: bw
+    store: {{aws: {{secret_id: {secret_id}}}}}
+    policy: fast
+    access: [alice@example.com, team:support]
+teams:
+  support: [bob@example.com]
+"""
+
+
+@dataclass
+class World:
+    dir: Path
+    aws: str
+    brandwave: str
+    sm: SecretsManagerClient
+    name: str
+    secret_id: str
+    first: dict[str, Any]
+
+    @classmethod
+    def create(cls, tmp: Path, *, aws: str, brandwave: str, sm: SecretsManagerClient, soak: str = "0s",
+               log_level: str = "info") -> World:
+        name = f"s-{uuid.uuid4().hex[:10]}"
+        secret_id = f"test/{name}"
+        (tmp / "policies").mkdir(parents=True, exist_ok=True)
+        (tmp / "rotator.yaml").write_text(CONFIG.format(dir=tmp, brandwave=brandwave, aws=aws, log_level=log_level))
+        (tmp / "policies" / "main.yaml").write_text(POLICIES.format(name=name, secret_id=secret_id, soak=soak))
+        first = httpx.post(f"{brandwave}/_sandbox/tokens", json={"name": f"app-{name}"}).json()
+        value = {"api_key": first["token"], "key_id": first["id"], "provider": "brandwave",
+                 "rotated_at": first["createdAt"], "rotation_id": None}
+        sm.create_secret(Name=secret_id, SecretString=json.dumps(value))
+        return cls(tmp, aws, brandwave, sm, name, secret_id, first)
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "rotator.yaml"
+
+    def app(self) -> App:
+        return App.load(self.config)
+
+    def current(self) -> dict[str, Any]:
+        got = self.sm.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
+        return dict(json.loads(got["SecretString"]))
+
+    def stage_value(self, stage: str) -> dict[str, Any]:
+        got = self.sm.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
+        return dict(json.loads(got["SecretString"]))
+
+    def stages(self) -> dict[str, list[str]]:
+        return dict(self.sm.describe_secret(SecretId=self.secret_id)["VersionIdsToStages"])
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.brandwave}/_sandbox/tokens").json()["tokens"])
+
+    def live_ids(self) -> set[str]:
+        """Live tokens that belong to this world: its first token and keys named after its rotations."""
+        mine = self.rotation_names() | {self.first["name"]}
+        return {t["id"] for t in self.tokens() if not t["revoked"] and t["name"] in mine}
+
+    def rotation_names(self) -> set[str]:
+        db = self.dir / "state.db"
+        if not db.exists():
+            return set()
+        return {f"rotator-{r.id}" for r in self.app().db.rotations_of(self.name)}
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.brandwave}/_sandbox/requests").json()["requests"])
+
+    def faults(self, **body: Any) -> None:
+        httpx.post(f"{self.brandwave}/_sandbox/faults", json=body).raise_for_status()
+
+    def probe(self, token: str) -> int:
+        return httpx.get(f"{self.brandwave}/v1/personal-access-tokens",
+                         headers={"Authorization": f"Bearer {token}"}).status_code
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "ROTATOR_CONFIG": str(self.config), **(env or {})}
+        return subprocess.run([sys.executable, "-m", "rotator", *args], env=full_env, capture_output=True,
+                              text=True, timeout=timeout, input=input, check=False)
