@@ -60,8 +60,9 @@ class App:
     def store(self, instance: str) -> Store:
         if instance not in self._stores:
             cfg = self.settings.stores[instance]
-            self._stores[instance] = AwsSecretsManager(region=cfg.region, endpoint_url=cfg.endpoint_url,
-                                                       timeout=cfg.timeout.total_seconds())
+            self._stores[instance] = AwsSecretsManager(
+                region=cfg.region, endpoint_url=cfg.endpoint_url, timeout=cfg.timeout.total_seconds()
+            )
         return self._stores[instance]
 
     def _credential(self, source: CredentialSource, spec: SecretSpec, what: str) -> Callable[[], SecretStr]:
@@ -92,17 +93,28 @@ class App:
     def _build_provider(self, spec: SecretSpec) -> Provider:
         cfg = self.settings.providers[spec.provider]
         assert isinstance(cfg, BrandwaveInstance)
-        http = HttpCore(provider=spec.provider, base_url=cfg.base_url, timeout=cfg.timeout.total_seconds(),
-                        read_error=brandwave_error)
-        return Brandwave(http=http, admin_token=self._credential(cfg.admin_token, spec,
-                                                                 f"providers.{spec.provider}.admin_token"))
+        http = HttpCore(
+            provider=spec.provider,
+            base_url=cfg.base_url,
+            timeout=cfg.timeout.total_seconds(),
+            read_error=brandwave_error,
+        )
+        return Brandwave(
+            http=http,
+            admin_token=self._credential(cfg.admin_token, spec, f"providers.{spec.provider}.admin_token"),
+        )
 
     def target(self, rotation: Rotation) -> Target:
         spec = self.policies.secret(rotation.secret)
         if rotation.policy not in self.policies.policies:
             raise InputError([f"rotation {rotation.id}: policy {rotation.policy!r} no longer exists"])
-        return Target(spec=spec, policy=self.policies.policies[rotation.policy], provider=self.provider_for(spec),
-                      store=self.store(spec.store.instance), location=spec.store.location)
+        return Target(
+            spec=spec,
+            policy=self.policies.policies[rotation.policy],
+            provider=self.provider_for(spec),
+            store=self.store(spec.store.instance),
+            location=spec.store.location,
+        )
 
     def runner(self, actor: str) -> Runner:
         engine = Engine(db=self.db, resolve=self.target, settings=self.settings.engine, actor=actor)

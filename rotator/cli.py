@@ -23,7 +23,15 @@ from rotator.errors import InputError, LeaseHeld, RotatorError
 from rotator.state.db import ActiveRotationExists, utcnow
 from rotator.state.schema import Rotation
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_IN_PROGRESS, EXIT_OPERATOR, EXIT_HELD, EXIT_LOCKED = 0, 1, 2, 3, 4, 5, 6
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_IN_PROGRESS, EXIT_OPERATOR, EXIT_HELD, EXIT_LOCKED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,8 +48,12 @@ def _load(ctx: click.Context) -> App:
 
 
 @click.group()
-@click.option("--config", "config", type=click.Path(path_type=Path), help="rotator.yaml (default: $ROTATOR_CONFIG, "
-              "./rotator.yaml, /etc/rotator/rotator.yaml, else embedded defaults)")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    help="rotator.yaml (default: $ROTATOR_CONFIG, ./rotator.yaml, /etc/rotator/rotator.yaml, else embedded defaults)",
+)
 @click.option("--policies", "policies", type=click.Path(path_type=Path), help="policy directory (overrides config)")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.pass_context
@@ -66,14 +78,22 @@ def _print_step(rotation: Rotation) -> Callable[[Step], None]:
     return show
 
 
+def _print_blocked(secret: str) -> Callable[[str], None]:
+    return lambda why: click.echo(f"{secret}: waiting: {why}", err=True)
+
+
 def _outcome(rotation: Rotation) -> int:
     if rotation.state == "completed":
-        click.echo(f"rotation {rotation.id} of {rotation.secret} completed: new key {rotation.new_key_id} "
-                   f"({rotation.new_fingerprint}) is current; old key {rotation.old_key_id} revoked and refused")
+        click.echo(
+            f"rotation {rotation.id} of {rotation.secret} completed: new key {rotation.new_key_id} "
+            f"({rotation.new_fingerprint}) is current; old key {rotation.old_key_id} revoked and refused"
+        )
         return EXIT_OK
     if rotation.state == "failed":
-        click.echo(f"rotation {rotation.id} of {rotation.secret} failed and was rolled back: {rotation.failed_reason}; "
-                   f"the old key {rotation.old_key_id} is still current")
+        click.echo(
+            f"rotation {rotation.id} of {rotation.secret} failed and was rolled back: {rotation.failed_reason}; "
+            f"the old key {rotation.old_key_id} is still current"
+        )
         return EXIT_FAILED
     if rotation.held_reason:
         click.echo(f"rotation {rotation.id} of {rotation.secret} is HELD in {rotation.state}: {rotation.held_reason}")
@@ -81,8 +101,10 @@ def _outcome(rotation: Rotation) -> int:
     if rotation.state.startswith("awaiting_"):
         click.echo(f"rotation {rotation.id} of {rotation.secret} waits on an operator: {rotation.waiting_for}")
         return EXIT_OPERATOR
-    click.echo(f"rotation {rotation.id} of {rotation.secret} is in progress ({rotation.state}: "
-               f"{rotation.waiting_for}); next look at {rotation.next_attempt_at.isoformat(timespec='seconds')}")
+    click.echo(
+        f"rotation {rotation.id} of {rotation.secret} is in progress ({rotation.state}: "
+        f"{rotation.waiting_for}); next look at {rotation.next_attempt_at.isoformat(timespec='seconds')}"
+    )
     return EXIT_IN_PROGRESS
 
 
@@ -90,8 +112,11 @@ def _outcome(rotation: Rotation) -> int:
 @click.argument("secrets", nargs=-1, required=True)
 @click.option("--policy", help="rotate under this policy instead of the secret's own (e.g. incident)")
 @click.option("--reason", default="", help="why: recorded in the audit trail")
-@click.option("--detach", is_flag=True, help="return as soon as the rotation has to wait; a later run or the "
-              "daemon continues it")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="return as soon as the rotation has to wait; a later run or the daemon continues it",
+)
 @click.pass_context
 def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, reason: str, detach: bool) -> None:
     """Rotate SECRETS now (or resume their rotations in flight), printing each step."""
@@ -111,15 +136,25 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
     for name in secrets:
         spec = app.policies.secret(name)
         try:
-            rotation = app.db.create_rotation(secret=name, provider=spec.provider, policy=policy or spec.policy,
-                                              trigger="manual", reason=reason, actor=actor)
+            rotation = app.db.create_rotation(
+                secret=name,
+                provider=spec.provider,
+                policy=policy or spec.policy,
+                trigger="manual",
+                reason=reason,
+                actor=actor,
+            )
             click.echo(f"{name}: rotation {rotation.id} requested (policy {rotation.policy})")
         except ActiveRotationExists as exc:
             rotation = exc.rotation
             click.echo(f"{name}: resuming rotation {rotation.id} in state {rotation.state}")
         try:
-            final = runner.run(rotation.id, follow=not detach, on_step=_print_step(rotation),
-                               on_blocked=lambda why: click.echo(f"{name}: waiting: {why}", err=True))
+            final = runner.run(
+                rotation.id,
+                follow=not detach,
+                on_step=_print_step(rotation),
+                on_blocked=_print_blocked(name),
+            )
         except LeaseHeld as exc:
             click.echo(str(exc), err=True)
             codes.append(EXIT_LOCKED)
@@ -136,7 +171,7 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     """Every secret: key age, next due date, and the rotation in flight with what it waits for."""
     app = _load(ctx)
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, spec in sorted(app.policies.secrets.items()):
         if secret and name != secret:
             continue
@@ -144,24 +179,38 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
         last = app.db.last_completed(name)
         active = app.db.active_for(name)
         rotated = last.finished_at if last and last.finished_at else None
-        rows.append({
-            "secret": name, "provider": spec.provider, "policy": spec.policy,
-            "last_rotated": rotated.isoformat(timespec="seconds") if rotated else None,
-            "age_days": round((now - rotated).total_seconds() / 86400, 1) if rotated else None,
-            "next_due": (rotated + policy.max_age).isoformat(timespec="seconds")
-            if rotated and policy.max_age else None,
-            "rotation": None if active is None else {
-                "id": active.id, "state": active.state, "waiting_for": active.waiting_for or None,
-                "held": active.held_reason, "since": active.updated_at.isoformat(timespec="seconds"),
-                "next_attempt_at": active.next_attempt_at.isoformat(timespec="seconds"),
-            },
-        })
+        rows.append(
+            {
+                "secret": name,
+                "provider": spec.provider,
+                "policy": spec.policy,
+                "last_rotated": rotated.isoformat(timespec="seconds") if rotated else None,
+                "age_days": round((now - rotated).total_seconds() / 86400, 1) if rotated else None,
+                "next_due": (rotated + policy.max_age).isoformat(timespec="seconds")
+                if rotated and policy.max_age
+                else None,
+                "rotation": None
+                if active is None
+                else {
+                    "id": active.id,
+                    "state": active.state,
+                    "waiting_for": active.waiting_for or None,
+                    "held": active.held_reason,
+                    "since": active.updated_at.isoformat(timespec="seconds"),
+                    "next_attempt_at": active.next_attempt_at.isoformat(timespec="seconds"),
+                },
+            }
+        )
     if as_json:
         click.echo(json.dumps({"secrets": rows}, indent=2))
         return
     for row in rows:
         rot = row["rotation"]
-        doing = "idle" if rot is None else f"{rot['state']} ({rot['held'] and 'HELD: ' + rot['held'] or rot['waiting_for'] or 'running'})"
+        doing = (
+            "idle"
+            if rot is None
+            else f"{rot['state']} ({(rot['held'] and 'HELD: ' + rot['held']) or rot['waiting_for'] or 'running'})"
+        )
         age = f"{row['age_days']}d" if row["age_days"] is not None else "never rotated"
         click.echo(f"{row['secret']:30} {row['provider']:18} {age:>14}  due {row['next_due'] or '-':25} {doing}")
 

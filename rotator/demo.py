@@ -65,9 +65,12 @@ def _start_moto() -> str:
 def run_demo(workdir: Path | None) -> int:
     from rotator.cli import main
 
-    for name, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        os.environ.setdefault(name, value)
+    for variable, default in (
+        ("AWS_ACCESS_KEY_ID", "demo"),
+        ("AWS_SECRET_ACCESS_KEY", "demo"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(variable, default)
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="rotator-demo-"))).resolve()
     (workdir / "policies").mkdir(parents=True, exist_ok=True)
 
@@ -77,8 +80,13 @@ def run_demo(workdir: Path | None) -> int:
     print(f"demo: Brandwave sandbox at {brandwave.base_url}")
 
     first = httpx.post(f"{brandwave.base_url}/_sandbox/tokens", json={"name": "app-token"}).json()
-    value = {"api_key": first["token"], "key_id": first["id"], "provider": "brandwave",
-             "rotated_at": first["createdAt"], "rotation_id": None}
+    value = {
+        "api_key": first["token"],
+        "key_id": first["id"],
+        "provider": "brandwave",
+        "rotated_at": first["createdAt"],
+        "rotation_id": None,
+    }
     client = boto3.client("secretsmanager", endpoint_url=aws, region_name="us-east-1")
     client.create_secret(Name=SECRET_ID, SecretString=json.dumps(value))
     print(f"demo: secret {SECRET_ID} holds token {first['id']} ({fingerprint(first['token'])})")
@@ -94,8 +102,7 @@ def run_demo(workdir: Path | None) -> int:
     tokens = httpx.get(f"{brandwave.base_url}/_sandbox/tokens").json()["tokens"]
     live = [t["id"] for t in tokens if not t["revoked"]]
     print(f"\ndemo: AWSCURRENT now holds token {current['key_id']} ({fingerprint(current['api_key'])})")
-    print(f"demo: live tokens at Brandwave: {live}; old token {first['id']} revoked: "
-          f"{first['id'] not in live}")
+    print(f"demo: live tokens at Brandwave: {live}; old token {first['id']} revoked: {first['id'] not in live}")
     print(f"demo: audit trail: rotator --config {config} history {SECRET}")
     brandwave.stop()
     return int(code or 0)

@@ -25,7 +25,17 @@ _KEY_SHAPES = re.compile(
     r"|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]+"
 )
-_CHATTY_LIBRARIES = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer", "hvac", "uvicorn", "werkzeug")
+_CHATTY_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "botocore",
+    "boto3",
+    "urllib3",
+    "s3transfer",
+    "hvac",
+    "uvicorn",
+    "werkzeug",
+)
 
 _known: set[str] = set()
 _known_lock = threading.Lock()

@@ -64,8 +64,13 @@ def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
         for spec, finding in _orphan_keys(app, specs):
             if fix:
                 app.provider_for(spec).revoke_key(key_id=finding.ident.split(" ")[0])
-                app.db.audit(None, secret=spec.name, actor=actor, event="reconcile.key_revoked",
-                             detail={"key": finding.ident, "why": finding.why})
+                app.db.audit(
+                    None,
+                    secret=spec.name,
+                    actor=actor,
+                    event="reconcile.key_revoked",
+                    detail={"key": finding.ident, "why": finding.why},
+                )
             findings.append(finding)
     for spec in app.policies.secrets.values():
         store = app.store(spec.store.instance)
@@ -76,7 +81,12 @@ def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
             finding = Finding("pending", spec.store.location, token, "no rotation in flight owns this version")
             if fix:
                 store.clear_pending(location=spec.store.location, token=token)
-                app.db.audit(None, secret=spec.name, actor=actor, event="reconcile.pending_cleared",
-                             detail={"version": token})
+                app.db.audit(
+                    None,
+                    secret=spec.name,
+                    actor=actor,
+                    event="reconcile.pending_cleared",
+                    detail={"version": token},
+                )
             findings.append(finding)
     return findings

@@ -16,8 +16,11 @@ from rotator import log
 from rotator.sandbox.server import Running, serve
 from tests.world import World
 
-for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                      ("AWS_DEFAULT_REGION", "us-east-1")):
+for _name, _value in (
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+):
     os.environ[_name] = _value
 
 

@@ -69,16 +69,29 @@ class World:
     first: dict[str, Any]
 
     @classmethod
-    def create(cls, tmp: Path, *, aws: str, brandwave: str, sm: SecretsManagerClient, soak: str = "0s",
-               log_level: str = "info") -> World:
+    def create(
+        cls,
+        tmp: Path,
+        *,
+        aws: str,
+        brandwave: str,
+        sm: SecretsManagerClient,
+        soak: str = "0s",
+        log_level: str = "info",
+    ) -> World:
         name = f"s-{uuid.uuid4().hex[:10]}"
         secret_id = f"test/{name}"
         (tmp / "policies").mkdir(parents=True, exist_ok=True)
         (tmp / "rotator.yaml").write_text(CONFIG.format(dir=tmp, brandwave=brandwave, aws=aws, log_level=log_level))
         (tmp / "policies" / "main.yaml").write_text(POLICIES.format(name=name, secret_id=secret_id, soak=soak))
         first = httpx.post(f"{brandwave}/_sandbox/tokens", json={"name": f"app-{name}"}).json()
-        value = {"api_key": first["token"], "key_id": first["id"], "provider": "brandwave",
-                 "rotated_at": first["createdAt"], "rotation_id": None}
+        value = {
+            "api_key": first["token"],
+            "key_id": first["id"],
+            "provider": "brandwave",
+            "rotated_at": first["createdAt"],
+            "rotation_id": None,
+        }
         sm.create_secret(Name=secret_id, SecretString=json.dumps(value))
         return cls(tmp, aws, brandwave, sm, name, secret_id, first)
 
@@ -121,11 +134,20 @@ class World:
         httpx.post(f"{self.brandwave}/_sandbox/faults", json=body).raise_for_status()
 
     def probe(self, token: str) -> int:
-        return httpx.get(f"{self.brandwave}/v1/personal-access-tokens",
-                         headers={"Authorization": f"Bearer {token}"}).status_code
+        return httpx.get(
+            f"{self.brandwave}/v1/personal-access-tokens", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "ROTATOR_CONFIG": str(self.config), **(env or {})}
-        return subprocess.run([sys.executable, "-m", "rotator", *args], env=full_env, capture_output=True,
-                              text=True, timeout=timeout, input=input, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "rotator", *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )

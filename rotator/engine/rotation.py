@@ -58,8 +58,15 @@ class NotYet(RotatorError):
 
 
 class Engine:
-    def __init__(self, *, db: StateDB, resolve: Callable[[Rotation], Target], settings: EngineSettings,
-                 actor: str, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        db: StateDB,
+        resolve: Callable[[Rotation], Target],
+        settings: EngineSettings,
+        actor: str,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db = db
         self.resolve = resolve
         self.settings = settings
@@ -104,35 +111,56 @@ class Engine:
                 f"{t.location}: the current value has no key_id; {t.provider.kind} revokes keys by id, so add "
                 '"key_id" to the stored JSON (SPEC §5) before rotating'
             )
-        return self._move(rot, State.CREATING, event="rotation.started",
-                          detail={"old_key_id": current.value.key_id, "old_fingerprint": current.value.fingerprint},
-                          old_version=current.version_id, old_key_id=current.value.key_id,
-                          old_fingerprint=current.value.fingerprint)
+        return self._move(
+            rot,
+            State.CREATING,
+            event="rotation.started",
+            detail={"old_key_id": current.value.key_id, "old_fingerprint": current.value.fingerprint},
+            old_version=current.version_id,
+            old_key_id=current.value.key_id,
+            old_fingerprint=current.value.fingerprint,
+        )
 
     def _create(self, rot: Rotation, t: Target) -> Step:
         name = key_name(rot.id)
         staged = t.store.read_version(location=t.location, version_id=rot.id)
         if staged is not None:
             # the key reached the pending slot before a crash: adopt it
-            return self._move(rot, State.STAGED, event="key.adopted",
-                              detail={"key_id": staged.key_id, "fingerprint": staged.fingerprint},
-                              new_key_id=staged.key_id, new_fingerprint=staged.fingerprint, staged_at=self.clock())
+            return self._move(
+                rot,
+                State.STAGED,
+                event="key.adopted",
+                detail={"key_id": staged.key_id, "fingerprint": staged.fingerprint},
+                new_key_id=staged.key_id,
+                new_fingerprint=staged.fingerprint,
+                staged_at=self.clock(),
+            )
         if rot.create_started_at is not None:
             # an earlier create may have happened without its answer reaching us: look before creating
             for lost in (k for k in t.provider.list_keys() if k.name == name):
                 t.provider.revoke_key(key_id=lost.id)
-                self.db.audit(rot, secret=rot.secret, actor=self.actor, event="key.discarded",
-                              detail={"key_id": lost.id, "why": "created, but its secret never reached us"})
+                self.db.audit(
+                    rot,
+                    secret=rot.secret,
+                    actor=self.actor,
+                    event="key.discarded",
+                    detail={"key_id": lost.id, "why": "created, but its secret never reached us"},
+                )
         rot = self.db.update(rot, actor=self.actor, create_started_at=self.clock())
         created = t.provider.create_key(name=name, like=None)
         failpoints.hit("after-create")
-        value = StoredValue.new(api_key=created.secret, key_id=created.id, provider=t.provider.kind,
-                                rotation_id=rot.id)
+        value = StoredValue.new(api_key=created.secret, key_id=created.id, provider=t.provider.kind, rotation_id=rot.id)
         t.store.stage(location=t.location, token=rot.id, value=value)
         failpoints.hit("after-stage-write")
-        return self._move(rot, State.STAGED, event="key.created",
-                          detail={"key_id": created.id, "fingerprint": value.fingerprint},
-                          new_key_id=created.id, new_fingerprint=value.fingerprint, staged_at=self.clock())
+        return self._move(
+            rot,
+            State.STAGED,
+            event="key.created",
+            detail={"key_id": created.id, "fingerprint": value.fingerprint},
+            new_key_id=created.id,
+            new_fingerprint=value.fingerprint,
+            staged_at=self.clock(),
+        )
 
     def _probe(self, rot: Rotation, t: Target) -> Step:
         value = t.store.read_version(location=t.location, version_id=rot.id)
@@ -147,8 +175,12 @@ class Engine:
             raise RotationError(
                 f"new key {value.fingerprint} still refused {self.settings.probe_deadline} after creation: {exc}"
             ) from None
-        return self._move(rot, State.PROBED, event="key.probed",
-                          detail={"fingerprint": value.fingerprint, **result.identity})
+        return self._move(
+            rot,
+            State.PROBED,
+            event="key.probed",
+            detail={"fingerprint": value.fingerprint, **result.identity},
+        )
 
     def _promote(self, rot: Rotation, t: Target) -> Step:
         assert rot.old_version is not None
@@ -156,21 +188,39 @@ class Engine:
         failpoints.hit("after-promote-call")
         now = self.clock()
         try:
-            t.store.set_metadata(location=t.location, metadata={
-                "rotation-id": rot.id, "fingerprint": rot.new_fingerprint or "", "policy": rot.policy,
-                "rotated-at": now.isoformat(timespec="seconds"),
-            })
+            t.store.set_metadata(
+                location=t.location,
+                metadata={
+                    "rotation-id": rot.id,
+                    "fingerprint": rot.new_fingerprint or "",
+                    "policy": rot.policy,
+                    "rotated-at": now.isoformat(timespec="seconds"),
+                },
+            )
         except StoreError as exc:
             # metadata is a convenience for humans; the key itself is already current
-            self.db.audit(rot, secret=rot.secret, actor=self.actor, event="store.metadata_failed",
-                          detail={"error": str(exc)})
-        return self._move(rot, State.PROMOTED, event="key.promoted",
-                          detail={"fingerprint": rot.new_fingerprint}, promoted_at=now)
+            self.db.audit(
+                rot,
+                secret=rot.secret,
+                actor=self.actor,
+                event="store.metadata_failed",
+                detail={"error": str(exc)},
+            )
+        return self._move(
+            rot,
+            State.PROMOTED,
+            event="key.promoted",
+            detail={"fingerprint": rot.new_fingerprint},
+            promoted_at=now,
+        )
 
     def _enter_cutover(self, rot: Rotation, t: Target) -> Step:
-        return self._move(rot, State.CUTOVER_WAIT, event="cutover.started",
-                          detail={"min_soak": str(t.policy.cutover.min_soak),
-                                  "require": list(t.policy.cutover.require)})
+        return self._move(
+            rot,
+            State.CUTOVER_WAIT,
+            event="cutover.started",
+            detail={"min_soak": str(t.policy.cutover.min_soak), "require": list(t.policy.cutover.require)},
+        )
 
     def _cutover(self, rot: Rotation, t: Target) -> Step:
         cutover = t.policy.cutover
@@ -186,79 +236,133 @@ class Engine:
         return self._wait(rot, verdict.check_again_at, f"cutover gate: {verdict.describe()}")
 
     def _revoke(self, rot: Rotation, t: Target) -> Step:
-        assert rot.old_key_id is not None
-        already = rot.revoke_started_at is not None and rot.old_key_id not in {k.id for k in t.provider.list_keys()}
+        old_key_id = rot.old_key_id
+        assert old_key_id is not None
+        already = rot.revoke_started_at is not None and old_key_id not in {k.id for k in t.provider.list_keys()}
         if not already:
             rot = self.db.update(rot, actor=self.actor, revoke_started_at=self.clock())
-            t.provider.revoke_key(key_id=rot.old_key_id)
+            t.provider.revoke_key(key_id=old_key_id)
             failpoints.hit("after-revoke-call")
-        return self._move(rot, State.VERIFYING, event="key.revoked", detail={"key_id": rot.old_key_id},
-                          revoked_at=self.clock())
+        return self._move(
+            rot,
+            State.VERIFYING,
+            event="key.revoked",
+            detail={"key_id": rot.old_key_id},
+            revoked_at=self.clock(),
+        )
 
     def _verify(self, rot: Rotation, t: Target) -> Step:
         assert rot.old_version is not None and rot.revoked_at is not None
         old = t.store.read_version(location=t.location, version_id=rot.old_version)
         if old is None:
-            return self._hold(rot, f"the previous version {rot.old_version} is gone from the store; "
-                                   "cannot prove the old key is dead")
+            return self._hold(
+                rot,
+                f"the previous version {rot.old_version} is gone from the store; cannot prove the old key is dead",
+            )
         try:
             t.provider.probe(key=old.api_key)
         except KeyRefused:
             t.store.clear_pending(location=t.location, token=rot.id)
-            return self._move(rot, State.COMPLETED, event="rotation.completed",
-                              detail={"old_key_id": rot.old_key_id, "old_key": "refused (401)",
-                                      "new_key_id": rot.new_key_id, "new_fingerprint": rot.new_fingerprint},
-                              finished_at=self.clock())
+            return self._move(
+                rot,
+                State.COMPLETED,
+                event="rotation.completed",
+                detail={
+                    "old_key_id": rot.old_key_id,
+                    "old_key": "refused (401)",
+                    "new_key_id": rot.new_key_id,
+                    "new_fingerprint": rot.new_fingerprint,
+                },
+                finished_at=self.clock(),
+            )
         waited = self.clock() - rot.revoked_at
         if waited >= self.settings.verify_deadline:
-            return self._hold(rot, f"old key {rot.old_key_id} still accepted {self.settings.verify_deadline} "
-                                   "after revocation", retry=self.settings.verify_interval)
-        return self._wait(rot, self.clock() + self.settings.verify_interval,
-                          f"old key {rot.old_key_id} still accepted; probing until refused")
+            return self._hold(
+                rot,
+                f"old key {rot.old_key_id} still accepted {self.settings.verify_deadline} after revocation",
+                retry=self.settings.verify_interval,
+            )
+        return self._wait(
+            rot,
+            self.clock() + self.settings.verify_interval,
+            f"old key {rot.old_key_id} still accepted; probing until refused",
+        )
 
     def _roll_back(self, rot: Rotation, t: Target) -> Step:
         current = t.store.read_current(location=t.location)
         if current is not None and current.version_id == rot.id:
-            return self._hold(rot, "the new key is already current: refusing to roll back; fix the cause and "
-                                   "let the rotation go on")
+            return self._hold(
+                rot,
+                "the new key is already current: refusing to roll back; fix the cause and let the rotation go on",
+            )
         revoked = {rot.new_key_id} if rot.new_key_id else set()
         if rot.create_started_at is not None:
             revoked |= {k.id for k in t.provider.list_keys() if k.name == key_name(rot.id)}
         for key_id in sorted(revoked):
             t.provider.revoke_key(key_id=key_id)
         t.store.clear_pending(location=t.location, token=rot.id)
-        return self._move(rot, State.FAILED, event="rotation.failed",
-                          detail={"reason": rot.failed_reason, "revoked_new_keys": sorted(revoked)},
-                          finished_at=self.clock())
+        return self._move(
+            rot,
+            State.FAILED,
+            event="rotation.failed",
+            detail={"reason": rot.failed_reason, "revoked_new_keys": sorted(revoked)},
+            finished_at=self.clock(),
+        )
 
     # bookkeeping -------------------------------------------------------------------------------
 
-    def _move(self, rot: Rotation, to: State, *, event: str, detail: dict[str, Any] | None = None,
-              **fields: Any) -> Step:
+    def _move(
+        self, rot: Rotation, to: State, *, event: str, detail: dict[str, Any] | None = None, **fields: Any
+    ) -> Step:
         check(State(rot.state), to)
-        rot = self.db.update(rot, actor=self.actor, event=event, detail=detail, state=to.value,
-                             next_attempt_at=self.clock(), waiting_for="", held_reason=None, held_since=None,
-                             **fields)
+        rot = self.db.update(
+            rot,
+            actor=self.actor,
+            event=event,
+            detail=detail,
+            state=to.value,
+            next_attempt_at=self.clock(),
+            waiting_for="",
+            held_reason=None,
+            held_since=None,
+            **fields,
+        )
         _log.info(event, rotation_id=rot.id, secret=rot.secret, state=to.value, **(detail or {}))
         failpoints.hit(f"after:{to.value}")
         return Step(rot, event)
 
     def _wait(self, rot: Rotation, until: datetime, why: str) -> Step:
         if rot.waiting_for != why:
-            self.db.audit(rot, secret=rot.secret, actor=self.actor, event="waiting",
-                          detail={"state": rot.state, "for": why})
+            self.db.audit(
+                rot,
+                secret=rot.secret,
+                actor=self.actor,
+                event="waiting",
+                detail={"state": rot.state, "for": why},
+            )
         rot = self.db.update(rot, actor=self.actor, next_attempt_at=until, waiting_for=why)
         return Step(rot, why, waiting_until=until)
 
     def _hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
         now = self.clock()
         if rot.held_reason != reason:
-            self.db.audit(rot, secret=rot.secret, actor=self.actor, event="rotation.held",
-                          detail={"state": rot.state, "reason": reason})
+            self.db.audit(
+                rot,
+                secret=rot.secret,
+                actor=self.actor,
+                event="rotation.held",
+                detail={"state": rot.state, "reason": reason},
+            )
             _log.error("rotation.held", rotation_id=rot.id, secret=rot.secret, state=rot.state, reason=reason)
         until = now + (retry or self.settings.hold_interval)
-        rot = self.db.update(rot, actor=self.actor, held_reason=reason, held_since=rot.held_since or now,
-                             next_attempt_at=until, waiting_for=f"held: {reason}")
+        rot = self.db.update(
+            rot,
+            actor=self.actor,
+            held_reason=reason,
+            held_since=rot.held_since or now,
+            next_attempt_at=until,
+            waiting_for=f"held: {reason}",
+        )
         return Step(rot, reason, waiting_until=until, held=True)
 
     def _on_error(self, rot: Rotation, state: State, exc: RotatorError) -> Step:
@@ -269,13 +373,17 @@ class Engine:
         if exc.temporary and now - started < self.settings.step_deadline:
             backoff = min(self.settings.retry_base * (2 ** min(attempts, 16)), self.settings.retry_max)
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else backoff
-            until = now + delay * (1 + random.uniform(0, 0.1))  # noqa: S311 - spreading retries only
+            until = now + delay * (1 + random.uniform(0, 0.1))
             self.db.record_attempt(rot.id, state.value, error=str(exc), next_attempt_at=until)
             rot = self.db.get(rot.id)
             return Step(rot, f"retrying {state.value}: {exc}", waiting_until=until)
         self.db.record_attempt(rot.id, state.value, error=str(exc), next_attempt_at=None)
         if can_roll_back(state):
-            return self._move(rot, State.ROLLING_BACK, event="step.failed",
-                              detail={"step": state.value, "error": str(exc)}, failed_reason=str(exc))
+            return self._move(
+                rot,
+                State.ROLLING_BACK,
+                event="step.failed",
+                detail={"step": state.value, "error": str(exc)},
+                failed_reason=str(exc),
+            )
         return self._hold(rot, f"{state.value} failed: {exc}")
-

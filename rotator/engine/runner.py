@@ -17,8 +17,15 @@ from rotator.state.schema import Rotation
 
 
 class Runner:
-    def __init__(self, *, db: StateDB, engine: Engine, lease_ttl: timedelta,
-                 clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        db: StateDB,
+        engine: Engine,
+        lease_ttl: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.db = db
         self.engine = engine
         self.lease_ttl = lease_ttl
@@ -26,8 +33,14 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
 
-    def run(self, rotation_id: str, *, follow: bool, on_step: Callable[[Step], None] = lambda _: None,
-            on_blocked: Callable[[str], None] = lambda _: None) -> Rotation:
+    def run(
+        self,
+        rotation_id: str,
+        *,
+        follow: bool,
+        on_step: Callable[[Step], None] = lambda _: None,
+        on_blocked: Callable[[str], None] = lambda _: None,
+    ) -> Rotation:
         """Advance a rotation until it ends, is held, or (without `follow`) has to wait.
 
         With `follow`, waits (sleeping, lease released) until each next attempt is due.

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from rotator.errors import KeyNotFound
 from rotator.keys import secret
 from rotator.providers.base import CreatedKey, KeyInfo, ManagedBy, ProbeResult, Provider
 from rotator.providers.http import HttpCore, parse_time, require
-from rotator.errors import KeyNotFound
 
 PATH = "/v1/personal-access-tokens"
 PAGE_SIZE = 100
@@ -48,8 +48,9 @@ class Brandwave(Provider):
         return {"Authorization": f"Bearer {value}"}
 
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:
-        response = self._http.request("POST", PATH, headers=self._auth(), json={"name": name, "expiresAt": None},
-                                      idempotent=False)
+        response = self._http.request(
+            "POST", PATH, headers=self._auth(), json={"name": name, "expiresAt": None}, idempotent=False
+        )
         envelope = require(response.json(), "data", provider=self.kind, what="create response")
         data = require(envelope["data"], "id", "token", provider=self.kind, what="create response data")
         return CreatedKey(id=str(data["id"]), name=str(data.get("name") or name), secret=secret(str(data["token"])))
@@ -57,15 +58,18 @@ class Brandwave(Provider):
     def list_keys(self) -> list[KeyInfo]:
         found: dict[str, KeyInfo] = {}
         for page in range(1, MAX_PAGES + 1):
-            response = self._http.request("GET", PATH, headers=self._auth(),
-                                          params={"page": page, "pageSize": PAGE_SIZE})
+            response = self._http.request(
+                "GET", PATH, headers=self._auth(), params={"page": page, "pageSize": PAGE_SIZE}
+            )
             body = require(response.json(), "items", provider=self.kind, what="list response")
             before = len(found)
             for item in body["items"]:
                 item = require(item, "id", provider=self.kind, what="list item")
                 found[str(item["id"])] = KeyInfo(
-                    id=str(item["id"]), name=str(item.get("name") or ""),
-                    created_at=parse_time(item.get("createdAt")), last_used_at=parse_time(item.get("lastUsedAt")),
+                    id=str(item["id"]),
+                    name=str(item.get("name") or ""),
+                    created_at=parse_time(item.get("createdAt")),
+                    last_used_at=parse_time(item.get("lastUsedAt")),
                 )
             total = body.get("totalCount")
             # a server that ignores paging repeats the same items: stop when nothing new arrives

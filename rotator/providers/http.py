@@ -61,8 +61,13 @@ def error_from_response(provider: str, response: httpx.Response, read: ErrorText
     if status in kinds:
         return kinds[status](message, provider=provider, status=status, code=code)
     if status == 429 or status >= 500:
-        return ProviderUnavailable(message, provider=provider, status=status, code=code,
-                                   retry_after=retry_after_seconds(response.headers.get("retry-after")))
+        return ProviderUnavailable(
+            message,
+            provider=provider,
+            status=status,
+            code=code,
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        )
     return UnexpectedResponse(message, provider=provider, status=status, code=code)
 
 
@@ -83,7 +88,9 @@ class HttpCore:
         self._attempts = attempts
         self._max_backoff = max_backoff
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout), transport=transport,
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
             headers={"User-Agent": "rotator/0.1", "Accept": "application/json"},
         )
 
@@ -122,8 +129,15 @@ class HttpCore:
             return min(exc.retry_after, self._max_backoff)
         return float(backoff)
 
-    def _send(self, method: str, path: str, headers: Mapping[str, str], json: Any,
-              params: Mapping[str, Any] | None, idempotent: bool) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        json: Any,
+        params: Mapping[str, Any] | None,
+        idempotent: bool,
+    ) -> httpx.Response:
         started = time.monotonic()
         try:
             response = self._client.request(method, path, headers=dict(headers), json=json, params=params)
@@ -132,10 +146,17 @@ class HttpCore:
             raise ProviderUnavailable(f"cannot connect ({type(exc).__name__})", provider=self.provider) from None
         except httpx.TransportError as exc:
             kind = CreateOutcomeUnknown if not idempotent else ProviderUnavailable
-            raise kind(f"{method} {log.redact(path)} got no answer ({type(exc).__name__})",
-                       provider=self.provider) from None
-        _log.debug("provider.request", provider=self.provider, method=method, path=log.redact(path),
-                   status=response.status_code, ms=round((time.monotonic() - started) * 1000))
+            raise kind(
+                f"{method} {log.redact(path)} got no answer ({type(exc).__name__})", provider=self.provider
+            ) from None
+        _log.debug(
+            "provider.request",
+            provider=self.provider,
+            method=method,
+            path=log.redact(path),
+            status=response.status_code,
+            ms=round((time.monotonic() - started) * 1000),
+        )
         if response.is_success:
             return response
         error = error_from_response(self.provider, response, self._read_error)
@@ -151,8 +172,10 @@ def require(body: Any, *fields: str, provider: str, what: str) -> dict[str, Any]
     missing = [f for f in fields if body.get(f) in (None, "")]
     if missing:
         seen = ", ".join(sorted(body)) or "none"
-        raise UnexpectedResponse(f"{what} had no {', '.join(repr(m) for m in missing)} field; fields seen: {seen}",
-                                 provider=provider)
+        raise UnexpectedResponse(
+            f"{what} had no {', '.join(repr(m) for m in missing)} field; fields seen: {seen}",
+            provider=provider,
+        )
     return body
 
 

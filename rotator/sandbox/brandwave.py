@@ -43,9 +43,14 @@ class BrandwaveSandbox:
     # the model -----------------------------------------------------------------------------
 
     def mint(self, name: str) -> dict[str, Any]:
-        token = {
-            "id": str(uuid.uuid4()), "name": name, "createdAt": _now(), "expiresAt": None, "lastUsedAt": None,
-            "token": "bwpat_" + "".join(secrets.choice(_ALPHABET) for _ in range(40)), "revoked": False,
+        token: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "createdAt": _now(),
+            "expiresAt": None,
+            "lastUsedAt": None,
+            "token": "bwpat_" + "".join(secrets.choice(_ALPHABET) for _ in range(40)),
+            "revoked": False,
             "refused": self.refuse_new_tokens,
         }
         with self.lock:
@@ -113,8 +118,9 @@ class BrandwaveSandbox:
 
     async def control_tokens(self, request: Request) -> Response:
         with self.lock:
-            return JSONResponse({"tokens": [{**self._public(t), "revoked": t["revoked"]}
-                                            for t in self.tokens.values()]})
+            return JSONResponse(
+                {"tokens": [{**self._public(t), "revoked": t["revoked"]} for t in self.tokens.values()]}
+            )
 
     async def control_refuse(self, request: Request) -> Response:
         body = await request.json()
@@ -123,12 +129,14 @@ class BrandwaveSandbox:
 
     def app(self) -> Starlette:
         wrap = self.recorder.wrap
-        return Starlette(routes=[
-            Route("/v1/personal-access-tokens", wrap(self.create), methods=["POST"]),
-            Route("/v1/personal-access-tokens", wrap(self.list), methods=["GET"]),
-            Route("/v1/personal-access-tokens/{id}", wrap(self.revoke), methods=["DELETE"]),
-            Route("/_sandbox/tokens", self.control_mint, methods=["POST"]),
-            Route("/_sandbox/tokens", self.control_tokens, methods=["GET"]),
-            Route("/_sandbox/refuse", self.control_refuse, methods=["POST"]),
-            *self.recorder.control_routes(),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v1/personal-access-tokens", wrap(self.create), methods=["POST"]),
+                Route("/v1/personal-access-tokens", wrap(self.list), methods=["GET"]),
+                Route("/v1/personal-access-tokens/{id}", wrap(self.revoke), methods=["DELETE"]),
+                Route("/_sandbox/tokens", self.control_mint, methods=["POST"]),
+                Route("/_sandbox/tokens", self.control_tokens, methods=["GET"]),
+                Route("/_sandbox/refuse", self.control_refuse, methods=["POST"]),
+                *self.recorder.control_routes(),
+            ]
+        )

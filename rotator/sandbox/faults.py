@@ -68,8 +68,13 @@ class Recorder:
 
     def wrap(self, handler: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
-            entry = {"method": request.method, "path": request.url.path, "query": request.url.query,
-                     "headers": {k.lower(): v for k, v in request.headers.items()}, "at": time.time()}
+            entry = {
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+                "at": time.time(),
+            }
             with self.lock:
                 self.requests.append(entry)
                 rule = self.faults.pick(request)
@@ -87,8 +92,7 @@ class Recorder:
                 elif rule.kind in ("429", "500", "503"):
                     status = int(rule.kind)
                     headers = {"Retry-After": str(self.faults.retry_after)} if status == 429 else {}
-                    return JSONResponse(self.error_body(status, "injected fault"), status_code=status,
-                                        headers=headers)
+                    return JSONResponse(self.error_body(status, "injected fault"), status_code=status, headers=headers)
             response = await handler(request)
             entry["status"] = response.status_code
             if rule is not None and rule.kind == "timeout_after":
@@ -109,8 +113,15 @@ class Recorder:
             if "seed" in body:
                 f._random.seed(body["seed"])
             for raw in body.get("rules", []):
-                f.rules.append(Rule(kind=str(raw["kind"]), method=raw.get("method"), path=raw.get("path"),
-                                    seconds=float(raw.get("seconds", 0)), remaining=int(raw.get("times", 1))))
+                f.rules.append(
+                    Rule(
+                        kind=str(raw["kind"]),
+                        method=raw.get("method"),
+                        path=raw.get("path"),
+                        seconds=float(raw.get("seconds", 0)),
+                        remaining=int(raw.get("times", 1)),
+                    )
+                )
             if body.get("clear"):
                 self.faults = Faults()
         return JSONResponse({"ok": True})

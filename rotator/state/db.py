@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, delete, event, select, update
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,8 +90,16 @@ class StateDB:
             with self.session() as s:
                 s.add(rotation)
                 s.flush()
-                s.add(self._event(rotation, actor, "requested", None, "requested",
-                                  {"trigger": trigger, "reason": reason, "policy": policy}))
+                s.add(
+                    self._event(
+                        rotation,
+                        actor,
+                        "requested",
+                        None,
+                        "requested",
+                        {"trigger": trigger, "reason": reason, "policy": policy},
+                    )
+                )
         except IntegrityError:
             existing = self.active_for(secret)
             if existing is None:
@@ -112,9 +120,7 @@ class StateDB:
 
     def active_for(self, secret: str) -> Rotation | None:
         with self.session() as s:
-            return s.scalars(
-                select(Rotation).where(Rotation.secret == secret, Rotation.state.not_in(TERMINAL))
-            ).first()
+            return s.scalars(select(Rotation).where(Rotation.secret == secret, Rotation.state.not_in(TERMINAL))).first()
 
     def active(self) -> Sequence[Rotation]:
         with self.session() as s:
@@ -124,9 +130,7 @@ class StateDB:
 
     def rotations_of(self, secret: str) -> Sequence[Rotation]:
         with self.session() as s:
-            return s.scalars(
-                select(Rotation).where(Rotation.secret == secret).order_by(Rotation.created_at)
-            ).all()
+            return s.scalars(select(Rotation).where(Rotation.secret == secret).order_by(Rotation.created_at)).all()
 
     def last_completed(self, secret: str) -> Rotation | None:
         with self.session() as s:
@@ -136,8 +140,15 @@ class StateDB:
                 .order_by(Rotation.finished_at.desc())
             ).first()
 
-    def update(self, rotation: Rotation, *, actor: str, event: str | None = None,
-               detail: dict[str, Any] | None = None, **fields: Any) -> Rotation:
+    def update(
+        self,
+        rotation: Rotation,
+        *,
+        actor: str,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Rotation:
         """Write fields (and a state change) of a rotation and its audit event in one transaction."""
         now = utcnow()
         from_state = rotation.state
@@ -152,11 +163,26 @@ class StateDB:
         assert fresh is not None
         return fresh
 
-    def audit(self, rotation: Rotation | None, *, secret: str, actor: str, event: str,
-              detail: dict[str, Any] | None = None) -> None:
+    def audit(
+        self,
+        rotation: Rotation | None,
+        *,
+        secret: str,
+        actor: str,
+        event: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         with self.session() as s:
-            s.add(AuditEvent(rotation_id=rotation.id if rotation else None, secret=secret, at=utcnow(),
-                             actor=actor, event=event, detail=detail or {}))
+            s.add(
+                AuditEvent(
+                    rotation_id=rotation.id if rotation else None,
+                    secret=secret,
+                    at=utcnow(),
+                    actor=actor,
+                    event=event,
+                    detail=detail or {},
+                )
+            )
 
     def events(self, *, secret: str | None = None, rotation_id: str | None = None) -> Sequence[AuditEvent]:
         query = select(AuditEvent).order_by(AuditEvent.id)
@@ -168,10 +194,24 @@ class StateDB:
             return s.scalars(query).all()
 
     @staticmethod
-    def _event(rotation: Rotation, actor: str, event: str, from_state: str | None, to_state: str | None,
-               detail: dict[str, Any]) -> AuditEvent:
-        return AuditEvent(rotation_id=rotation.id, secret=rotation.secret, at=utcnow(), actor=actor,
-                          event=event, from_state=from_state, to_state=to_state, detail=detail)
+    def _event(
+        rotation: Rotation,
+        actor: str,
+        event: str,
+        from_state: str | None,
+        to_state: str | None,
+        detail: dict[str, Any],
+    ) -> AuditEvent:
+        return AuditEvent(
+            rotation_id=rotation.id,
+            secret=rotation.secret,
+            at=utcnow(),
+            actor=actor,
+            event=event,
+            from_state=from_state,
+            to_state=to_state,
+            detail=detail,
+        )
 
     # step progress ---------------------------------------------------------------------------
 
@@ -179,8 +219,9 @@ class StateDB:
         with self.session() as s:
             return s.get(StepProgress, (rotation_id, step))
 
-    def record_attempt(self, rotation_id: str, step: str, *, error: str | None,
-                       next_attempt_at: datetime | None) -> StepProgress:
+    def record_attempt(
+        self, rotation_id: str, step: str, *, error: str | None, next_attempt_at: datetime | None
+    ) -> StepProgress:
         now = utcnow()
         with self.session() as s:
             progress = s.get(StepProgress, (rotation_id, step))
@@ -191,8 +232,11 @@ class StateDB:
             progress.last_error = error
             progress.next_attempt_at = next_attempt_at
             if next_attempt_at is not None:
-                s.execute(update(Rotation).where(Rotation.id == rotation_id)
-                          .values(next_attempt_at=next_attempt_at, updated_at=now))
+                s.execute(
+                    update(Rotation)
+                    .where(Rotation.id == rotation_id)
+                    .values(next_attempt_at=next_attempt_at, updated_at=now)
+                )
             s.flush()
             return progress
 
@@ -221,11 +265,13 @@ class StateDB:
         """
         now = utcnow()
         with self.session() as s:
-            taken = s.execute(
-                update(Lease)
-                .where(Lease.secret == secret, (Lease.owner == owner) | (Lease.expires_at < now))
-                .values(owner=owner, expires_at=now + ttl)
-            ).rowcount
+            taken = _rowcount(
+                s.execute(
+                    update(Lease)
+                    .where(Lease.secret == secret, (Lease.owner == owner) | (Lease.expires_at < now))
+                    .values(owner=owner, expires_at=now + ttl)
+                )
+            )
             if taken:
                 return
             current = s.get(Lease, secret)
@@ -237,21 +283,27 @@ class StateDB:
                 except IntegrityError:
                     current = s.get(Lease, secret)
             if current is not None and _holder_is_dead(current.owner):
-                stolen = s.execute(
-                    update(Lease)
-                    .where(Lease.secret == secret, Lease.owner == current.owner)
-                    .values(owner=owner, expires_at=now + ttl)
-                ).rowcount
+                stolen = _rowcount(
+                    s.execute(
+                        update(Lease)
+                        .where(Lease.secret == secret, Lease.owner == current.owner)
+                        .values(owner=owner, expires_at=now + ttl)
+                    )
+                )
                 if stolen:
                     return
             holder = current.owner if current else "another process"
             until = current.expires_at.isoformat(timespec="seconds") if current else "?"
-            raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})",
-                            retry_after=1.0)
+            raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
 
     def release_lease(self, secret: str, owner: str) -> None:
         with self.session() as s:
             s.execute(delete(Lease).where(Lease.secret == secret, Lease.owner == owner))
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (a CursorResult; typed as plain Result by SQLAlchemy)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _holder_is_dead(owner: str) -> bool:

@@ -127,7 +127,7 @@ for _op in ("UPDATE", "DELETE"):
     event.listen(
         AuditEvent.__table__,
         "after_create",
-        DDL(
+        DDL(  # type: ignore[no-untyped-call]
             f"CREATE TRIGGER audit_events_no_{_op.lower()} BEFORE {_op} ON audit_events "
             "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
         ).execute_if(dialect="sqlite"),
@@ -135,7 +135,7 @@ for _op in ("UPDATE", "DELETE"):
 event.listen(
     AuditEvent.__table__,
     "after_create",
-    DDL(
+    DDL(  # type: ignore[no-untyped-call]
         "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$; "
         "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "

@@ -19,8 +19,13 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
-_TEMPORARY = {"ThrottlingException", "InternalServiceError", "ServiceUnavailable", "RequestTimeout",
-              "TooManyRequestsException"}
+_TEMPORARY = {
+    "ThrottlingException",
+    "InternalServiceError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "TooManyRequestsException",
+}
 _DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"}
 
 
@@ -39,19 +44,31 @@ def _translate(exc: Exception, *, location: str, action: str) -> StoreError:
 
 
 class AwsSecretsManager(Store):
-    def __init__(self, *, region: str, endpoint_url: str | None = None, timeout: float = 10.0,
-                 client: SecretsManagerClient | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        timeout: float = 10.0,
+        client: SecretsManagerClient | None = None,
+    ) -> None:
         self._client: SecretsManagerClient = client or boto3.client(
-            "secretsmanager", region_name=region, endpoint_url=endpoint_url,
-            config=Config(connect_timeout=timeout, read_timeout=timeout,
-                          retries={"mode": "standard", "max_attempts": 4}),
+            "secretsmanager",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(
+                connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "max_attempts": 4}
+            ),
         )
 
     def _call(self, action: str, location: str, **kwargs: Any) -> Any:
         try:
             return getattr(self._client, _snake(action))(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if (
+                isinstance(exc, ClientError)
+                and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+            ):
                 return None
             raise _translate(exc, location=location, action=action) from None
 
@@ -79,8 +96,14 @@ class AwsSecretsManager(Store):
             if existing.api_key.get_secret_value() != value.api_key.get_secret_value():
                 raise StoreConflict(f"{location!r}: version {token} already holds another key")
             return
-        self._call("PutSecretValue", location, SecretId=location, ClientRequestToken=token,
-                   SecretString=value.to_json(), VersionStages=[PENDING])
+        self._call(
+            "PutSecretValue",
+            location,
+            SecretId=location,
+            ClientRequestToken=token,
+            SecretString=value.to_json(),
+            VersionStages=[PENDING],
+        )
 
     def promote(self, *, location: str, token: str, expected_current: str) -> None:
         stages = self._stages(location)
@@ -91,14 +114,25 @@ class AwsSecretsManager(Store):
                     f"{location!r}: current version is {current}, not {expected_current} as when the rotation "
                     "started; someone else changed the secret — not overwriting it"
                 )
-            self._call("UpdateSecretVersionStage", location, SecretId=location, VersionStage=CURRENT,
-                       MoveToVersionId=token, RemoveFromVersionId=current)
+            self._call(
+                "UpdateSecretVersionStage",
+                location,
+                SecretId=location,
+                VersionStage=CURRENT,
+                MoveToVersionId=token,
+                RemoveFromVersionId=current,
+            )
         self.clear_pending(location=location, token=token)
 
     def clear_pending(self, *, location: str, token: str) -> None:
         if PENDING in self._stages(location).get(token, []):
-            self._call("UpdateSecretVersionStage", location, SecretId=location, VersionStage=PENDING,
-                       RemoveFromVersionId=token)
+            self._call(
+                "UpdateSecretVersionStage",
+                location,
+                SecretId=location,
+                VersionStage=PENDING,
+                RemoveFromVersionId=token,
+            )
 
     def pending_tokens(self, *, location: str) -> list[str]:
         return [v for v, labels in self._stages(location).items() if PENDING in labels]

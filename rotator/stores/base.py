@@ -33,10 +33,15 @@ class StoredValue:
         return cls(api_key=api_key, key_id=key_id, provider=provider, rotated_at=now, rotation_id=rotation_id)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "api_key": self.api_key.get_secret_value(), "key_id": self.key_id, "provider": self.provider,
-            "rotated_at": self.rotated_at, "rotation_id": self.rotation_id,
-        })
+        return json.dumps(
+            {
+                "api_key": self.api_key.get_secret_value(),
+                "key_id": self.key_id,
+                "provider": self.provider,
+                "rotated_at": self.rotated_at,
+                "rotation_id": self.rotation_id,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str, *, where: str) -> StoredValue:

@@ -32,8 +32,9 @@ def token() -> str:
     return str(uuid.uuid4())
 
 
-def test_stage_twice_with_the_same_token_writes_once(store: AwsSecretsManager, location: str,
-                                                     sm: SecretsManagerClient) -> None:
+def test_stage_twice_with_the_same_token_writes_once(
+    store: AwsSecretsManager, location: str, sm: SecretsManagerClient
+) -> None:
     t = token()
     store.stage(location=location, token=t, value=value("new-key-value", t))
     store.stage(location=location, token=t, value=value("new-key-value", t))
@@ -56,8 +57,9 @@ def test_pending_is_never_current(store: AwsSecretsManager, location: str) -> No
     assert current is not None and current.value.api_key.get_secret_value() == "old-key-value"
 
 
-def test_promote_is_idempotent_and_keeps_previous(store: AwsSecretsManager, location: str,
-                                                  sm: SecretsManagerClient) -> None:
+def test_promote_is_idempotent_and_keeps_previous(
+    store: AwsSecretsManager, location: str, sm: SecretsManagerClient
+) -> None:
     old = store.read_current(location=location)
     assert old is not None
     t = token()
@@ -73,8 +75,9 @@ def test_promote_is_idempotent_and_keeps_previous(store: AwsSecretsManager, loca
     assert json.loads(previous["SecretString"])["api_key"] == "old-key-value"
 
 
-def test_promote_refuses_when_someone_else_changed_current(store: AwsSecretsManager, location: str,
-                                                           sm: SecretsManagerClient) -> None:
+def test_promote_refuses_when_someone_else_changed_current(
+    store: AwsSecretsManager, location: str, sm: SecretsManagerClient
+) -> None:
     old = store.read_current(location=location)
     assert old is not None
     t = token()

@@ -59,8 +59,10 @@ def test_last_used_is_read_from_the_list(brandwave: str, admin: SecretStr) -> No
 
 
 def test_a_create_that_times_out_is_reported_unknown_and_sent_once(brandwave: str, admin: SecretStr) -> None:
-    httpx.post(f"{brandwave}/_sandbox/faults", json={"rules": [
-        {"kind": "timeout_after", "method": "POST", "path": PATH, "seconds": 3}]})
+    httpx.post(
+        f"{brandwave}/_sandbox/faults",
+        json={"rules": [{"kind": "timeout_after", "method": "POST", "path": PATH, "seconds": 3}]},
+    )
     bw = adapter(brandwave, admin, timeout=0.5)
     before = len([r for r in httpx.get(f"{brandwave}/_sandbox/requests").json()["requests"] if r["method"] == "POST"])
     with pytest.raises(CreateOutcomeUnknown):

@@ -15,14 +15,29 @@ from rotator.providers.brandwave import PATH
 from rotator.state.schema import Rotation
 from tests.world import World
 
-HAPPY_EVENTS = ["requested", "rotation.started", "key.created", "key.probed", "key.promoted", "cutover.started",
-                "cutover.open", "key.revoked", "rotation.completed"]
+HAPPY_EVENTS = [
+    "requested",
+    "rotation.started",
+    "key.created",
+    "key.probed",
+    "key.promoted",
+    "cutover.started",
+    "cutover.open",
+    "key.revoked",
+    "rotation.completed",
+]
 
 
 def rotate(world: World, app: App | None = None, policy: str | None = None) -> Rotation:
     app = app or world.app()
-    rotation = app.db.create_rotation(secret=world.name, provider="bw", policy=policy or "fast",
-                                      trigger="manual", reason="test", actor="test")
+    rotation = app.db.create_rotation(
+        secret=world.name,
+        provider="bw",
+        policy=policy or "fast",
+        trigger="manual",
+        reason="test",
+        actor="test",
+    )
     return app.runner("test").run(rotation.id, follow=True)
 
 
@@ -46,7 +61,8 @@ def test_full_rotation(world: World) -> None:
 def test_no_outage_while_rotating(world: World) -> None:
     """An application reading AWSCURRENT and calling the provider with it never gets a 401."""
     (world.dir / "policies" / "main.yaml").write_text(
-        (world.dir / "policies" / "main.yaml").read_text().replace("min_soak: 0s", "min_soak: 1s"))
+        (world.dir / "policies" / "main.yaml").read_text().replace("min_soak: 0s", "min_soak: 1s")
+    )
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -110,8 +126,9 @@ def test_faults_are_ridden_out(world: World, kinds: list[str]) -> None:
 
 def test_one_writer_per_secret(world: World) -> None:
     app = world.app()
-    rotation = app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual",
-                                      reason="", actor="test")
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="test"
+    )
     app.db.acquire_lease(world.name, "otherhost:1:abc", app.settings.engine.lease_ttl)
     with pytest.raises(LeaseHeld, match="otherhost:1:abc"):
         app.runner("test").run(rotation.id, follow=False)
@@ -122,11 +139,13 @@ def test_a_second_rotation_of_the_same_secret_is_refused_while_one_is_in_flight(
     from rotator.state.db import ActiveRotationExists
 
     app = world.app()
-    first = app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual", reason="",
-                                   actor="test")
+    first = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="test"
+    )
     with pytest.raises(ActiveRotationExists) as exc:
-        app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual", reason="",
-                               actor="test")
+        app.db.create_rotation(
+            secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="test"
+        )
     assert exc.value.rotation.id == first.id
 
 
@@ -149,9 +168,12 @@ def test_no_key_material_in_the_state_database(world: World) -> None:
 
 def test_cutover_gate_holds_when_a_required_signal_is_unavailable(world: World) -> None:
     """With `require: [old_key_idle]` and no such signal yet, the old key is never revoked on its own."""
-    policy = (world.dir / "policies" / "main.yaml")
-    policy.write_text(policy.read_text().replace("cutover: {min_soak: 0s}",
-                                                 "cutover: {min_soak: 0s, require: [old_key_idle], max_wait: 1s}"))
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(
+        policy.read_text().replace(
+            "cutover: {min_soak: 0s}", "cutover: {min_soak: 0s, require: [old_key_idle], max_wait: 1s}"
+        )
+    )
     app = world.app()
     done = rotate(world, app)
     assert done.state == "cutover_wait" and done.held_reason and "old_key_idle: unavailable" in done.held_reason

@@ -13,11 +13,18 @@ from tests.world import World
 def test_orphaned_key_and_pending_version_are_found_and_fixed(world: World) -> None:
     app = App.load(world.config)
     admin = {"Authorization": f"Bearer {world.first['token']}"}
-    orphan = httpx.post(f"{world.brandwave}/v1/personal-access-tokens", headers=admin,
-                        json={"name": f"rotator-{uuid.uuid4()}"}).json()["data"]
+    orphan = httpx.post(
+        f"{world.brandwave}/v1/personal-access-tokens",
+        headers=admin,
+        json={"name": f"rotator-{uuid.uuid4()}"},
+    ).json()["data"]
     stray = str(uuid.uuid4())
-    world.sm.put_secret_value(SecretId=world.secret_id, ClientRequestToken=stray, VersionStages=["AWSPENDING"],
-                              SecretString=json.dumps({"api_key": "x" * 20}))
+    world.sm.put_secret_value(
+        SecretId=world.secret_id,
+        ClientRequestToken=stray,
+        VersionStages=["AWSPENDING"],
+        SecretString=json.dumps({"api_key": "x" * 20}),
+    )
     found = reconcile(app, fix=False, actor="test")
     kinds = {(f.kind, f.ident.split(" ")[0]) for f in found}
     assert ("key", orphan["id"]) in kinds and ("pending", stray) in kinds
@@ -33,8 +40,9 @@ def test_orphaned_key_and_pending_version_are_found_and_fixed(world: World) -> N
 
 def test_the_current_key_is_never_an_orphan(world: World) -> None:
     app = App.load(world.config)
-    rotation = app.db.create_rotation(secret=world.name, provider="bw", policy="fast", trigger="manual",
-                                      reason="", actor="t")
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="t"
+    )
     assert app.runner("t").run(rotation.id, follow=True).state == "completed"
     current = world.current()["key_id"]
     assert all(current not in f.ident for f in reconcile(app, fix=False, actor="test"))

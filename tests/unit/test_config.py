@@ -28,11 +28,14 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     """ROTATOR_… variables win over rotator.yaml, including inside named provider instances."""
     path = tmp_path / "rotator.yaml"
     path.write_text(YAML)
-    settings = config.load(path, environ={
-        "ROTATOR_STATE__URL": "postgresql://db/rotator",
-        "ROTATOR_PROVIDERS__BRANDWAVE_PROD__BASE_URL": "http://127.0.0.1:9",
-        "ROTATOR_ENGINE__PROBE_DEADLINE": "30s",
-    })
+    settings = config.load(
+        path,
+        environ={
+            "ROTATOR_STATE__URL": "postgresql://db/rotator",
+            "ROTATOR_PROVIDERS__BRANDWAVE_PROD__BASE_URL": "http://127.0.0.1:9",
+            "ROTATOR_ENGINE__PROBE_DEADLINE": "30s",
+        },
+    )
     assert settings.state.url == "postgresql://db/rotator"
     assert settings.providers["brandwave-prod"].base_url == "http://127.0.0.1:9"
     assert settings.engine.probe_deadline == timedelta(seconds=30)

@@ -18,11 +18,19 @@ from rotator.providers.http import HttpCore, require, retry_after_seconds
 
 
 def core(handler: Callable[[httpx.Request], httpx.Response], **kwargs: float) -> HttpCore:
-    return HttpCore(provider="bw", base_url="http://sandbox", timeout=1, read_error=read_error,
-                    transport=httpx.MockTransport(handler), max_backoff=kwargs.get("max_backoff", 2.0))
+    return HttpCore(
+        provider="bw",
+        base_url="http://sandbox",
+        timeout=1,
+        read_error=read_error,
+        transport=httpx.MockTransport(handler),
+        max_backoff=kwargs.get("max_backoff", 2.0),
+    )
 
 
-def sequence(*responses: httpx.Response | Exception) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
+def sequence(
+    *responses: httpx.Response | Exception,
+) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
     seen: list[str] = []
     queue = list(responses)
 
@@ -95,7 +103,11 @@ def test_status_codes_map_to_typed_errors(status: int, kind: type[Exception]) ->
 
 def test_error_messages_drop_vendor_details_and_key_shapes() -> None:
     """A vendor echoing the key back (GoBlue's `details.provided`) never reaches our error message."""
-    body = {"status": "error", "message": "Invalid key goblue_sk_" + "a" * 40, "details": {"provided": "SECRET"}}
+    body = {
+        "status": "error",
+        "message": "Invalid key goblue_sk_" + "a" * 40,
+        "details": {"provided": "SECRET"},
+    }
     handler, _ = sequence(httpx.Response(401, json=body))
     with pytest.raises(KeyRefused) as exc:
         core(handler).request("GET", "/x", headers={})

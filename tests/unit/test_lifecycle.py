@@ -1,12 +1,22 @@
+import itertools
+
 import pytest
 
-from rotator.engine.lifecycle import ALLOWED, BEFORE_PROMOTION, HAPPY_PATH, TERMINAL, State, can_roll_back, check
+from rotator.engine.lifecycle import (
+    ALLOWED,
+    BEFORE_PROMOTION,
+    HAPPY_PATH,
+    TERMINAL,
+    State,
+    can_roll_back,
+    check,
+)
 from rotator.errors import RotationError
 
 
 def test_happy_path_is_a_chain_of_allowed_transitions() -> None:
     """Every consecutive pair of the documented lifecycle is an allowed transition."""
-    for current, target in zip(HAPPY_PATH, HAPPY_PATH[1:], strict=False):
+    for current, target in itertools.pairwise(HAPPY_PATH):
         check(current, target)
 
 

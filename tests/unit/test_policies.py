@@ -63,8 +63,11 @@ def test_each_problem_names_file_and_line(tmp_path: Path, text: str, line: int, 
 
 def test_secret_defined_twice_across_files_names_both_places(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(GOOD)
-    (tmp_path / "b.yaml").write_text(GOOD.split("secrets:")[0].replace("quarterly", "other") + "secrets:" +
-                                     GOOD.split("secrets:")[1].replace("policy: quarterly", "policy: other"))
+    (tmp_path / "b.yaml").write_text(
+        GOOD.split("secrets:")[0].replace("quarterly", "other")
+        + "secrets:"
+        + GOOD.split("secrets:")[1].replace("policy: quarterly", "policy: other")
+    )
     with pytest.raises(InputError) as exc:
         policies.load_dir(tmp_path, SETTINGS)
     assert any("b.yaml:8: secret 'app' already defined at" in p and "a.yaml:8" in p for p in exc.value.problems)

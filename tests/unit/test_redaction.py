@@ -26,8 +26,15 @@ def test_registered_secret_is_masked_everywhere_in_a_line() -> None:
 def test_key_shapes_are_masked_even_if_never_registered() -> None:
     stream = io.StringIO()
     log.configure(level="debug", stream=stream)
-    shapes = ["bt_live_abcdefabcdef12", "tb_live_" + "a" * 32, "goblue_sk_" + "b" * 40, "sk_live_xyz123456",
-              "rt_refresh123456", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "Bearer abc.def-123"]
+    shapes = [
+        "bt_live_abcdefabcdef12",
+        "tb_live_" + "a" * 32,
+        "goblue_sk_" + "b" * 40,
+        "sk_live_xyz123456",
+        "rt_refresh123456",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+        "Bearer abc.def-123",
+    ]
     for shape in shapes:
         log.get("t").warning("request", header=shape)
     out = _lines(stream)
