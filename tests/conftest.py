@@ -58,6 +58,34 @@ def world(tmp_path: Path, aws_url: str, brandwave: str, sm: SecretsManagerClient
     return World.create(tmp_path, aws=aws_url, brandwave=brandwave, sm=sm)
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the machine's PostgreSQL (TESTBED.md); dropped at the end."""
+    import uuid
+
+    import sqlalchemy
+
+    base = os.environ.get("ROTATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"rotator_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {base}: {exc.orig}")
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
     log.configure(level="warning")

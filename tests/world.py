@@ -122,9 +122,6 @@ class World:
         return {t["id"] for t in self.tokens() if not t["revoked"] and t["name"] in mine}
 
     def rotation_names(self) -> set[str]:
-        db = self.dir / "state.db"
-        if not db.exists():
-            return set()
         return {f"rotator-{r.id}" for r in self.app().db.rotations_of(self.name)}
 
     def requests(self) -> list[dict[str, Any]]:

@@ -73,10 +73,9 @@ class AwsSecretsManager(Store):
             raise _translate(exc, location=location, action=action) from None
 
     def _stages(self, location: str) -> dict[str, list[str]]:
+        """Version id → staging labels; empty for a secret that does not exist (nothing pending there)."""
         described = self._call("DescribeSecret", location, SecretId=location)
-        if described is None:
-            raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist")
-        return dict(described.get("VersionIdsToStages", {}))
+        return dict(described.get("VersionIdsToStages", {})) if described else {}
 
     def read_current(self, *, location: str) -> Version | None:
         got = self._call("GetSecretValue", location, SecretId=location, VersionStage=CURRENT)
@@ -107,6 +106,8 @@ class AwsSecretsManager(Store):
 
     def promote(self, *, location: str, token: str, expected_current: str) -> None:
         stages = self._stages(location)
+        if not stages:
+            raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist")
         current = next((v for v, labels in stages.items() if CURRENT in labels), None)
         if current != token:
             if current != expected_current:

@@ -179,3 +179,19 @@ def test_cutover_gate_holds_when_a_required_signal_is_unavailable(world: World) 
     assert done.state == "cutover_wait" and done.held_reason and "old_key_idle: unavailable" in done.held_reason
     assert world.probe(world.first["token"]) == 200
     assert world.current()["key_id"] == done.new_key_id
+
+
+def test_full_rotation_with_postgresql_state(world: World, postgres_url: str) -> None:
+    """The engine runs unchanged on PostgreSQL, the state backend for several replicas."""
+    config = world.config.read_text().replace(f"sqlite:///{world.dir}/state.db", postgres_url)
+    world.config.write_text(config)
+    done = rotate(world)
+    assert done.state == "completed" and world.live_ids() == {done.new_key_id}
+
+
+def test_a_missing_secret_fails_cleanly(world: World) -> None:
+    """A secret that does not exist in the store fails at the start and changes nothing at the provider."""
+    world.sm.delete_secret(SecretId=world.secret_id, ForceDeleteWithoutRecovery=True)
+    done = rotate(world)
+    assert done.state == "failed" and "no current key" in (done.failed_reason or "")
+    assert world.live_ids() == {world.first["id"]}
