@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from rotator import config as config_module
 from rotator import policies as policies_module
-from rotator.config import BrandwaveInstance, CredentialSource, Settings
+from rotator.config import BrandwaveInstance, CredentialSource, Settings, VaultStoreSettings
 from rotator.engine.rotation import Engine, Target
 from rotator.engine.runner import Runner
 from rotator.errors import InputError, RotationError
@@ -36,13 +36,27 @@ def actor_name(kind: str = "cli") -> str:
     return f"{kind}:{user}@{socket.gethostname()}"
 
 
+def read_credential(source: CredentialSource, what: str) -> SecretStr:
+    """An admin credential from the environment or a file (systemd credentials, mounted secrets)."""
+    if source.env is not None:
+        value = os.environ.get(source.env)
+        if not value:
+            raise InputError([f"{what}: environment variable {source.env} is not set"])
+        return secret(value.strip())
+    assert source.file is not None
+    try:
+        return secret(source.file.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise InputError([f"{what}: cannot read {source.file}: {exc.strerror}"]) from None
+
+
 class App:
     def __init__(self, settings: Settings, policies: PolicySet) -> None:
         self.settings = settings
         self.policies = policies
         self._db: StateDB | None = None
         self._stores: dict[str, Store] = {}
-        self._providers: dict[str, Provider] = {}
+        self._http: dict[str, HttpCore] = {}
 
     @classmethod
     def load(cls, config_path: Path | None = None, policies_dir: Path | None = None) -> App:
@@ -60,48 +74,78 @@ class App:
     def store(self, instance: str) -> Store:
         if instance not in self._stores:
             cfg = self.settings.stores[instance]
-            self._stores[instance] = AwsSecretsManager(
-                region=cfg.region, endpoint_url=cfg.endpoint_url, timeout=cfg.timeout.total_seconds()
-            )
+            if isinstance(cfg, VaultStoreSettings):
+                self._stores[instance] = self._vault(instance, cfg)
+            else:
+                self._stores[instance] = AwsSecretsManager(
+                    region=cfg.region, endpoint_url=cfg.endpoint_url, timeout=cfg.timeout.total_seconds()
+                )
         return self._stores[instance]
 
-    def _credential(self, source: CredentialSource, spec: SecretSpec, what: str) -> Callable[[], SecretStr]:
+    def _vault(self, instance: str, cfg: VaultStoreSettings) -> Store:
+        from rotator.stores.vault import VaultKV
+
+        what = f"stores.{instance}.auth"
+        token = approle = None
+        if cfg.auth.token is not None:
+            token = read_credential(cfg.auth.token, f"{what}.token")
+        else:
+            assert cfg.auth.approle is not None
+            approle = (
+                cfg.auth.approle.role_id,
+                read_credential(cfg.auth.approle.secret_id, f"{what}.approle.secret_id"),
+            )
+        return VaultKV(
+            url=cfg.url,
+            token=token,
+            approle=approle,
+            pending_mount=cfg.pending_mount,
+            pending_prefix=cfg.pending_prefix,
+            verify=cfg.verify,
+            ca_file=cfg.ca_file,
+            timeout=cfg.timeout.total_seconds(),
+            namespace=cfg.namespace,
+        )
+
+    def _credential(
+        self, source: CredentialSource, spec: SecretSpec, what: str, rotation: Rotation | None
+    ) -> Callable[[], SecretStr]:
+        """Reads the admin credential when a call needs it, so a rotated credential is picked up.
+
+        `current: true` within a rotation means the rotation's own old key until its revocation
+        starts, then the key now current: whatever someone else may have written to the secret
+        meanwhile, rotator acts with keys it knows.
+        """
+        store = self.store(spec.store.instance)
+
         def read() -> SecretStr:
-            if source.env is not None:
-                value = os.environ.get(source.env)
-                if not value:
-                    raise InputError([f"{what}: environment variable {source.env} is not set"])
-                return secret(value.strip())
-            if source.file is not None:
-                try:
-                    return secret(source.file.read_text(encoding="utf-8").strip())
-                except OSError as exc:
-                    raise InputError([f"{what}: cannot read {source.file}: {exc.strerror}"]) from None
-            current = self.store(spec.store.instance).read_current(location=spec.store.location)
+            if not source.current:
+                return read_credential(source, what)
+            if rotation is not None and rotation.old_version and rotation.revoke_started_at is None:
+                old = store.read_version(location=spec.store.location, version_id=rotation.old_version)
+                if old is not None:
+                    return old.api_key
+            current = store.read_current(location=spec.store.location)
             if current is None:
                 raise RotationError(f"{what}: {spec.store.location} holds no current key to act with")
             return current.value.api_key
 
         return read
 
-    def provider_for(self, spec: SecretSpec) -> Provider:
-        """The adapter for a secret's provider instance (admin credentials may be the secret's own key)."""
-        if spec.name not in self._providers:
-            self._providers[spec.name] = self._build_provider(spec)
-        return self._providers[spec.name]
-
-    def _build_provider(self, spec: SecretSpec) -> Provider:
+    def provider_for(self, spec: SecretSpec, rotation: Rotation | None = None) -> Provider:
+        """The adapter for a secret's provider instance, acting for `rotation` when given."""
         cfg = self.settings.providers[spec.provider]
         assert isinstance(cfg, BrandwaveInstance)
-        http = HttpCore(
-            provider=spec.provider,
-            base_url=cfg.base_url,
-            timeout=cfg.timeout.total_seconds(),
-            read_error=brandwave_error,
-        )
+        if spec.name not in self._http:
+            self._http[spec.name] = HttpCore(
+                provider=spec.provider,
+                base_url=cfg.base_url,
+                timeout=cfg.timeout.total_seconds(),
+                read_error=brandwave_error,
+            )
+        what = f"providers.{spec.provider}.admin_token"
         return Brandwave(
-            http=http,
-            admin_token=self._credential(cfg.admin_token, spec, f"providers.{spec.provider}.admin_token"),
+            http=self._http[spec.name], admin_token=self._credential(cfg.admin_token, spec, what, rotation)
         )
 
     def target(self, rotation: Rotation) -> Target:
@@ -111,7 +155,7 @@ class App:
         return Target(
             spec=spec,
             policy=self.policies.policies[rotation.policy],
-            provider=self.provider_for(spec),
+            provider=self.provider_for(spec, rotation),
             store=self.store(spec.store.instance),
             location=spec.store.location,
         )

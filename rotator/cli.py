@@ -231,13 +231,24 @@ def history(ctx: click.Context, secret: str) -> None:
 
 @main.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--offline", is_flag=True, help="check the files only; do not read store settings")
 @click.pass_context
-def validate(ctx: click.Context, directory: Path | None) -> None:
-    """Check rotator.yaml and the policy files; print file:line problems. Touches nothing."""
+def validate(ctx: click.Context, directory: Path | None, offline: bool) -> None:
+    """Check rotator.yaml and the policy files; print file:line problems. Changes nothing."""
     if directory is not None:
         ctx.obj["policies"] = directory
     app = _load(ctx)
     click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+    if offline:
+        return
+    # read-only look at each store: settings there that could break a promise
+    for spec in app.policies.secrets.values():
+        try:
+            notes = app.store(spec.store.instance).warnings(location=spec.store.location)
+        except RotatorError as exc:
+            notes = [f"{spec.store.location}: could not check the store: {exc}"]
+        for note in notes:
+            click.echo(f"warning: secret {spec.name}: {note}", err=True)
 
 
 @main.command()

@@ -59,7 +59,41 @@ class AwsStoreSettings(_Strict):
     timeout: Duration = timedelta(seconds=10)
 
 
-StoreSettings = Annotated[AwsStoreSettings, Field(discriminator="type")]
+class VaultAppRole(_Strict):
+    role_id: str
+    secret_id: CredentialSource
+    mount: str = "approle"
+
+
+class VaultAuth(_Strict):
+    """Exactly one way to log in: a token (from env or file), or AppRole."""
+
+    token: CredentialSource | None = None
+    approle: VaultAppRole | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VaultAuth:
+        if (self.token is None) == (self.approle is None):
+            raise ValueError("give exactly one of token or approle")
+        if self.token is not None and self.token.current:
+            raise ValueError("a Vault token comes from env or file, not current")
+        return self
+
+
+class VaultStoreSettings(_Strict):
+    type: Literal["vault"]
+    url: str = "http://127.0.0.1:8200"
+    auth: VaultAuth = VaultAuth(token=CredentialSource(env="VAULT_TOKEN"))
+    namespace: str | None = None
+    pending_mount: str = "secret"
+    pending_prefix: str = "rotator-pending"
+    """Where new keys wait before promotion: a path applications do not read."""
+    verify: bool = True
+    ca_file: Path | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+StoreSettings = Annotated[AwsStoreSettings | VaultStoreSettings, Field(discriminator="type")]
 
 
 class StateSettings(_Strict):
@@ -106,6 +140,9 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if path[0] not in Settings.model_fields:
+            known = ", ".join(f"{ENV_PREFIX}{f.upper()}" for f in Settings.model_fields)
+            raise InputError([f"environment variable {name}: no such setting (overrides start with {known})"])
         node = data
         for part in path[:-1]:
             match = next((k for k in node if str(k).replace("-", "_").lower() == part), part)

@@ -55,24 +55,40 @@ class AwsRef(_Strict):
     instance: str = "aws"
 
 
+class VaultRef(_Strict):
+    path: str
+    mount: str = "secret"
+    instance: str = "vault"
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if not value.strip("/") or ":" in value:
+            raise ValueError("a KV path like support/brandwave (no mount, no ':')")
+        return value.strip("/")
+
+
 class StoreRef(_Strict):
     aws: AwsRef | None = None
+    vault: VaultRef | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> StoreRef:
-        if self.aws is None:
-            raise ValueError("name one store, e.g. {aws: {secret_id: prod/app/key}}")
+        if (self.aws is None) == (self.vault is None):
+            raise ValueError("name exactly one store: {aws: {secret_id: prod/app/key}} or {vault: {path: app/key}}")
         return self
 
     @property
     def instance(self) -> str:
-        assert self.aws is not None
-        return self.aws.instance
+        return self.aws.instance if self.aws is not None else self.vault.instance  # type: ignore[union-attr]
 
     @property
     def location(self) -> str:
-        assert self.aws is not None
-        return self.aws.secret_id
+        """The secret's place in its store: an AWS secret id, or `<mount>:<path>` in Vault."""
+        if self.aws is not None:
+            return self.aws.secret_id
+        assert self.vault is not None
+        return f"{self.vault.mount}:{self.vault.path}"
 
 
 class HttpHook(_Strict):
@@ -143,9 +159,14 @@ def _check_references(
         problems.append(
             f"{path}:{line}: secret {spec.name!r} names unknown provider {spec.provider!r} (known: {known})"
         )
-    if spec.store.instance not in settings.stores:
+    kind = "aws" if spec.store.aws is not None else "vault"
+    store = settings.stores.get(spec.store.instance)
+    if store is None or store.type != kind:
         line = yamlsource.line_of(doc, (*where, "store"))
-        problems.append(f"{path}:{line}: secret {spec.name!r} names unknown store {spec.store.instance!r}")
+        known = ", ".join(f"{n} ({s.type})" for n, s in sorted(settings.stores.items())) or "none"
+        problems.append(
+            f"{path}:{line}: secret {spec.name!r} names unknown {kind} store {spec.store.instance!r} (known: {known})"
+        )
     return problems
 
 

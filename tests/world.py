@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hvac
+import hvac.exceptions
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from rotator.app import App
@@ -32,6 +34,7 @@ providers:
     timeout: 1s
 stores:
   aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
+  vault: {{type: vault, url: "{vault}", auth: {{token: {{env: RT_TEST_VAULT_TOKEN}}}}}}
 engine:
   probe_deadline: 2s
   verify_deadline: 3s
@@ -50,7 +53,7 @@ policies:
 secrets:
   - name: {name}
     provider: bw
-    store: {{aws: {{secret_id: {secret_id}}}}}
+    store: {store}
     policy: fast
     access: [alice@example.com, team:support]
 teams:
@@ -67,6 +70,7 @@ class World:
     name: str
     secret_id: str
     first: dict[str, Any]
+    vault: hvac.Client | None = None
 
     @classmethod
     def create(
@@ -78,12 +82,18 @@ class World:
         sm: SecretsManagerClient,
         soak: str = "0s",
         log_level: str = "info",
+        vault: hvac.Client | None = None,
     ) -> World:
+        """Seed a first token and a secret holding it, in AWS or (with `vault`) in Vault KV v2."""
         name = f"s-{uuid.uuid4().hex[:10]}"
         secret_id = f"test/{name}"
+        store = f"{{vault: {{path: {secret_id}}}}}" if vault else f"{{aws: {{secret_id: {secret_id}}}}}"
         (tmp / "policies").mkdir(parents=True, exist_ok=True)
-        (tmp / "rotator.yaml").write_text(CONFIG.format(dir=tmp, brandwave=brandwave, aws=aws, log_level=log_level))
-        (tmp / "policies" / "main.yaml").write_text(POLICIES.format(name=name, secret_id=secret_id, soak=soak))
+        vault_url = vault.url if vault else "http://127.0.0.1:9"
+        (tmp / "rotator.yaml").write_text(
+            CONFIG.format(dir=tmp, brandwave=brandwave, aws=aws, vault=vault_url, log_level=log_level)
+        )
+        (tmp / "policies" / "main.yaml").write_text(POLICIES.format(name=name, store=store, soak=soak))
         first = httpx.post(f"{brandwave}/_sandbox/tokens", json={"name": f"app-{name}"}).json()
         value = {
             "api_key": first["token"],
@@ -92,8 +102,11 @@ class World:
             "rotated_at": first["createdAt"],
             "rotation_id": None,
         }
-        sm.create_secret(Name=secret_id, SecretString=json.dumps(value))
-        return cls(tmp, aws, brandwave, sm, name, secret_id, first)
+        if vault:
+            vault.secrets.kv.v2.create_or_update_secret(path=secret_id, secret=value, mount_point="secret")
+        else:
+            sm.create_secret(Name=secret_id, SecretString=json.dumps(value))
+        return cls(tmp, aws, brandwave, sm, name, secret_id, first, vault)
 
     @property
     def config(self) -> Path:
@@ -102,13 +115,43 @@ class World:
     def app(self) -> App:
         return App.load(self.config)
 
+    def _vault_read(self, version: int | None = None) -> dict[str, Any]:
+        assert self.vault is not None
+        got = self.vault.secrets.kv.v2.read_secret_version(
+            path=self.secret_id, mount_point="secret", version=version, raise_on_deleted_version=True
+        )
+        return dict(got["data"]["data"])
+
     def current(self) -> dict[str, Any]:
+        """What an application reads: AWSCURRENT (asked for explicitly: moto quirk), or Vault's latest."""
+        if self.vault:
+            return self._vault_read()
         got = self.sm.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
         return dict(json.loads(got["SecretString"]))
 
-    def stage_value(self, stage: str) -> dict[str, Any]:
-        got = self.sm.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
+    def previous(self) -> dict[str, Any]:
+        if self.vault:
+            return self._vault_read(self.versions() - 1)
+        got = self.sm.get_secret_value(SecretId=self.secret_id, VersionStage="AWSPREVIOUS")
         return dict(json.loads(got["SecretString"]))
+
+    def versions(self) -> int:
+        """How many versions the secret has (Vault's current_version; AWS's labelled versions)."""
+        if self.vault:
+            meta = self.vault.secrets.kv.v2.read_secret_metadata(path=self.secret_id, mount_point="secret")
+            return int(meta["data"]["current_version"])
+        return len(self.stages())
+
+    def pending_left(self) -> bool:
+        if self.vault:
+            try:
+                listed = self.vault.secrets.kv.v2.list_secrets(
+                    path=f"rotator-pending/secret/{self.secret_id}", mount_point="secret"
+                )
+            except hvac.exceptions.InvalidPath:
+                return False
+            return bool(listed["data"]["keys"])
+        return "AWSPENDING" in str(self.stages())
 
     def stages(self) -> dict[str, list[str]]:
         return dict(self.sm.describe_secret(SecretId=self.secret_id)["VersionIdsToStages"])

@@ -123,7 +123,7 @@ class Engine:
 
     def _create(self, rot: Rotation, t: Target) -> Step:
         name = key_name(rot.id)
-        staged = t.store.read_version(location=t.location, version_id=rot.id)
+        staged = t.store.read_pending(location=t.location, token=rot.id)
         if staged is not None:
             # the key reached the pending slot before a crash: adopt it
             return self._move(
@@ -163,7 +163,7 @@ class Engine:
         )
 
     def _probe(self, rot: Rotation, t: Target) -> Step:
-        value = t.store.read_version(location=t.location, version_id=rot.id)
+        value = t.store.read_pending(location=t.location, token=rot.id)
         if value is None:
             raise RotationError(f"{t.location}: the pending version {rot.id} is gone from the store")
         try:

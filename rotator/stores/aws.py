@@ -89,6 +89,12 @@ class AwsSecretsManager(Store):
             return None
         return StoredValue.from_json(got["SecretString"], where=location)
 
+    def read_pending(self, *, location: str, token: str) -> StoredValue | None:
+        # AWS keeps a version after its label is removed: only a labelled one is pending
+        if PENDING not in self._stages(location).get(token, []):
+            return None
+        return self.read_version(location=location, version_id=token)
+
     def stage(self, *, location: str, token: str, value: StoredValue) -> None:
         existing = self.read_version(location=location, version_id=token)
         if existing is not None:

@@ -86,6 +86,10 @@ class Store(abc.ABC):
         """One version by id (pending or previous), or None when it does not exist."""
 
     @abc.abstractmethod
+    def read_pending(self, *, location: str, token: str) -> StoredValue | None:
+        """The value in the pending slot written under `token`, or None."""
+
+    @abc.abstractmethod
     def stage(self, *, location: str, token: str, value: StoredValue) -> None:
         """Write `value` to the pending slot, keyed by `token`; writing the same again is a no-op.
 
@@ -111,3 +115,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def set_metadata(self, *, location: str, metadata: dict[str, str]) -> None:
         """Merge non-secret metadata (fingerprint, rotation id, policy) into the secret's tags."""
+
+    def warnings(self, *, location: str) -> list[str]:
+        """Settings of the secret that could break a promise (read-only; shown by `validate`)."""
+        return []

@@ -43,4 +43,19 @@ def test_killed_then_resumed(world: World, point: str) -> None:
     assert world.probe(current["api_key"]) == 200 and world.probe(world.first["token"]) == 401
     deletes = [r for r in world.requests() if r["method"] == "DELETE" and r["path"] == f"{PATH}/{world.first['id']}"]
     assert len(deletes) == 1
-    assert "AWSPENDING" not in str(world.stages())
+    assert not world.pending_left()
+
+
+@pytest.mark.parametrize("point", ["after-stage-write", "after:staged", "after-promote-call", "after:promoted"])
+def test_killed_then_resumed_with_vault(vault_world: World, point: str) -> None:
+    """Crash between stage and promote, and between promote and the metadata write: one new version, not two."""
+    w = vault_world
+    crashed = w.cli("rotate", w.name, env={"ROTATOR_FAILPOINTS": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    resumed = w.cli("rotate", w.name)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert w.versions() == 2
+    current = w.current()
+    assert current["key_id"] != w.first["id"] and w.live_ids() == {current["key_id"]}
+    assert w.probe(current["api_key"]) == 200 and w.probe(w.first["token"]) == 401
+    assert not w.pending_left()

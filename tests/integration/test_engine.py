@@ -48,10 +48,10 @@ def test_full_rotation(world: World) -> None:
     assert done.state == "completed"
     new = world.current()
     assert new["key_id"] == done.new_key_id and new["rotation_id"] == done.id and new["provider"] == "brandwave"
-    assert world.stage_value("AWSPREVIOUS")["key_id"] == world.first["id"]
+    assert world.previous()["key_id"] == world.first["id"]
     assert world.live_ids() == {done.new_key_id}
     assert world.probe(new["api_key"]) == 200 and world.probe(world.first["token"]) == 401
-    assert "AWSPENDING" not in str(world.stages())
+    assert not world.pending_left()
     events = [e.event for e in app.db.events(rotation_id=done.id)]
     assert [e for e in events if e in HAPPY_EVENTS] == HAPPY_EVENTS
     first = app.db.events(rotation_id=done.id)[0]
@@ -105,7 +105,7 @@ def test_probe_failure_rolls_back(world: World, brandwave: str) -> None:
     assert done.state == "failed" and "refused" in (done.failed_reason or "")
     assert world.current()["key_id"] == world.first["id"]
     assert world.probe(world.first["token"]) == 200
-    assert "AWSPENDING" not in str(world.stages())
+    assert not world.pending_left()
     assert world.live_ids() == {world.first["id"]}
 
 

@@ -57,3 +57,8 @@ def test_unknown_provider_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         config.load(path, environ={})
     assert f"{path}:4:" in exc.value.problems[0]
+
+
+def test_an_unknown_override_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="environment variable ROTATOR_STAT__URL: no such setting"):
+        config.load(None, environ={"ROTATOR_STAT__URL": "sqlite://"})
