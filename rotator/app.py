@@ -12,16 +12,23 @@ from pydantic import SecretStr
 
 from rotator import config as config_module
 from rotator import policies as policies_module
-from rotator.config import BrandwaveInstance, CredentialSource, Settings, VaultStoreSettings
+from rotator.config import (
+    BoltlyInstance,
+    CredentialSource,
+    OperatorInstance,
+    Settings,
+    VaultStoreSettings,
+)
 from rotator.engine.rotation import Engine, Target
 from rotator.engine.runner import Runner
 from rotator.errors import InputError, RotationError
 from rotator.keys import secret
 from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
+from rotator.providers.boltly import Boltly, BoltlySession
 from rotator.providers.brandwave import Brandwave
-from rotator.providers.brandwave import read_error as brandwave_error
 from rotator.providers.http import HttpCore
+from rotator.providers.operated import OPERATED
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
 from rotator.stores.aws import AwsSecretsManager
@@ -56,7 +63,8 @@ class App:
         self.policies = policies
         self._db: StateDB | None = None
         self._stores: dict[str, Store] = {}
-        self._http: dict[str, HttpCore] = {}
+        self._clients: dict[str, HttpCore] = {}
+        self._sessions: dict[str, BoltlySession] = {}
 
     @classmethod
     def load(cls, config_path: Path | None = None, policies_dir: Path | None = None) -> App:
@@ -135,18 +143,36 @@ class App:
     def provider_for(self, spec: SecretSpec, rotation: Rotation | None = None) -> Provider:
         """The adapter for a secret's provider instance, acting for `rotation` when given."""
         cfg = self.settings.providers[spec.provider]
-        assert isinstance(cfg, BrandwaveInstance)
-        if spec.name not in self._http:
-            self._http[spec.name] = HttpCore(
-                provider=spec.provider,
-                base_url=cfg.base_url,
-                timeout=cfg.timeout.total_seconds(),
-                read_error=brandwave_error,
+        if isinstance(cfg, OperatorInstance):
+            kind = OPERATED[cfg.type]
+            return kind(
+                http=self._http(spec.provider, cfg.base_url or kind.default_base_url, cfg.timeout.total_seconds()),
+                dashboard=cfg.dashboard,
             )
+        http = self._http(spec.provider, cfg.base_url, cfg.timeout.total_seconds())
+        if isinstance(cfg, BoltlyInstance):
+            return Boltly(http=http, session=self.boltly_session(spec.provider))
         what = f"providers.{spec.provider}.admin_token"
-        return Brandwave(
-            http=self._http[spec.name], admin_token=self._credential(cfg.admin_token, spec, what, rotation)
-        )
+        return Brandwave(http=http, admin_token=self._credential(cfg.admin_token, spec, what, rotation))
+
+    def boltly_session(self, instance: str) -> BoltlySession:
+        """One session per Boltly instance and process: its JWT and rotating refresh token are shared."""
+        if instance not in self._sessions:
+            cfg = self.settings.providers[instance]
+            assert isinstance(cfg, BoltlyInstance)
+            password = cfg.password
+            self._sessions[instance] = BoltlySession(
+                http=self._http(instance, cfg.base_url, cfg.timeout.total_seconds()),
+                email=cfg.email,
+                password=(lambda: read_credential(password, f"providers.{instance}.password")) if password else None,
+                refresh_file=cfg.refresh_token_file or self.settings.state_dir() / f"{instance}.refresh",
+            )
+        return self._sessions[instance]
+
+    def _http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
+        if instance not in self._clients:
+            self._clients[instance] = HttpCore(provider=instance, base_url=base_url, timeout=timeout)
+        return self._clients[instance]
 
     def target(self, rotation: Rotation) -> Target:
         spec = self.policies.secret(rotation.secret)

@@ -84,9 +84,11 @@ def _print_blocked(secret: str) -> Callable[[str], None]:
 
 def _outcome(rotation: Rotation) -> int:
     if rotation.state == "completed":
+        new = f"{rotation.new_key_id} ({rotation.new_fingerprint})" if rotation.new_key_id else rotation.new_fingerprint
+        old = rotation.old_key_id or rotation.old_fingerprint
         click.echo(
-            f"rotation {rotation.id} of {rotation.secret} completed: new key {rotation.new_key_id} "
-            f"({rotation.new_fingerprint}) is current; old key {rotation.old_key_id} revoked and refused"
+            f"rotation {rotation.id} of {rotation.secret} completed: new key {new} is current; "
+            f"old key {old} revoked and refused"
         )
         return EXIT_OK
     if rotation.state == "failed":
@@ -99,7 +101,8 @@ def _outcome(rotation: Rotation) -> int:
         click.echo(f"rotation {rotation.id} of {rotation.secret} is HELD in {rotation.state}: {rotation.held_reason}")
         return EXIT_HELD
     if rotation.state.startswith("awaiting_"):
-        click.echo(f"rotation {rotation.id} of {rotation.secret} waits on an operator: {rotation.waiting_for}")
+        click.echo(f"rotation {rotation.id} of {rotation.secret} waits on an operator ({rotation.state}):")
+        click.echo(f"  {rotation.waiting_for.removeprefix('operator: ')}")
         return EXIT_OPERATOR
     click.echo(
         f"rotation {rotation.id} of {rotation.secret} is in progress ({rotation.state}: "
@@ -197,7 +200,8 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
                     "state": active.state,
                     "waiting_for": active.waiting_for or None,
                     "held": active.held_reason,
-                    "since": active.updated_at.isoformat(timespec="seconds"),
+                    "operator_action": active.state.startswith("awaiting_"),
+                    "since": (active.waiting_since or active.updated_at).isoformat(timespec="seconds"),
                     "next_attempt_at": active.next_attempt_at.isoformat(timespec="seconds"),
                 },
             }
@@ -205,6 +209,13 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"secrets": rows}, indent=2))
         return
+    waiting = [r for r in rows if r["rotation"] and r["rotation"]["operator_action"]]
+    if waiting:
+        click.echo("waiting on a person:")
+        for row in waiting:
+            rot = row["rotation"]
+            click.echo(f"  {row['secret']} [{rot['id']}] {rot['state']} since {rot['since']}: {rot['waiting_for']}")
+        click.echo("")
     for row in rows:
         rot = row["rotation"]
         doing = (
@@ -214,6 +225,75 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
         )
         age = f"{row['age_days']}d" if row["age_days"] is not None else "never rotated"
         click.echo(f"{row['secret']:30} {row['provider']:18} {age:>14}  due {row['next_due'] or '-':25} {doing}")
+
+
+@main.command()
+@click.argument("rotation_id")
+@click.pass_context
+def supply(ctx: click.Context, rotation_id: str) -> None:
+    """Hand over a key made in a dashboard for ROTATION_ID; read from stdin or a hidden prompt, never argv.
+
+    The key is checked (format, the provider accepts it, same account as the old key) before it is
+    stored; a rejected key leaves the rotation waiting.
+    """
+    from rotator.engine.operator import KeyRejected
+    from rotator.keys import secret as wrap
+
+    app = _load(ctx)
+    rotation = app.db.find(rotation_id)
+    if rotation is None:
+        click.echo(f"no rotation with id {rotation_id!r}", err=True)
+        ctx.exit(EXIT_INPUT)
+    assert rotation is not None
+    raw = _read_hidden(f"new {rotation.provider} key for {rotation.secret}")
+    runner = app.runner(actor_name("operator"))
+    try:
+        app.db.acquire_lease(rotation.secret, runner.owner, app.settings.engine.lease_ttl)
+        try:
+            rotation = runner.engine.supply(app.db.get(rotation_id), wrap(raw))
+        finally:
+            app.db.release_lease(rotation.secret, runner.owner)
+    except KeyRejected as exc:
+        click.echo(f"key rejected — {exc}; rotation {rotation_id} still waits for a key", err=True)
+        ctx.exit(EXIT_INPUT)
+    except LeaseHeld as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_LOCKED)
+    except RotatorError as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_FAILED)
+    click.echo(f"{rotation.secret}: key accepted ({rotation.new_fingerprint}); continuing rotation {rotation.id}")
+    final = runner.run(
+        rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
+    )
+    ctx.exit(_outcome(final))
+
+
+def _read_hidden(prompt: str) -> str:
+    """A secret from a hidden prompt on a terminal, else one line of stdin: never argv or the environment."""
+    raw = click.prompt(prompt, hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+    return str(raw).strip()
+
+
+@main.command()
+@click.argument("instance")
+@click.pass_context
+def login(ctx: click.Context, instance: str) -> None:
+    """Log in to a Boltly INSTANCE again (password from stdin or a hidden prompt); save its refresh token."""
+    from rotator.config import BoltlyInstance
+    from rotator.keys import secret as wrap
+
+    app = _load(ctx)
+    if not isinstance(app.settings.providers.get(instance), BoltlyInstance):
+        click.echo(f"{instance!r} is not a Boltly provider instance in rotator.yaml", err=True)
+        ctx.exit(EXIT_INPUT)
+    session = app.boltly_session(instance)
+    try:
+        session.login(wrap(_read_hidden(f"password for {session.email}")))
+    except RotatorError as exc:
+        click.echo(f"login failed: {exc}", err=True)
+        ctx.exit(EXIT_FAILED)
+    click.echo(f"logged in as {session.email}; refresh token saved to {session.refresh_file}")
 
 
 @main.command()
@@ -278,7 +358,7 @@ def sandbox(host: str, ports: tuple[str, ...]) -> None:
     fixed = {name: int(port) for name, _, port in (p.partition("=") for p in ports)}
     running = serve_all(host=host, ports=fixed)
     for r in running:
-        click.echo(f"{r.name} {r.base_url}")
+        click.echo(f"{r.name} {r.api_url}")
     sys.stdout.flush()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -49,7 +49,32 @@ class BrandwaveInstance(_Strict):
     timeout: Duration = timedelta(seconds=10)
 
 
-ProviderInstance = Annotated[BrandwaveInstance, Field(discriminator="type")]
+class BoltlyInstance(_Strict):
+    """Boltly: keys are made with a user's JWT. The refresh token rotates on every refresh, so
+    rotator keeps it in a file of its own (written atomically, mode 0600) the moment it changes."""
+
+    type: Literal["boltly"]
+    base_url: str = "https://api.boltly.online"
+    email: str
+    password: CredentialSource | None = None
+    """Used when no refresh token works (first start, or a crash lost the newest one)."""
+    refresh_token_file: Path | None = None
+    """Default: <state directory>/<instance>.refresh"""
+    timeout: Duration = timedelta(seconds=10)
+
+
+class OperatorInstance(_Strict):
+    """A provider whose keys only a person can make and revoke, in a dashboard."""
+
+    type: Literal["blueticks", "texting-blue", "goblue"]
+    base_url: str | None = None
+    """Default: the vendor's documented base URL."""
+    dashboard: str | None = None
+    """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""
+    timeout: Duration = timedelta(seconds=10)
+
+
+ProviderInstance = Annotated[BrandwaveInstance | BoltlyInstance | OperatorInstance, Field(discriminator="type")]
 
 
 class AwsStoreSettings(_Strict):
@@ -116,6 +141,8 @@ class EngineSettings(_Strict):
     step_deadline: Duration = timedelta(minutes=30)
     """A step that keeps failing temporarily for this long is treated as failed."""
     hold_interval: Duration = timedelta(minutes=5)
+    operator_poll: Duration = timedelta(seconds=30)
+    """How often to probe an old key an operator was asked to revoke."""
     lease_ttl: Duration = timedelta(minutes=2)
 
 
@@ -127,12 +154,13 @@ class Settings(_Strict):
     stores: dict[str, StoreSettings] = {"aws": AwsStoreSettings()}
     engine: EngineSettings = EngineSettings()
 
+    def state_dir(self) -> Path:
+        base = Path(os.environ.get("STATE_DIRECTORY") or Path.home() / ".local" / "state" / "rotator")
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+
     def state_url(self) -> str:
-        if self.state.url:
-            return self.state.url
-        base = os.environ.get("STATE_DIRECTORY") or str(Path.home() / ".local" / "state" / "rotator")
-        Path(base).mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{Path(base) / 'rotator.db'}"
+        return self.state.url or f"sqlite:///{self.state_dir() / 'rotator.db'}"
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:

@@ -79,17 +79,17 @@ def run_demo(workdir: Path | None) -> int:
     brandwave = serve("brandwave")
     print(f"demo: Brandwave sandbox at {brandwave.base_url}")
 
-    first = httpx.post(f"{brandwave.base_url}/_sandbox/tokens", json={"name": "app-token"}).json()
+    first = httpx.post(f"{brandwave.base_url}/_sandbox/keys", json={"name": "app-token"}).json()
     value = {
-        "api_key": first["token"],
+        "api_key": first["secret"],
         "key_id": first["id"],
         "provider": "brandwave",
-        "rotated_at": first["createdAt"],
+        "rotated_at": first["created_at"],
         "rotation_id": None,
     }
     client = boto3.client("secretsmanager", endpoint_url=aws, region_name="us-east-1")
     client.create_secret(Name=SECRET_ID, SecretString=json.dumps(value))
-    print(f"demo: secret {SECRET_ID} holds token {first['id']} ({fingerprint(first['token'])})")
+    print(f"demo: secret {SECRET_ID} holds token {first['id']} ({fingerprint(first['secret'])})")
 
     config = workdir / "rotator.yaml"
     config.write_text(CONFIG.format(workdir=workdir, brandwave=brandwave.base_url, aws=aws))
@@ -99,7 +99,7 @@ def run_demo(workdir: Path | None) -> int:
     code = main(["--config", str(config), "rotate", SECRET, "--reason", "demo"], standalone_mode=False)
 
     current = json.loads(client.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"])
-    tokens = httpx.get(f"{brandwave.base_url}/_sandbox/tokens").json()["tokens"]
+    tokens = httpx.get(f"{brandwave.base_url}/_sandbox/keys").json()["keys"]
     live = [t["id"] for t in tokens if not t["revoked"]]
     print(f"\ndemo: AWSCURRENT now holds token {current['key_id']} ({fingerprint(current['api_key'])})")
     print(f"demo: live tokens at Brandwave: {live}; old token {first['id']} revoked: {first['id'] not in live}")

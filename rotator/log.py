@@ -21,7 +21,7 @@ import structlog
 MASK = "[REDACTED]"
 
 _KEY_SHAPES = re.compile(
-    r"(?:bt_(?:live|test)_|tb_(?:live|test)_|goblue_sk_|sk_(?:live|test)_|rt_|bwpat_)[A-Za-z0-9_\-]{4,}"
+    r"(?:bt_(?:live|test)_|tb_(?:live|test)_|goblue_sk_|sk_(?:live|test)_|rt_|bwpat_)[A-Za-z0-9_\-]{8,}"
     r"|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]+"
 )

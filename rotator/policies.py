@@ -115,6 +115,8 @@ class SecretSpec(_Strict):
     policy: str
     access: list[str] = []
     consumers: list[Consumer] = []
+    permissions: list[str] = []
+    """What the key must be allowed (shown to an operator making it in a dashboard)."""
 
 
 class PolicyFile(_Strict):

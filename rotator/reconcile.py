@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rotator.app import App
 from rotator.keys import rotation_id_of
 from rotator.policies import SecretSpec
+from rotator.providers.base import ApiProvider
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Finding:
 
 def _orphan_keys(app: App, specs: list[SecretSpec]) -> list[tuple[SecretSpec, Finding]]:
     provider = app.provider_for(specs[0])
+    if not isinstance(provider, ApiProvider):
+        return []  # a person made these keys; nothing to list
     in_use = set()
     for spec in specs:
         current = app.store(spec.store.instance).read_current(location=spec.store.location)
@@ -62,8 +65,9 @@ def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
         by_provider[spec.provider].append(spec)
     for specs in by_provider.values():
         for spec, finding in _orphan_keys(app, specs):
-            if fix:
-                app.provider_for(spec).revoke_key(key_id=finding.ident.split(" ")[0])
+            provider = app.provider_for(spec)
+            if fix and isinstance(provider, ApiProvider):
+                provider.revoke_key(key_id=finding.ident.split(" ")[0])
                 app.db.audit(
                     None,
                     secret=spec.name,

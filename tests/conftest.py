@@ -57,7 +57,7 @@ def brandwave(brandwave_server: Running) -> Iterator[str]:
     """The sandbox's base URL; faults injected by a test are cleared after it."""
     yield brandwave_server.base_url
     httpx.post(f"{brandwave_server.base_url}/_sandbox/faults", json={"clear": True})
-    httpx.post(f"{brandwave_server.base_url}/_sandbox/refuse", json={"refuse_new_tokens": False})
+    httpx.post(f"{brandwave_server.base_url}/_sandbox/config", json={"refuse_new_keys": False})
 
 
 @pytest.fixture

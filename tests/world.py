@@ -94,12 +94,13 @@ class World:
             CONFIG.format(dir=tmp, brandwave=brandwave, aws=aws, vault=vault_url, log_level=log_level)
         )
         (tmp / "policies" / "main.yaml").write_text(POLICIES.format(name=name, store=store, soak=soak))
-        first = httpx.post(f"{brandwave}/_sandbox/tokens", json={"name": f"app-{name}"}).json()
+        first = httpx.post(f"{brandwave}/_sandbox/keys", json={"name": f"app-{name}"}).json()
+        first["token"] = first["secret"]
         value = {
             "api_key": first["token"],
             "key_id": first["id"],
             "provider": "brandwave",
-            "rotated_at": first["createdAt"],
+            "rotated_at": first["created_at"],
             "rotation_id": None,
         }
         if vault:
@@ -157,7 +158,7 @@ class World:
         return dict(self.sm.describe_secret(SecretId=self.secret_id)["VersionIdsToStages"])
 
     def tokens(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.brandwave}/_sandbox/tokens").json()["tokens"])
+        return list(httpx.get(f"{self.brandwave}/_sandbox/keys").json()["keys"])
 
     def live_ids(self) -> set[str]:
         """Live tokens that belong to this world: its first token and keys named after its rotations."""

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import SecretStr
+
 from rotator import failpoints, log
 from rotator.config import EngineSettings
-from rotator.engine import gate
+from rotator.engine import gate, operator
 from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
 from rotator.errors import KeyRefused, RotationError, RotatorError, StoreError
 from rotator.keys import key_name
 from rotator.policies import Policy, SecretSpec
-from rotator.providers.base import ManagedBy, Provider
+from rotator.providers.base import ApiProvider, KeyInfo, OperatorProvider, Provider
 from rotator.state.db import StateDB, utcnow
 from rotator.state.schema import Rotation
 from rotator.stores.base import Store, StoredValue
@@ -82,6 +84,8 @@ class Engine:
             State.REVOKING: self._revoke,
             State.VERIFYING: self._verify,
             State.ROLLING_BACK: self._roll_back,
+            State.AWAITING_NEW_KEY: lambda r, t: operator.wait_for_key(self, r, t),
+            State.AWAITING_REVOCATION: lambda r, t: operator.wait_for_revocation(self, r, t),
         }
 
     def advance(self, rotation: Rotation) -> Step:
@@ -92,10 +96,7 @@ class Engine:
         bound = _log.bind(rotation_id=rotation.id, secret=rotation.secret, provider=rotation.provider, step=state.value)
         try:
             target = self.resolve(rotation)
-            handler = self._handlers.get(state)
-            if handler is None:
-                raise RotationError(f"state {state} needs an operator-assisted provider, not implemented yet")
-            return handler(rotation, target)
+            return self._handlers[state](rotation, target)
         except RotatorError as exc:
             bound.warning("step.error", error=str(exc), temporary=exc.temporary)
             return self._on_error(rotation, state, exc)
@@ -106,22 +107,43 @@ class Engine:
         current = t.store.read_current(location=t.location)
         if current is None:
             raise RotationError(f"{t.location}: the store holds no current key to rotate; store the key in use first")
-        if t.provider.managed_by is ManagedBy.API and current.value.key_id is None:
+        if isinstance(t.provider, ApiProvider) and current.value.key_id is None:
             raise RotationError(
                 f"{t.location}: the current value has no key_id; {t.provider.kind} revokes keys by id, so add "
                 '"key_id" to the stored JSON (SPEC §5) before rotating'
             )
-        return self._move(
+        self.db.audit(
             rot,
-            State.CREATING,
+            secret=rot.secret,
+            actor=self.actor,
             event="rotation.started",
             detail={"old_key_id": current.value.key_id, "old_fingerprint": current.value.fingerprint},
+        )
+        rot = self.db.update(
+            rot,
+            actor=self.actor,
             old_version=current.version_id,
             old_key_id=current.value.key_id,
             old_fingerprint=current.value.fingerprint,
         )
+        if isinstance(t.provider, OperatorProvider):
+            # what the old key belongs to, to hold the operator's new key against
+            try:
+                identity = t.provider.probe(key=current.value.api_key).identity
+            except KeyRefused:
+                identity = {}
+                self.db.audit(
+                    rot,
+                    secret=rot.secret,
+                    actor=self.actor,
+                    event="old_key.refused",
+                    detail={"note": "the old key is already refused; the account cannot be compared"},
+                )
+            return operator.ask_for_key(self, rot, t, identity)
+        return self._move(rot, State.CREATING, event="creating")
 
     def _create(self, rot: Rotation, t: Target) -> Step:
+        provider = _api(t)
         name = key_name(rot.id)
         staged = t.store.read_pending(location=t.location, token=rot.id)
         if staged is not None:
@@ -137,8 +159,8 @@ class Engine:
             )
         if rot.create_started_at is not None:
             # an earlier create may have happened without its answer reaching us: look before creating
-            for lost in (k for k in t.provider.list_keys() if k.name == name):
-                t.provider.revoke_key(key_id=lost.id)
+            for lost in (k for k in provider.list_keys() if k.name == name):
+                provider.revoke_key(key_id=lost.id)
                 self.db.audit(
                     rot,
                     secret=rot.secret,
@@ -147,9 +169,10 @@ class Engine:
                     detail={"key_id": lost.id, "why": "created, but its secret never reached us"},
                 )
         rot = self.db.update(rot, actor=self.actor, create_started_at=self.clock())
-        created = t.provider.create_key(name=name, like=None)
+        like = self._old_key_info(rot, provider) if provider.copies_scopes else None
+        created = provider.create_key(name=name, like=like)
         failpoints.hit("after-create")
-        value = StoredValue.new(api_key=created.secret, key_id=created.id, provider=t.provider.kind, rotation_id=rot.id)
+        value = StoredValue.new(api_key=created.secret, key_id=created.id, provider=provider.kind, rotation_id=rot.id)
         t.store.stage(location=t.location, token=rot.id, value=value)
         failpoints.hit("after-stage-write")
         return self._move(
@@ -175,12 +198,14 @@ class Engine:
             raise RotationError(
                 f"new key {value.fingerprint} still refused {self.settings.probe_deadline} after creation: {exc}"
             ) from None
-        return self._move(
-            rot,
-            State.PROBED,
-            event="key.probed",
-            detail={"fingerprint": value.fingerprint, **result.identity},
-        )
+        detail = {"fingerprint": value.fingerprint, **result.identity}
+        if isinstance(t.provider, ApiProvider) and t.provider.copies_scopes:
+            detail["scopes"] = self._same_scopes(rot, t.provider)
+        elif isinstance(t.provider, OperatorProvider) and (
+            problem := operator.same_account(rot.old_identity or {}, result)
+        ):
+            raise RotationError(f"the new key {problem}")
+        return self._move(rot, State.PROBED, event="key.probed", detail=detail)
 
     def _promote(self, rot: Rotation, t: Target) -> Step:
         assert rot.old_version is not None
@@ -226,22 +251,24 @@ class Engine:
         cutover = t.policy.cutover
         verdict = gate.evaluate(cutover, rot, self.clock())
         detail = {"signals": verdict.describe()}
-        if verdict.open:
-            return self._move(rot, State.REVOKING, event="cutover.open", detail=detail)
+        if verdict.open or (verdict.timed_out and cutover.on_timeout == "revoke"):
+            event = "cutover.open" if verdict.open else "cutover.deadline_revoke"
+            if isinstance(t.provider, OperatorProvider):
+                return operator.ask_for_revocation(self, rot, t, event, detail)
+            return self._move(rot, State.REVOKING, event=event, detail=detail)
         if verdict.timed_out:
-            if cutover.on_timeout == "revoke":
-                return self._move(rot, State.REVOKING, event="cutover.deadline_revoke", detail=detail)
             return self._hold(rot, f"cutover gate still shut after max_wait {cutover.max_wait}: {verdict.describe()}")
         assert verdict.check_again_at is not None
         return self._wait(rot, verdict.check_again_at, f"cutover gate: {verdict.describe()}")
 
     def _revoke(self, rot: Rotation, t: Target) -> Step:
+        provider = _api(t)
         old_key_id = rot.old_key_id
         assert old_key_id is not None
-        already = rot.revoke_started_at is not None and old_key_id not in {k.id for k in t.provider.list_keys()}
+        already = rot.revoke_started_at is not None and old_key_id not in {k.id for k in provider.list_keys()}
         if not already:
             rot = self.db.update(rot, actor=self.actor, revoke_started_at=self.clock())
-            t.provider.revoke_key(key_id=old_key_id)
+            provider.revoke_key(key_id=old_key_id)
             failpoints.hit("after-revoke-call")
         return self._move(
             rot,
@@ -290,24 +317,44 @@ class Engine:
 
     def _roll_back(self, rot: Rotation, t: Target) -> Step:
         current = t.store.read_current(location=t.location)
-        if current is not None and current.version_id == rot.id:
-            return self._hold(
-                rot,
-                "the new key is already current: refusing to roll back; fix the cause and let the rotation go on",
-            )
-        revoked = {rot.new_key_id} if rot.new_key_id else set()
-        if rot.create_started_at is not None:
-            revoked |= {k.id for k in t.provider.list_keys() if k.name == key_name(rot.id)}
-        for key_id in sorted(revoked):
-            t.provider.revoke_key(key_id=key_id)
-        t.store.clear_pending(location=t.location, token=rot.id)
-        return self._move(
-            rot,
-            State.FAILED,
-            event="rotation.failed",
-            detail={"reason": rot.failed_reason, "revoked_new_keys": sorted(revoked)},
-            finished_at=self.clock(),
+        ours = current is not None and (
+            current.version_id == rot.id or current.value.fingerprint == rot.new_fingerprint
         )
+        if ours:
+            return self._hold(
+                rot, "the new key is already current: refusing to roll back; fix the cause and let the rotation go on"
+            )
+        detail: dict[str, Any] = {"reason": rot.failed_reason}
+        if isinstance(t.provider, ApiProvider):
+            revoked = {rot.new_key_id} if rot.new_key_id else set()
+            if rot.create_started_at is not None:
+                revoked |= {k.id for k in t.provider.list_keys() if k.name == key_name(rot.id)}
+            for key_id in sorted(revoked):
+                t.provider.revoke_key(key_id=key_id)
+            detail["revoked_new_keys"] = sorted(revoked)
+        elif rot.new_fingerprint:
+            detail["operator"] = f"revoke the new key {key_name(rot.id)} ({rot.new_fingerprint}) in the dashboard"
+        t.store.clear_pending(location=t.location, token=rot.id)
+        return self._move(rot, State.FAILED, event="rotation.failed", detail=detail, finished_at=self.clock())
+
+    def supply(self, rotation: Rotation, key: SecretStr) -> Rotation:
+        """An operator hands over a new key; raise KeyRejected (the rotation keeps waiting) on a failed check."""
+        return operator.supply(self, rotation, self.resolve(rotation), key)
+
+    def _old_key_info(self, rot: Rotation, provider: ApiProvider) -> KeyInfo:
+        found = next((k for k in provider.list_keys() if k.id == rot.old_key_id), None)
+        if found is None:
+            raise RotationError(f"the old key {rot.old_key_id} is not among the provider's live keys")
+        return found
+
+    def _same_scopes(self, rot: Rotation, provider: ApiProvider) -> str:
+        keys = {k.id: k for k in provider.list_keys()}
+        old, new = keys.get(rot.old_key_id or ""), keys.get(rot.new_key_id or "")
+        if new is None:
+            raise RotationError(f"the new key {rot.new_key_id} is not among the provider's live keys")
+        if old is not None and old.scopes != new.scopes:
+            raise RotationError(f"the new key has scopes {list(new.scopes)}, the old key {list(old.scopes)}")
+        return ",".join(new.scopes)
 
     # bookkeeping -------------------------------------------------------------------------------
 
@@ -315,18 +362,16 @@ class Engine:
         self, rot: Rotation, to: State, *, event: str, detail: dict[str, Any] | None = None, **fields: Any
     ) -> Step:
         check(State(rot.state), to)
-        rot = self.db.update(
-            rot,
-            actor=self.actor,
-            event=event,
-            detail=detail,
-            state=to.value,
-            next_attempt_at=self.clock(),
-            waiting_for="",
-            held_reason=None,
-            held_since=None,
+        values = {
+            "state": to.value,
+            "next_attempt_at": self.clock(),
+            "waiting_for": "",
+            "held_reason": None,
+            "held_since": None,
             **fields,
-        )
+        }
+        values["waiting_since"] = self.clock() if values["waiting_for"] else None
+        rot = self.db.update(rot, actor=self.actor, event=event, detail=detail, **values)
         _log.info(event, rotation_id=rot.id, secret=rot.secret, state=to.value, **(detail or {}))
         failpoints.hit(f"after:{to.value}")
         return Step(rot, event)
@@ -340,7 +385,8 @@ class Engine:
                 event="waiting",
                 detail={"state": rot.state, "for": why},
             )
-        rot = self.db.update(rot, actor=self.actor, next_attempt_at=until, waiting_for=why)
+        since = rot.waiting_since if rot.waiting_for == why and rot.waiting_since else self.clock()
+        rot = self.db.update(rot, actor=self.actor, next_attempt_at=until, waiting_for=why, waiting_since=since)
         return Step(rot, why, waiting_until=until)
 
     def _hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
@@ -387,3 +433,9 @@ class Engine:
                 failed_reason=str(exc),
             )
         return self._hold(rot, f"{state.value} failed: {exc}")
+
+
+def _api(t: Target) -> ApiProvider:
+    if not isinstance(t.provider, ApiProvider):
+        raise RotationError(f"{t.provider.kind} keys are made by a person; this step needs an API-managed provider")
+    return t.provider

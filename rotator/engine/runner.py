@@ -64,8 +64,8 @@ class Runner:
                 self.sleep(1.0)
                 continue
             on_step(step)
-            if step.held:
-                return step.rotation
+            if step.held or (step.waiting_until and step.rotation.state.startswith("awaiting_")):
+                return step.rotation  # a person must act; following would only wait on them
 
     def _advance_while_due(self, rotation: Rotation) -> Step:
         self.db.acquire_lease(rotation.secret, self.owner, self.lease_ttl)

@@ -1,9 +1,15 @@
-"""The provider interface. Adapters hold only their vendor's API calls; they know no lifecycle."""
+"""The provider interfaces. Adapters hold only their vendor's API calls; they know no lifecycle.
+
+Two families (providers.md): `ApiProvider`s create and revoke keys through their API;
+`OperatorProvider`s only let a person do it in a dashboard, so rotator asks, waits, and checks
+what the person did (format, the provider accepts it, same account as the old key).
+"""
 
 from __future__ import annotations
 
 import abc
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,7 +43,7 @@ class CreatedKey:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """A key the provider accepted, and what it says the key belongs to (account, scopes)."""
+    """A key the provider accepted, and what it says the key belongs to (account, team, forms)."""
 
     identity: dict[str, str] = field(default_factory=dict)
 
@@ -47,8 +53,18 @@ class Provider(abc.ABC):
     managed_by: ManagedBy
 
     @abc.abstractmethod
+    def probe(self, *, key: SecretStr) -> ProbeResult:
+        """One authenticated call with `key`. Raises KeyRefused (401) if the provider does not accept it."""
+
+
+class ApiProvider(Provider):
+    managed_by = ManagedBy.API
+    copies_scopes = False
+    """True when a new key must get the scopes of the key it replaces (Boltly)."""
+
+    @abc.abstractmethod
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:
-        """Create a key named `name` (with the same permissions as `like`, where the provider has any).
+        """Create a key named `name` (with the scopes of `like`, where the provider has scopes).
 
         Raises CreateOutcomeUnknown when the request may have reached the provider but no answer
         came back: the caller must list keys by name before creating again.
@@ -56,12 +72,36 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def list_keys(self) -> list[KeyInfo]:
-        """Every key of the account. Raises ProviderUnavailable, PermissionDenied, UnexpectedResponse."""
+        """Every live key of the account. Raises ProviderUnavailable, PermissionDenied, UnexpectedResponse."""
 
     @abc.abstractmethod
     def revoke_key(self, *, key_id: str) -> None:
         """Revoke a key. A key that is already gone counts as revoked."""
 
+
+class OperatorProvider(Provider):
+    managed_by = ManagedBy.OPERATOR
+    key_pattern: re.Pattern[str]
+    key_form: str
+    """The documented format, said to a person: e.g. `tb_live_ followed by 32 characters`."""
+    prefix_length: int
+    """How many leading characters name a key to a person (vendor prefix + 4)."""
+
+    def check_format(self, key: SecretStr) -> str | None:
+        """None when `key` has the provider's documented format, else what is wrong (never the key)."""
+        value = key.get_secret_value()
+        if value != value.strip():
+            return "the key has leading or trailing white space"
+        if not self.key_pattern.fullmatch(value):
+            return f"not a {self.kind} key: expected {self.key_form} ({len(value)} characters given)"
+        return None
+
+    def prefix(self, key: SecretStr) -> str:
+        return key.get_secret_value()[: self.prefix_length] + "…"
+
     @abc.abstractmethod
-    def probe(self, *, key: SecretStr) -> ProbeResult:
-        """One authenticated call with `key`. Raises KeyRefused (401) if the provider does not accept it."""
+    def create_instructions(self, *, name: str, permissions: list[str] | None) -> str:
+        """What a person must do to make the new key: where, what name, which permissions."""
+
+    def revoke_instructions(self, *, prefix: str) -> str:
+        return f"revoke the old key {prefix} in the {self.kind} dashboard"

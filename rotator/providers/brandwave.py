@@ -4,7 +4,6 @@ Scheduled rotation uses create + a later delete; the one-step `/rotate` endpoint
 token at once and is never used here. Assumptions beyond the vendor text, each failing loudly:
 - the create response is `{"data": {"id", "token", ...}}`;
 - the list is paged with `page` (from 1) and `pageSize`, items carry `id`, `name`, `lastUsedAt`;
-- the error body is `{"error": {"code", "message"}}` (read leniently).
 Probe: the list endpoint with the key as bearer — every endpoint needs a token, and the list
 is the only documented read.
 """
@@ -12,13 +11,12 @@ is the only documented read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import SecretStr
 
 from rotator.errors import KeyNotFound
 from rotator.keys import secret
-from rotator.providers.base import CreatedKey, KeyInfo, ManagedBy, ProbeResult, Provider
+from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
 
 PATH = "/v1/personal-access-tokens"
@@ -26,18 +24,8 @@ PAGE_SIZE = 100
 MAX_PAGES = 1000
 
 
-def read_error(body: Any) -> tuple[str | None, str | None]:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return error.get("code"), error.get("message")
-    if isinstance(body, dict):
-        return body.get("code"), body.get("message") or (error if isinstance(error, str) else None)
-    return None, None
-
-
-class Brandwave(Provider):
+class Brandwave(ApiProvider):
     kind = "brandwave"
-    managed_by = ManagedBy.API
 
     def __init__(self, *, http: HttpCore, admin_token: Callable[[], SecretStr]) -> None:
         self._http = http

@@ -49,6 +49,22 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
+def read_vendor_error(body: Any) -> tuple[str | None, str | None]:
+    """(code, message) from every body shape in providers.md: `{"error": {...}}` (Blueticks, Texting
+    Blue, Brandwave, Boltly) or top-level `code`/`message` (GoBlue). `details` are never read: GoBlue
+    echoes part of the key there."""
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        return _text(error.get("code")), _text(error.get("message"))
+    return _text(body.get("code")), _text(body.get("message")) or _text(error)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def error_from_response(provider: str, response: httpx.Response, read: ErrorText) -> ProviderError:
     """Map a non-2xx answer to a typed error; the vendor's message is kept, never its details."""
     try:
@@ -78,7 +94,7 @@ class HttpCore:
         provider: str,
         base_url: str,
         timeout: float,
-        read_error: ErrorText,
+        read_error: ErrorText = read_vendor_error,
         attempts: int = 4,
         max_backoff: float = 20.0,
         transport: httpx.BaseTransport | None = None,

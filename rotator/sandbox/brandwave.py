@@ -1,142 +1,77 @@
-"""A Brandwave simulator following providers.md: personal access tokens behind Bearer auth.
+"""Brandwave (providers.md, seed 003): personal access tokens behind Bearer auth.
 
-Every endpoint needs a live token; unknown or revoked tokens get 401. The list shows `lastUsedAt`,
-updated whenever a token authenticates. `/_sandbox/tokens` plays the account owner: it mints a
-token out of band (the first key of a demo) and shows which tokens are live.
+Every endpoint needs a live token; unknown or revoked tokens get 401. The list is paged
+(`page`, `pageSize`) and shows `lastUsedAt`, updated whenever a token authenticates.
 """
 
 from __future__ import annotations
 
-import secrets
-import string
-import threading
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
-from rotator.sandbox.faults import Recorder
+from rotator.sandbox.base import Key, Sandbox, iso, random_text
 
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+PATH = "/v1/personal-access-tokens"
 
 
-def _error(status: int, message: str) -> dict[str, Any]:
-    codes = {401: "unauthorized", 404: "not_found", 422: "validation_error", 429: "rate_limited"}
-    return {"error": {"code": codes.get(status, "server_error" if status >= 500 else "error"), "message": message}}
+class BrandwaveSandbox(Sandbox):
+    name = "brandwave"
 
+    def new_secret(self) -> str:
+        return "bwpat_" + random_text(40)
 
-class BrandwaveSandbox:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.tokens: dict[str, dict[str, Any]] = {}
-        self.recorder = Recorder(_error)
-        self.refuse_new_tokens = False
+    def presented(self, request: Request) -> str | None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return value if scheme.lower() == "bearer" else None
 
-    # the model -----------------------------------------------------------------------------
-
-    def mint(self, name: str) -> dict[str, Any]:
-        token: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "createdAt": _now(),
-            "expiresAt": None,
-            "lastUsedAt": None,
-            "token": "bwpat_" + "".join(secrets.choice(_ALPHABET) for _ in range(40)),
-            "revoked": False,
-            "refused": self.refuse_new_tokens,
-        }
-        with self.lock:
-            self.tokens[token["id"]] = token
-        return token
-
-    def _authenticate(self, request: Request) -> dict[str, Any] | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value:
-            return None
-        with self.lock:
-            for token in self.tokens.values():
-                if token["token"] == value and not token["revoked"] and not token["refused"]:
-                    token["lastUsedAt"] = _now()
-                    return token
-        return None
+    def error_body(self, status: int, code: str, message: str) -> dict[str, Any]:
+        return {"error": {"code": code, "message": message}}
 
     @staticmethod
-    def _public(token: dict[str, Any]) -> dict[str, Any]:
-        return {k: token[k] for k in ("id", "name", "createdAt", "expiresAt", "lastUsedAt")}
-
-    # the documented API ----------------------------------------------------------------------
+    def _item(key: Key) -> dict[str, Any]:
+        return {
+            "id": key.id,
+            "name": key.name,
+            "createdAt": iso(key.created_at),
+            "expiresAt": None,
+            "lastUsedAt": iso(key.last_used_at),
+        }
 
     async def create(self, request: Request) -> Response:
-        if self._authenticate(request) is None:
-            return JSONResponse(_error(401, "Invalid or missing token"), status_code=401)
+        if self.authenticate(request) is None:
+            return self.deny(401, "Invalid or missing token")
         try:
             body = await request.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
-            return JSONResponse(_error(422, "name is required"), status_code=422)
-        token = self.mint(body["name"])
-        token["expiresAt"] = body.get("expiresAt")
-        return JSONResponse({"data": {**self._public(token), "token": token["token"]}}, status_code=201)
+            return self.deny(422, "name is required")
+        key = self.mint(body["name"])
+        return JSONResponse({"data": {**self._item(key), "token": key.secret}}, status_code=201)
 
-    async def list(self, request: Request) -> Response:
-        if self._authenticate(request) is None:
-            return JSONResponse(_error(401, "Invalid or missing token"), status_code=401)
+    async def list_keys(self, request: Request) -> Response:
+        if self.authenticate(request) is None:
+            return self.deny(401, "Invalid or missing token")
         page = max(1, int(request.query_params.get("page", "1")))
         size = max(1, min(100, int(request.query_params.get("pageSize", "20"))))
         with self.lock:
-            live = [self._public(t) for t in self.tokens.values() if not t["revoked"]]
-        items = live[(page - 1) * size : page * size]
-        return JSONResponse({"items": items, "totalCount": len(live), "facets": {}})
+            live = [self._item(k) for k in self.keys.values() if k.revoked_at is None]
+        return JSONResponse({"items": live[(page - 1) * size : page * size], "totalCount": len(live), "facets": {}})
 
-    async def revoke(self, request: Request) -> Response:
-        if self._authenticate(request) is None:
-            return JSONResponse(_error(401, "Invalid or missing token"), status_code=401)
-        token_id = request.path_params["id"]
-        with self.lock:
-            token = self.tokens.get(token_id)
-            if token is None or token["revoked"]:
-                return JSONResponse(_error(404, "Token not found"), status_code=404)
-            token["revoked"] = True
-        return JSONResponse({"data": {**self._public(token), "revoked": True}})
+    async def delete(self, request: Request) -> Response:
+        if self.authenticate(request) is None:
+            return self.deny(401, "Invalid or missing token")
+        key = self.revoke(request.path_params["id"])
+        if key is None:
+            return self.deny(404, "Token not found")
+        return JSONResponse({"data": {**self._item(key), "revoked": True}})
 
-    # the sandbox's own controls ------------------------------------------------------------------
-
-    async def control_mint(self, request: Request) -> Response:
-        body = await request.json()
-        token = self.mint(str(body.get("name") or "sandbox-seed"))
-        return JSONResponse({**self._public(token), "token": token["token"]}, status_code=201)
-
-    async def control_tokens(self, request: Request) -> Response:
-        with self.lock:
-            return JSONResponse(
-                {"tokens": [{**self._public(t), "revoked": t["revoked"]} for t in self.tokens.values()]}
-            )
-
-    async def control_refuse(self, request: Request) -> Response:
-        body = await request.json()
-        self.refuse_new_tokens = bool(body.get("refuse_new_tokens"))
-        return JSONResponse({"ok": True})
-
-    def app(self) -> Starlette:
-        wrap = self.recorder.wrap
-        return Starlette(
-            routes=[
-                Route("/v1/personal-access-tokens", wrap(self.create), methods=["POST"]),
-                Route("/v1/personal-access-tokens", wrap(self.list), methods=["GET"]),
-                Route("/v1/personal-access-tokens/{id}", wrap(self.revoke), methods=["DELETE"]),
-                Route("/_sandbox/tokens", self.control_mint, methods=["POST"]),
-                Route("/_sandbox/tokens", self.control_tokens, methods=["GET"]),
-                Route("/_sandbox/refuse", self.control_refuse, methods=["POST"]),
-                *self.recorder.control_routes(),
-            ]
-        )
+    def routes(self) -> list[BaseRoute]:
+        return [
+            self.route(PATH, self.create, "POST"),
+            self.route(PATH, self.list_keys, "GET"),
+            self.route(PATH + "/{id}", self.delete, "DELETE"),
+        ]

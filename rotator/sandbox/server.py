@@ -6,20 +6,29 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 
+from rotator.sandbox.base import Sandbox
+from rotator.sandbox.blueticks import BlueticksSandbox
+from rotator.sandbox.boltly import BoltlySandbox
 from rotator.sandbox.brandwave import BrandwaveSandbox
+from rotator.sandbox.goblue import GoBlueSandbox
+from rotator.sandbox.textingblue import TextingBlueSandbox
 
-SIMULATORS: dict[str, type[BrandwaveSandbox]] = {"brandwave": BrandwaveSandbox}
+SIMULATORS: dict[str, type[Sandbox]] = {
+    s.name: s for s in (BrandwaveSandbox, BoltlySandbox, BlueticksSandbox, TextingBlueSandbox, GoBlueSandbox)
+}
 
 
 @dataclass
 class Running:
     name: str
-    simulator: Any
+    simulator: Sandbox
     base_url: str
+    """Where the sandbox's controls live (`/_sandbox/...`)."""
+    api_url: str
+    """The base URL a provider instance is configured with (includes `/v1` where the vendor's does)."""
     server: uvicorn.Server
     thread: threading.Thread
 
@@ -44,7 +53,8 @@ def serve(name: str, *, host: str = "127.0.0.1", port: int = 0) -> Running:
             raise RuntimeError(f"sandbox {name} did not start")
         time.sleep(0.01)
     bound_host, bound_port = sock.getsockname()[:2]
-    return Running(name, simulator, f"http://{bound_host}:{bound_port}", server, thread)
+    base_url = f"http://{bound_host}:{bound_port}"
+    return Running(name, simulator, base_url, base_url + simulator.prefix, server, thread)
 
 
 def serve_all(*, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> list[Running]:

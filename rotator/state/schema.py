@@ -51,6 +51,7 @@ class Rotation(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     waiting_for: Mapped[str] = mapped_column(Text, default="")
+    waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     old_version: Mapped[str | None] = mapped_column(String(100))
     old_key_id: Mapped[str | None] = mapped_column(String(200))
@@ -64,6 +65,8 @@ class Rotation(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
+    old_identity: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """What the old key belongs to (account id, team id, form ids): never key material."""
     held_reason: Mapped[str | None] = mapped_column(Text)
     held_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     failed_reason: Mapped[str | None] = mapped_column(Text)

@@ -28,7 +28,7 @@ class StoredValue:
     rotation_id: str | None
 
     @classmethod
-    def new(cls, *, api_key: SecretStr, key_id: str, provider: str, rotation_id: str) -> StoredValue:
+    def new(cls, *, api_key: SecretStr, key_id: str | None, provider: str, rotation_id: str) -> StoredValue:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         return cls(api_key=api_key, key_id=key_id, provider=provider, rotated_at=now, rotation_id=rotation_id)
 

@@ -37,7 +37,7 @@ def test_rotate_prints_each_step_and_exits_zero(world: World) -> None:
 def test_rotate_a_failed_rotation_exits_non_zero(world: World, brandwave: str) -> None:
     import httpx
 
-    httpx.post(f"{brandwave}/_sandbox/refuse", json={"refuse_new_tokens": True})
+    httpx.post(f"{brandwave}/_sandbox/config", json={"refuse_new_keys": True})
     result = world.cli("rotate", world.name)
     assert result.returncode == 1
     assert "failed and was rolled back" in result.stdout and "still current" in result.stdout

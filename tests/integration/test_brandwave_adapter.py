@@ -6,13 +6,14 @@ from pydantic import SecretStr
 
 from rotator.errors import CreateOutcomeUnknown, KeyRefused
 from rotator.keys import secret
-from rotator.providers.brandwave import PATH, Brandwave, read_error
+from rotator.providers.brandwave import PATH, Brandwave
+from rotator.providers.http import read_vendor_error as read_error
 from rotator.providers.http import HttpCore
 
 
 @pytest.fixture
 def admin(brandwave: str) -> SecretStr:
-    return secret(httpx.post(f"{brandwave}/_sandbox/tokens", json={"name": "admin"}).json()["token"])
+    return secret(httpx.post(f"{brandwave}/_sandbox/keys", json={"name": "admin"}).json()["secret"])
 
 
 def adapter(base_url: str, admin: SecretStr, timeout: float = 2.0) -> Brandwave:

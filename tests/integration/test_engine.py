@@ -100,7 +100,7 @@ def test_probe_failure_rolls_back(world: World, brandwave: str) -> None:
     """New key refused: it is revoked, pending is cleared, the old key stays current and working."""
     import httpx
 
-    httpx.post(f"{brandwave}/_sandbox/refuse", json={"refuse_new_tokens": True})
+    httpx.post(f"{brandwave}/_sandbox/config", json={"refuse_new_keys": True})
     done = rotate(world)
     assert done.state == "failed" and "refused" in (done.failed_reason or "")
     assert world.current()["key_id"] == world.first["id"]

@@ -13,7 +13,7 @@ from rotator.errors import (
     ProviderUnavailable,
     UnexpectedResponse,
 )
-from rotator.providers.brandwave import read_error
+from rotator.providers.http import read_vendor_error as read_error
 from rotator.providers.http import HttpCore, require, retry_after_seconds
 
 

@@ -1,0 +1,217 @@
+"""Boltly (providers.md, seed 004): API keys made with a user's JWT; the new key gets the old one's scopes.
+
+The refresh token is itself a rotating secret: every refresh returns a new one and kills the old.
+`BoltlySession` writes each new refresh token to its file (atomically, fsync'd, mode 0600) before
+anything else happens; if a crash still loses it, the next run logs in again with the password,
+or a person runs `rotator login INSTANCE`.
+Assumptions beyond providers.md: login/refresh answer `{"access_token", "refresh_token"}` (also
+accepted under `data`, or camelCase); the create answer carries `id` and `secret_key` (top level or
+under `data`); the list is `{"data": [...]}` with `id`, `name`, `scopes`, `revoked_at`; an API key
+may call the list (needs `tokens:read`, else 403 — which still proves it authenticates).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from rotator import failpoints
+from rotator.errors import CreateOutcomeUnknown, KeyNotFound, KeyRefused, PermissionDenied, RotationError
+from rotator.keys import secret
+from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.providers.http import HttpCore, parse_time, require
+
+PATH = "/v1/developer-access/api-keys"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a crash leaves either the old or the new content, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _field(body: Any, *names: str) -> str | None:
+    for source in (body, body.get("data") if isinstance(body, dict) else None):
+        if isinstance(source, dict):
+            for name in names:
+                if isinstance(source.get(name), str) and source[name]:
+                    return str(source[name])
+    return None
+
+
+class BoltlySession:
+    """A user's JWT for Boltly, from the saved refresh token, or from a login."""
+
+    def __init__(
+        self, *, http: HttpCore, email: str, password: Callable[[], SecretStr] | None, refresh_file: Path
+    ) -> None:
+        self._http = http
+        self.email = email
+        self._password = password
+        self.refresh_file = refresh_file
+        self._access: SecretStr | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def access_token(self) -> SecretStr:
+        with self._lock:
+            if self._access is None or time.time() >= self._expires - 30:
+                self._renew()
+            assert self._access is not None
+            return self._access
+
+    def invalidate(self) -> None:
+        self._access = None
+
+    def _renew(self) -> None:
+        saved = self._saved_refresh_token()
+        if saved is not None:
+            try:
+                body = self._http.request(
+                    "POST",
+                    "/v1/auth/refresh",
+                    headers={},
+                    json={"refresh_token": saved.get_secret_value()},
+                    idempotent=False,
+                ).json()
+                self._accept(body, "refresh")
+                return
+            except (KeyRefused, CreateOutcomeUnknown):
+                pass  # dead or unknown: a login below replaces it
+        self.login()
+
+    def login(self, password: SecretStr | None = None) -> None:
+        """Log in with the password; raise RotationError saying how to recover when there is none."""
+        if password is None and self._password is None:
+            raise RotationError(
+                f"boltly: no usable refresh token in {self.refresh_file} and no password configured; "
+                "run `rotator login <instance>` to log in again"
+            )
+        password = password or (self._password() if self._password else None)
+        assert password is not None
+        body = self._http.request(
+            "POST",
+            "/v1/auth/login",
+            headers={},
+            json={"email": self.email, "password": password.get_secret_value()},
+            idempotent=False,
+        ).json()
+        self._accept(body, "login")
+
+    def _accept(self, body: Any, what: str) -> None:
+        access = _field(body, "access_token", "accessToken")
+        refresh = _field(body, "refresh_token", "refreshToken")
+        if access is None or refresh is None:
+            seen = ", ".join(sorted(body)) if isinstance(body, dict) else "none"
+            raise RotationError(f"boltly: {what} answer had no access_token/refresh_token; fields seen: {seen}")
+        failpoints.hit("boltly-before-refresh-saved")
+        # the old refresh token is dead from now on: save the new one before anything else
+        write_private(self.refresh_file, secret(refresh).get_secret_value() + "\n")
+        failpoints.hit("boltly-after-refresh-saved")
+        self._access = secret(access)
+        self._expires = _jwt_expiry(access) or time.time() + 600
+
+    def _saved_refresh_token(self) -> SecretStr | None:
+        try:
+            text = self.refresh_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return secret(text) if text else None
+
+
+def _jwt_expiry(token: str) -> float | None:
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+class Boltly(ApiProvider):
+    kind = "boltly"
+    copies_scopes = True
+
+    def __init__(self, *, http: HttpCore, session: BoltlySession) -> None:
+        self._http = http
+        self.session = session
+
+    def _as_user(self, method: str, path: str, **kwargs: Any) -> Any:
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.session.access_token().get_secret_value()}"}
+            try:
+                return self._http.request(method, path, headers=headers, **kwargs)
+            except KeyRefused:
+                if attempt == 2:
+                    raise
+                self.session.invalidate()  # the JWT expired early: log in again once
+        raise AssertionError("unreachable")
+
+    def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:
+        if like is None or not like.scopes:
+            raise RotationError("boltly: the scopes of the key being replaced are unknown; refusing to guess")
+        response = self._as_user("POST", PATH, json={"name": name, "scopes": list(like.scopes)}, idempotent=False)
+        body = response.json()
+        key_id, key = _field(body, "id"), _field(body, "secret_key")
+        if key_id is None or key is None:
+            require(
+                body.get("data", body) if isinstance(body, dict) else body,
+                "id",
+                "secret_key",
+                provider=self.kind,
+                what="create response",
+            )
+        assert key_id is not None and key is not None
+        return CreatedKey(id=key_id, name=name, secret=secret(key))
+
+    def list_keys(self) -> list[KeyInfo]:
+        body = require(self._as_user("GET", PATH).json(), "data", provider=self.kind, what="list response")
+        keys = []
+        for item in body["data"]:
+            item = require(item, "id", provider=self.kind, what="list item")
+            if item.get("revoked_at"):
+                continue
+            keys.append(
+                KeyInfo(
+                    id=str(item["id"]),
+                    name=str(item.get("name") or ""),
+                    created_at=parse_time(item.get("created_at")),
+                    last_used_at=parse_time(item.get("last_used_at")),
+                    scopes=tuple(sorted(item.get("scopes") or ())),
+                )
+            )
+        return keys
+
+    def revoke_key(self, *, key_id: str) -> None:
+        try:
+            self._as_user("DELETE", f"{PATH}/{key_id}")
+        except KeyNotFound:
+            return
+
+    def probe(self, *, key: SecretStr) -> ProbeResult:
+        # a key without tokens:read gets 403: it still authenticated
+        with contextlib.suppress(PermissionDenied):
+            self._http.request("GET", PATH, headers={"X-API-Key": key.get_secret_value()})
+        return ProbeResult()

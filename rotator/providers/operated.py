@@ -1,0 +1,103 @@
+"""Blueticks, Texting Blue and GoBlue: keys only a person makes and revokes, in a dashboard.
+
+What the adapters can do is check: the key's documented format, that the provider accepts it, and
+what account it belongs to, so the engine can refuse a key from another account.
+Assumptions beyond providers.md, each failing loudly when broken:
+- Blueticks: `/v1/ping` returns `data.account_id` (vendor reference page).
+- Texting Blue: `/v1/team` returns the team `id`; a 403 there still proves the key authenticates.
+- GoBlue: the identity of a key is the set of form ids `/v1/forms` returns (a list, or a list under
+  `forms` or `data`); the key only ever travels in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import SecretStr
+
+from rotator.errors import PermissionDenied, UnexpectedResponse
+from rotator.providers.base import OperatorProvider, ProbeResult
+from rotator.providers.http import HttpCore, require
+
+
+class _Operated(OperatorProvider):
+    default_base_url: str
+    default_dashboard: str
+
+    def __init__(self, *, http: HttpCore, dashboard: str | None = None) -> None:
+        self._http = http
+        self.dashboard = dashboard or self.default_dashboard
+
+    def create_instructions(self, *, name: str, permissions: list[str] | None) -> str:
+        wanted = f" with the permissions {', '.join(permissions)}" if permissions else ""
+        return f"create a {self.kind} key named {name}{wanted} at {self.dashboard}"
+
+
+class Blueticks(_Operated):
+    kind = "blueticks"
+    default_base_url = "https://api.blueticks.co"
+    default_dashboard = "app.blueticks.co/blueticks-api (Create key)"
+    key_pattern = re.compile(r"bt_live_[A-Za-z0-9]{16,64}")
+    key_form = "bt_live_ followed by 16-64 letters and digits"
+    prefix_length = 12
+
+    def probe(self, *, key: SecretStr) -> ProbeResult:
+        response = self._http.request("GET", "/v1/ping", headers={"Authorization": f"Bearer {key.get_secret_value()}"})
+        body = require(response.json(), "data", provider=self.kind, what="ping response")
+        data = require(body["data"], "account_id", provider=self.kind, what="ping response data")
+        return ProbeResult({"account_id": str(data["account_id"])})
+
+
+class TextingBlue(_Operated):
+    kind = "texting-blue"
+    default_base_url = "https://api.texting.blue/v1"
+    default_dashboard = "the Texting Blue dashboard, Settings > API Keys (Create Key)"
+    key_pattern = re.compile(r"tb_(?:live|test)_[A-Za-z0-9]{32}")
+    key_form = "tb_live_ followed by 32 letters and digits"
+    prefix_length = 12
+
+    def probe(self, *, key: SecretStr) -> ProbeResult:
+        headers = {"x-api-key": key.get_secret_value()}
+        try:
+            response = self._http.request("GET", "/team", headers=headers)
+        except PermissionDenied:
+            # authenticated, but without team:read the team cannot be named
+            return ProbeResult({})
+        body = require(response.json(), "id", provider=self.kind, what="team response")
+        return ProbeResult({"team_id": str(body["id"])})
+
+    def revoke_instructions(self, *, prefix: str) -> str:
+        return f"revoke the old key with prefix {prefix} in the Texting Blue dashboard, Settings > API Keys"
+
+
+class GoBlue(_Operated):
+    kind = "goblue"
+    default_base_url = "https://api.goblue.app/v1"
+    default_dashboard = (
+        "the GoBlue iOS app, Settings > API Access (a second key while the old stays active comes from GoBlue support)"
+    )
+    key_pattern = re.compile(r"goblue_sk_[A-Za-z0-9]{40}")
+    key_form = "goblue_sk_ followed by 40 letters and digits (50 characters)"
+    prefix_length = 14
+
+    def probe(self, *, key: SecretStr) -> ProbeResult:
+        response = self._http.request("GET", "/forms", headers={"Authorization": f"Bearer {key.get_secret_value()}"})
+        forms = _forms(response.json())
+        return ProbeResult({"form_ids": ",".join(sorted(forms))})
+
+    def revoke_instructions(self, *, prefix: str) -> str:
+        return f"have the old key {prefix} deactivated (GoBlue app or support)"
+
+
+def _forms(body: Any) -> list[str]:
+    items = body
+    if isinstance(body, dict):
+        items = body.get("forms", body.get("data"))
+    if not isinstance(items, list):
+        seen = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
+        raise UnexpectedResponse(f"forms response had no list of forms; fields seen: {seen}", provider="goblue")
+    return [str(require(item, "id", provider="goblue", what="form")["id"]) for item in items]
+
+
+OPERATED: dict[str, type[_Operated]] = {p.kind: p for p in (Blueticks, TextingBlue, GoBlue)}
