@@ -20,7 +20,8 @@ from moto.server import ThreadedMotoServer
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from rotator import log
-from rotator.sandbox.server import Running, serve
+from rotator.sandbox.server import Running, serve_all
+from tests.provider_world import ProviderWorld
 from tests.world import World
 
 for _name, _value in (
@@ -46,18 +47,27 @@ def sm(aws_url: str) -> SecretsManagerClient:
 
 
 @pytest.fixture(scope="session")
-def brandwave_server() -> Iterator[Running]:
-    running = serve("brandwave")
+def sandboxes() -> Iterator[dict[str, Running]]:
+    """All five simulators, started once."""
+    running = {r.name: r for r in serve_all()}
     yield running
-    running.stop()
+    for r in running.values():
+        r.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_sandboxes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Faults and settings a test gives a simulator end with the test."""
+    yield
+    if "sandboxes" in request.fixturenames or "brandwave" in request.fixturenames:
+        for r in request.getfixturevalue("sandboxes").values():
+            httpx.post(f"{r.base_url}/_sandbox/faults", json={"clear": True})
+            httpx.post(f"{r.base_url}/_sandbox/config", json={"refuse_new_keys": False, "revocation_delay": 0})
 
 
 @pytest.fixture
-def brandwave(brandwave_server: Running) -> Iterator[str]:
-    """The sandbox's base URL; faults injected by a test are cleared after it."""
-    yield brandwave_server.base_url
-    httpx.post(f"{brandwave_server.base_url}/_sandbox/faults", json={"clear": True})
-    httpx.post(f"{brandwave_server.base_url}/_sandbox/config", json={"refuse_new_keys": False})
+def brandwave(sandboxes: dict[str, Running]) -> str:
+    return sandboxes["brandwave"].base_url
 
 
 @pytest.fixture
@@ -159,3 +169,15 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
     log.configure(level="warning")
+
+
+@pytest.fixture
+def provider_world(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sandboxes: dict[str, Running],
+    aws_url: str,
+    sm: SecretsManagerClient,
+) -> ProviderWorld:
+    """A world for the provider named by the test's `kind` parameter."""
+    return ProviderWorld.create(tmp_path, request.param, sandboxes=sandboxes, aws=aws_url, sm=sm)

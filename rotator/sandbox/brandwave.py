@@ -1,6 +1,7 @@
 """Brandwave (providers.md, seed 003): personal access tokens behind Bearer auth.
 
-Every endpoint needs a live token; unknown or revoked tokens get 401. The list is paged
+Every endpoint needs a live token; unknown or revoked tokens get 401. A token sees and manages the
+tokens of its own account (user) only. The list is paged
 (`page`, `pageSize`) and shows `lastUsedAt`, updated whenever a token authenticates.
 """
 
@@ -41,7 +42,8 @@ class BrandwaveSandbox(Sandbox):
         }
 
     async def create(self, request: Request) -> Response:
-        if self.authenticate(request) is None:
+        creator = self.authenticate(request)
+        if creator is None:
             return self.deny(401, "Invalid or missing token")
         try:
             body = await request.json()
@@ -49,22 +51,25 @@ class BrandwaveSandbox(Sandbox):
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
             return self.deny(422, "name is required")
-        key = self.mint(body["name"])
+        key = self.mint(body["name"], account=creator.account)
         return JSONResponse({"data": {**self._item(key), "token": key.secret}}, status_code=201)
 
     async def list_keys(self, request: Request) -> Response:
-        if self.authenticate(request) is None:
+        user = self.authenticate(request)
+        if user is None:
             return self.deny(401, "Invalid or missing token")
         page = max(1, int(request.query_params.get("page", "1")))
         size = max(1, min(100, int(request.query_params.get("pageSize", "20"))))
         with self.lock:
-            live = [self._item(k) for k in self.keys.values() if k.revoked_at is None]
+            live = [self._item(k) for k in self.keys.values() if k.revoked_at is None and k.account == user.account]
         return JSONResponse({"items": live[(page - 1) * size : page * size], "totalCount": len(live), "facets": {}})
 
     async def delete(self, request: Request) -> Response:
-        if self.authenticate(request) is None:
+        user = self.authenticate(request)
+        if user is None:
             return self.deny(401, "Invalid or missing token")
-        key = self.revoke(request.path_params["id"])
+        target = self.keys.get(request.path_params["id"])
+        key = self.revoke(target.id) if target is not None and target.account == user.account else None
         if key is None:
             return self.deny(404, "Token not found")
         return JSONResponse({"data": {**self._item(key), "revoked": True}})
