@@ -1,25 +1,27 @@
-"""`rotator demo`: a whole rotation against local stand-ins, on the embedded defaults (SQLite state).
+"""`rotator demo`: two whole rotations against local stand-ins, on the embedded defaults (SQLite state).
 
-It starts a moto server (AWS Secrets Manager) and the Brandwave simulator on loopback, seeds a
-first token and a secret holding it, writes a rotator.yaml and a policy file into a work
-directory, then runs `rotator rotate` exactly as a user would.
+It starts a moto server (AWS Secrets Manager) and the provider simulators on loopback, seeds a first
+key for each secret, writes a rotator.yaml and a policy file into a work directory, then runs the
+commands a user would: an API-managed rotation (Brandwave) end to end, and an operator-assisted one
+(Blueticks) where the demo plays the person in the dashboard through the simulator's controls.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
 
 from rotator.errors import RotatorError
 from rotator.keys import fingerprint
-from rotator.sandbox.server import serve
-
-SECRET, SECRET_ID = "demo-brandwave", "demo/brandwave"
+from rotator.sandbox.server import Running, serve
 
 CONFIG = """\
 state: {{url: "sqlite:///{workdir}/rotator.db"}}
@@ -30,9 +32,12 @@ providers:
     type: brandwave
     base_url: {brandwave}
     admin_token: {{current: true}}   # Brandwave: the current token creates its successor
+  blueticks-demo:
+    type: blueticks
+    base_url: {blueticks}
 stores:
   aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
-engine: {{verify_interval: 1s}}
+engine: {{verify_interval: 1s, operator_poll: 1s}}
 """
 
 POLICIES = """\
@@ -46,6 +51,10 @@ secrets:
     store: {aws: {secret_id: demo/brandwave}}
     policy: demo
     access: [alice@example.com, team:support]
+  - name: demo-blueticks
+    provider: blueticks-demo
+    store: {aws: {secret_id: demo/blueticks}}
+    policy: demo
 teams:
   support: [bob@example.com]
 """
@@ -62,9 +71,35 @@ def _start_moto() -> str:
     return f"http://{host}:{port}"
 
 
-def run_demo(workdir: Path | None) -> int:
+def _seed(client: Any, sandbox: Running, secret_id: str, *, with_id: bool) -> dict[str, Any]:
+    first: dict[str, Any] = httpx.post(
+        f"{sandbox.base_url}/_sandbox/keys", json={"name": "app-key", "account": "acct_demo"}
+    ).json()
+    value = {
+        "api_key": first["secret"],
+        "key_id": first["id"] if with_id else None,
+        "provider": sandbox.name,
+        "rotated_at": first["created_at"],
+        "rotation_id": None,
+    }
+    client.create_secret(Name=secret_id, SecretString=json.dumps(value))
+    print(f"demo: {secret_id} holds {sandbox.name} key {fingerprint(first['secret'])}")
+    return first
+
+
+def _cli(config: Path, *args: str, stdin: str | None = None) -> int:
     from rotator.cli import main
 
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        return int(main(["--config", str(config), *args], standalone_mode=False) or 0)
+    finally:
+        sys.stdin = saved
+
+
+def run_demo(workdir: Path | None) -> int:
     for variable, default in (
         ("AWS_ACCESS_KEY_ID", "demo"),
         ("AWS_SECRET_ACCESS_KEY", "demo"),
@@ -75,34 +110,44 @@ def run_demo(workdir: Path | None) -> int:
     (workdir / "policies").mkdir(parents=True, exist_ok=True)
 
     aws = _start_moto()
+    brandwave, blueticks = serve("brandwave"), serve("blueticks")
     print(f"demo: AWS Secrets Manager (moto server) at {aws}")
-    brandwave = serve("brandwave")
-    print(f"demo: Brandwave sandbox at {brandwave.base_url}")
-
-    first = httpx.post(f"{brandwave.base_url}/_sandbox/keys", json={"name": "app-token"}).json()
-    value = {
-        "api_key": first["secret"],
-        "key_id": first["id"],
-        "provider": "brandwave",
-        "rotated_at": first["created_at"],
-        "rotation_id": None,
-    }
+    print(f"demo: simulators: brandwave {brandwave.api_url}, blueticks {blueticks.api_url}")
     client = boto3.client("secretsmanager", endpoint_url=aws, region_name="us-east-1")
-    client.create_secret(Name=SECRET_ID, SecretString=json.dumps(value))
-    print(f"demo: secret {SECRET_ID} holds token {first['id']} ({fingerprint(first['secret'])})")
-
     config = workdir / "rotator.yaml"
-    config.write_text(CONFIG.format(workdir=workdir, brandwave=brandwave.base_url, aws=aws))
+    config.write_text(CONFIG.format(workdir=workdir, brandwave=brandwave.api_url, blueticks=blueticks.api_url, aws=aws))
     (workdir / "policies" / "demo.yaml").write_text(POLICIES)
-    print(f"demo: config in {config}\n")
+    print(f"demo: config in {config}")
 
-    code = main(["--config", str(config), "rotate", SECRET, "--reason", "demo"], standalone_mode=False)
+    print("\n== 1. API-managed: Brandwave creates and revokes keys through its API ==")
+    _seed(client, brandwave, "demo/brandwave", with_id=True)
+    first_code = _cli(config, "rotate", "demo-brandwave", "--reason", "demo")
 
-    current = json.loads(client.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"])
-    tokens = httpx.get(f"{brandwave.base_url}/_sandbox/keys").json()["keys"]
-    live = [t["id"] for t in tokens if not t["revoked"]]
-    print(f"\ndemo: AWSCURRENT now holds token {current['key_id']} ({fingerprint(current['api_key'])})")
-    print(f"demo: live tokens at Brandwave: {live}; old token {first['id']} revoked: {first['id'] not in live}")
-    print(f"demo: audit trail: rotator --config {config} history {SECRET}")
+    print("\n== 2. Operator-assisted: only a person can make Blueticks keys ==")
+    old = _seed(client, blueticks, "demo/blueticks", with_id=False)
+    code = _cli(config, "rotate", "demo-blueticks", "--reason", "demo")
+    if code != 4:
+        return code or 1
+    from rotator.app import App
+
+    rotation = App.load(config).db.active_for("demo-blueticks")
+    assert rotation is not None
+    made = httpx.post(
+        f"{blueticks.base_url}/_sandbox/keys", json={"name": f"rotator-{rotation.id}", "account": "acct_demo"}
+    ).json()
+    print(f"\ndemo (as the operator): made key rotator-{rotation.id} in the dashboard; handing it over on stdin")
+    print(f"$ rotator supply {rotation.id} < new-key")
+    _cli(config, "supply", rotation.id, stdin=made["secret"] + "\n")
+    httpx.post(f"{blueticks.base_url}/_sandbox/keys/{old['id']}/revoke")
+    print(
+        "\ndemo (as the operator): revoked the old key in the dashboard; the next look (a run, or the daemon) sees it refused:"
+    )
+    print("$ rotator rotate demo-blueticks")
+    second_code = _cli(config, "rotate", "demo-blueticks")
+
+    print(f"\ndemo: audit trails: rotator --config {config} history demo-brandwave | demo-blueticks")
     brandwave.stop()
-    return int(code or 0)
+    blueticks.stop()
+    if first_code == 0 and second_code == 0:
+        print("demo: both rotations completed: each secret's AWSCURRENT holds a new key, the old keys are refused")
+    return first_code or second_code
