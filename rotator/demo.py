@@ -140,7 +140,8 @@ def run_demo(workdir: Path | None) -> int:
     _cli(config, "supply", rotation.id, stdin=made["secret"] + "\n")
     httpx.post(f"{blueticks.base_url}/_sandbox/keys/{old['id']}/revoke")
     print(
-        "\ndemo (as the operator): revoked the old key in the dashboard; the next look (a run, or the daemon) sees it refused:"
+        "\ndemo (as the operator): revoked the old key in the dashboard; "
+        "the next look (a run, or the daemon) sees it refused:"
     )
     print("$ rotator rotate demo-blueticks")
     second_code = _cli(config, "rotate", "demo-blueticks")
