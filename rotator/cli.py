@@ -297,6 +297,161 @@ def login(ctx: click.Context, instance: str) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def plan(ctx: click.Context, as_json: bool) -> None:
+    """For every secret: its age, when it is due, the next start inside its window, and why. Changes nothing."""
+    from rotator.daemon.planning import Planner
+
+    app = _load(ctx)
+    now = utcnow()
+    rows = [
+        {
+            "secret": p.secret,
+            "policy": p.policy,
+            "age_days": round((now - p.last_rotated).total_seconds() / 86400, 2) if p.last_rotated else None,
+            "due": p.due.isoformat(timespec="seconds") if p.due else None,
+            "next_start": p.next_start.isoformat(timespec="seconds") if p.next_start else None,
+            "in_flight": (r := app.db.active_for(p.secret)) is not None and r.id,
+            "why": p.why,
+        }
+        for p in Planner(app).plans()
+    ]
+    if as_json:
+        click.echo(json.dumps({"now": now.isoformat(timespec="seconds"), "secrets": rows}, indent=2))
+        return
+    for row in rows:
+        age = f"{row['age_days']}d" if row["age_days"] is not None else "?"
+        click.echo(f"{row['secret']:30} age {age:>8}  next start {row['next_start'] or 'never':25}  {row['why']}")
+
+
+def _bulk(
+    ctx: click.Context, app: App, secrets: list[str], *, policy: str, trigger: str, reason: str, per_provider: int
+) -> None:
+    from rotator.bulk import Outcome, rotate_many
+
+    if not secrets:
+        click.echo("no secret matches", err=True)
+        ctx.exit(EXIT_INPUT)
+    tty = sys.stdout.isatty()
+    lock = threading.Lock()
+    bar: Any = click.progressbar(length=len(secrets), label=f"{trigger}: rotating") if tty else None
+
+    def step(s: Step) -> None:
+        if not tty:
+            with lock:
+                click.echo(
+                    f"{utcnow().strftime('%H:%M:%S')} {s.rotation.secret} [{s.rotation.id[:8]}] {s.rotation.state}"
+                )
+
+    def done(o: Outcome) -> None:
+        with lock:
+            if bar is not None:
+                bar.update(1)
+
+    click.echo(
+        f"{trigger}: {len(secrets)} secrets under policy {policy}, at most {per_provider} at a time per provider"
+    )
+    if bar is not None:
+        bar.__enter__()
+    try:
+        outcomes = rotate_many(
+            app,
+            secrets,
+            policy=policy,
+            trigger=trigger,
+            reason=reason,
+            actor=actor_name(),
+            per_provider=per_provider,
+            on_step=step,
+            on_done=done,
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(f"\n{'secret':30} {'provider':16} {'outcome':22} rotation")
+    for o in outcomes:
+        click.echo(f"{o.secret:30} {o.provider:16} {o.state:22} {o.rotation_id or '-'}  {o.note}")
+    failed = [o for o in outcomes if o.state in ("failed", "error") or o.state.startswith("held")]
+    waiting = [o for o in outcomes if o.state.startswith("awaiting_")]
+    completed = sum(o.state == "completed" for o in outcomes)
+    click.echo(
+        f"\n{completed} completed, {len(failed)} failed or held, {len(waiting)} waiting on a person, "
+        f"{len(outcomes) - completed - len(failed) - len(waiting)} still in progress"
+    )
+    ctx.exit(
+        EXIT_FAILED
+        if failed
+        else EXIT_OPERATOR
+        if waiting
+        else EXIT_OK
+        if completed == len(outcomes)
+        else EXIT_IN_PROGRESS
+    )
+
+
+@main.command()
+@click.argument("secrets", nargs=-1)
+@click.option("--provider", "provider", help="every secret of this provider instance")
+@click.option("--all", "everything", is_flag=True, help="every secret")
+@click.option("--reason", required=True, help="the incident: recorded in the audit trail")
+@click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
+@click.pass_context
+def incident(
+    ctx: click.Context, secrets: tuple[str, ...], provider: str | None, everything: bool, reason: str, concurrency: int
+) -> None:
+    """Rotate many secrets now under the incident policy, in parallel, whatever their windows."""
+    app = _load(ctx)
+    if sum([bool(secrets), provider is not None, everything]) != 1:
+        click.echo("name secrets, or --provider P, or --all (one of them)", err=True)
+        ctx.exit(EXIT_INPUT)
+    if provider is not None and provider not in app.settings.providers:
+        click.echo(f"unknown provider instance {provider!r}", err=True)
+        ctx.exit(EXIT_INPUT)
+    chosen = (
+        sorted(app.policies.secrets)
+        if everything
+        else [n for n, s in sorted(app.policies.secrets.items()) if s.provider == provider]
+        if provider
+        else list(secrets)
+    )
+    for name in chosen:
+        try:
+            app.policies.secret(name)
+        except InputError as exc:
+            click.echo(exc.problems[0], err=True)
+            ctx.exit(EXIT_INPUT)
+    _bulk(ctx, app, chosen, policy="incident", trigger="incident", reason=reason, per_provider=concurrency)
+
+
+@main.command()
+@click.argument("person")
+@click.option("--reason", required=True, help="why: recorded in the audit trail")
+@click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
+@click.option("--dry-run", is_flag=True, help="only list the secrets the person could see")
+@click.pass_context
+def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry_run: bool) -> None:
+    """Rotate every secret whose `access` names PERSON, directly or through a team."""
+    from rotator.bulk import people_of
+
+    app = _load(ctx)
+    chosen = people_of(app, person)
+    if dry_run:
+        for name in chosen:
+            click.echo(name)
+        return
+    _bulk(
+        ctx,
+        app,
+        chosen,
+        policy="offboarding",
+        trigger="offboarding",
+        reason=f"{person}: {reason}",
+        per_provider=concurrency,
+    )
+
+
+@main.command()
 @click.argument("secret")
 @click.pass_context
 def history(ctx: click.Context, secret: str) -> None:
@@ -345,6 +500,16 @@ def reconcile(ctx: click.Context, fix: bool) -> None:
     if not findings:
         click.echo("nothing orphaned")
     ctx.exit(EXIT_FAILED if findings and not fix else EXIT_OK)
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """The daemon: schedule policy rotations, advance rotations in flight, serve /healthz /readyz /metrics."""
+    from rotator.daemon.service import Daemon
+
+    app = _load(ctx)
+    ctx.exit(Daemon(ctx.obj["config"], ctx.obj["policies"], app).run())
 
 
 @main.command()

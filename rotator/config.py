@@ -146,6 +146,15 @@ class EngineSettings(_Strict):
     lease_ttl: Duration = timedelta(minutes=2)
 
 
+class DaemonSettings(_Strict):
+    listen: str = "127.0.0.1:9464"
+    """host:port of /healthz, /readyz and /metrics; loopback unless you mean otherwise."""
+    tick: Duration = timedelta(seconds=5)
+    """How often the daemon looks for due rotations and starts policy rotations."""
+    workers: int = Field(default=4, ge=1, le=64)
+    """Rotations advanced at the same time."""
+
+
 class Settings(_Strict):
     state: StateSettings = StateSettings()
     policies_dir: Path = Path("policies")
@@ -153,6 +162,7 @@ class Settings(_Strict):
     providers: dict[str, ProviderInstance] = {}
     stores: dict[str, StoreSettings] = {"aws": AwsStoreSettings()}
     engine: EngineSettings = EngineSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     def state_dir(self) -> Path:
         base = Path(os.environ.get("STATE_DIRECTORY") or Path.home() / ".local" / "state" / "rotator")

@@ -35,6 +35,7 @@ _CHATTY_LIBRARIES = (
     "hvac",
     "uvicorn",
     "werkzeug",
+    "apscheduler",
 )
 
 _known: set[str] = set()

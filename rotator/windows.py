@@ -54,3 +54,17 @@ class Window:
         if t >= self.start:
             return local.weekday() in self.days
         return (local - timedelta(days=1)).weekday() in self.days and t < self.end
+
+    def next_start(self, after: datetime) -> datetime:
+        """The first instant at or after `after` that lies inside the window."""
+        if self.contains(after):
+            return after
+        local = after.astimezone(self.zone)
+        for offset in range(0, 9):
+            day = (local + timedelta(days=offset)).date()
+            if day.weekday() not in self.days:
+                continue
+            start = datetime.combine(day, self.start, tzinfo=self.zone)
+            if start >= after:
+                return start
+        raise ValueError("window has no days")  # unreachable: parse() requires at least one day

@@ -51,6 +51,9 @@ class Step:
     note: str
     waiting_until: datetime | None = None
     held: bool = False
+    step: str = ""
+    """The state the step ran in."""
+    seconds: float = 0.0
 
 
 class NotYet(RotatorError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from rotator.engine.rotation import Engine, Step
@@ -40,6 +41,7 @@ class Runner:
         follow: bool,
         on_step: Callable[[Step], None] = lambda _: None,
         on_blocked: Callable[[str], None] = lambda _: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> Rotation:
         """Advance a rotation until it ends, is held, or (without `follow`) has to wait.
 
@@ -47,7 +49,7 @@ class Runner:
         """
         while True:
             rotation = self.db.get(rotation_id)
-            if rotation.terminal:
+            if rotation.terminal or should_stop():
                 return rotation
             delay = (rotation.next_attempt_at - self.clock()).total_seconds()
             if delay > 0:
@@ -74,6 +76,8 @@ class Runner:
             rotation = self.db.get(rotation.id)
             if rotation.terminal or rotation.next_attempt_at > self.clock():
                 return Step(rotation, "nothing due", waiting_until=rotation.next_attempt_at)
-            return self.engine.advance(rotation)
+            started = time.monotonic()
+            step = self.engine.advance(rotation)
+            return replace(step, step=rotation.state, seconds=time.monotonic() - started)
         finally:
             self.db.release_lease(rotation.secret, self.owner)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, create_engine, delete, event, select, update
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,6 +131,14 @@ class StateDB:
     def rotations_of(self, secret: str) -> Sequence[Rotation]:
         with self.session() as s:
             return s.scalars(select(Rotation).where(Rotation.secret == secret).order_by(Rotation.created_at)).all()
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(provider instance, state, number of rotations) over the whole table."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Rotation.provider, Rotation.state, func.count()).group_by(Rotation.provider, Rotation.state)
+            ).all()
+        return [(str(p), str(st), int(n)) for p, st, n in rows]
 
     def last_completed(self, secret: str) -> Rotation | None:
         with self.session() as s:

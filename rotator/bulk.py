@@ -1,0 +1,98 @@
+"""Many rotations at once (incident, offboarding): parallel, bounded per provider, each failure isolated.
+
+A secret already in flight is escalated to the bulk policy (its gate then revokes on the incident's
+deadline) rather than started twice; the audit trail records the escalation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from rotator.app import App
+from rotator.engine.rotation import Step
+from rotator.errors import RotatorError
+from rotator.state.db import ActiveRotationExists
+from rotator.state.schema import Rotation
+
+
+@dataclass(frozen=True)
+class Outcome:
+    secret: str
+    provider: str
+    rotation_id: str | None
+    state: str
+    note: str
+
+
+def people_of(app: App, person: str) -> list[str]:
+    """Secrets whose `access` names `person`, directly or through a team."""
+    teams = {f"team:{name}" for name, members in app.policies.teams.items() if person in members}
+    return sorted(
+        name for name, spec in app.policies.secrets.items() if person in spec.access or teams & set(spec.access)
+    )
+
+
+def rotate_many(
+    app: App,
+    secrets: list[str],
+    *,
+    policy: str,
+    trigger: str,
+    reason: str,
+    actor: str,
+    per_provider: int,
+    on_step: Callable[[Step], None],
+    on_done: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Rotate every secret under `policy`; return one outcome per secret, in the order given."""
+    limits: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(per_provider))
+    for name in secrets:
+        limits[app.policies.secret(name).provider]  # create each provider's semaphore before the threads start
+
+    def one(name: str) -> Outcome:
+        spec = app.policies.secret(name)
+        with limits[spec.provider]:
+            try:
+                rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
+                final = app.runner(actor).run(rotation.id, follow=True, on_step=on_step)
+                outcome = Outcome(
+                    name,
+                    spec.provider,
+                    final.id,
+                    _state(final),
+                    final.held_reason or final.failed_reason or final.waiting_for or "",
+                )
+            except RotatorError as exc:
+                outcome = Outcome(name, spec.provider, None, "error", str(exc))
+        on_done(outcome)
+        return outcome
+
+    workers = max(1, min(len(secrets), per_provider * max(1, len(limits))))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, secrets))
+
+
+def _start(app: App, name: str, *, policy: str, trigger: str, reason: str, actor: str) -> Rotation:
+    spec = app.policies.secret(name)
+    try:
+        return app.db.create_rotation(
+            secret=name, provider=spec.provider, policy=policy, trigger=trigger, reason=reason, actor=actor
+        )
+    except ActiveRotationExists as exc:
+        running = exc.rotation
+        return app.db.update(
+            running,
+            actor=actor,
+            event="policy.escalated",
+            detail={"from": running.policy, "to": policy, "trigger": trigger, "reason": reason},
+            policy=policy,
+            next_attempt_at=running.next_attempt_at,
+        )
+
+
+def _state(rotation: Rotation) -> str:
+    return f"held:{rotation.state}" if rotation.held_reason else rotation.state

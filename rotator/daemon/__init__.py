@@ -1,0 +1,1 @@
+"""The long-running service: scheduler, health and metrics server, systemd notify."""

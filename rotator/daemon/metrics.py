@@ -1,0 +1,69 @@
+"""Prometheus metrics. Counts come from the state database at scrape time, so they match it exactly
+and survive restarts; step latency is measured in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from rotator.daemon.schedule import Plan
+from rotator.state.db import StateDB
+
+TERMINAL = ("completed", "failed")
+
+
+class StateCollector(Collector):
+    def __init__(self, db: Callable[[], StateDB], plans: Callable[[], list[Plan]], now: Callable[[], datetime]) -> None:
+        self._db = db
+        self._plans = plans
+        self._now = now
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        counts = self._db().counts()
+        finished = CounterMetricFamily(
+            "rotator_rotations",
+            "Rotations that ended, by provider instance and outcome",
+            labels=["provider", "outcome"],
+        )
+        in_flight = GaugeMetricFamily("rotator_rotations_in_flight", "Rotations in flight, by state", labels=["state"])
+        by_state: dict[str, int] = {}
+        for provider, state, n in counts:
+            if state in TERMINAL:
+                finished.add_metric([provider, state], n)
+            else:
+                by_state[state] = by_state.get(state, 0) + n
+        for state, n in sorted(by_state.items()):
+            in_flight.add_metric([state], n)
+        yield finished
+        yield in_flight
+        pending = sum(n for state, n in by_state.items() if state.startswith("awaiting_"))
+        yield GaugeMetricFamily("rotator_operator_actions_pending", "Rotations waiting on a person", value=pending)
+        age = GaugeMetricFamily("rotator_key_age_seconds", "Age of each secret's current key", labels=["secret"])
+        due = GaugeMetricFamily(
+            "rotator_next_due_timestamp_seconds", "When each secret is next due (Unix time)", labels=["secret"]
+        )
+        now = self._now()
+        for plan in self._plans():
+            if plan.last_rotated is not None:
+                age.add_metric([plan.secret], (now - plan.last_rotated).total_seconds())
+            if plan.due is not None:
+                due.add_metric([plan.secret], plan.due.timestamp())
+        yield age
+        yield due
+
+
+def registry(collector: StateCollector) -> tuple[CollectorRegistry, Histogram]:
+    reg = CollectorRegistry()
+    reg.register(collector)
+    steps = Histogram(
+        "rotator_step_seconds",
+        "Time one engine step took, by the state it ran in",
+        ["step"],
+        registry=reg,
+        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    )
+    return reg, steps

@@ -1,0 +1,173 @@
+"""`rotator run`: schedules policy rotations and advances rotations in flight.
+
+APScheduler 3 only gives the timing (a tick every `daemon.tick`); the state database is the truth:
+each tick advances every rotation whose time to look has come, and starts a rotation for every
+secret whose policy makes it due and whose window is open. Nothing waits in a thread: a waiting
+rotation is a row with a time. SIGHUP reloads rotator.yaml and the policies (a bad file is reported
+and the old ones stay in force); SIGTERM lets the step under way finish and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sdnotify
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rotator import log
+from rotator.app import App, actor_name
+from rotator.background_http import serve_app
+from rotator.daemon import schedule
+from rotator.daemon.metrics import StateCollector, registry
+from rotator.daemon.planning import Planner
+from rotator.engine.rotation import Step
+from rotator.errors import InputError, LeaseHeld, RotatorError
+from rotator.state.db import ActiveRotationExists, utcnow
+
+_log = log.get(__name__)
+
+
+class Daemon:
+    def __init__(self, config_path: Path | None, policies_dir: Path | None, app: App) -> None:
+        self.config_path = config_path
+        self.policies_dir = policies_dir
+        self.app = app
+        self.actor = actor_name("daemon")
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.started = time.monotonic()
+        self.last_tick: float | None = None
+        self.ready = False
+        self.planner = Planner(app)
+        self.notifier = sdnotify.SystemdNotifier()
+        collector = StateCollector(lambda: self.app.db, self.plans, utcnow)
+        self.registry, self.step_seconds = registry(collector)
+
+    # the service ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        settings = self.app.settings.daemon
+        host, _, port = settings.listen.rpartition(":")
+        served = serve_app(self.http_app(), host=host.strip("[]") or "127.0.0.1", port=int(port), name="rotator-http")
+        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        scheduler.add_job(self.tick, "interval", seconds=settings.tick.total_seconds(), next_run_time=datetime.now())
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        scheduler.start()
+        _log.info("daemon.started", listen=served.url, tick=str(settings.tick), secrets=len(self.app.policies.secrets))
+        self.notifier.notify("READY=1")
+        self._serve_until_stopped()
+        self.notifier.notify("STOPPING=1")
+        _log.info("daemon.stopping")
+        scheduler.shutdown(wait=True)  # the tick under way finishes its current steps
+        served.stop()
+        _log.info("daemon.stopped")
+        return 0
+
+    def _serve_until_stopped(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            if self.healthy():
+                self.notifier.notify("WATCHDOG=1")
+            active = self.app.db.active()
+            waiting = sum(1 for r in active if r.state.startswith("awaiting_"))
+            self.notifier.notify(f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person")
+
+    def reload(self) -> None:
+        """Read rotator.yaml and the policies again; keep the old ones if anything is wrong."""
+        try:
+            fresh = App.load(self.config_path, self.policies_dir)
+        except InputError as exc:
+            _log.error("policies.reload_failed", problems=exc.problems, kept="previous policies stay in force")
+            return
+        old, self.app = self.app, fresh
+        self.planner = Planner(fresh)
+        old.db.close()
+        _log.info("policies.reloaded", secrets=len(fresh.policies.secrets))
+
+    def healthy(self) -> bool:
+        limit = max(3 * self.app.settings.daemon.tick.total_seconds(), 60.0)
+        last = self.last_tick or self.started
+        return time.monotonic() - last < limit
+
+    # one tick ---------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        app = self.app
+        try:
+            self._start_due(app)
+            due = [r.id for r in app.db.active() if r.next_attempt_at <= utcnow()]
+            with ThreadPoolExecutor(max_workers=app.settings.daemon.workers) as pool:
+                list(pool.map(lambda rid: self._advance(app, rid), due))
+            self.ready = True
+            self.last_tick = time.monotonic()
+        except RotatorError as exc:
+            _log.error("tick.failed", error=str(exc))
+
+    def _advance(self, app: App, rotation_id: str) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            app.runner(self.actor).run(
+                rotation_id, follow=False, on_step=self._observe, should_stop=self.stopping.is_set
+            )
+        except LeaseHeld:
+            pass  # another process advances it right now
+        except RotatorError as exc:
+            _log.error("rotation.advance_failed", rotation_id=rotation_id, error=str(exc))
+
+    def _observe(self, step: Step) -> None:
+        if step.step:
+            self.step_seconds.labels(step=step.step).observe(step.seconds)
+
+    def _start_due(self, app: App) -> None:
+        now = utcnow()
+        for p in self.planner.plans(now):
+            if self.stopping.is_set() or not p.startable(now) or app.db.active_for(p.secret) is not None:
+                continue
+            spec = app.policies.secret(p.secret)
+            try:
+                rotation = app.db.create_rotation(
+                    secret=spec.name,
+                    provider=spec.provider,
+                    policy=spec.policy,
+                    trigger="policy",
+                    reason=p.why,
+                    actor=self.actor,
+                )
+            except ActiveRotationExists:
+                continue  # started elsewhere a moment ago
+            _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
+
+    def plans(self) -> list[schedule.Plan]:
+        return self.planner.plans()
+
+    # health and metrics -------------------------------------------------------------------------------
+
+    def http_app(self) -> Starlette:
+        async def healthz(_: Request) -> Response:
+            ok = self.healthy()
+            return JSONResponse({"status": "ok" if ok else "stalled"}, status_code=200 if ok else 503)
+
+        async def readyz(_: Request) -> Response:
+            return JSONResponse({"ready": self.ready}, status_code=200 if self.ready else 503)
+
+        async def metrics(_: Request) -> Response:
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+        routes: list[Any] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+        return Starlette(routes=routes)

@@ -1,0 +1,190 @@
+"""`rotator run` as a real process, with policies in seconds instead of days."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.world import World
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, world: World, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.world = world
+        config = world.config.read_text()
+        if "daemon:" not in config:
+            world.config.write_text(config + "daemon: {listen: '127.0.0.1:PORT', tick: 300ms}\n")
+        world.config.write_text(
+            world.config.read_text().replace(
+                world.config.read_text().split("listen: '")[1].split("'")[0], f"127.0.0.1:{self.port}"
+            )
+        )
+        self.log = world.dir / f"daemon-{self.port}.log"
+        full = {**os.environ, "ROTATOR_CONFIG": str(world.config), **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rotator", "run"], env=full, stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def ready(self) -> bool:
+        try:
+            return self.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_due(world: World, max_age: str = "1h", extra_policy: str = "") -> None:
+    """The key is two hours old; the policy wants it rotated hourly."""
+    current = world.current()
+    current["rotated_at"] = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    world.sm.put_secret_value(SecretId=world.secret_id, SecretString=json.dumps(current))
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("max_age: 90d", f"max_age: {max_age}{extra_policy}"))
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.process.poll() is None:
+            d.process.kill()
+            d.process.wait()
+
+
+def completed(world: World) -> int:
+    return sum(r.state == "completed" for r in world.app().db.rotations_of(world.name))
+
+
+def test_rotates_a_due_secret_serves_health_and_metrics_and_stops_cleanly(world: World, daemons: list[Daemon]) -> None:
+    make_due(world)
+    d = Daemon(world)
+    daemons.append(d)
+    wait_for(lambda: completed(world) == 1, what="the daemon to rotate the due secret")
+    assert d.get("/healthz").status_code == 200 and d.get("/readyz").status_code == 200
+    assert world.live_ids() == {world.current()["key_id"]} and world.current()["key_id"] != world.first["id"]
+    rotation = world.app().db.last_completed(world.name)
+    assert rotation is not None and rotation.trigger == "policy" and rotation.started_by.startswith("daemon:")
+
+    families = {f.name: f for f in text_string_to_metric_families(d.get("/metrics").text)}
+    finished = {
+        tuple(sorted(s.labels.items())): s.value
+        for s in families["rotator_rotations"].samples
+        if s.name == "rotator_rotations_total"
+    }
+    assert finished[(("outcome", "completed"), ("provider", "bw"))] == completed(world)
+    ages = {s.labels["secret"]: s.value for s in families["rotator_key_age_seconds"].samples}
+    assert 0 <= ages[world.name] < 60
+    due = {s.labels["secret"]: s.value for s in families["rotator_next_due_timestamp_seconds"].samples}
+    assert due[world.name] == pytest.approx(rotation.finished_at.timestamp() + 3600, abs=1)  # type: ignore[union-attr]
+    steps = [s for s in families["rotator_step_seconds"].samples if s.name == "rotator_step_seconds_count"]
+    assert sum(s.value for s in steps) >= 8
+
+    started = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - started < 15
+    assert "daemon.stopped" in d.output()
+    assert completed(world) == 1  # due again only in an hour
+
+
+def test_respects_the_window(world: World, daemons: list[Daemon]) -> None:
+    not_today = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][(datetime.now(UTC).weekday() + 3) % 7]
+    make_due(world, extra_policy=f'\n    window: "{not_today} 00:00-00:01 UTC"')
+    d = Daemon(world)
+    daemons.append(d)
+    wait_for(d.ready, what="readiness")
+    time.sleep(1.5)  # several ticks
+    assert world.app().db.rotations_of(world.name) == []
+    plan = json.loads(world.cli("plan", "--json").stdout)["secrets"][0]
+    assert plan["next_start"] > datetime.now(UTC).isoformat() and "waits for window" in plan["why"]
+    assert d.stop() == 0
+
+
+def test_survives_sigkill_mid_rotation(world: World, daemons: list[Daemon]) -> None:
+    make_due(world)
+    first = Daemon(world, env={"ROTATOR_FAILPOINTS": "after-stage-write"})
+    daemons.append(first)
+    assert first.process.wait(timeout=30) == -signal.SIGKILL
+    rotation = world.app().db.active_for(world.name)
+    assert rotation is not None and rotation.state == "creating"
+    second = Daemon(world)
+    daemons.append(second)
+    wait_for(lambda: completed(world) == 1, what="the restarted daemon to complete the rotation")
+    assert world.app().db.last_completed(world.name).id == rotation.id  # type: ignore[union-attr]
+    assert world.live_ids() == {world.current()["key_id"]}
+    assert second.stop() == 0
+
+
+def test_sighup_keeps_the_old_policies_when_new_ones_are_broken(world: World, daemons: list[Daemon]) -> None:
+    d = Daemon(world)
+    daemons.append(d)
+    wait_for(d.ready, what="readiness")
+    broken = world.dir / "policies" / "broken.yaml"
+    broken.write_text("policies:\n  x: {max_age: soon}\n")
+    d.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "policies.reload_failed" in d.output(), what="the reload to fail")
+    assert f"{broken}:2:" in d.output()
+    assert d.get("/healthz").status_code == 200 and d.process.poll() is None
+    broken.unlink()
+    make_due(world)
+    d.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: completed(world) == 1, what="the reloaded policy to rotate the secret")
+    assert d.stop() == 0
+
+
+def test_sends_ready_watchdog_and_status_to_systemd(world: World, daemons: list[Daemon], tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(10)
+    d = Daemon(world, env={"NOTIFY_SOCKET": path})
+    daemons.append(d)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not {"READY=1", "WATCHDOG=1", "STATUS"} <= seen:
+        message = listener.recv(4096).decode()
+        seen.add(message.split("=")[0] if message.startswith("STATUS=") else message)
+    assert {"READY=1", "WATCHDOG=1", "STATUS"} <= seen
+    assert d.stop() == 0
+    listener.close()

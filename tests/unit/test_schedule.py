@@ -1,0 +1,47 @@
+from datetime import UTC, datetime, timedelta
+
+from rotator.daemon.schedule import jitter_offset, plan
+from rotator.policies import Policy
+from rotator.windows import Window
+
+MONDAY_NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
+
+
+def test_jitter_is_deterministic_and_within_bounds() -> None:
+    """The same secret gets the same offset every time (and so every restart); secrets are spread."""
+    jitter = timedelta(hours=2)
+    offsets = {name: jitter_offset(name, jitter) for name in (f"secret-{i}" for i in range(200))}
+    assert offsets == {name: jitter_offset(name, jitter) for name in offsets}
+    assert all(timedelta(0) <= o < jitter for o in offsets.values())
+    assert len(set(offsets.values())) > 150
+
+
+def test_window_next_start() -> None:
+    window = Window.parse("Mon-Fri 02:00-05:00 Europe/Berlin")
+    start = window.next_start(MONDAY_NOON)  # 13:00 in Berlin: today's window is over
+    assert start == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # Tuesday 02:00 Berlin
+    inside = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+    assert window.next_start(inside) == inside
+    friday_late = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert window.next_start(friday_late) == datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # Monday
+
+
+def test_window_across_midnight() -> None:
+    window = Window.parse("Sat 23:00-01:00 UTC")
+    assert window.contains(datetime(2026, 11, 29, 0, 30, tzinfo=UTC))  # Sunday 00:30 belongs to Saturday's window
+    assert not window.contains(datetime(2026, 11, 30, 0, 30, tzinfo=UTC))
+
+
+def test_plan_due_and_window() -> None:
+    policy = Policy(max_age=timedelta(days=90), window="Mon-Fri 02:00-05:00 Europe/Berlin")
+    last = MONDAY_NOON - timedelta(days=91)
+    p = plan("app", "quarterly", policy, last_rotated=last, now=MONDAY_NOON)
+    assert p.due == last + timedelta(days=90)
+    assert p.next_start == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+    assert not p.startable(MONDAY_NOON) and "waits for window" in p.why
+    fresh = plan("app", "quarterly", policy, last_rotated=MONDAY_NOON, now=MONDAY_NOON)
+    assert fresh.due == MONDAY_NOON + timedelta(days=90)
+
+
+def test_a_policy_without_max_age_never_schedules() -> None:
+    assert plan("app", "incident", Policy(), last_rotated=None, now=MONDAY_NOON).next_start is None
