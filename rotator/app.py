@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class App:
         self.settings = settings
         self.policies = policies
         self._db: StateDB | None = None
+        self._lock = threading.Lock()
         self._stores: dict[str, Store] = {}
         self._clients: dict[str, HttpCore] = {}
         self._sessions: dict[str, BoltlySession] = {}
@@ -75,9 +77,10 @@ class App:
 
     @property
     def db(self) -> StateDB:
-        if self._db is None:
-            self._db = StateDB(self.settings.state_url())
-        return self._db
+        with self._lock:
+            if self._db is None:
+                self._db = StateDB(self.settings.state_url())
+            return self._db
 
     def store(self, instance: str) -> Store:
         if instance not in self._stores:

@@ -55,16 +55,25 @@ class Window:
             return local.weekday() in self.days
         return (local - timedelta(days=1)).weekday() in self.days and t < self.end
 
-    def next_start(self, after: datetime) -> datetime:
-        """The first instant at or after `after` that lies inside the window."""
-        if self.contains(after):
-            return after
+    @property
+    def length(self) -> timedelta:
+        start = timedelta(hours=self.start.hour, minutes=self.start.minute)
+        end = timedelta(hours=self.end.hour, minutes=self.end.minute)
+        return end - start if end > start else end - start + timedelta(days=1)
+
+    def occurrence(self, after: datetime) -> tuple[datetime, datetime]:
+        """(start, end) of the window occurrence that contains `after`, or else the next one."""
         local = after.astimezone(self.zone)
-        for offset in range(0, 9):
+        for offset in range(-1, 9):
             day = (local + timedelta(days=offset)).date()
             if day.weekday() not in self.days:
                 continue
             start = datetime.combine(day, self.start, tzinfo=self.zone)
-            if start >= after:
-                return start
+            end = start + self.length
+            if after < end:
+                return start, end
         raise ValueError("window has no days")  # unreachable: parse() requires at least one day
+
+    def next_start(self, after: datetime) -> datetime:
+        """The first instant at or after `after` that lies inside the window."""
+        return max(self.occurrence(after)[0], after)

@@ -1,7 +1,11 @@
 """When each secret is due, and when its rotation may start. Pure: no I/O, same answer every restart.
 
-due        = last rotation + max_age + jitter offset (a fixed fraction of `jitter`, from the secret's name)
-next start = the first instant ≥ max(due, now) inside the policy's window
+due        = last rotation + max_age
+offset     = a fixed fraction of `jitter` derived from the secret's name (the same on every restart)
+next start = without a window: max(due + offset, now)
+             with a window: the window occurrence at or after max(due, now), `offset` into it
+             (offset taken modulo the window's length), or at once if that slot already passed
+             while the window is open — so 500 secrets due together spread over the window
 """
 
 from __future__ import annotations
@@ -39,19 +43,23 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
     """What the policy says about one secret now."""
     if policy.max_age is None:
         return Plan(secret, policy_name, last_rotated, None, None, f"policy {policy_name} has no max_age")
-    offset = jitter_offset(secret, policy.jitter)
     if last_rotated is None:
         due, why = now, "age unknown (never rotated, no rotated_at in the store): due now"
     else:
-        due = last_rotated + policy.max_age + offset
+        due = last_rotated + policy.max_age
         why = f"last rotated {last_rotated.isoformat(timespec='seconds')} + max_age {policy.max_age}"
-        if offset:
-            why += f" + jitter {offset}"
     earliest = max(due, now)
-    if policy.window:
-        start = Window.parse(policy.window).next_start(earliest)
-        if start > earliest:
-            why += f"; waits for window {policy.window}"
-    else:
-        start = earliest
+    if not policy.window:
+        offset = jitter_offset(secret, policy.jitter)
+        if offset:
+            why += f"; jitter {offset}"
+        return Plan(secret, policy_name, last_rotated, due, max(due + offset, now), why)
+    window = Window.parse(policy.window)
+    opens, closes = window.occurrence(earliest)
+    offset = jitter_offset(secret, min(policy.jitter or timedelta(0), window.length))
+    start = max(opens + offset, earliest)
+    if start >= closes:
+        start = window.occurrence(closes)[0] + offset
+    if start > earliest:
+        why += f"; starts {offset} into window {policy.window}" if offset else f"; waits for window {policy.window}"
     return Plan(secret, policy_name, last_rotated, due, start, why)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rotator.errors import LeaseHeld, RotationError
@@ -54,7 +54,13 @@ class ActiveRotationExists(RotationError):
 class StateDB:
     def __init__(self, url: str) -> None:
         self.engine = open_engine(url)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except (OperationalError, ProgrammingError) as exc:
+            # another process created the schema between our check and our CREATE
+            if "already exists" not in str(exc.orig):
+                raise
+            Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

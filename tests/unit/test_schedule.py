@@ -38,10 +38,31 @@ def test_plan_due_and_window() -> None:
     p = plan("app", "quarterly", policy, last_rotated=last, now=MONDAY_NOON)
     assert p.due == last + timedelta(days=90)
     assert p.next_start == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
-    assert not p.startable(MONDAY_NOON) and "waits for window" in p.why
+    assert not p.startable(MONDAY_NOON) and "window" in p.why
     fresh = plan("app", "quarterly", policy, last_rotated=MONDAY_NOON, now=MONDAY_NOON)
     assert fresh.due == MONDAY_NOON + timedelta(days=90)
 
 
 def test_a_policy_without_max_age_never_schedules() -> None:
     assert plan("app", "incident", Policy(), last_rotated=None, now=MONDAY_NOON).next_start is None
+
+
+def test_jitter_spreads_starts_inside_the_window_and_is_stable() -> None:
+    """500 secrets due together start at different times inside the window, the same on every tick."""
+    policy = Policy(max_age=timedelta(days=90), window="Mon-Fri 02:00-05:00 UTC", jitter=timedelta(hours=2))
+    last = MONDAY_NOON - timedelta(days=100)
+    starts = {plan(f"s{i}", "q", policy, last_rotated=last, now=MONDAY_NOON).next_start for i in range(500)}
+    opens = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    assert all(s is not None and opens <= s < opens + timedelta(hours=2) for s in starts)
+    assert len(starts) > 400
+    later = MONDAY_NOON + timedelta(hours=3)
+    assert (
+        plan("s1", "q", policy, last_rotated=last, now=later).next_start
+        == plan("s1", "q", policy, last_rotated=last, now=MONDAY_NOON).next_start
+    )
+
+
+def test_inside_an_open_window_a_passed_slot_starts_at_once() -> None:
+    policy = Policy(max_age=timedelta(days=1), window="Mon-Sun 00:00-23:59 UTC", jitter=timedelta(minutes=1))
+    p = plan("app", "q", policy, last_rotated=MONDAY_NOON - timedelta(days=2), now=MONDAY_NOON)
+    assert p.startable(MONDAY_NOON)
