@@ -24,6 +24,7 @@ from rotator.engine.rotation import Engine, Target
 from rotator.engine.runner import Runner
 from rotator.errors import InputError, RotationError
 from rotator.keys import secret
+from rotator.notify import Notifier
 from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
 from rotator.providers.boltly import Boltly, BoltlySession
@@ -64,6 +65,7 @@ class App:
         self.policies = policies
         self._db: StateDB | None = None
         self._lock = threading.Lock()
+        self.notifier = Notifier(settings.notifications)
         self._stores: dict[str, Store] = {}
         self._clients: dict[str, HttpCore] = {}
         self._sessions: dict[str, BoltlySession] = {}
@@ -123,16 +125,17 @@ class App:
     ) -> Callable[[], SecretStr]:
         """Reads the admin credential when a call needs it, so a rotated credential is picked up.
 
-        `current: true` within a rotation means the rotation's own old key until its revocation
-        starts, then the key now current: whatever someone else may have written to the secret
-        meanwhile, rotator acts with keys it knows.
+        `current: true` within a rotation means the rotation's own old key until promotion, then the
+        new key: whatever someone else may have written to the secret meanwhile, rotator acts with
+        keys it knows, and after promotion it never touches the old key (whose use the cutover gate
+        watches).
         """
         store = self.store(spec.store.instance)
 
         def read() -> SecretStr:
             if not source.current:
                 return read_credential(source, what)
-            if rotation is not None and rotation.old_version and rotation.revoke_started_at is None:
+            if rotation is not None and rotation.old_version and rotation.promoted_at is None:
                 old = store.read_version(location=spec.store.location, version_id=rotation.old_version)
                 if old is not None:
                     return old.api_key
@@ -189,6 +192,14 @@ class App:
             location=spec.store.location,
         )
 
+    def close(self) -> None:
+        """Deliver queued notifications (bounded wait) and release the database."""
+        self.notifier.flush()
+        if self._db is not None:
+            self._db.close()
+
     def runner(self, actor: str) -> Runner:
-        engine = Engine(db=self.db, resolve=self.target, settings=self.settings.engine, actor=actor)
+        engine = Engine(
+            db=self.db, resolve=self.target, settings=self.settings.engine, actor=actor, notify=self.notifier.emit
+        )
         return Runner(db=self.db, engine=engine, lease_ttl=self.settings.engine.lease_ttl)

@@ -44,6 +44,7 @@ def _load(ctx: click.Context) -> App:
             click.echo(problem, err=True)
         ctx.exit(EXIT_INPUT)
     log.configure(level=ctx.obj["log_level"] or app.settings.log.level, fmt=app.settings.log.format)
+    ctx.call_on_close(app.close)
     return app
 
 
@@ -273,6 +274,59 @@ def _read_hidden(prompt: str) -> str:
     """A secret from a hidden prompt on a terminal, else one line of stdin: never argv or the environment."""
     raw = click.prompt(prompt, hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     return str(raw).strip()
+
+
+def _under_lease(
+    ctx: click.Context, rotation_id: str, act: Callable[[Any, Rotation], Rotation]
+) -> tuple[App, Any, Rotation]:
+    app = _load(ctx)
+    rotation = app.db.find(rotation_id)
+    if rotation is None:
+        click.echo(f"no rotation with id {rotation_id!r}", err=True)
+        ctx.exit(EXIT_INPUT)
+    assert rotation is not None
+    runner = app.runner(actor_name())
+    try:
+        app.db.acquire_lease(rotation.secret, runner.owner, app.settings.engine.lease_ttl)
+        try:
+            rotation = act(runner.engine, app.db.get(rotation_id))
+        finally:
+            app.db.release_lease(rotation.secret, runner.owner)
+    except LeaseHeld as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_LOCKED)
+    except RotatorError as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_INPUT)
+    return app, runner, rotation
+
+
+@main.command()
+@click.argument("rotation_id")
+@click.option("--reason", default="released by hand", help="why: recorded in the audit trail")
+@click.pass_context
+def release(ctx: click.Context, rotation_id: str, reason: str) -> None:
+    """Open the cutover gate of ROTATION_ID by hand: revoke the old key now, then verify it is dead."""
+    _, runner, rotation = _under_lease(ctx, rotation_id, lambda engine, r: engine.release(r, why=reason))
+    click.echo(f"{rotation.secret}: gate released by hand; revoking the old key")
+    final = runner.run(
+        rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
+    )
+    ctx.exit(_outcome(final))
+
+
+@main.command()
+@click.argument("rotation_id")
+@click.option("--reason", required=True, help="why: recorded in the audit trail")
+@click.pass_context
+def abort(ctx: click.Context, rotation_id: str, reason: str) -> None:
+    """Stop ROTATION_ID: before promotion it rolls back; at the gate the new key stays and the old one lives on."""
+    _, runner, rotation = _under_lease(ctx, rotation_id, lambda engine, r: engine.abort(r, why=reason))
+    final = runner.run(
+        rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
+    )
+    click.echo(f"rotation {final.id} of {final.secret} aborted ({final.state}): {final.failed_reason}")
+    ctx.exit(EXIT_OK)
 
 
 @main.command()

@@ -142,6 +142,9 @@ class EngineSettings(_Strict):
     """A step that keeps failing temporarily for this long is treated as failed."""
     hold_interval: Duration = timedelta(minutes=5)
     operator_poll: Duration = timedelta(seconds=30)
+    gate_poll: Duration = timedelta(seconds=30)
+    """How often the cutover gate asks consumers and the provider again."""
+    hook_timeout: Duration = timedelta(seconds=10)
     """How often to probe an old key an operator was asked to revoke."""
     lease_ttl: Duration = timedelta(minutes=2)
 
@@ -155,6 +158,20 @@ class DaemonSettings(_Strict):
     """Rotations advanced at the same time."""
 
 
+class NotificationTarget(_Strict):
+    url: str
+    """A webhook URL; treat it as a secret (Slack's are): it is never logged."""
+    format: Literal["json", "slack"] = "json"
+    events: list[Literal["started", "completed", "failed", "held", "operator_action", "upcoming"]] = [
+        "started",
+        "completed",
+        "failed",
+        "held",
+        "operator_action",
+        "upcoming",
+    ]
+
+
 class Settings(_Strict):
     state: StateSettings = StateSettings()
     policies_dir: Path = Path("policies")
@@ -163,6 +180,7 @@ class Settings(_Strict):
     stores: dict[str, StoreSettings] = {"aws": AwsStoreSettings()}
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
+    notifications: list[NotificationTarget] = []
 
     def state_dir(self) -> Path:
         base = Path(os.environ.get("STATE_DIRECTORY") or Path.home() / ".local" / "state" / "rotator")

@@ -33,6 +33,8 @@ class Cutover(_Strict):
     require: list[GateSignal] = []
     max_wait: Duration | None = None
     on_timeout: Literal["hold", "revoke"] = "hold"
+    idle_for: Duration = timedelta(hours=1)
+    """old_key_idle: how long the provider must show no use of the old key."""
 
 
 class Policy(_Strict):

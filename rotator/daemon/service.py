@@ -50,6 +50,7 @@ class Daemon:
         self.last_tick: float | None = None
         self.ready = False
         self.planner = Planner(app)
+        self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
         collector = StateCollector(lambda: self.app.db, self.plans, utcnow)
         self.registry, self.step_seconds = registry(collector)
@@ -72,6 +73,7 @@ class Daemon:
         self.notifier.notify("STOPPING=1")
         _log.info("daemon.stopping")
         scheduler.shutdown(wait=True)  # the tick under way finishes its current steps
+        self.app.close()
         served.stop()
         _log.info("daemon.stopped")
         return 0
@@ -137,6 +139,7 @@ class Daemon:
     def _start_due(self, app: App) -> None:
         now = utcnow()
         for p in self.planner.plans(now):
+            self._announce(app, p, now)
             if self.stopping.is_set() or not p.startable(now) or app.db.active_for(p.secret) is not None:
                 continue
             spec = app.policies.secret(p.secret)
@@ -152,6 +155,25 @@ class Daemon:
             except ActiveRotationExists:
                 continue  # started elsewhere a moment ago
             _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
+
+    def _announce(self, app: App, p: schedule.Plan, now: datetime) -> None:
+        """`notify_before`: tell people (operators of dashboard-only providers above all) ahead of time."""
+        ahead = app.policies.policies[p.policy].notify_before
+        if ahead is None or p.next_start is None or (p.secret, p.next_start) in self._announced:
+            return
+        if p.next_start - ahead <= now < p.next_start:
+            self._announced.add((p.secret, p.next_start))
+            spec = app.policies.secret(p.secret)
+            app.notifier.emit(
+                "rotation.upcoming",
+                {
+                    "secret": p.secret,
+                    "provider": spec.provider,
+                    "policy": p.policy,
+                    "starts_at": p.next_start.isoformat(timespec="seconds"),
+                    "reason": f"rotation starts {p.next_start.isoformat(timespec='minutes')}",
+                },
+            )
 
     def plans(self) -> list[schedule.Plan]:
         return self.planner.plans()

@@ -2,13 +2,14 @@
 
 Each signal answers passed / waiting / unavailable. The gate opens only when `min_soak` has
 passed and every signal the policy requires has passed; "unavailable" never counts as passed.
-New signals (consumers, old_key_idle) plug in through `SIGNALS`.
+The signals that need the world (consumers, old_key_idle) come from `engine.signals`; a required
+signal nobody supplies is unavailable.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -57,22 +58,19 @@ def min_soak(soak: timedelta) -> SignalCheck:
 
 def unavailable(name: str) -> SignalCheck:
     def check(rotation: Rotation, now: datetime) -> Signal:
-        return Signal(name, Status.UNAVAILABLE, "not implemented for this provider yet")
+        return Signal(name, Status.UNAVAILABLE, "this provider cannot tell")
 
     return check
 
 
-SIGNALS: dict[str, Callable[[], SignalCheck]] = {
-    "consumers": lambda: unavailable("consumers"),
-    "old_key_idle": lambda: unavailable("old_key_idle"),
-}
-
 RECHECK = timedelta(seconds=30)
 
 
-def evaluate(cutover: Cutover, rotation: Rotation, now: datetime) -> Verdict:
-    """Evaluate every signal; say when to look again if the gate stays shut."""
-    checks = [min_soak(cutover.min_soak)] + [SIGNALS[name]() for name in cutover.require]
+def evaluate(
+    cutover: Cutover, rotation: Rotation, now: datetime, available: Mapping[str, SignalCheck] | None = None
+) -> Verdict:
+    """Evaluate min_soak and every required signal; say when to look again if the gate stays shut."""
+    checks = [min_soak(cutover.min_soak)] + [(available or {}).get(name, unavailable(name)) for name in cutover.require]
     signals = [check(rotation, now) for check in checks]
     if all(s.status is Status.PASSED for s in signals):
         return Verdict(open=True, signals=signals)

@@ -31,9 +31,9 @@ ALLOWED: dict[State, frozenset[State]] = {
     S.STAGED: frozenset({S.PROBED, S.ROLLING_BACK}),
     S.PROBED: frozenset({S.PROMOTED, S.ROLLING_BACK}),
     S.PROMOTED: frozenset({S.CUTOVER_WAIT}),
-    S.CUTOVER_WAIT: frozenset({S.REVOKING, S.AWAITING_REVOCATION}),
+    S.CUTOVER_WAIT: frozenset({S.REVOKING, S.AWAITING_REVOCATION, S.FAILED}),
     S.REVOKING: frozenset({S.VERIFYING}),
-    S.AWAITING_REVOCATION: frozenset({S.COMPLETED}),
+    S.AWAITING_REVOCATION: frozenset({S.COMPLETED, S.FAILED}),
     S.VERIFYING: frozenset({S.COMPLETED}),
     S.ROLLING_BACK: frozenset({S.FAILED}),
     S.COMPLETED: frozenset(),
@@ -44,6 +44,9 @@ BEFORE_PROMOTION = frozenset({S.REQUESTED, S.CREATING, S.AWAITING_NEW_KEY, S.STA
 """Failures here roll back: the new key is revoked and the old one stays current."""
 
 TERMINAL = frozenset({S.COMPLETED, S.FAILED})
+
+ABORTABLE_AFTER_PROMOTION = frozenset({S.CUTOVER_WAIT, S.AWAITING_REVOCATION})
+"""A person may stop these: the new key stays current and the old key is left alive, not revoked."""
 
 HAPPY_PATH = (
     S.REQUESTED,

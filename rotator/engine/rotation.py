@@ -19,8 +19,8 @@ from pydantic import SecretStr
 
 from rotator import failpoints, log
 from rotator.config import EngineSettings
-from rotator.engine import gate, operator
-from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
+from rotator.engine import gate, operator, signals
+from rotator.engine.lifecycle import ABORTABLE_AFTER_PROMOTION, TERMINAL, State, can_roll_back, check
 from rotator.errors import KeyRefused, RotationError, RotatorError, StoreError
 from rotator.keys import key_name
 from rotator.policies import Policy, SecretSpec
@@ -71,7 +71,9 @@ class Engine:
         settings: EngineSettings,
         actor: str,
         clock: Callable[[], datetime] = utcnow,
+        notify: Callable[[str, dict[str, Any]], None] = lambda event, payload: None,
     ) -> None:
+        self.notify = notify
         self.db = db
         self.resolve = resolve
         self.settings = settings
@@ -122,6 +124,7 @@ class Engine:
             event="rotation.started",
             detail={"old_key_id": current.value.key_id, "old_fingerprint": current.value.fingerprint},
         )
+        self._emit("rotation.started", rot, {"trigger": rot.trigger, "reason": rot.reason})
         rot = self.db.update(
             rot,
             actor=self.actor,
@@ -252,7 +255,11 @@ class Engine:
 
     def _cutover(self, rot: Rotation, t: Target) -> Step:
         cutover = t.policy.cutover
-        verdict = gate.evaluate(cutover, rot, self.clock())
+        available = {
+            "consumers": signals.consumers(self, t),
+            "old_key_idle": signals.old_key_idle(self, t, cutover.idle_for),
+        }
+        verdict = gate.evaluate(cutover, rot, self.clock(), available)
         detail = {"signals": verdict.describe()}
         if verdict.open or (verdict.timed_out and cutover.on_timeout == "revoke"):
             event = "cutover.open" if verdict.open else "cutover.deadline_revoke"
@@ -340,6 +347,42 @@ class Engine:
         t.store.clear_pending(location=t.location, token=rot.id)
         return self._move(rot, State.FAILED, event="rotation.failed", detail=detail, finished_at=self.clock())
 
+    def release(self, rot: Rotation, *, why: str) -> Rotation:
+        """A person opens the cutover gate: revoke the old key now, whatever the signals say."""
+        if rot.state != State.CUTOVER_WAIT:
+            raise RotationError(
+                f"rotation {rot.id} is {rot.state}; only a rotation at the cutover gate can be released"
+            )
+        t = self.resolve(rot)
+        detail = {"by": self.actor, "why": why}
+        if isinstance(t.provider, OperatorProvider):
+            return operator.ask_for_revocation(self, rot, t, "cutover.released", detail).rotation
+        return self._move(rot, State.REVOKING, event="cutover.released", detail=detail).rotation
+
+    def abort(self, rot: Rotation, *, why: str) -> Rotation:
+        """Stop a rotation. Before promotion it rolls back; at the gate the old key is left alive."""
+        state = State(rot.state)
+        reason = f"aborted by {self.actor}: {why}"
+        if can_roll_back(state):
+            return self._move(
+                rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason
+            ).rotation
+        if state in ABORTABLE_AFTER_PROMOTION:
+            detail = {
+                "why": why,
+                "note": f"the new key stays current; the old key {rot.old_key_id or rot.old_fingerprint}"
+                " was NOT revoked and still works",
+            }
+            return self._move(
+                rot,
+                State.FAILED,
+                event="rotation.aborted",
+                detail=detail,
+                failed_reason=reason,
+                finished_at=self.clock(),
+            ).rotation
+        raise RotationError(f"rotation {rot.id} is {rot.state}: too late to abort (the old key is being revoked)")
+
     def supply(self, rotation: Rotation, key: SecretStr) -> Rotation:
         """An operator hands over a new key; raise KeyRejected (the rotation keeps waiting) on a failed check."""
         return operator.supply(self, rotation, self.resolve(rotation), key)
@@ -375,9 +418,23 @@ class Engine:
         }
         values["waiting_since"] = self.clock() if values["waiting_for"] else None
         rot = self.db.update(rot, actor=self.actor, event=event, detail=detail, **values)
+        self._emit(event, rot, detail or {})
         _log.info(event, rotation_id=rot.id, secret=rot.secret, state=to.value, **(detail or {}))
         failpoints.hit(f"after:{to.value}")
         return Step(rot, event)
+
+    def _emit(self, event: str, rot: Rotation, detail: dict[str, Any]) -> None:
+        payload = {
+            "secret": rot.secret,
+            "rotation_id": rot.id,
+            "provider": rot.provider,
+            "policy": rot.policy,
+            "state": rot.state,
+            **detail,
+        }
+        if rot.failed_reason and "reason" not in payload:
+            payload["reason"] = rot.failed_reason
+        self.notify(event, payload)
 
     def _wait(self, rot: Rotation, until: datetime, why: str) -> Step:
         if rot.waiting_for != why:
@@ -402,6 +459,7 @@ class Engine:
                 event="rotation.held",
                 detail={"state": rot.state, "reason": reason},
             )
+            self._emit("rotation.held", rot, {"reason": reason})
             _log.error("rotation.held", rotation_id=rot.id, secret=rot.secret, state=rot.state, reason=reason)
         until = now + (retry or self.settings.hold_interval)
         rot = self.db.update(

@@ -48,6 +48,14 @@ class ProbeResult:
     identity: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a provider shows of a key's use: a last-used time, or a per-key request counter."""
+
+    last_used_at: datetime | None = None
+    counter_remaining: int | None = None
+
+
 class Provider(abc.ABC):
     kind: str
     managed_by: ManagedBy
@@ -56,11 +64,20 @@ class Provider(abc.ABC):
     def probe(self, *, key: SecretStr) -> ProbeResult:
         """One authenticated call with `key`. Raises KeyRefused (401) if the provider does not accept it."""
 
+    def usage(self, *, key_id: str | None, key: SecretStr) -> Usage | None:
+        """Usage telemetry for a key, or None when the provider has none (the signal is then unavailable)."""
+        return None
+
 
 class ApiProvider(Provider):
     managed_by = ManagedBy.API
     copies_scopes = False
     """True when a new key must get the scopes of the key it replaces (Boltly)."""
+
+    def usage(self, *, key_id: str | None, key: SecretStr) -> Usage | None:
+        """The list's last-used time of `key_id` (Brandwave `lastUsedAt`, Boltly `last_used_at`)."""
+        found = next((k for k in self.list_keys() if k.id == key_id), None)
+        return Usage(last_used_at=found.last_used_at) if found is not None else None
 
     @abc.abstractmethod
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from rotator.errors import PermissionDenied, UnexpectedResponse
-from rotator.providers.base import OperatorProvider, ProbeResult
+from rotator.providers.base import OperatorProvider, ProbeResult, Usage
 from rotator.providers.http import HttpCore, require
 
 
@@ -85,6 +85,12 @@ class GoBlue(_Operated):
         response = self._http.request("GET", "/forms", headers={"Authorization": f"Bearer {key.get_secret_value()}"})
         forms = _forms(response.json())
         return ProbeResult({"form_ids": ",".join(sorted(forms))})
+
+    def usage(self, *, key_id: str | None, key: SecretStr) -> Usage | None:
+        """The key's hourly X-RateLimit-Remaining: it drops by more than our own calls when others use the key."""
+        response = self._http.request("GET", "/forms", headers={"Authorization": f"Bearer {key.get_secret_value()}"})
+        remaining = response.headers.get("x-ratelimit-remaining")
+        return Usage(counter_remaining=int(remaining)) if remaining and remaining.isdigit() else None
 
     def revoke_instructions(self, *, prefix: str) -> str:
         return f"have the old key {prefix} deactivated (GoBlue app or support)"

@@ -66,6 +66,8 @@ class Rotation(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     old_identity: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    gate_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """What the cutover gate learnt so far: consumers reloaded/confirmed, usage counters."""
     """What the old key belongs to (account id, team id, form ids): never key material."""
     held_reason: Mapped[str | None] = mapped_column(Text)
     held_since: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -167,16 +167,16 @@ def test_no_key_material_in_the_state_database(world: World) -> None:
 
 
 def test_cutover_gate_holds_when_a_required_signal_is_unavailable(world: World) -> None:
-    """With `require: [old_key_idle]` and no such signal yet, the old key is never revoked on its own."""
+    """With `require: [consumers]` and no consumer declared, the old key is never revoked on its own."""
     policy = world.dir / "policies" / "main.yaml"
     policy.write_text(
         policy.read_text().replace(
-            "cutover: {min_soak: 0s}", "cutover: {min_soak: 0s, require: [old_key_idle], max_wait: 1s}"
+            "cutover: {min_soak: 0s}", "cutover: {min_soak: 0s, require: [consumers], max_wait: 1s}"
         )
     )
     app = world.app()
     done = rotate(world, app)
-    assert done.state == "cutover_wait" and done.held_reason and "old_key_idle: unavailable" in done.held_reason
+    assert done.state == "cutover_wait" and done.held_reason and "consumers: unavailable" in done.held_reason
     assert world.probe(world.first["token"]) == 200
     assert world.current()["key_id"] == done.new_key_id
 

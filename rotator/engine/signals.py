@@ -1,0 +1,159 @@
+"""The cutover gate's signals that need the world: consumers' hooks and the provider's usage data.
+
+Each check persists what it learnt in the rotation's `gate_state`, so a restart neither calls a
+reload hook twice nor forgets when the old key was last seen in use.
+- consumers: call each consumer's reload hook once, then ask its confirm hook until it reports
+  the new key's fingerprint (`sha256:` + 12 hex digits of the key's SHA-256) in its answer.
+- old_key_idle: the provider's last-used time of the old key (Brandwave, Boltly), or its per-key
+  rate-limit counter dropping by more than our own probe (GoBlue). No telemetry: unavailable.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from rotator import log
+from rotator.engine.gate import Signal, SignalCheck, Status
+from rotator.errors import RotatorError
+from rotator.policies import Hook
+from rotator.state.schema import Rotation
+
+if TYPE_CHECKING:
+    from rotator.engine.rotation import Engine, Target
+
+_log = log.get(__name__)
+
+
+def _call(hook: Hook, fingerprint: str, timeout: float) -> tuple[bool, str]:
+    """Run a hook: (succeeded, its answer). The key itself is never handed to a hook."""
+    try:
+        if hook.http is not None:
+            response = httpx.request(
+                hook.http.method,
+                hook.http.url,
+                headers=hook.http.headers,
+                timeout=timeout,
+                json={"fingerprint": fingerprint} if hook.http.method != "GET" else None,
+            )
+            return response.is_success, response.text
+        if hook.command is not None:
+            done = subprocess.run(
+                hook.command,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env={"ROTATOR_FINGERPRINT": fingerprint, "PATH": "/usr/bin:/bin"},
+            )
+            return done.returncode == 0, done.stdout
+    except (httpx.HTTPError, OSError, subprocess.TimeoutExpired) as exc:
+        return False, type(exc).__name__
+    return False, "no hook"
+
+
+def consumers(engine: Engine, t: Target) -> SignalCheck:
+    def check(rotation: Rotation, now: datetime) -> Signal:
+        if not t.spec.consumers:
+            return Signal("consumers", Status.UNAVAILABLE, "no consumers declared for this secret")
+        state: dict[str, Any] = dict((rotation.gate_state or {}).get("consumers", {}))
+        fingerprint = rotation.new_fingerprint or ""
+        timeout = engine.settings.hook_timeout.total_seconds()
+        waiting = []
+        for consumer in t.spec.consumers:
+            seen = dict(state.get(consumer.name, {}))
+            if consumer.reload is not None and not seen.get("reloaded"):
+                ok, _ = _call(consumer.reload, fingerprint, timeout)
+                seen["reloaded"] = ok
+                engine.db.audit(
+                    rotation,
+                    secret=rotation.secret,
+                    actor=engine.actor,
+                    event="consumer.reload",
+                    detail={"consumer": consumer.name, "ok": ok},
+                )
+            if consumer.confirm is None:
+                state[consumer.name] = seen
+                return Signal("consumers", Status.UNAVAILABLE, f"{consumer.name} has no confirm hook")
+            if not seen.get("confirmed"):
+                ok, answer = _call(consumer.confirm, fingerprint, timeout)
+                seen["confirmed"] = ok and fingerprint in answer
+                if seen["confirmed"]:
+                    engine.db.audit(
+                        rotation,
+                        secret=rotation.secret,
+                        actor=engine.actor,
+                        event="consumer.confirmed",
+                        detail={"consumer": consumer.name, "fingerprint": fingerprint},
+                    )
+            state[consumer.name] = seen
+            if not seen.get("confirmed"):
+                waiting.append(consumer.name)
+        _save(engine, rotation, "consumers", state)
+        if waiting:
+            return Signal(
+                "consumers",
+                Status.WAITING,
+                f"not yet on the new key: {', '.join(waiting)}",
+                now + engine.settings.gate_poll,
+            )
+        return Signal("consumers", Status.PASSED, "every consumer reports the new key")
+
+    return check
+
+
+def old_key_idle(engine: Engine, t: Target, idle_for: timedelta) -> SignalCheck:
+    def check(rotation: Rotation, now: datetime) -> Signal:
+        assert rotation.old_version is not None
+        old = t.store.read_version(location=t.location, version_id=rotation.old_version)
+        if old is None:
+            return Signal("old_key_idle", Status.UNAVAILABLE, "the old key is gone from the store")
+        try:
+            usage = t.provider.usage(key_id=rotation.old_key_id, key=old.api_key)
+        except RotatorError as exc:
+            return Signal(
+                "old_key_idle", Status.WAITING, f"usage unknown for now: {exc}", now + engine.settings.gate_poll
+            )
+        if usage is None:
+            return Signal("old_key_idle", Status.UNAVAILABLE, f"{t.provider.kind} shows no usage of a key")
+        if usage.counter_remaining is not None:
+            last_used = _counter(engine, rotation, usage.counter_remaining, now)
+        else:
+            last_used = usage.last_used_at
+        if last_used is None or now - last_used >= idle_for:
+            return Signal(
+                "old_key_idle",
+                Status.PASSED,
+                "no use seen" if last_used is None else f"last used {last_used.isoformat(timespec='seconds')}",
+            )
+        return Signal(
+            "old_key_idle",
+            Status.WAITING,
+            f"old key used at {last_used.isoformat(timespec='seconds')}",
+            min(last_used + idle_for, now + engine.settings.gate_poll),
+        )
+
+    return check
+
+
+def _counter(engine: Engine, rotation: Rotation, remaining: int, now: datetime) -> datetime | None:
+    """From a per-key counter, when the old key was last used by someone other than us."""
+    state = dict((rotation.gate_state or {}).get("old_key_counter", {}))
+    previous = state.get("remaining")
+    if previous is not None and previous - remaining > 1:  # our own probe accounts for one
+        state["used_at"] = now.isoformat()
+    elif previous is None:
+        state["used_at"] = now.isoformat()  # no baseline yet: count from the first look
+    state["remaining"] = remaining
+    _save(engine, rotation, "old_key_counter", state)
+    used_at = state.get("used_at")
+    return datetime.fromisoformat(used_at) if isinstance(used_at, str) else None
+
+
+def _save(engine: Engine, rotation: Rotation, key: str, value: dict[str, Any]) -> None:
+    gate_state = {**(rotation.gate_state or {}), key: value}
+    rotation.gate_state = gate_state
+    engine.db.update(rotation, actor=engine.actor, gate_state=gate_state)

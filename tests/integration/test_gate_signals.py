@@ -1,0 +1,191 @@
+"""The cutover gate's signals against real parts: a consumer over HTTP, the sandbox's usage data,
+webhook notifications received over HTTP; release and abort by a person."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from rotator.app import App
+from rotator.background_http import Served, serve_app
+from rotator.state.schema import Rotation
+from tests.world import World
+
+
+@dataclass
+class Consumer:
+    """An application: on reload it re-reads AWSCURRENT; it reports the fingerprint of the key it holds."""
+
+    world: World | None = None
+    confirms: bool = True
+    reloads: int = 0
+    key: str = ""
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+
+    async def reload(self, request: Request) -> Response:
+        self.reloads += 1
+        assert self.world is not None
+        self.key = self.world.current()["api_key"]
+        return JSONResponse({"ok": True})
+
+    async def fingerprint(self, request: Request) -> Response:
+        held = self.key if self.confirms else "an-old-key"
+        return PlainTextResponse("sha256:" + hashlib.sha256(held.encode()).hexdigest()[:12])
+
+    async def hook(self, request: Request) -> Response:
+        self.hooks.append(await request.json())
+        return JSONResponse({"ok": True})
+
+
+@pytest.fixture
+def consumer() -> Iterator[tuple[Consumer, Served]]:
+    c = Consumer()
+    served = serve_app(
+        Starlette(
+            routes=[
+                Route("/reload", c.reload, methods=["POST"]),
+                Route("/fp", c.fingerprint),
+                Route("/hook", c.hook, methods=["POST"]),
+            ]
+        ),
+        host="127.0.0.1",
+        port=0,
+        name="consumer",
+    )
+    yield c, served
+    served.stop()
+
+
+def configure(world: World, served: Served, cutover: str, *, consumers: bool = True) -> None:
+    policy = world.dir / "policies" / "main.yaml"
+    text = policy.read_text().replace("cutover: {min_soak: 0s}", f"cutover: {cutover}")
+    if consumers:
+        hooks = (
+            "    consumers:\n      - name: api\n"
+            f"        reload: {{http: {{method: POST, url: '{served.url}/reload'}}}}\n"
+            f"        confirm: {{http: {{url: '{served.url}/fp'}}}}\n"
+        )
+        access = "    access: [alice@example.com, team:support]\n"
+        text = text.replace(access, access + hooks)
+    policy.write_text(text)
+    world.config.write_text(
+        world.config.read_text().replace("engine:\n", "engine:\n  gate_poll: 200ms\n")
+        + f"notifications:\n  - {{url: '{served.url}/hook'}}\n"
+    )
+
+
+def rotate(world: World) -> tuple[App, Rotation]:
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="t", actor="t"
+    )
+    final = app.runner("t").run(rotation.id, follow=True)
+    app.notifier.flush()
+    return app, final
+
+
+def test_a_confirming_consumer_opens_the_gate(world: World, consumer: tuple[Consumer, Served]) -> None:
+    c, served = consumer
+    c.world = world
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 30s, on_timeout: hold}")
+    _, done = rotate(world)
+    assert done.state == "completed" and c.reloads == 1
+    assert world.live_ids() == {done.new_key_id}
+    events = [h["event"] for h in c.hooks]
+    assert events[0] == "started" and events[-1] == "completed"
+
+
+def test_a_consumer_that_never_confirms_holds_the_gate_and_alerts(
+    world: World, consumer: tuple[Consumer, Served]
+) -> None:
+    c, served = consumer
+    c.world, c.confirms = world, False
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 1s, on_timeout: hold}")
+    app, done = rotate(world)
+    assert done.state == "cutover_wait" and done.held_reason and "not yet on the new key: api" in done.held_reason
+    assert world.probe(world.first["token"]) == 200  # the old key lives on
+    held = [h for h in c.hooks if h["event"] == "held"]
+    assert held and held[0]["secret"] == world.name and "max_wait" in held[0]["reason"]
+    for hook in c.hooks:
+        assert world.first["token"] not in json.dumps(hook) and world.current()["api_key"] not in json.dumps(hook)
+
+    # a person looks, decides, and releases the gate
+    engine = app.runner("person").engine
+    released = engine.release(app.db.get(done.id), why="api team confirmed by phone")
+    final = app.runner("person").run(released.id, follow=True)
+    assert final.state == "completed" and world.probe(world.first["token"]) == 401
+
+
+def test_traffic_on_the_old_key_keeps_old_key_idle_shut(world: World, consumer: tuple[Consumer, Served]) -> None:
+    _, served = consumer
+    configure(
+        world,
+        served,
+        "{min_soak: 0s, require: [old_key_idle], idle_for: 1s, max_wait: 3s, on_timeout: hold}",
+        consumers=False,
+    )
+    stop = threading.Event()
+
+    def straggler() -> None:  # an application that never moved over
+        while not stop.wait(0.2):
+            world.probe(world.first["token"])
+
+    thread = threading.Thread(target=straggler)
+    thread.start()
+    try:
+        _, done = rotate(world)
+    finally:
+        stop.set()
+        thread.join()
+    assert (
+        done.state == "cutover_wait"
+        and done.held_reason
+        and "old_key_idle: waiting (old key used at" in done.held_reason
+    )
+    assert world.probe(world.first["token"]) == 200
+
+
+def test_an_idle_old_key_opens_the_gate(world: World, consumer: tuple[Consumer, Served]) -> None:
+    _, served = consumer
+    configure(world, served, "{min_soak: 0s, require: [old_key_idle], idle_for: 1s, max_wait: 30s}", consumers=False)
+    _, done = rotate(world)
+    assert done.state == "completed"
+
+
+def test_abort_at_the_gate_keeps_both_keys(world: World, consumer: tuple[Consumer, Served]) -> None:
+    c, served = consumer
+    c.world, c.confirms = world, False
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 1h, on_timeout: hold}")
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="t", actor="t"
+    )
+    waiting = app.runner("t").run(rotation.id, follow=False)
+    assert waiting.state == "cutover_wait"
+    aborted = app.runner("person").engine.abort(waiting, why="consumer broken")
+    assert aborted.state == "failed" and "aborted" in (aborted.failed_reason or "")
+    assert world.probe(world.first["token"]) == 200 and world.probe(world.current()["api_key"]) == 200
+
+
+def test_slack_format_is_text_without_keys(world: World, consumer: tuple[Consumer, Served]) -> None:
+    c, served = consumer
+    configure(world, served, "{min_soak: 0s}", consumers=False)
+    world.config.write_text(
+        world.config.read_text().replace(
+            f"{{url: '{served.url}/hook'}}", f"{{url: '{served.url}/hook', format: slack}}"
+        )
+    )
+    _, done = rotate(world)
+    assert done.state == "completed"
+    texts = [h["text"] for h in c.hooks]
+    assert any(t.startswith("rotator rotated `" + world.name) for t in texts)
