@@ -241,28 +241,13 @@ def supply(ctx: click.Context, rotation_id: str) -> None:
     from rotator.keys import secret as wrap
 
     app = _load(ctx)
-    rotation = app.db.find(rotation_id)
-    if rotation is None:
-        click.echo(f"no rotation with id {rotation_id!r}", err=True)
-        ctx.exit(EXIT_INPUT)
-    assert rotation is not None
-    raw = _read_hidden(f"new {rotation.provider} key for {rotation.secret}")
-    runner = app.runner(actor_name("operator"))
+    rotation = _find(ctx, app, rotation_id)
+    key = wrap(_read_hidden(f"new {rotation.provider} key for {rotation.secret}"))  # read before taking the lease
     try:
-        app.db.acquire_lease(rotation.secret, runner.owner, app.settings.engine.lease_ttl)
-        try:
-            rotation = runner.engine.supply(app.db.get(rotation_id), wrap(raw))
-        finally:
-            app.db.release_lease(rotation.secret, runner.owner)
+        runner, rotation = _under_lease(ctx, app, rotation, lambda engine, r: engine.supply(r, key), "operator")
     except KeyRejected as exc:
         click.echo(f"key rejected — {exc}; rotation {rotation_id} still waits for a key", err=True)
         ctx.exit(EXIT_INPUT)
-    except LeaseHeld as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_LOCKED)
-    except RotatorError as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_FAILED)
     click.echo(f"{rotation.secret}: key accepted ({rotation.new_fingerprint}); continuing rotation {rotation.id}")
     final = runner.run(
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
@@ -276,29 +261,38 @@ def _read_hidden(prompt: str) -> str:
     return str(raw).strip()
 
 
-def _under_lease(
-    ctx: click.Context, rotation_id: str, act: Callable[[Any, Rotation], Rotation]
-) -> tuple[App, Any, Rotation]:
-    app = _load(ctx)
+def _find(ctx: click.Context, app: App, rotation_id: str) -> Rotation:
     rotation = app.db.find(rotation_id)
     if rotation is None:
         click.echo(f"no rotation with id {rotation_id!r}", err=True)
         ctx.exit(EXIT_INPUT)
     assert rotation is not None
-    runner = app.runner(actor_name())
+    return rotation
+
+
+def _under_lease(
+    ctx: click.Context, app: App, rotation: Rotation, act: Callable[[Any, Rotation], Rotation], kind: str = "cli"
+) -> tuple[Any, Rotation]:
+    """Run a person's action on a rotation while holding its secret's lease. KeyRejected passes through."""
+    from rotator.engine.operator import KeyRejected
+
+    runner = app.runner(actor_name(kind))
     try:
         app.db.acquire_lease(rotation.secret, runner.owner, app.settings.engine.lease_ttl)
         try:
-            rotation = act(runner.engine, app.db.get(rotation_id))
+            rotation = act(runner.engine, app.db.get(rotation.id))
         finally:
             app.db.release_lease(rotation.secret, runner.owner)
+    except KeyRejected:
+        raise
     except LeaseHeld as exc:
         click.echo(str(exc), err=True)
         ctx.exit(EXIT_LOCKED)
     except RotatorError as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_INPUT)
-    return app, runner, rotation
+        # temporary (provider unreachable): try again later; otherwise the request itself was wrong
+        click.echo(f"{exc}{'; try again' if exc.temporary else ''}", err=True)
+        ctx.exit(EXIT_FAILED if exc.temporary else EXIT_INPUT)
+    return runner, rotation
 
 
 @main.command()
@@ -307,7 +301,8 @@ def _under_lease(
 @click.pass_context
 def release(ctx: click.Context, rotation_id: str, reason: str) -> None:
     """Open the cutover gate of ROTATION_ID by hand: revoke the old key now, then verify it is dead."""
-    _, runner, rotation = _under_lease(ctx, rotation_id, lambda engine, r: engine.release(r, why=reason))
+    app = _load(ctx)
+    runner, rotation = _under_lease(ctx, app, _find(ctx, app, rotation_id), lambda e, r: e.release(r, why=reason))
     click.echo(f"{rotation.secret}: gate released by hand; revoking the old key")
     final = runner.run(
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
@@ -321,7 +316,8 @@ def release(ctx: click.Context, rotation_id: str, reason: str) -> None:
 @click.pass_context
 def abort(ctx: click.Context, rotation_id: str, reason: str) -> None:
     """Stop ROTATION_ID: before promotion it rolls back; at the gate the new key stays and the old one lives on."""
-    _, runner, rotation = _under_lease(ctx, rotation_id, lambda engine, r: engine.abort(r, why=reason))
+    app = _load(ctx)
+    runner, rotation = _under_lease(ctx, app, _find(ctx, app, rotation_id), lambda e, r: e.abort(r, why=reason))
     final = runner.run(
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
     )

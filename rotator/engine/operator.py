@@ -121,19 +121,6 @@ def ask_for_revocation(engine: Engine, rot: Rotation, t: Target, event: str, det
 
 
 def wait_for_revocation(engine: Engine, rot: Rotation, t: Target) -> Step:
-    assert rot.old_version is not None
-    old = t.store.read_version(location=t.location, version_id=rot.old_version)
-    if old is None:
-        return engine._hold(rot, f"the previous version {rot.old_version} is gone; cannot prove the old key is dead")
-    try:
-        t.provider.probe(key=old.api_key)
-    except KeyRefused:
-        t.store.clear_pending(location=t.location, token=rot.id)
-        return engine._move(
-            rot,
-            State.COMPLETED,
-            event="rotation.completed",
-            detail={"old_key": "refused (401)", "new_fingerprint": rot.new_fingerprint},
-            finished_at=engine.clock(),
-        )
+    if (done := engine.complete_if_old_key_dead(rot, t)) is not None:
+        return done
     return engine._wait(rot, engine.clock() + engine.settings.operator_poll, rot.waiting_for)

@@ -288,8 +288,9 @@ class Engine:
             revoked_at=self.clock(),
         )
 
-    def _verify(self, rot: Rotation, t: Target) -> Step:
-        assert rot.old_version is not None and rot.revoked_at is not None
+    def complete_if_old_key_dead(self, rot: Rotation, t: Target) -> Step | None:
+        """Probe the old key: refused → the rotation completes; accepted → None; gone from the store → held."""
+        assert rot.old_version is not None
         old = t.store.read_version(location=t.location, version_id=rot.old_version)
         if old is None:
             return self._hold(
@@ -300,18 +301,19 @@ class Engine:
             t.provider.probe(key=old.api_key)
         except KeyRefused:
             t.store.clear_pending(location=t.location, token=rot.id)
-            return self._move(
-                rot,
-                State.COMPLETED,
-                event="rotation.completed",
-                detail={
-                    "old_key_id": rot.old_key_id,
-                    "old_key": "refused (401)",
-                    "new_key_id": rot.new_key_id,
-                    "new_fingerprint": rot.new_fingerprint,
-                },
-                finished_at=self.clock(),
-            )
+            detail = {
+                "old_key_id": rot.old_key_id,
+                "old_key": "refused (401)",
+                "new_key_id": rot.new_key_id,
+                "new_fingerprint": rot.new_fingerprint,
+            }
+            return self._move(rot, State.COMPLETED, event="rotation.completed", detail=detail, finished_at=self.clock())
+        return None
+
+    def _verify(self, rot: Rotation, t: Target) -> Step:
+        assert rot.revoked_at is not None
+        if (done := self.complete_if_old_key_dead(rot, t)) is not None:
+            return done
         waited = self.clock() - rot.revoked_at
         if waited >= self.settings.verify_deadline:
             return self._hold(
