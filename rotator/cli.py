@@ -18,6 +18,7 @@ import click
 
 from rotator import log
 from rotator.app import App, actor_name
+from rotator.engine import interventions
 from rotator.engine.rotation import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError
 from rotator.state.db import ActiveRotationExists, utcnow
@@ -174,39 +175,10 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
 @click.pass_context
 def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     """Every secret: key age, next due date, and the rotation in flight with what it waits for."""
+    from rotator.views import status_rows
+
     app = _load(ctx)
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
-    for name, spec in sorted(app.policies.secrets.items()):
-        if secret and name != secret:
-            continue
-        policy = app.policies.policies[spec.policy]
-        last = app.db.last_completed(name)
-        active = app.db.active_for(name)
-        rotated = last.finished_at if last and last.finished_at else None
-        rows.append(
-            {
-                "secret": name,
-                "provider": spec.provider,
-                "policy": spec.policy,
-                "last_rotated": rotated.isoformat(timespec="seconds") if rotated else None,
-                "age_days": round((now - rotated).total_seconds() / 86400, 1) if rotated else None,
-                "next_due": (rotated + policy.max_age).isoformat(timespec="seconds")
-                if rotated and policy.max_age
-                else None,
-                "rotation": None
-                if active is None
-                else {
-                    "id": active.id,
-                    "state": active.state,
-                    "waiting_for": active.waiting_for or None,
-                    "held": active.held_reason,
-                    "operator_action": active.state.startswith("awaiting_"),
-                    "since": (active.waiting_since or active.updated_at).isoformat(timespec="seconds"),
-                    "next_attempt_at": active.next_attempt_at.isoformat(timespec="seconds"),
-                },
-            }
-        )
+    rows = status_rows(app, secret)
     if as_json:
         click.echo(json.dumps({"secrets": rows}, indent=2))
         return
@@ -302,7 +274,9 @@ def _under_lease(
 def release(ctx: click.Context, rotation_id: str, reason: str) -> None:
     """Open the cutover gate of ROTATION_ID by hand: revoke the old key now, then verify it is dead."""
     app = _load(ctx)
-    runner, rotation = _under_lease(ctx, app, _find(ctx, app, rotation_id), lambda e, r: e.release(r, why=reason))
+    runner, rotation = _under_lease(
+        ctx, app, _find(ctx, app, rotation_id), lambda e, r: interventions.release(e, r, why=reason)
+    )
     click.echo(f"{rotation.secret}: gate released by hand; revoking the old key")
     final = runner.run(
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
@@ -317,7 +291,9 @@ def release(ctx: click.Context, rotation_id: str, reason: str) -> None:
 def abort(ctx: click.Context, rotation_id: str, reason: str) -> None:
     """Stop ROTATION_ID: before promotion it rolls back; at the gate the new key stays and the old one lives on."""
     app = _load(ctx)
-    runner, rotation = _under_lease(ctx, app, _find(ctx, app, rotation_id), lambda e, r: e.abort(r, why=reason))
+    runner, rotation = _under_lease(
+        ctx, app, _find(ctx, app, rotation_id), lambda e, r: interventions.abort(e, r, why=reason)
+    )
     final = runner.run(
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
     )
@@ -351,22 +327,11 @@ def login(ctx: click.Context, instance: str) -> None:
 @click.pass_context
 def plan(ctx: click.Context, as_json: bool) -> None:
     """For every secret: its age, when it is due, the next start inside its window, and why. Changes nothing."""
-    from rotator.daemon.planning import Planner
+    from rotator.views import plan_rows
 
     app = _load(ctx)
     now = utcnow()
-    rows = [
-        {
-            "secret": p.secret,
-            "policy": p.policy,
-            "age_days": round((now - p.last_rotated).total_seconds() / 86400, 2) if p.last_rotated else None,
-            "due": p.due.isoformat(timespec="seconds") if p.due else None,
-            "next_start": p.next_start.isoformat(timespec="seconds") if p.next_start else None,
-            "in_flight": (r := app.db.active_for(p.secret)) is not None and r.id,
-            "why": p.why,
-        }
-        for p in Planner(app).plans()
-    ]
+    rows = plan_rows(app)
     if as_json:
         click.echo(json.dumps({"now": now.isoformat(timespec="seconds"), "secrets": rows}, indent=2))
         return

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from rotator import failpoints, log
 from rotator.config import EngineSettings
 from rotator.engine import gate, operator, signals
-from rotator.engine.lifecycle import ABORTABLE_AFTER_PROMOTION, TERMINAL, State, can_roll_back, check
+from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
 from rotator.errors import KeyRefused, RotationError, RotatorError, StoreError
 from rotator.keys import key_name
 from rotator.policies import Policy, SecretSpec
@@ -348,42 +348,6 @@ class Engine:
             detail["operator"] = f"revoke the new key {key_name(rot.id)} ({rot.new_fingerprint}) in the dashboard"
         t.store.clear_pending(location=t.location, token=rot.id)
         return self._move(rot, State.FAILED, event="rotation.failed", detail=detail, finished_at=self.clock())
-
-    def release(self, rot: Rotation, *, why: str) -> Rotation:
-        """A person opens the cutover gate: revoke the old key now, whatever the signals say."""
-        if rot.state != State.CUTOVER_WAIT:
-            raise RotationError(
-                f"rotation {rot.id} is {rot.state}; only a rotation at the cutover gate can be released"
-            )
-        t = self.resolve(rot)
-        detail = {"by": self.actor, "why": why}
-        if isinstance(t.provider, OperatorProvider):
-            return operator.ask_for_revocation(self, rot, t, "cutover.released", detail).rotation
-        return self._move(rot, State.REVOKING, event="cutover.released", detail=detail).rotation
-
-    def abort(self, rot: Rotation, *, why: str) -> Rotation:
-        """Stop a rotation. Before promotion it rolls back; at the gate the old key is left alive."""
-        state = State(rot.state)
-        reason = f"aborted by {self.actor}: {why}"
-        if can_roll_back(state):
-            return self._move(
-                rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason
-            ).rotation
-        if state in ABORTABLE_AFTER_PROMOTION:
-            detail = {
-                "why": why,
-                "note": f"the new key stays current; the old key {rot.old_key_id or rot.old_fingerprint}"
-                " was NOT revoked and still works",
-            }
-            return self._move(
-                rot,
-                State.FAILED,
-                event="rotation.aborted",
-                detail=detail,
-                failed_reason=reason,
-                finished_at=self.clock(),
-            ).rotation
-        raise RotationError(f"rotation {rot.id} is {rot.state}: too late to abort (the old key is being revoked)")
 
     def supply(self, rotation: Rotation, key: SecretStr) -> Rotation:
         """An operator hands over a new key; raise KeyRejected (the rotation keeps waiting) on a failed check."""

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from rotator.app import App
 from rotator.background_http import Served, serve_app
+from rotator.engine import interventions
 from rotator.state.schema import Rotation
 from tests.world import World
 
@@ -121,7 +122,7 @@ def test_a_consumer_that_never_confirms_holds_the_gate_and_alerts(
 
     # a person looks, decides, and releases the gate
     engine = app.runner("person").engine
-    released = engine.release(app.db.get(done.id), why="api team confirmed by phone")
+    released = interventions.release(engine, app.db.get(done.id), why="api team confirmed by phone")
     final = app.runner("person").run(released.id, follow=True)
     assert final.state == "completed" and world.probe(world.first["token"]) == 401
 
@@ -172,7 +173,7 @@ def test_abort_at_the_gate_keeps_both_keys(world: World, consumer: tuple[Consume
     )
     waiting = app.runner("t").run(rotation.id, follow=False)
     assert waiting.state == "cutover_wait"
-    aborted = app.runner("person").engine.abort(waiting, why="consumer broken")
+    aborted = interventions.abort(app.runner("person").engine, waiting, why="consumer broken")
     assert aborted.state == "failed" and "aborted" in (aborted.failed_reason or "")
     assert world.probe(world.first["token"]) == 200 and world.probe(world.current()["api_key"]) == 200
 

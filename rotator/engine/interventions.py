@@ -1,0 +1,46 @@
+"""What a person may decide about a rotation at the cutover gate: release it, or abort it."""
+
+from __future__ import annotations
+
+from rotator.engine import operator
+from rotator.engine.lifecycle import ABORTABLE_AFTER_PROMOTION, State, can_roll_back
+from rotator.engine.rotation import Engine
+from rotator.errors import RotationError
+from rotator.providers.base import OperatorProvider
+from rotator.state.schema import Rotation
+
+
+def release(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
+    """A person opens the cutover gate: revoke the old key now, whatever the signals say."""
+    if rot.state != State.CUTOVER_WAIT:
+        raise RotationError(f"rotation {rot.id} is {rot.state}; only a rotation at the cutover gate can be released")
+    t = engine.resolve(rot)
+    detail = {"by": engine.actor, "why": why}
+    if isinstance(t.provider, OperatorProvider):
+        return operator.ask_for_revocation(engine, rot, t, "cutover.released", detail).rotation
+    return engine._move(rot, State.REVOKING, event="cutover.released", detail=detail).rotation
+
+
+def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
+    """Stop a rotation. Before promotion it rolls back; at the gate the old key is left alive."""
+    state = State(rot.state)
+    reason = f"aborted by {engine.actor}: {why}"
+    if can_roll_back(state):
+        return engine._move(
+            rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason
+        ).rotation
+    if state in ABORTABLE_AFTER_PROMOTION:
+        detail = {
+            "why": why,
+            "note": f"the new key stays current; the old key {rot.old_key_id or rot.old_fingerprint}"
+            " was NOT revoked and still works",
+        }
+        return engine._move(
+            rot,
+            State.FAILED,
+            event="rotation.aborted",
+            detail=detail,
+            failed_reason=reason,
+            finished_at=engine.clock(),
+        ).rotation
+    raise RotationError(f"rotation {rot.id} is {rot.state}: too late to abort (the old key is being revoked)")
