@@ -188,3 +188,33 @@ def test_sends_ready_watchdog_and_status_to_systemd(world: World, daemons: list[
     assert {"READY=1", "WATCHDOG=1", "STATUS"} <= seen
     assert d.stop() == 0
     listener.close()
+
+
+def test_two_replicas_share_the_work(tmp_path: Path, world: World, daemons: list[Daemon]) -> None:
+    """Two daemons on one state database: each due rotation runs once, each old key is revoked once."""
+    from rotator.providers.brandwave import PATH
+
+    make_due(world)
+    first = Daemon(world)
+    daemons.append(first)
+    config = world.config.read_text()
+    second_config = world.dir / "second.yaml"
+    second_config.write_text(config.replace(f"127.0.0.1:{first.port}", f"127.0.0.1:{free_port()}"))
+    second = subprocess.Popen(
+        [sys.executable, "-m", "rotator", "--config", str(second_config), "run"],
+        stdout=(world.dir / "second.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: completed(world) == 1, what="one of the replicas to rotate the secret")
+        time.sleep(1.0)  # a few more ticks of both
+        assert len(world.app().db.rotations_of(world.name)) == 1
+        deletes = [
+            r for r in world.requests() if r["method"] == "DELETE" and r["path"] == f"{PATH}/{world.first['id']}"
+        ]
+        assert len(deletes) == 1
+        assert world.live_ids() == {world.current()["key_id"]}
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=20) == 0
+    assert first.stop() == 0

@@ -168,3 +168,29 @@ def test_under_faults_every_rotation_completes_or_rolls_back(provider_world: Pro
         assert_rotated(w)
     else:
         assert w.current()["api_key"] == w.first["secret"] and live[0]["id"] == w.first["id"]
+
+
+@pytest.mark.parametrize("provider_world", ["boltly"], indirect=True)
+def test_a_revocation_still_in_the_key_cache_is_probed_until_refused(provider_world: ProviderWorld) -> None:
+    """Boltly's key cache keeps a revoked key alive for a while: the rotation probes until 401, then completes."""
+    w = provider_world
+    w.config(revocation_delay=1.5)
+    result = w.cli("rotate", w.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    history = w.cli("history", w.name).stdout
+    assert "old key" in history and "still accepted; probing until refused" in history
+    assert_rotated(w)
+
+
+@pytest.mark.parametrize("provider_world", ["boltly"], indirect=True)
+def test_a_revocation_that_never_takes_effect_holds_the_rotation(provider_world: ProviderWorld) -> None:
+    """Still accepted past verify_deadline: held and reported (exit 5), and completed once the cache lets go."""
+    w = provider_world
+    w.config(revocation_delay=8)
+    held = w.cli("rotate", w.name)
+    assert held.returncode == 5, held.stdout + held.stderr
+    assert "HELD in verifying" in held.stdout and "still accepted" in held.stdout
+    w.config(revocation_delay=0)
+    done = w.cli("rotate", w.name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_rotated(w)
