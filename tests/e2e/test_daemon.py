@@ -218,3 +218,37 @@ def test_two_replicas_share_the_work(tmp_path: Path, world: World, daemons: list
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=20) == 0
     assert first.stop() == 0
+
+
+def test_notify_before_announces_an_upcoming_rotation(world: World, daemons: list[Daemon]) -> None:
+    """A secret due outside its window: the daemon sends an `upcoming` notification ahead, and starts nothing."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from rotator.background_http import serve_app
+
+    received: list[dict[str, object]] = []
+
+    async def hook(request: Request) -> Response:
+        received.append(await request.json())
+        return JSONResponse({"ok": True})
+
+    served = serve_app(
+        Starlette(routes=[Route("/hook", hook, methods=["POST"])]), host="127.0.0.1", port=0, name="webhook"
+    )
+    try:
+        not_today = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][(datetime.now(UTC).weekday() + 3) % 7]
+        make_due(world, extra_policy=f'\n    window: "{not_today} 00:00-00:01 UTC"\n    notify_before: 7d')
+        world.config.write_text(world.config.read_text() + f"notifications:\n  - {{url: '{served.url}/hook'}}\n")
+        d = Daemon(world)
+        daemons.append(d)
+        wait_for(lambda: any(r.get("event") == "upcoming" for r in received), what="an upcoming notification")
+        time.sleep(1.0)
+        upcoming = [r for r in received if r.get("event") == "upcoming"]
+        assert len(upcoming) == 1 and upcoming[0]["secret"] == world.name  # announced once, not every tick
+        assert world.app().db.rotations_of(world.name) == []
+        assert d.stop() == 0
+    finally:
+        served.stop()
