@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rotator import log
 from rotator.app import App
 from rotator.bulk import rotate_many
+from rotator.demo import start_moto
 from rotator.sandbox.server import serve_all
 from tests.e2e.test_bulk import build_fleet
 
@@ -28,17 +28,8 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 
 
 def main() -> None:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "x"),
-        ("AWS_SECRET_ACCESS_KEY", "x"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(name, value)
+    aws = start_moto()
     log.configure(level="error")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    aws = f"http://{host}:{port}"
     sandboxes = {r.name: r for r in serve_all()}
     sm = boto3.client("secretsmanager", endpoint_url=aws, region_name="us-east-1")
     fleet = build_fleet(Path(tempfile.mkdtemp()), sandboxes, aws, sm, N)
@@ -61,7 +52,6 @@ def main() -> None:
     print(f"throughput: {N / wall:.1f} rotations/s; every old key revoked: {all(fleet.revoked(s) for s in fleet.keys)}")
     for r in sandboxes.values():
         r.stop()
-    moto.stop()
 
 
 if __name__ == "__main__":

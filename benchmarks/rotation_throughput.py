@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rotator import log
+from rotator.demo import start_moto
 from rotator.sandbox.server import serve
 from tests.world import World
 
@@ -26,17 +26,8 @@ N = int(os.environ.get("BENCH_ROTATIONS", "20"))
 
 
 def main() -> None:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "x"),
-        ("AWS_SECRET_ACCESS_KEY", "x"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(name, value)
+    aws = start_moto()
     log.configure(level="error")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    aws = f"http://{host}:{port}"
     sandbox = serve("brandwave")
     sm = boto3.client("secretsmanager", endpoint_url=aws, region_name="us-east-1")
     durations = []
@@ -58,7 +49,6 @@ def main() -> None:
     )
     print(f"throughput (sequential): {N / total:.1f} rotations/s")
     sandbox.stop()
-    moto.stop()
 
 
 if __name__ == "__main__":

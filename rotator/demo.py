@@ -60,7 +60,14 @@ teams:
 """
 
 
-def _start_moto() -> str:
+def start_moto() -> str:
+    """A moto server (AWS Secrets Manager) on loopback, with dummy credentials for boto3; its URL."""
+    for variable, default in (
+        ("AWS_ACCESS_KEY_ID", "demo"),
+        ("AWS_SECRET_ACCESS_KEY", "demo"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(variable, default)
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
@@ -100,16 +107,10 @@ def _cli(config: Path, *args: str, stdin: str | None = None) -> int:
 
 
 def run_demo(workdir: Path | None) -> int:
-    for variable, default in (
-        ("AWS_ACCESS_KEY_ID", "demo"),
-        ("AWS_SECRET_ACCESS_KEY", "demo"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(variable, default)
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="rotator-demo-"))).resolve()
     (workdir / "policies").mkdir(parents=True, exist_ok=True)
 
-    aws = _start_moto()
+    aws = start_moto()
     brandwave, blueticks = serve("brandwave"), serve("blueticks")
     print(f"demo: AWS Secrets Manager (moto server) at {aws}")
     print(f"demo: simulators: brandwave {brandwave.api_url}, blueticks {blueticks.api_url}")
