@@ -32,6 +32,8 @@ class KeyInfo:
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     scopes: tuple[str, ...] = ()
+    usage_reported: bool = False
+    """False when the provider's list has no last-used field at all (not the same as "never used")."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class ApiProvider(Provider):
     def usage(self, *, key_id: str | None, key: SecretStr) -> Usage | None:
         """The list's last-used time of `key_id` (Brandwave `lastUsedAt`, Boltly `last_used_at`)."""
         found = next((k for k in self.list_keys() if k.id == key_id), None)
-        return Usage(last_used_at=found.last_used_at) if found is not None else None
+        if found is None or not found.usage_reported:
+            return None
+        return Usage(last_used_at=found.last_used_at)
 
     @abc.abstractmethod
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:

@@ -199,6 +199,7 @@ class Boltly(ApiProvider):
                     name=str(item.get("name") or ""),
                     created_at=parse_time(item.get("created_at")),
                     last_used_at=parse_time(item.get("last_used_at")),
+                    usage_reported="last_used_at" in item,
                     scopes=tuple(sorted(item.get("scopes") or ())),
                 )
             )

@@ -58,6 +58,7 @@ class Brandwave(ApiProvider):
                     name=str(item.get("name") or ""),
                     created_at=parse_time(item.get("createdAt")),
                     last_used_at=parse_time(item.get("lastUsedAt")),
+                    usage_reported="lastUsedAt" in item,
                 )
             total = body.get("totalCount")
             # a server that ignores paging repeats the same items: stop when nothing new arrives

@@ -262,6 +262,11 @@ class VaultKV(Store):
         data = meta["data"]
         out = []
         max_versions = int(data.get("max_versions") or 0)
+        if max_versions == 0:  # 0: the mount's setting applies
+            config = self._call(
+                "read", f"{mount}/config", lambda: self._client.secrets.kv.v2.read_configuration(mount_point=mount)
+            )
+            max_versions = int(((config or {}).get("data") or {}).get("max_versions") or 0)
         if max_versions == 1:
             out.append(
                 f"{location}: max_versions is 1, so promoting a new key destroys the previous one "

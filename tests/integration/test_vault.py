@@ -139,3 +139,13 @@ def test_a_sealed_vault_is_a_temporary_error(tmp_path: Path) -> None:
     finally:
         server.process.terminate()
         server.process.wait(timeout=10)
+
+
+def test_a_mount_wide_max_versions_of_one_is_warned_about(openbao: OpenBao) -> None:
+    client = openbao.client()
+    mount = f"kv-{uuid.uuid4().hex[:8]}"
+    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    client.secrets.kv.v2.configure(max_versions=1, mount_point=mount)
+    client.secrets.kv.v2.create_or_update_secret(path="app", secret={"api_key": "k" * 10}, mount_point=mount)
+    store = VaultKV(url=openbao.url, token=secret(openbao.root_token))
+    assert any("max_versions is 1" in w for w in store.warnings(location=f"{mount}:app"))
