@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,6 +63,16 @@ def main(ctx: click.Context, config: Path | None, policies: Path | None, log_lev
     """Rotate SaaS API keys without downtime."""
     ctx.obj = {"config": config, "policies": policies, "log_level": log_level}
     log.configure(level=log_level or "warning")
+
+
+def _require_secrets(ctx: click.Context, app: App, names: Iterable[str]) -> None:
+    """Exit with EXIT_INPUT, before anything runs, if a name is not a secret of the policies."""
+    for name in names:
+        try:
+            app.policies.secret(name)
+        except InputError as exc:
+            click.echo(exc.problems[0], err=True)
+            ctx.exit(EXIT_INPUT)
 
 
 def _print_step(rotation: Rotation) -> Callable[[Step], None]:
@@ -127,12 +137,7 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
     """Rotate SECRETS now (or resume their rotations in flight), printing each step."""
     app = _load(ctx)
     actor = actor_name()
-    for name in secrets:
-        try:
-            app.policies.secret(name)
-        except InputError as exc:
-            click.echo(exc.problems[0], err=True)
-            ctx.exit(EXIT_INPUT)
+    _require_secrets(ctx, app, secrets)
     if policy is not None and policy not in app.policies.policies:
         click.echo(f"unknown policy {policy!r} (known: {', '.join(sorted(app.policies.policies))})", err=True)
         ctx.exit(EXIT_INPUT)
@@ -430,12 +435,7 @@ def incident(
         if provider
         else list(secrets)
     )
-    for name in chosen:
-        try:
-            app.policies.secret(name)
-        except InputError as exc:
-            click.echo(exc.problems[0], err=True)
-            ctx.exit(EXIT_INPUT)
+    _require_secrets(ctx, app, chosen)
     _bulk(ctx, app, chosen, policy="incident", trigger="incident", reason=reason, per_provider=concurrency)
 
 
