@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/rotator demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check rotator tests benchmarks
-	$(BIN)/ruff format --check rotator tests benchmarks
+	$(BIN)/ruff check rotator tests benchmarks mutation
+	$(BIN)/ruff format --check rotator tests benchmarks mutation
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -33,6 +33,10 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rotation_throughput.py
 	$(BIN)/python benchmarks/incident_throughput.py
+
+# plants a fixed set of bugs one at a time and reports which survive the tests (minutes; not part of test)
+mutation: $(STAMP)
+	$(BIN)/python mutation/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

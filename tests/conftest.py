@@ -62,7 +62,10 @@ def _reset_sandboxes(request: pytest.FixtureRequest) -> Iterator[None]:
     if "sandboxes" in request.fixturenames or "brandwave" in request.fixturenames:
         for r in request.getfixturevalue("sandboxes").values():
             httpx.post(f"{r.base_url}/_sandbox/faults", json={"clear": True})
-            httpx.post(f"{r.base_url}/_sandbox/config", json={"refuse_new_keys": False, "revocation_delay": 0})
+            httpx.post(
+                f"{r.base_url}/_sandbox/config",
+                json={"refuse_new_keys": False, "revocation_delay": 0, "narrow_scopes": False},
+            )
 
 
 @pytest.fixture

@@ -62,11 +62,15 @@ class BoltlySandbox(Sandbox):
         self.refresh_tokens: dict[str, tuple[str, float]] = {}  # token → (email, expires)
         self.access_ttl = 900.0
         self.refresh_ttl = 7 * 86400.0
+        self.narrow_scopes = False
+        """Issue new keys one scope short of what was asked (a vendor that silently narrows)."""
 
     def configure(self, body: dict[str, Any]) -> None:
         super().configure(body)
         if "access_ttl" in body:
             self.access_ttl = float(body["access_ttl"])
+        if "narrow_scopes" in body:
+            self.narrow_scopes = bool(body["narrow_scopes"])
 
     def new_secret(self) -> str:
         return "sk_live_" + random_text(32)
@@ -160,6 +164,8 @@ class BoltlySandbox(Sandbox):
         scopes = body.get("scopes")
         if not isinstance(scopes, list) or not scopes or not set(scopes) <= SCOPES:
             return self.deny(422, "scopes must be a non-empty list of known scopes")
+        if self.narrow_scopes and len(scopes) > 1:
+            scopes = scopes[:-1]
         key = self.mint(str(body.get("name") or ""), account=account, scopes=scopes)
         return JSONResponse({"data": {**self._item(key), "secret_key": key.secret}}, status_code=201)
 

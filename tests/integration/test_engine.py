@@ -195,3 +195,17 @@ def test_a_missing_secret_fails_cleanly(world: World) -> None:
     done = rotate(world)
     assert done.state == "failed" and "no current key" in (done.failed_reason or "")
     assert world.live_ids() == {world.first["id"]}
+
+
+def test_verify_probes_the_old_key_until_the_provider_refuses_it(world: World, brandwave: str) -> None:
+    """The provider takes a while to forget a revoked key: the rotation completes only once the old key is refused."""
+    import httpx
+
+    httpx.post(f"{brandwave}/_sandbox/config", json={"revocation_delay": 1.0}).raise_for_status()
+    done = rotate(world)
+    assert done.state == "completed"
+    assert world.probe(world.first["token"]) == 401
+    assert done.revoked_at is not None and done.finished_at is not None
+    assert (done.finished_at - done.revoked_at).total_seconds() >= 0.9
+    waits = [e.detail.get("for", "") for e in world.app().db.events(rotation_id=done.id) if e.event == "waiting"]
+    assert any("still accepted; probing until refused" in w for w in waits)

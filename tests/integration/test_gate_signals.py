@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,3 +191,56 @@ def test_slack_format_is_text_without_keys(world: World, consumer: tuple[Consume
     assert done.state == "completed"
     texts = [h["text"] for h in c.hooks]
     assert any(t.startswith("rotator rotated `" + world.name) for t in texts)
+
+
+def test_on_timeout_revoke_revokes_at_the_deadline_without_the_gate(
+    world: World, consumer: tuple[Consumer, Served]
+) -> None:
+    """A consumer that never confirms, `on_timeout: revoke`: at max_wait the old key is revoked and proven dead."""
+    c, served = consumer
+    c.world, c.confirms = world, False
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 1s, on_timeout: revoke}")
+    app, done = rotate(world)
+    assert done.state == "completed"
+    events = [e.event for e in app.db.events(rotation_id=done.id)]
+    assert "cutover.deadline_revoke" in events and "cutover.open" not in events
+    assert done.revoked_at is not None and done.promoted_at is not None
+    assert (done.revoked_at - done.promoted_at).total_seconds() >= 1.0
+    assert world.probe(world.first["token"]) == 401
+    assert world.live_ids() == {done.new_key_id}
+
+
+def test_the_old_key_works_until_every_gate_signal_passed(world: World, consumer: tuple[Consumer, Served]) -> None:
+    """Polled throughout: the old key authenticates until min_soak has passed and the consumer confirmed, then 401."""
+    c, served = consumer
+    c.world, c.confirms = world, False
+    configure(world, served, "{min_soak: 1s, require: [consumers], max_wait: 30s, on_timeout: hold}")
+    polls: list[tuple[float, int]] = []
+    confirmed_at: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.05):
+            polls.append((time.time(), world.probe(world.first["token"])))
+
+    def confirm_later() -> None:
+        stop.wait(2.5)
+        confirmed_at.append(time.time())
+        c.confirms = True
+
+    threads = [threading.Thread(target=poll), threading.Thread(target=confirm_later)]
+    for thread in threads:
+        thread.start()
+    try:
+        _, done = rotate(world)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert done.state == "completed" and done.promoted_at is not None
+    gate_opens = max(done.promoted_at.timestamp() + 1.0, confirmed_at[0])
+    before = [status for at, status in polls if at < gate_opens]
+    after = [status for at, status in polls if at > time.time() - 0.2]
+    assert len(before) > 10 and set(before) == {200}
+    assert after and set(after) == {401}

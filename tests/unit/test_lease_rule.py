@@ -1,0 +1,60 @@
+"""The lease rule itself: who may take a secret's lease, and when."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from rotator.errors import LeaseHeld
+from rotator.state.db import StateDB
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDB]:
+    state = StateDB(f"sqlite:///{tmp_path}/state.db")
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def live_process() -> Iterator[int]:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def test_a_live_holder_on_this_host_keeps_its_lease(db: StateDB, live_process: int) -> None:
+    """A lease held by a running process of this host is not taken before it expires."""
+    holder = f"{socket.gethostname()}:{live_process}:aaaa"
+    db.acquire_lease("s", holder, timedelta(minutes=5))
+    with pytest.raises(LeaseHeld, match=holder):
+        db.acquire_lease("s", "other:1:bbbb", timedelta(minutes=5))
+    with pytest.raises(LeaseHeld):
+        db.acquire_lease("s", f"{socket.gethostname()}:{live_process}:cccc", timedelta(minutes=5))
+
+
+def test_a_holder_on_another_host_keeps_its_lease_until_it_expires(db: StateDB) -> None:
+    db.acquire_lease("s", "elsewhere:1:aaaa", timedelta(minutes=5))
+    with pytest.raises(LeaseHeld):
+        db.acquire_lease("s", "me:2:bbbb", timedelta(minutes=5))
+
+
+def test_an_expired_lease_is_taken(db: StateDB) -> None:
+    db.acquire_lease("s", "elsewhere:1:aaaa", timedelta(seconds=-1))
+    db.acquire_lease("s", "me:2:bbbb", timedelta(minutes=5))
+    with pytest.raises(LeaseHeld, match="me:2:bbbb"):
+        db.acquire_lease("s", "elsewhere:1:aaaa", timedelta(minutes=5))
+
+
+def test_the_holder_renews_its_own_lease(db: StateDB) -> None:
+    db.acquire_lease("s", "me:2:bbbb", timedelta(minutes=5))
+    db.acquire_lease("s", "me:2:bbbb", timedelta(minutes=5))
+    db.release_lease("s", "me:2:bbbb")
+    db.acquire_lease("s", "elsewhere:1:aaaa", timedelta(minutes=5))
