@@ -141,7 +141,7 @@ MUTANTS = [
 ]
 
 
-def run(mutant: Mutant, *, all_tests: bool) -> tuple[bool, float]:
+def run(mutant: Mutant, *, all_tests: bool, only: str | None = None) -> tuple[bool, float]:
     """True when the tests failed (the mutant was killed)."""
     with tempfile.TemporaryDirectory(prefix="rotator-mutant-") as tmp:
         copy = Path(tmp) / "repo"
@@ -152,6 +152,8 @@ def run(mutant: Mutant, *, all_tests: bool) -> tuple[bool, float]:
             raise SystemExit(f"{mutant.name}: the text to change is not found exactly once in {mutant.file}")
         target.write_text(text.replace(mutant.old, mutant.new))
         tests = ["tests"] if all_tests else list(mutant.tests)
+        if only:
+            tests += ["-k", only]
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
@@ -168,11 +170,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--all-tests", action="store_true", help="run the whole suite against each mutant")
+    parser.add_argument("-k", dest="only", help="only the tests pytest -k selects (to see which test kills it)")
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
     survivors = []
     for mutant in chosen:
-        killed, seconds = run(mutant, all_tests=args.all_tests)
+        killed, seconds = run(mutant, all_tests=args.all_tests, only=args.only)
         print(f"{'killed ' if killed else 'SURVIVED'}  {mutant.name:<40} {seconds:6.1f} s", flush=True)
         if not killed:
             survivors.append(mutant.name)

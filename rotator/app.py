@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import socket
 import threading
 from collections.abc import Callable
@@ -20,10 +20,10 @@ from rotator.config import (
     Settings,
     VaultStoreSettings,
 )
+from rotator.credentials import read_credential
 from rotator.engine.rotation import Engine, Target
 from rotator.engine.runner import Runner
 from rotator.errors import InputError, RotationError
-from rotator.keys import secret
 from rotator.notify import Notifier
 from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
@@ -38,25 +38,14 @@ from rotator.stores.base import Store
 
 
 def actor_name(kind: str = "cli") -> str:
+    """`kind:user@host`, the user being the effective uid's name — not $LOGNAME or $USER, which
+    anyone can set; a sudo caller's own name is kept apart as a claim (`claimed_by` in the audit)."""
+    uid = os.geteuid()
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
     return f"{kind}:{user}@{socket.gethostname()}"
-
-
-def read_credential(source: CredentialSource, what: str) -> SecretStr:
-    """An admin credential from the environment or a file (systemd credentials, mounted secrets)."""
-    if source.env is not None:
-        value = os.environ.get(source.env)
-        if not value:
-            raise InputError([f"{what}: environment variable {source.env} is not set"])
-        return secret(value.strip())
-    assert source.file is not None
-    try:
-        return secret(source.file.read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise InputError([f"{what}: cannot read {source.file}: {exc.strerror}"]) from None
 
 
 class App:
@@ -81,7 +70,7 @@ class App:
     def db(self) -> StateDB:
         with self._lock:
             if self._db is None:
-                self._db = StateDB(self.settings.state_url())
+                self._db = StateDB(self.settings.state_url(), upgrade=self.settings.state.auto_upgrade)
             return self._db
 
     def store(self, instance: str) -> Store:
@@ -190,6 +179,7 @@ class App:
             provider=self.provider_for(spec, rotation),
             store=self.store(spec.store.instance),
             location=spec.store.location,
+            hooks=self.settings.hooks,
         )
 
     def close(self) -> None:

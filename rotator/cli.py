@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 
 import click
 
-from rotator import log
+from rotator import hardening, log, state_commands
 from rotator.app import App, actor_name
+from rotator.config import transport_warnings
 from rotator.engine import interventions
 from rotator.engine.rotation import Step
-from rotator.errors import InputError, LeaseHeld, RotatorError
+from rotator.errors import InputError, LeaseHeld, RotatorError, SchemaMismatch
 from rotator.state.db import ActiveRotationExists, utcnow
 from rotator.state.schema import Rotation
 
@@ -49,7 +50,21 @@ def _load(ctx: click.Context) -> App:
     return app
 
 
-@click.group()
+class _Commands(click.Group):
+    """Errors no command handled become one line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (InputError, SchemaMismatch) as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_INPUT)
+        except RotatorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_FAILED)
+
+
+@click.group(cls=_Commands)
 @click.option(
     "--config",
     "config",
@@ -61,6 +76,7 @@ def _load(ctx: click.Context) -> App:
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, policies: Path | None, log_level: str | None) -> None:
     """Rotate SaaS API keys without downtime."""
+    hardening.harden()
     ctx.obj = {"config": config, "policies": policies, "log_level": log_level}
     log.configure(level=log_level or "warning")
 
@@ -307,6 +323,39 @@ def abort(ctx: click.Context, rotation_id: str, reason: str) -> None:
 
 
 @main.command()
+@click.argument("secret")
+@click.option("--reason", required=True, help="how you checked the key: recorded in the audit trail")
+@click.pass_context
+def adopt(ctx: click.Context, secret: str, reason: str) -> None:
+    """Vouch that SECRET's stored api_key is the provider key its key_id names (after checking it by hand).
+
+    Needed once for a secret rotator did not create and whose provider offers no way to prove it;
+    the next rotation may then revoke that key id. Recorded with your name in the audit trail.
+    """
+    from rotator.engine.proof import ADOPTED
+    from rotator.errors import KeyRefused
+
+    app = _load(ctx)
+    _require_secrets(ctx, app, [secret])
+    spec = app.policies.secret(secret)
+    current = app.store(spec.store.instance).read_current(location=spec.store.location)
+    if current is None or current.value.key_id is None:
+        click.echo(f"{spec.store.location}: no current value with a key_id to adopt", err=True)
+        ctx.exit(EXIT_INPUT)
+    assert current is not None
+    try:
+        app.provider_for(spec).probe(key=current.value.api_key)
+    except KeyRefused:
+        click.echo(
+            f"the stored api_key ({current.value.fingerprint}) is refused by the provider: not adopted", err=True
+        )
+        ctx.exit(EXIT_INPUT)
+    detail = {"key_id": current.value.key_id, "fingerprint": current.value.fingerprint, "reason": reason}
+    app.db.audit(None, secret=secret, actor=actor_name(), event=ADOPTED, detail=detail)
+    click.echo(f"{secret}: key {current.value.key_id} ({current.value.fingerprint}) adopted as this secret's own")
+
+
+@main.command()
 @click.argument("instance")
 @click.pass_context
 def login(ctx: click.Context, instance: str) -> None:
@@ -489,6 +538,8 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool) -> None:
         ctx.obj["policies"] = directory
     app = _load(ctx)
     click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+    for note in transport_warnings(app.settings):
+        click.echo(f"warning: {note}", err=True)
     if offline:
         return
     # read-only look at each store: settings there that could break a promise
@@ -560,3 +611,7 @@ def demo(workdir: Path | None) -> None:
         click.echo(f"demo failed: {exc}", err=True)
         code = EXIT_FAILED
     sys.exit(code)
+
+
+main.add_command(state_commands.db)
+main.add_command(state_commands.audit)

@@ -8,12 +8,15 @@ Admin credentials are never values in this file: it says where they come from (e
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rotator import yamlsource
 from rotator.durations import Duration
@@ -42,10 +45,71 @@ class CredentialSource(_Strict):
         return self
 
 
+AWS_SECRET_ID = re.compile(
+    r"[A-Za-z0-9/_+=.@*?-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@*?-]+"
+)
+_UNSAFE_PATH = re.compile(r"[%?#\\\s\x00-\x1f\x7f]")
+
+
+def check_vault_path(value: str, what: str, *, allow_glob: bool = False) -> str:
+    """A Vault mount or path that no HTTP client or Vault re-interprets: no `.`/`..`/empty segments,
+    no `%`, `?`, `#`, backslash, white space or control characters."""
+    stripped = value.strip("/")
+    if not stripped:
+        raise ValueError(f"{what} is empty")
+    if _UNSAFE_PATH.search(value) or (not allow_glob and ("*" in value or "[" in value)):
+        raise ValueError(f"{what} {value!r}: only letters, digits and - _ . / (no %, ?, #, \\, spaces)")
+    if any(part in ("", ".", "..") for part in stripped.split("/")):
+        raise ValueError(f"{what} {value!r} has an empty, '.' or '..' segment")
+    return stripped
+
+
+class Grant(_Strict):
+    """Store locations a provider instance may serve, as glob patterns (`*` any run of characters).
+
+    AWS: `{store: aws, secret_id: "prod/support/*"}` (a name or ARN pattern);
+    Vault: `{store: vault, mount: secret, path: "support/*"}`.
+    """
+
+    store: str = "aws"
+    secret_id: str | None = None
+    mount: str = "secret"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Grant:
+        if (self.secret_id is None) == (self.path is None):
+            raise ValueError("a grant names secret_id (AWS) or path (Vault), one of them")
+        if self.secret_id is not None and not AWS_SECRET_ID.fullmatch(self.secret_id):
+            raise ValueError(f"secret_id pattern {self.secret_id!r} is not an AWS secret name or ARN")
+        if self.path is not None:
+            check_vault_path(self.path, "grant path", allow_glob=True)
+            check_vault_path(self.mount, "grant mount")
+        return self
+
+    def covers(self, *, store: str, location: str) -> bool:
+        """Whether this grant allows `location` (an AWS secret id, or `<mount>:<path>`) in store `store`."""
+        if store != self.store:
+            return False
+        if self.secret_id is not None:
+            return fnmatch.fnmatchcase(location, self.secret_id)
+        mount, _, path = location.partition(":")
+        return (
+            mount == self.mount.strip("/") and self.path is not None and fnmatch.fnmatchcase(path, self.path.strip("/"))
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.store}:{self.secret_id}" if self.secret_id is not None else f"{self.store}:{self.mount}:{self.path}"
+        )
+
+
 class BrandwaveInstance(_Strict):
     type: Literal["brandwave"]
     base_url: str = "https://api.gobrandwave.com"
     admin_token: CredentialSource = CredentialSource(current=True)
+    grants: list[Grant] = []
+    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: Duration = timedelta(seconds=10)
 
 
@@ -60,6 +124,8 @@ class BoltlyInstance(_Strict):
     """Used when no refresh token works (first start, or a crash lost the newest one)."""
     refresh_token_file: Path | None = None
     """Default: <state directory>/<instance>.refresh"""
+    grants: list[Grant] = []
+    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: Duration = timedelta(seconds=10)
 
 
@@ -71,6 +137,8 @@ class OperatorInstance(_Strict):
     """Default: the vendor's documented base URL."""
     dashboard: str | None = None
     """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""
+    grants: list[Grant] = []
+    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: Duration = timedelta(seconds=10)
 
 
@@ -113,6 +181,12 @@ class VaultStoreSettings(_Strict):
     pending_mount: str = "secret"
     pending_prefix: str = "rotator-pending"
     """Where new keys wait before promotion: a path applications do not read."""
+
+    @field_validator("pending_mount", "pending_prefix")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return check_vault_path(value, "pending location")
+
     verify: bool = True
     ca_file: Path | None = None
     timeout: Duration = timedelta(seconds=10)
@@ -123,6 +197,8 @@ StoreSettings = Annotated[AwsStoreSettings | VaultStoreSettings, Field(discrimin
 
 class StateSettings(_Strict):
     url: str = ""
+    auto_upgrade: bool = False
+    """Upgrade an older state database's schema at start instead of refusing it (`rotator db upgrade`)."""
 
 
 class LogSettings(_Strict):
@@ -172,6 +248,41 @@ class NotificationTarget(_Strict):
     ]
 
 
+class CommandHook(_Strict):
+    """A command a policy file may run as a consumer hook, by name: only rotator.yaml says what runs."""
+
+    command: list[str] = Field(min_length=1)
+
+    @field_validator("command")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        if not Path(value[0]).is_absolute():
+            raise ValueError(f"{value[0]!r}: give the program's absolute path (hooks run with an empty PATH)")
+        return value
+
+
+class HooksSettings(_Strict):
+    """What consumer hooks in policy files may do: commands by name, HTTP only to these hosts."""
+
+    commands: dict[str, CommandHook] = {}
+    allowed_hosts: list[str] = []
+    """`host` or `host:port` patterns (`*.internal`); an HTTP hook to any other host is refused."""
+    credentials: dict[str, CredentialSource] = {}
+    """Header values a policy may name (`{credential: NAME}`), read from env or file."""
+
+    @field_validator("credentials")
+    @classmethod
+    def _not_current(cls, value: dict[str, CredentialSource]) -> dict[str, CredentialSource]:
+        for name, source in value.items():
+            if source.current:
+                raise ValueError(f"hook credential {name!r} comes from env or file, not current")
+        return value
+
+    def allows(self, host: str, port: int | None) -> bool:
+        candidates = [host] + ([f"{host}:{port}"] if port is not None else [])
+        return any(fnmatch.fnmatchcase(c, p.lower()) for c in candidates for p in self.allowed_hosts)
+
+
 class Settings(_Strict):
     state: StateSettings = StateSettings()
     policies_dir: Path = Path("policies")
@@ -181,14 +292,42 @@ class Settings(_Strict):
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
     notifications: list[NotificationTarget] = []
+    hooks: HooksSettings = HooksSettings()
 
     def state_dir(self) -> Path:
+        """$STATE_DIRECTORY (systemd) or ~/.local/state/rotator, made private (0700) to this user."""
         base = Path(os.environ.get("STATE_DIRECTORY") or Path.home() / ".local" / "state" / "rotator")
-        base.mkdir(parents=True, exist_ok=True)
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if base.stat().st_uid == os.geteuid() and base.stat().st_mode & 0o077:
+            base.chmod(0o700)
         return base
 
     def state_url(self) -> str:
         return self.state.url or f"sqlite:///{self.state_dir() / 'rotator.db'}"
+
+
+def _plain_http(url: str | None) -> bool:
+    parsed = urlsplit(url or "")
+    host = (parsed.hostname or "").lower()
+    return parsed.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127.")
+
+
+def transport_warnings(settings: Settings) -> list[str]:
+    """Settings that send credentials where others could read or replace them: plain HTTP off
+    this host, Vault without TLS verification."""
+    notes = []
+    for name, provider in sorted(settings.providers.items()):
+        if _plain_http(provider.base_url):
+            notes.append(f"providers.{name}.base_url is plain http to another host: keys travel unencrypted")
+    for name, store in sorted(settings.stores.items()):
+        if isinstance(store, VaultStoreSettings):
+            if not store.verify:
+                notes.append(f"stores.{name}.verify is false: anyone on the path can pose as Vault")
+            if _plain_http(store.url):
+                notes.append(f"stores.{name}.url is plain http to another host: tokens and keys travel unencrypted")
+        elif _plain_http(store.endpoint_url):
+            notes.append(f"stores.{name}.endpoint_url is plain http to another host")
+    return notes
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:

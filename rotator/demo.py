@@ -32,9 +32,11 @@ providers:
     type: brandwave
     base_url: {brandwave}
     admin_token: {{current: true}}   # Brandwave: the current token creates its successor
+    grants: [{{store: aws, secret_id: "demo/brandwave"}}]   # the only place its keys may go
   blueticks-demo:
     type: blueticks
     base_url: {blueticks}
+    grants: [{{store: aws, secret_id: "demo/blueticks"}}]
 stores:
   aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
 engine: {{verify_interval: 1s, operator_poll: 1s}}

@@ -3,6 +3,7 @@
     RotatorError                       base; `temporary` says whether trying again later can help
     ├── InputError                     bad configuration or policy files; carries file:line problems
     ├── LeaseHeld                      another process advances this secret right now
+    ├── SchemaMismatch                 the state database's schema is older or newer than this rotator's
     ├── ProviderError                  a provider answered with an error (status, vendor code)
     │   ├── KeyRefused                 401: the key is unknown, revoked or expired
     │   ├── PermissionDenied           403: the key authenticates but lacks a permission
@@ -15,6 +16,7 @@
     │   ├── StorePermissionError       the store refused an operation (names path and capability)
     │   └── StoreUnavailable           temporary: throttling, 5xx, sealed, unreachable
     └── RotationError                  the engine cannot go on with this rotation as it stands
+        └── KeyNotProven               the stored key cannot be shown to be the key `key_id` names
 
 Messages never contain key material: they name keys by id or fingerprint only.
 """
@@ -45,8 +47,16 @@ class LeaseHeld(RotatorError):
     temporary = True
 
 
+class SchemaMismatch(RotatorError):
+    """The state database is at another schema revision; the message says what to run."""
+
+
 class RotationError(RotatorError):
     pass
+
+
+class KeyNotProven(RotationError):
+    """rotator will not revoke `key_id`: nothing shows the stored key is the key it names."""
 
 
 class ProviderError(RotatorError):

@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import threading
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -36,6 +37,7 @@ _CHATTY_LIBRARIES = (
     "uvicorn",
     "werkzeug",
     "apscheduler",
+    "alembic",
 )
 
 _known: set[str] = set()
@@ -81,6 +83,31 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted record: a traceback (`exc_info`) or `stack_info` included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _print_redacted(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
+
+
+def _thread_hook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    sys.stderr.write(f"exception in thread {name}:\n")
+    _print_redacted(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+
+def install_excepthooks() -> None:
+    """Uncaught exceptions (main thread or any other) print their traceback through the redactor."""
+    sys.excepthook = _print_redacted
+    threading.excepthook = _thread_hook
+
+
 def configure(*, level: str = "info", fmt: str = "json", stream: Any = None) -> None:
     """Set up structlog and the standard library's logging; safe to call more than once."""
     numeric = logging.getLevelName(level.upper())
@@ -105,12 +132,13 @@ def configure(*, level: str = "info", fmt: str = "json", stream: Any = None) -> 
     )
     handler = logging.StreamHandler(out)
     handler.addFilter(_RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     for name in _CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    install_excepthooks()
 
 
 def get(name: str | None = None) -> Any:

@@ -49,6 +49,8 @@ class Notifier:
         self._queue: queue.Queue[tuple[NotificationTarget, dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.failures = 0
+        """Notifications given up on (after every retry), for /metrics."""
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
         """Queue `event` for every target that wants it; returns at once."""
@@ -70,18 +72,22 @@ class Notifier:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             target, body = item
-            host = urlsplit(target.url).hostname
-            message = {"text": _text(body["event"], body)} if target.format == "slack" else body
             try:
-                for attempt in Retrying(
-                    stop=stop_after_attempt(self.attempts), reraise=True, wait=wait_exponential(multiplier=0.5, max=10)
-                ):
-                    with attempt:
-                        httpx.post(target.url, json=message, timeout=5).raise_for_status()
-            except httpx.HTTPError as exc:
-                _log.warning("notification.failed", host=host, event=body["event"], error=type(exc).__name__)
+                self._deliver(target, body)
+            except Exception as exc:  # one bad delivery must not silence every later alert
+                self.failures += 1
+                host = urlsplit(target.url).hostname
+                _log.warning("notification.failed", host=host, kind=body.get("event"), error=type(exc).__name__)
             finally:
                 self._queue.task_done()
+
+    def _deliver(self, target: NotificationTarget, body: dict[str, Any]) -> None:
+        message = {"text": _text(body["event"], body)} if target.format == "slack" else body
+        for attempt in Retrying(
+            stop=stop_after_attempt(self.attempts), reraise=True, wait=wait_exponential(multiplier=0.5, max=10)
+        ):
+            with attempt:
+                httpx.post(target.url, json=message, timeout=5).raise_for_status()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait (bounded) for queued notifications, e.g. before a command exits."""

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from rotator import yamlsource
-from rotator.config import Settings
+from rotator.config import AWS_SECRET_ID, Settings, check_vault_path
 from rotator.durations import Duration
 from rotator.errors import InputError
 from rotator.windows import Window
@@ -56,6 +57,15 @@ class AwsRef(_Strict):
     secret_id: str
     instance: str = "aws"
 
+    @field_validator("secret_id")
+    @classmethod
+    def _a_name_or_arn(cls, value: str) -> str:
+        if not AWS_SECRET_ID.fullmatch(value) or "*" in value or "?" in value:
+            raise ValueError(
+                f"secret_id {value!r} is not an AWS secret name (letters, digits, / _ + = . @ -) or secret ARN"
+            )
+        return value
+
 
 class VaultRef(_Strict):
     path: str
@@ -65,9 +75,14 @@ class VaultRef(_Strict):
     @field_validator("path")
     @classmethod
     def _relative(cls, value: str) -> str:
-        if not value.strip("/") or ":" in value:
+        if ":" in value:
             raise ValueError("a KV path like support/brandwave (no mount, no ':')")
-        return value.strip("/")
+        return check_vault_path(value, "path")
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        return check_vault_path(value, "mount")
 
 
 class StoreRef(_Strict):
@@ -93,15 +108,48 @@ class StoreRef(_Strict):
         return f"{self.vault.mount}:{self.vault.path}"
 
 
+class HeaderCredential(_Strict):
+    """A header value rotator.yaml keeps (`hooks.credentials`), named rather than written here."""
+
+    credential: str
+
+
 class HttpHook(_Strict):
     method: Literal["GET", "POST", "PUT"] = "GET"
     url: str
-    headers: dict[str, str] = {}
+    headers: dict[str, str | HeaderCredential] = {}
+
+    @field_validator("url")
+    @classmethod
+    def _an_http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        if parsed.username or parsed.password:
+            raise ValueError("no user or password in a hook URL: use headers with {credential: NAME}")
+        return value
 
 
 class Hook(_Strict):
     http: HttpHook | None = None
-    command: list[str] | None = None
+    command: str | None = None
+    """The name of a command defined in rotator.yaml (`hooks.commands`)."""
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError(
+                "a policy file names a command hook; the command itself is defined in rotator.yaml under "
+                "hooks.commands (e.g. command: reload-support-api)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Hook:
+        if (self.http is None) == (self.command is None):
+            raise ValueError("a hook is either http: {...} or command: NAME")
+        return self
 
 
 class Consumer(_Strict):
@@ -171,6 +219,49 @@ def _check_references(
         problems.append(
             f"{path}:{line}: secret {spec.name!r} names unknown {kind} store {spec.store.instance!r} (known: {known})"
         )
+    provider = settings.providers.get(spec.provider)
+    if provider is not None and not any(
+        g.covers(store=spec.store.instance, location=spec.store.location) for g in provider.grants
+    ):
+        line = yamlsource.line_of(doc, (*where, "store"))
+        granted = ", ".join(g.describe() for g in provider.grants) or "nothing (no grants: in rotator.yaml)"
+        problems.append(
+            f"{path}:{line}: secret {spec.name!r}: provider {spec.provider!r} may not serve "
+            f"{spec.store.instance}:{spec.store.location}; rotator.yaml grants it {granted}"
+        )
+    problems.extend(_check_hooks(spec, where, doc, path, settings))
+    return problems
+
+
+def _check_hooks(spec: SecretSpec, where: tuple[str | int, ...], doc: Any, path: Path, settings: Settings) -> list[str]:
+    """Consumer hooks stay inside what rotator.yaml allows: named commands, allowed hosts, named credentials."""
+    problems = []
+    for c_index, consumer in enumerate(spec.consumers):
+        for role in ("reload", "confirm"):
+            hook: Hook | None = getattr(consumer, role)
+            if hook is None:
+                continue
+            at = (*where, "consumers", c_index, role)
+            if hook.command is not None and hook.command not in settings.hooks.commands:
+                line = yamlsource.line_of(doc, (*at, "command"))
+                known = ", ".join(sorted(settings.hooks.commands)) or "none defined in rotator.yaml hooks.commands"
+                problems.append(f"{path}:{line}: unknown command hook {hook.command!r} (known: {known})")
+            if hook.http is None:
+                continue
+            url = urlsplit(hook.http.url)
+            if not settings.hooks.allows((url.hostname or "").lower(), url.port):
+                line = yamlsource.line_of(doc, (*at, "http", "url"))
+                allowed = ", ".join(settings.hooks.allowed_hosts) or "none (hooks.allowed_hosts in rotator.yaml)"
+                problems.append(
+                    f"{path}:{line}: hook URL host {url.hostname!r} is not allowed; rotator.yaml allows {allowed}"
+                )
+            for header, value in hook.http.headers.items():
+                if isinstance(value, HeaderCredential) and value.credential not in settings.hooks.credentials:
+                    line = yamlsource.line_of(doc, (*at, "http", "headers", header))
+                    problems.append(
+                        f"{path}:{line}: header {header!r} names unknown credential {value.credential!r} "
+                        "(define it in rotator.yaml hooks.credentials)"
+                    )
     return problems
 
 
@@ -199,12 +290,22 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
         for team, members in pf.teams.items():
             result.teams.setdefault(team, []).extend(members)
     seen: dict[str, str] = {}
+    places: dict[tuple[str, str], str] = {}
     for path, doc, pf in parsed:
         for index, spec in enumerate(pf.secrets):
             line = yamlsource.line_of(doc, ("secrets", index))
             if spec.name in seen:
                 problems.append(f"{path}:{line}: secret {spec.name!r} already defined at {seen[spec.name]}")
             seen[spec.name] = f"{path}:{line}"
+            place = (spec.store.instance, spec.store.location)
+            if place in places:
+                store_line = yamlsource.line_of(doc, ("secrets", index, "store"))
+                problems.append(
+                    f"{path}:{store_line}: secret {spec.name!r} names {place[0]}:{place[1]}, already the place of "
+                    f"{places[place]}; one store location holds one secret"
+                )
+            else:
+                places[place] = f"secret {spec.name!r} at {path}:{line}"
             problems.extend(_check_references(spec, index, doc, path, result.policies, settings))
             result.secrets[spec.name] = spec
     if problems:

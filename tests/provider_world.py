@@ -83,7 +83,10 @@ class ProviderWorld:
         sandbox = sandboxes[kind]
         name = f"{kind}-{uuid.uuid4().hex[:8]}"
         account = f"acct_{uuid.uuid4().hex[:8]}"
-        provider = f"    type: {kind}\n    base_url: {sandbox.api_url}\n    timeout: 1s\n"
+        provider = (
+            f"    type: {kind}\n    base_url: {sandbox.api_url}\n    timeout: 1s\n"
+            '    grants: [{store: aws, secret_id: "test/*"}]\n'
+        )
         scopes = None
         if kind == "brandwave":
             provider += "    admin_token: {current: true}\n"

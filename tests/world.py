@@ -32,6 +32,9 @@ providers:
     base_url: {brandwave}
     admin_token: {{current: true}}
     timeout: 1s
+    grants: [{{store: aws, secret_id: "test/*"}}, {{store: vault, path: "test/*"}}]
+hooks:
+  allowed_hosts: [127.0.0.1]
 stores:
   aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
   vault: {{type: vault, url: "{vault}", auth: {{token: {{env: RT_TEST_VAULT_TOKEN}}}}}}

@@ -17,10 +17,17 @@ TERMINAL = ("completed", "failed")
 
 
 class StateCollector(Collector):
-    def __init__(self, db: Callable[[], StateDB], plans: Callable[[], list[Plan]], now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Callable[[], StateDB],
+        plans: Callable[[], list[Plan]],
+        now: Callable[[], datetime],
+        notification_failures: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._db = db
         self._plans = plans
         self._now = now
+        self._notification_failures = notification_failures
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         counts = self._db().counts()
@@ -54,6 +61,11 @@ class StateCollector(Collector):
                 due.add_metric([plan.secret], plan.due.timestamp())
         yield age
         yield due
+        yield CounterMetricFamily(
+            "rotator_notification_failures",
+            "Notifications given up on after every retry, since this process started",
+            value=self._notification_failures(),
+        )
 
 
 def registry(collector: StateCollector) -> tuple[CollectorRegistry, Histogram]:

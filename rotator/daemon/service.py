@@ -52,7 +52,7 @@ class Daemon:
         self.planner = Planner(app)
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
-        collector = StateCollector(lambda: self.app.db, self.plans, utcnow)
+        collector = StateCollector(lambda: self.app.db, self.plans, utcnow, lambda: self.app.notifier.failures)
         self.registry, self.step_seconds = registry(collector)
 
     # the service ----------------------------------------------------------------------------------

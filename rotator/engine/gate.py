@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rotator.errors import RotationError
 from rotator.policies import Cutover
 from rotator.state.schema import Rotation
 
@@ -47,7 +48,8 @@ SignalCheck = Callable[[Rotation, datetime], Signal]
 
 def min_soak(soak: timedelta) -> SignalCheck:
     def check(rotation: Rotation, now: datetime) -> Signal:
-        assert rotation.promoted_at is not None
+        if rotation.promoted_at is None:
+            raise RotationError("the cutover gate runs only after promotion")
         due = rotation.promoted_at + soak
         if now >= due:
             return Signal("min_soak", Status.PASSED, f"{soak} since promotion")
@@ -74,7 +76,8 @@ def evaluate(
     signals = [check(rotation, now) for check in checks]
     if all(s.status is Status.PASSED for s in signals):
         return Verdict(open=True, signals=signals)
-    assert rotation.promoted_at is not None
+    if rotation.promoted_at is None:
+        raise RotationError("the cutover gate runs only after promotion")
     deadline = rotation.promoted_at + cutover.max_wait if cutover.max_wait is not None else None
     if deadline is not None and now >= deadline:
         return Verdict(open=False, signals=signals, timed_out=True)

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
 
 from rotator import failpoints, log
-from rotator.config import EngineSettings
-from rotator.engine import gate, operator, signals
+from rotator.config import EngineSettings, HooksSettings
+from rotator.engine import gate, operator, proof, signals
 from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
-from rotator.errors import KeyRefused, RotationError, RotatorError, StoreError
+from rotator.errors import KeyNotProven, KeyRefused, RotationError, RotatorError, StoreError
 from rotator.keys import key_name
 from rotator.policies import Policy, SecretSpec
 from rotator.providers.base import ApiProvider, KeyInfo, OperatorProvider, Provider
@@ -41,6 +41,8 @@ class Target:
     provider: Provider
     store: Store
     location: str
+    hooks: HooksSettings = field(default_factory=HooksSettings)
+    """What consumer hooks may run and reach (rotator.yaml)."""
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,20 @@ class Engine:
                 f"{t.location}: the current value has no key_id; {t.provider.kind} revokes keys by id, so add "
                 '"key_id" to the stored JSON (SPEC §5) before rotating'
             )
+        how = None
+        if isinstance(t.provider, ApiProvider):
+            # before anything is created: the key to be revoked must be this secret's own
+            how = proof.prove(self.db, secret=rot.secret, provider=t.provider, value=current.value)
         self.db.audit(
             rot,
             secret=rot.secret,
             actor=self.actor,
             event="rotation.started",
-            detail={"old_key_id": current.value.key_id, "old_fingerprint": current.value.fingerprint},
+            detail={
+                "old_key_id": current.value.key_id,
+                "old_fingerprint": current.value.fingerprint,
+                **({"old_key_proof": how} if how else {}),
+            },
         )
         self._emit("rotation.started", rot, {"trigger": rot.trigger, "reason": rot.reason})
         rot = self.db.update(
@@ -131,6 +141,7 @@ class Engine:
             old_version=current.version_id,
             old_key_id=current.value.key_id,
             old_fingerprint=current.value.fingerprint,
+            old_key_proof=how,
         )
         if isinstance(t.provider, OperatorProvider):
             # what the old key belongs to, to hold the operator's new key against
@@ -214,7 +225,8 @@ class Engine:
         return self._move(rot, State.PROBED, event="key.probed", detail=detail)
 
     def _promote(self, rot: Rotation, t: Target) -> Step:
-        assert rot.old_version is not None
+        if rot.old_version is None:
+            raise RotationError("this rotation recorded no old version to promote over")
         t.store.promote(location=t.location, token=rot.id, expected_current=rot.old_version)
         failpoints.hit("after-promote-call")
         now = self.clock()
@@ -274,7 +286,10 @@ class Engine:
     def _revoke(self, rot: Rotation, t: Target) -> Step:
         provider = _api(t)
         old_key_id = rot.old_key_id
-        assert old_key_id is not None
+        if old_key_id is None:
+            raise KeyNotProven("this rotation recorded no old key id; nothing to revoke by id")
+        if rot.old_key_proof is None:
+            rot = self._prove_late(rot, t, provider)
         already = rot.revoke_started_at is not None and old_key_id not in {k.id for k in provider.list_keys()}
         if not already:
             rot = self.db.update(rot, actor=self.actor, revoke_started_at=self.clock())
@@ -288,15 +303,36 @@ class Engine:
             revoked_at=self.clock(),
         )
 
-    def complete_if_old_key_dead(self, rot: Rotation, t: Target) -> Step | None:
-        """Probe the old key: refused → the rotation completes; accepted → None; gone from the store → held."""
-        assert rot.old_version is not None
+    def _prove_late(self, rot: Rotation, t: Target, provider: ApiProvider) -> Rotation:
+        """A rotation begun before proofs existed (an upgraded database): prove its old key now."""
+        old = self._old_value(rot, t)
+        how = proof.prove(self.db, secret=rot.secret, provider=provider, value=old)
+        return self.db.update(
+            rot,
+            actor=self.actor,
+            event="old_key.proven",
+            detail={"key_id": rot.old_key_id, "how": how},
+            old_key_proof=how,
+        )
+
+    def _old_value(self, rot: Rotation, t: Target) -> StoredValue:
+        """The old key, re-read by version and checked against the fingerprint recorded when it was proven."""
+        if rot.old_version is None:
+            raise KeyNotProven("this rotation recorded no old version")
         old = t.store.read_version(location=t.location, version_id=rot.old_version)
         if old is None:
-            return self._hold(
-                rot,
-                f"the previous version {rot.old_version} is gone from the store; cannot prove the old key is dead",
+            raise RotationError(
+                f"the previous version {rot.old_version} is gone from the store; cannot prove the old key is dead"
             )
+        proof.same_value(rot.old_fingerprint, old, f"version {rot.old_version} of {t.location}")
+        return old
+
+    def complete_if_old_key_dead(self, rot: Rotation, t: Target) -> Step | None:
+        """Probe the old key (the value that was proven): refused → completes; accepted → None; else held."""
+        try:
+            old = self._old_value(rot, t)
+        except RotationError as exc:
+            return self._hold(rot, str(exc))
         try:
             t.provider.probe(key=old.api_key)
         except KeyRefused:
@@ -311,7 +347,8 @@ class Engine:
         return None
 
     def _verify(self, rot: Rotation, t: Target) -> Step:
-        assert rot.revoked_at is not None
+        if rot.revoked_at is None:
+            raise RotationError("verifying a revocation that was never recorded")
         if (done := self.complete_if_old_key_dead(rot, t)) is not None:
             return done
         waited = self.clock() - rot.revoked_at

@@ -3,23 +3,31 @@
 Each check persists what it learnt in the rotation's `gate_state`, so a restart neither calls a
 reload hook twice nor forgets when the old key was last seen in use.
 - consumers: call each consumer's reload hook once, then ask its confirm hook until it reports
-  the new key's fingerprint (`sha256:` + 12 hex digits of the key's SHA-256) in its answer.
+  the new key's fingerprint (`sha256:` + 12 hex digits of the key's SHA-256): a JSON answer whose
+  `fingerprint` field equals it, or an answer that is exactly it. Hooks are never sent the
+  fingerprint (nor the key): a consumer must know it from the key it loaded, so an endpoint that
+  echoes its request cannot confirm. Commands are the operator's (rotator.yaml `hooks.commands`),
+  HTTP hooks reach only `hooks.allowed_hosts` and never follow redirects.
 - old_key_idle: the provider's last-used time of the old key (Brandwave, Boltly), or its per-key
   rate-limit counter dropping by more than our own probe (GoBlue). No telemetry: unavailable.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from rotator import log
+from rotator.config import HooksSettings
+from rotator.credentials import read_credential
 from rotator.engine.gate import Signal, SignalCheck, Status
-from rotator.errors import RotatorError
-from rotator.policies import Hook
+from rotator.errors import RotationError, RotatorError
+from rotator.policies import Hook, HttpHook
 from rotator.state.schema import Rotation
 
 if TYPE_CHECKING:
@@ -28,31 +36,62 @@ if TYPE_CHECKING:
 _log = log.get(__name__)
 
 
-def _call(hook: Hook, fingerprint: str, timeout: float) -> tuple[bool, str]:
-    """Run a hook: (succeeded, its answer). The key itself is never handed to a hook."""
+def _headers(hook: HttpHook, hooks: HooksSettings) -> dict[str, str]:
+    out = {}
+    for name, value in hook.headers.items():
+        if isinstance(value, str):
+            out[name] = value
+        else:
+            source = hooks.credentials.get(value.credential)
+            if source is None:
+                raise RotationError(f"hook header {name!r}: no credential {value.credential!r} in hooks.credentials")
+            out[name] = read_credential(source, f"hooks.credentials.{value.credential}").get_secret_value()
+    return out
+
+
+def _call(hook: Hook, hooks: HooksSettings, timeout: float, context: dict[str, str]) -> tuple[bool, str]:
+    """Run a hook: (succeeded, its answer). Neither the key nor its fingerprint is handed to a hook."""
     try:
         if hook.http is not None:
+            url = urlsplit(hook.http.url)
+            if not hooks.allows((url.hostname or "").lower(), url.port):
+                return False, "host not allowed by hooks.allowed_hosts"
             response = httpx.request(
                 hook.http.method,
                 hook.http.url,
-                headers=hook.http.headers,
+                headers=_headers(hook.http, hooks),
                 timeout=timeout,
-                json={"fingerprint": fingerprint} if hook.http.method != "GET" else None,
+                json=context if hook.http.method != "GET" else None,
+                follow_redirects=False,
             )
             return response.is_success, response.text
         if hook.command is not None:
+            defined = hooks.commands.get(hook.command)
+            if defined is None:
+                return False, f"no command {hook.command!r} in hooks.commands"
             done = subprocess.run(
-                hook.command,
+                defined.command,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
                 check=False,
-                env={"ROTATOR_FINGERPRINT": fingerprint, "PATH": "/usr/bin:/bin"},
+                stdin=subprocess.DEVNULL,
+                env={"PATH": "/usr/bin:/bin", **{f"ROTATOR_{k.upper()}": v for k, v in context.items()}},
             )
             return done.returncode == 0, done.stdout
     except (httpx.HTTPError, OSError, subprocess.TimeoutExpired) as exc:
         return False, type(exc).__name__
     return False, "no hook"
+
+
+def confirms(answer: str, fingerprint: str) -> bool:
+    """A confirm hook's answer names exactly `fingerprint`: a JSON `fingerprint` field, or the whole answer."""
+    text = answer.strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return bool(fingerprint) and text == fingerprint
+    return isinstance(parsed, dict) and parsed.get("fingerprint") == fingerprint and bool(fingerprint)
 
 
 def consumers(engine: Engine, t: Target) -> SignalCheck:
@@ -62,11 +101,12 @@ def consumers(engine: Engine, t: Target) -> SignalCheck:
         state: dict[str, Any] = dict((rotation.gate_state or {}).get("consumers", {}))
         fingerprint = rotation.new_fingerprint or ""
         timeout = engine.settings.hook_timeout.total_seconds()
+        context = {"secret": rotation.secret, "rotation_id": rotation.id}
         waiting = []
         for consumer in t.spec.consumers:
             seen = dict(state.get(consumer.name, {}))
             if consumer.reload is not None and not seen.get("reloaded"):
-                ok, _ = _call(consumer.reload, fingerprint, timeout)
+                ok, _ = _call(consumer.reload, t.hooks, timeout, context)
                 seen["reloaded"] = ok
                 engine.db.audit(
                     rotation,
@@ -79,8 +119,8 @@ def consumers(engine: Engine, t: Target) -> SignalCheck:
                 state[consumer.name] = seen
                 return Signal("consumers", Status.UNAVAILABLE, f"{consumer.name} has no confirm hook")
             if not seen.get("confirmed"):
-                ok, answer = _call(consumer.confirm, fingerprint, timeout)
-                seen["confirmed"] = ok and fingerprint in answer
+                ok, answer = _call(consumer.confirm, t.hooks, timeout, context)
+                seen["confirmed"] = ok and confirms(answer, fingerprint)
                 if seen["confirmed"]:
                     engine.db.audit(
                         rotation,

@@ -15,6 +15,8 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
+from rotator.errors import KeyNotProven
+
 
 class ManagedBy(enum.Enum):
     """Who can create and revoke keys: the API itself, or only a person in a dashboard."""
@@ -34,6 +36,8 @@ class KeyInfo:
     scopes: tuple[str, ...] = ()
     usage_reported: bool = False
     """False when the provider's list has no last-used field at all (not the same as "never used")."""
+    prefix: str | None = None
+    """The first characters of the key as the provider lists them (Boltly), to match a key to its id."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,17 @@ class ApiProvider(Provider):
         if found is None or not found.usage_reported:
             return None
         return Usage(last_used_at=found.last_used_at)
+
+    def prove_key(self, *, key_id: str, key: SecretStr) -> str:
+        """Show that `key` is the live key the provider lists as `key_id`; return how it was shown.
+
+        Raises KeyRefused when `key` does not authenticate, KeyNotProven when it is another key or
+        the provider offers nothing that could tell (then a person adopts it: `rotator adopt`).
+        """
+        raise KeyNotProven(
+            f"{self.kind} offers no way to show that the stored api_key is key {key_id}; "
+            "check it by hand and run `rotator adopt SECRET`"
+        )
 
     @abc.abstractmethod
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:

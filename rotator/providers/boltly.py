@@ -26,12 +26,21 @@ from typing import Any
 from pydantic import SecretStr
 
 from rotator import failpoints
-from rotator.errors import CreateOutcomeUnknown, KeyNotFound, KeyRefused, PermissionDenied, RotationError
+from rotator.errors import (
+    CreateOutcomeUnknown,
+    KeyNotFound,
+    KeyNotProven,
+    KeyRefused,
+    PermissionDenied,
+    RotationError,
+)
 from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
 
 PATH = "/v1/developer-access/api-keys"
+MIN_PREFIX = len("sk_live_") + 4
+"""A listed prefix shorter than the vendor's fixed part plus four characters cannot tell keys apart."""
 
 
 def write_private(path: Path, text: str) -> None:
@@ -39,12 +48,18 @@ def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # a half-written copy of a live refresh token must not stay behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -201,9 +216,32 @@ class Boltly(ApiProvider):
                     last_used_at=parse_time(item.get("last_used_at")),
                     usage_reported="last_used_at" in item,
                     scopes=tuple(sorted(item.get("scopes") or ())),
+                    prefix=str(item["prefix"]) if isinstance(item.get("prefix"), str) else None,
                 )
             )
         return keys
+
+    def prove_key(self, *, key_id: str, key: SecretStr) -> str:
+        """The list's `prefix` of `key_id` must begin the stored key, and no other live key's may;
+        the key must authenticate."""
+        keys = self.list_keys()
+        found = next((k for k in keys if k.id == key_id), None)
+        if found is None:
+            raise KeyNotProven(f"key {key_id} is not among the boltly account's live keys")
+        if found.prefix is None:
+            return super().prove_key(key_id=key_id, key=key)  # no prefix listed: a person must adopt it
+        value = key.get_secret_value()
+        prefix = found.prefix.rstrip("…*. ")
+        if len(prefix) < MIN_PREFIX or not value.startswith(prefix):
+            raise KeyNotProven(
+                f"the stored api_key does not begin with the prefix boltly lists for key {key_id}: "
+                "it is another key than key_id names"
+            )
+        twins = [k.id for k in keys if k.id != key_id and k.prefix and value.startswith(k.prefix.rstrip("…*. "))]
+        if twins:
+            raise KeyNotProven(f"the stored api_key matches the prefixes of {key_id} and {', '.join(twins)}")
+        self.probe(key=key)
+        return "prefix"
 
     def revoke_key(self, *, key_id: str) -> None:
         try:

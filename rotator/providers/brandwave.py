@@ -10,11 +10,12 @@ is the only documented read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from rotator.errors import KeyNotFound
+from rotator.errors import KeyNotFound, KeyNotProven
 from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
@@ -43,11 +44,12 @@ class Brandwave(ApiProvider):
         data = require(envelope["data"], "id", "token", provider=self.kind, what="create response data")
         return CreatedKey(id=str(data["id"]), name=str(data.get("name") or name), secret=secret(str(data["token"])))
 
-    def list_keys(self) -> list[KeyInfo]:
+    def list_keys(self, *, token: SecretStr | None = None) -> list[KeyInfo]:
+        """The live tokens of the user `token` (default: the admin credential) belongs to."""
         found: dict[str, KeyInfo] = {}
         for page in range(1, MAX_PAGES + 1):
             response = self._http.request(
-                "GET", PATH, headers=self._auth(), params={"page": page, "pageSize": PAGE_SIZE}
+                "GET", PATH, headers=self._auth(token), params={"page": page, "pageSize": PAGE_SIZE}
             )
             body = require(response.json(), "items", provider=self.kind, what="list response")
             before = len(found)
@@ -71,6 +73,34 @@ class Brandwave(ApiProvider):
             self._http.request("DELETE", f"{PATH}/{key_id}", headers=self._auth())
         except KeyNotFound:
             return
+
+    def prove_key(self, *, key_id: str, key: SecretStr) -> str:
+        """The list made *with the stored key* (a user's own tokens) must show `key_id`, and a call
+        with the stored key must move `key_id`'s `lastUsedAt`.
+
+        A token of the same user could revoke and create that user's tokens itself, so what is
+        left unproven here grants an attacker nothing he does not hold already.
+        """
+        before = {k.id: k for k in self.list_keys(token=key)}  # KeyRefused: the stored key is dead
+        if key_id not in before:
+            raise KeyNotProven(
+                f"key {key_id} is not among the tokens of the user the stored api_key belongs to: "
+                "it is another user's key"
+            )
+        if not before[key_id].usage_reported:
+            raise KeyNotProven(
+                f"brandwave shows no lastUsedAt for key {key_id}; check it by hand and run `rotator adopt SECRET`"
+            )
+        time.sleep(0.01)  # lastUsedAt has millisecond steps at best
+        self.probe(key=key)
+        after = {k.id: k for k in self.list_keys(token=key)}
+        moved = after.get(key_id) is not None and after[key_id].last_used_at not in (None, before[key_id].last_used_at)
+        if not moved:
+            raise KeyNotProven(
+                f"a call with the stored api_key did not show as a use of key {key_id}: "
+                "the stored api_key is another key than key_id names"
+            )
+        return "the user's own token list and lastUsedAt"
 
     def probe(self, *, key: SecretStr) -> ProbeResult:
         self._http.request("GET", PATH, headers=self._auth(key), params={"page": 1, "pageSize": 1})

@@ -13,12 +13,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rotator.errors import LeaseHeld, RotationError
-from rotator.state.schema import TERMINAL, AuditEvent, Base, Lease, Rotation, StepProgress
+from rotator.state import migrate
+from rotator.state.chain import GENESIS, row_hash
+from rotator.state.schema import TERMINAL, AuditEvent, Lease, Rotation, StepProgress
+
+_AUDIT_LOCK = 7_406_118_002
+"""PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
 
 
 def utcnow() -> datetime:
@@ -31,6 +36,10 @@ def process_identity() -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # the driver's own transaction handling is off: every transaction below starts with
+    # BEGIN IMMEDIATE (SQLAlchemy's documented recipe), so a read never turns into a write
+    # that fails on a busy database, and audit rows are appended one writer at a time
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
@@ -38,11 +47,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def open_engine(url: str) -> Engine:
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        path = engine.url.database or ""
+        if path and path != ":memory:":
+            event.listen(engine, "connect", lambda *_: _private_files(path))
     return engine
+
+
+def _private_files(path: str) -> None:
+    """The state database and its WAL files are the owner's only (0600), wherever it runs.
+
+    Only chmod by path: opening and closing the file here would drop the POSIX locks that this
+    process's SQLite connections hold on it (SQLite's documented pitfall).
+    """
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.chmod(name, 0o600)
 
 
 class ActiveRotationExists(RotationError):
@@ -52,16 +84,15 @@ class ActiveRotationExists(RotationError):
 
 
 class StateDB:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, upgrade: bool = False) -> None:
+        """Open the state database; a new one is created, an existing one must be at this rotator's schema.
+
+        Raises SchemaMismatch (naming `rotator db upgrade`) unless `upgrade` is set.
+        """
         self.engine = open_engine(url)
-        try:
-            Base.metadata.create_all(self.engine)
-        except (OperationalError, ProgrammingError) as exc:
-            # another process created the schema between our check and our CREATE
-            if "already exists" not in str(exc.orig):
-                raise
-            Base.metadata.create_all(self.engine)
+        self.schema_was = migrate.ensure(self.engine, upgrade=upgrade)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.claimed_by = os.environ.get("SUDO_USER") or None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -96,7 +127,8 @@ class StateDB:
             with self.session() as s:
                 s.add(rotation)
                 s.flush()
-                s.add(
+                self._append(
+                    s,
                     self._event(
                         rotation,
                         actor,
@@ -104,7 +136,7 @@ class StateDB:
                         None,
                         "requested",
                         {"trigger": trigger, "reason": reason, "policy": policy},
-                    )
+                    ),
                 )
         except IntegrityError:
             existing = self.active_for(secret)
@@ -170,7 +202,7 @@ class StateDB:
         with self.session() as s:
             s.execute(update(Rotation).where(Rotation.id == rotation.id).values(**fields))
             if event is not None:
-                s.add(self._event(rotation, actor, event, from_state, fields.get("state"), detail or {}))
+                self._append(s, self._event(rotation, actor, event, from_state, fields.get("state"), detail or {}))
             if "state" in fields and fields["state"] != from_state:
                 self._finish_step(s, rotation.id, from_state, now)
             fresh = s.get(Rotation, rotation.id, populate_existing=True)
@@ -187,7 +219,8 @@ class StateDB:
         detail: dict[str, Any] | None = None,
     ) -> None:
         with self.session() as s:
-            s.add(
+            self._append(
+                s,
                 AuditEvent(
                     rotation_id=rotation.id if rotation else None,
                     secret=secret,
@@ -195,8 +228,57 @@ class StateDB:
                     actor=actor,
                     event=event,
                     detail=detail or {},
-                )
+                ),
             )
+
+    def _append(self, s: Session, row: AuditEvent) -> None:
+        """Add `row` to the audit chain: hashed over its content and the newest row's hash.
+
+        Appends are serialised (PostgreSQL: an advisory lock held to commit; SQLite: BEGIN
+        IMMEDIATE), so the row read as newest is still the newest when this one commits.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
+        s.flush()  # rows added earlier in this transaction come first in the chain
+        prev = s.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+        row.claimed_by = self.claimed_by
+        row.prev_hash = prev
+        row.hash = row_hash(
+            prev,
+            rotation_id=row.rotation_id,
+            secret=row.secret,
+            at=row.at,
+            actor=row.actor,
+            claimed_by=row.claimed_by,
+            event=row.event,
+            from_state=row.from_state,
+            to_state=row.to_state,
+            detail=row.detail or {},
+        )
+        s.add(row)
+        s.flush()
+
+    def verify_audit(self) -> tuple[int, AuditEvent | None]:
+        """Walk the chain: (rows checked, the first row whose hash or link does not match, or None)."""
+        prev, checked = GENESIS, 0
+        with self.session() as s:
+            for row in s.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)):
+                expected = row_hash(
+                    prev,
+                    rotation_id=row.rotation_id,
+                    secret=row.secret,
+                    at=row.at,
+                    actor=row.actor,
+                    claimed_by=row.claimed_by,
+                    event=row.event,
+                    from_state=row.from_state,
+                    to_state=row.to_state,
+                    detail=row.detail or {},
+                )
+                if row.prev_hash != prev or row.hash != expected:
+                    return checked, row
+                prev, checked = expected, checked + 1
+        return checked, None
 
     def events(self, *, secret: str | None = None, rotation_id: str | None = None) -> Sequence[AuditEvent]:
         query = select(AuditEvent).order_by(AuditEvent.id)

@@ -1,11 +1,15 @@
-"""Tables. No column ever holds key material: keys are named by provider id and fingerprint."""
+"""Tables. No column ever holds key material: keys are named by provider id and fingerprint.
+
+The schema itself is made and changed only by migrations (`state/migrations`): a change here
+without a migration beside it breaks every existing database.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DDL, JSON, DateTime, ForeignKey, Index, Integer, String, Text, event, text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -72,6 +76,8 @@ class Rotation(Base):
     held_reason: Mapped[str | None] = mapped_column(Text)
     held_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     failed_reason: Mapped[str | None] = mapped_column(Text)
+    old_key_proof: Mapped[str | None] = mapped_column(String(80))
+    """How the old key was shown to be the key `old_key_id` names; nothing is revoked without it."""
 
     __table_args__ = (
         # one rotation in flight per secret, enforced by the database itself
@@ -115,6 +121,11 @@ class AuditEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(30))
     to_state: Mapped[str | None] = mapped_column(String(30))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    """Who the actor says they are beyond their uid (SUDO_USER): a claim, not a proof."""
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 over this row and `prev_hash` (state/chain.py)."""
 
 
 class Lease(Base):
@@ -127,23 +138,5 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-# The audit trail is append-only in the database itself, not only by convention.
-for _op in ("UPDATE", "DELETE"):
-    event.listen(
-        AuditEvent.__table__,
-        "after_create",
-        DDL(  # type: ignore[no-untyped-call]
-            f"CREATE TRIGGER audit_events_no_{_op.lower()} BEFORE {_op} ON audit_events "
-            "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
-        ).execute_if(dialect="sqlite"),
-    )
-event.listen(
-    AuditEvent.__table__,
-    "after_create",
-    DDL(  # type: ignore[no-untyped-call]
-        "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$; "
-        "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
-    ).execute_if(dialect="postgresql"),
-)
+# The audit trail's append-only triggers (UPDATE, DELETE, and on PostgreSQL TRUNCATE) are made by
+# the migrations (state/migrations), which own the whole schema; these classes only map it.

@@ -88,9 +88,10 @@ def build_fleet(
     (tmp / "rotator.yaml").write_text(f"""\
 state: {{url: "sqlite:///{tmp}/state.db"}}
 providers:
-  bw: {{type: brandwave, base_url: "{sandboxes["brandwave"].api_url}", admin_token: {{current: true}}, timeout: 2s}}
+  bw: {{type: brandwave, base_url: "{sandboxes["brandwave"].api_url}", admin_token: {{current: true}}, timeout: 2s,
+       grants: [{{secret_id: "fleet/*"}}]}}
   bo: {{type: boltly, base_url: "{sandboxes["boltly"].api_url}", email: {email}, password: {{file: {tmp}/pw}},
-        refresh_token_file: {tmp}/bo.refresh, timeout: 2s}}
+        refresh_token_file: {tmp}/bo.refresh, timeout: 2s, grants: [{{secret_id: "fleet/*"}}]}}
 stores:
   aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
 engine: {{verify_interval: 200ms, retry_base: 100ms, retry_max: 1s, probe_deadline: 2s}}

@@ -99,6 +99,7 @@ def completed(world: World) -> int:
 
 def test_rotates_a_due_secret_serves_health_and_metrics_and_stops_cleanly(world: World, daemons: list[Daemon]) -> None:
     make_due(world)
+    world.config.write_text(world.config.read_text() + "notifications: [{url: 'http://127.0.0.1:9/nobody-listens'}]\n")
     d = Daemon(world)
     daemons.append(d)
     wait_for(lambda: completed(world) == 1, what="the daemon to rotate the due secret")
@@ -120,6 +121,13 @@ def test_rotates_a_due_secret_serves_health_and_metrics_and_stops_cleanly(world:
     assert due[world.name] == pytest.approx(rotation.finished_at.timestamp() + 3600, abs=1)  # type: ignore[union-attr]
     steps = [s for s in families["rotator_step_seconds"].samples if s.name == "rotator_step_seconds_count"]
     assert sum(s.value for s in steps) >= 8
+
+    def notification_failures() -> float:
+        text = d.get("/metrics").text
+        found = {f.name: f for f in text_string_to_metric_families(text)}["rotator_notification_failures"]
+        return sum(s.value for s in found.samples if s.name == "rotator_notification_failures_total")
+
+    wait_for(lambda: notification_failures() >= 1, timeout=15, what="a failed notification to be counted")
 
     started = time.monotonic()
     assert d.stop() == 0

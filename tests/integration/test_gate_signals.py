@@ -210,13 +210,18 @@ def test_on_timeout_revoke_revokes_at_the_deadline_without_the_gate(
     assert world.live_ids() == {done.new_key_id}
 
 
-def test_the_old_key_works_until_every_gate_signal_passed(world: World, consumer: tuple[Consumer, Served]) -> None:
+@pytest.mark.parametrize(("soak", "confirm_after"), [(1.5, 0.0), (0.0, 2.0)], ids=["min_soak", "consumers"])
+def test_the_old_key_works_until_every_gate_signal_passed(
+    world: World, consumer: tuple[Consumer, Served], soak: float, confirm_after: float
+) -> None:
     """Polled throughout: the old key authenticates until min_soak has passed and the consumer confirmed, then 401."""
     c, served = consumer
-    c.world, c.confirms = world, False
-    configure(world, served, "{min_soak: 1s, require: [consumers], max_wait: 30s, on_timeout: hold}")
+    c.world, c.confirms = world, confirm_after == 0
+    configure(
+        world, served, f"{{min_soak: {int(soak * 1000)}ms, require: [consumers], max_wait: 30s, on_timeout: hold}}"
+    )
     polls: list[tuple[float, int]] = []
-    confirmed_at: list[float] = []
+    confirmed_at: list[float] = [time.time()] if c.confirms else []
     stop = threading.Event()
 
     def poll() -> None:
@@ -224,9 +229,10 @@ def test_the_old_key_works_until_every_gate_signal_passed(world: World, consumer
             polls.append((time.time(), world.probe(world.first["token"])))
 
     def confirm_later() -> None:
-        stop.wait(2.5)
-        confirmed_at.append(time.time())
-        c.confirms = True
+        if not c.confirms:
+            stop.wait(confirm_after)
+            confirmed_at.append(time.time())
+            c.confirms = True
 
     threads = [threading.Thread(target=poll), threading.Thread(target=confirm_later)]
     for thread in threads:
@@ -239,7 +245,7 @@ def test_the_old_key_works_until_every_gate_signal_passed(world: World, consumer
         for thread in threads:
             thread.join()
     assert done.state == "completed" and done.promoted_at is not None
-    gate_opens = max(done.promoted_at.timestamp() + 1.0, confirmed_at[0])
+    gate_opens = max(done.promoted_at.timestamp() + soak, confirmed_at[0])
     before = [status for at, status in polls if at < gate_opens]
     after = [status for at, status in polls if at > time.time() - 0.2]
     assert len(before) > 10 and set(before) == {200}

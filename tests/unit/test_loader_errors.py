@@ -11,7 +11,9 @@ from rotator.errors import InputError
 
 SETTINGS = config.Settings.model_validate(
     {
-        "providers": {"bw": {"type": "brandwave", "base_url": "http://x"}},
+        "providers": {
+            "bw": {"type": "brandwave", "base_url": "http://x", "grants": [{"secret_id": "prod/*"}, {"path": "*"}]}
+        },
         "stores": {"aws": {"type": "aws"}, "vault": {"type": "vault"}},
     }
 )

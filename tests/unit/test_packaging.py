@@ -37,7 +37,7 @@ def test_systemd_unit_is_hardened(unit: Path) -> None:
     )
     match = re.search(r"Overall exposure level for rotator.service: ([\d.]+) (\w+)", result.stdout)
     assert match, result.stdout[-500:] + result.stderr
-    assert float(match.group(1)) <= 2.0, match.group(0)
+    assert float(match.group(1)) <= 1.5, match.group(0)
     text = unit.read_text()
     for line in (
         "Type=notify",
@@ -47,6 +47,8 @@ def test_systemd_unit_is_hardened(unit: Path) -> None:
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "PrivateTmp=yes",
+        "LimitCORE=0",
+        "UMask=0077",
     ):
         assert line in text
 

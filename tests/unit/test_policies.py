@@ -5,7 +5,9 @@ import pytest
 from rotator import config, policies
 from rotator.errors import InputError
 
-SETTINGS = config.Settings.model_validate({"providers": {"bw": {"type": "brandwave", "base_url": "http://x"}}})
+SETTINGS = config.Settings.model_validate(
+    {"providers": {"bw": {"type": "brandwave", "base_url": "http://x", "grants": [{"secret_id": "prod/*"}]}}}
+)
 
 GOOD = """\
 policies:

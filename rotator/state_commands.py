@@ -1,0 +1,82 @@
+"""`rotator db …` and `rotator audit …`: the state database's schema and the audit chain."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from rotator import config
+from rotator.errors import InputError
+from rotator.state import migrate
+from rotator.state.db import StateDB, open_engine
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+
+def _url(ctx: click.Context) -> str:
+    try:
+        settings = config.load(config.config_path((ctx.find_root().obj or {}).get("config")))
+    except InputError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        ctx.exit(EXIT_INPUT)
+    return settings.state_url()
+
+
+@click.group()
+def db() -> None:
+    """The state database's schema: which revision it is at, and upgrading it."""
+
+
+@db.command("status")
+@click.pass_context
+def db_status(ctx: click.Context) -> None:
+    """Print the database's schema revision and the one this rotator needs; exit 1 when they differ."""
+    engine = open_engine(_url(ctx))
+    try:
+        with engine.connect() as conn:
+            found = migrate.revision_of(conn)
+    finally:
+        engine.dispose()
+    click.echo(f"database: {found or 'empty'}; this rotator: {migrate.HEAD}")
+    ctx.exit(EXIT_OK if found in (None, migrate.HEAD) else EXIT_FAILED)
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Upgrade the state database to this rotator's schema, rotations in flight included. Back it up first."""
+    state = StateDB(_url(ctx), upgrade=True)
+    state.close()
+    was = state.schema_was
+    click.echo(
+        f"schema already at {migrate.HEAD}" if was == migrate.HEAD else f"schema upgraded from {was} to {migrate.HEAD}"
+    )
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail: proving it was not rewritten."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document: rows checked and the first bad row")
+@click.pass_context
+def audit_verify(ctx: click.Context, as_json: bool) -> None:
+    """Walk the audit trail's hash chain; name the first row that does not match (exit 1), else exit 0."""
+    state = StateDB(_url(ctx))
+    try:
+        checked, bad = state.verify_audit()
+    finally:
+        state.close()
+    if as_json:
+        click.echo(json.dumps({"checked": checked, "first_bad_row": bad.id if bad else None, "ok": bad is None}))
+    elif bad is None:
+        click.echo(f"audit trail intact: {checked} rows, every hash chained")
+    else:
+        click.echo(
+            f"audit trail broken at row {bad.id} ({bad.at.isoformat(timespec='seconds')} {bad.event} "
+            f"on {bad.secret}): its hash does not follow from the rows before; {checked} rows before it are intact"
+        )
+    ctx.exit(EXIT_OK if bad is None else EXIT_FAILED)
