@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck unit bench mutation clean
+.PHONY: setup demo test lint typecheck unit bench mutation fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rotation_throughput.py
 	$(BIN)/python benchmarks/incident_throughput.py
+
+# the loader fuzzer at length: 10,000 mutated rotator.yaml and 10,000 mutated policy files (minutes)
+fuzz: $(STAMP)
+	ROTATOR_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q -s -p no:cacheprovider tests/unit/test_fuzz_loader.py
 
 # plants a fixed set of bugs one at a time and reports which survive the tests (minutes; not part of test)
 mutation: $(STAMP)

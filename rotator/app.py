@@ -54,7 +54,7 @@ class App:
         self.policies = policies
         self._db: StateDB | None = None
         self._lock = threading.Lock()
-        self.notifier = Notifier(settings.notifications)
+        self.notifier = Notifier(settings.notifications, db=lambda: self.db)
         self._stores: dict[str, Store] = {}
         self._clients: dict[str, HttpCore] = {}
         self._sessions: dict[str, BoltlySession] = {}
@@ -183,13 +183,16 @@ class App:
         )
 
     def close(self) -> None:
-        """Deliver queued notifications (bounded wait) and release the database."""
-        self.notifier.flush()
+        """Deliver due notifications (bounded wait) and release the database."""
+        if self._db is not None:
+            self.notifier.flush()
+        self.notifier.stop()
         if self._db is not None:
             self._db.close()
 
     def runner(self, actor: str) -> Runner:
         engine = Engine(
-            db=self.db, resolve=self.target, settings=self.settings.engine, actor=actor, notify=self.notifier.emit
+            db=self.db, resolve=self.target, settings=self.settings.engine, actor=actor, notices=self.notifier.rows
         )
+        self.notifier.start()
         return Runner(db=self.db, engine=engine, lease_ttl=self.settings.engine.lease_ttl)

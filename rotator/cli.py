@@ -91,6 +91,20 @@ def _require_secrets(ctx: click.Context, app: App, names: Iterable[str]) -> None
             ctx.exit(EXIT_INPUT)
 
 
+def _preflight(ctx: click.Context, app: App, secrets: list[str]) -> None:
+    """Exit with EXIT_INPUT, before any rotation is recorded, when a credential or permission is
+    wrong; a temporary failure (unreachable) is only reported: the rotation's retries may ride it out."""
+    from rotator import preflight
+
+    checks = preflight.run(app, secrets, writes=False)
+    failed = [c for c in checks if not c.ok]
+    for check in failed:
+        click.echo(f"{'warning' if check.temporary else 'error'}: {check.item}: {check.detail}", err=True)
+    if any(not c.temporary for c in failed):
+        click.echo("nothing was changed; fix the above (`rotator check` shows every permission)", err=True)
+        ctx.exit(EXIT_INPUT)
+
+
 def _print_step(rotation: Rotation) -> Callable[[Step], None]:
     last = {"state": "", "note": ""}
 
@@ -157,6 +171,7 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
     if policy is not None and policy not in app.policies.policies:
         click.echo(f"unknown policy {policy!r} (known: {', '.join(sorted(app.policies.policies))})", err=True)
         ctx.exit(EXIT_INPUT)
+    _preflight(ctx, app, list(secrets))
     runner = app.runner(actor)
     codes = []
     for name in secrets:
@@ -219,6 +234,9 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
         )
         age = f"{row['age_days']}d" if row["age_days"] is not None else "never rotated"
         click.echo(f"{row['secret']:30} {row['provider']:18} {age:>14}  due {row['next_due'] or '-':25} {doing}")
+        for kept in row["left_alive"]:
+            name = kept["key_id"] or kept["fingerprint"]
+            click.echo(f"  ! key {name} left alive since {kept['since']}: {kept['why']} (#{kept['id']})")
 
 
 @main.command()
@@ -553,13 +571,46 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool) -> None:
 
 
 @main.command()
-@click.option("--fix", is_flag=True, help="revoke orphaned keys and clear orphaned pending versions")
+@click.argument("secrets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: every check and its outcome")
 @click.pass_context
-def reconcile(ctx: click.Context, fix: bool) -> None:
-    """Find keys named rotator-* that no rotation tracks, and pending versions no rotation owns."""
+def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
+    """Prove, changing nothing, that each admin credential works and each store location allows what a
+    rotation needs (read, write pending, move stages / CAS write, tag / metadata). Exit 1 on any failure."""
+    from rotator import preflight
+
+    app = _load(ctx)
+    names = list(secrets) or sorted(app.policies.secrets)
+    _require_secrets(ctx, app, names)
+    checks = preflight.run(app, names, writes=True)
+    if as_json:
+        click.echo(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.as_dict() for c in checks]}, indent=2))
+    else:
+        for item in checks:
+            click.echo(item.line())
+        bad = sum(not c.ok for c in checks)
+        click.echo(f"{len(checks) - bad} ok, {bad} failed" if checks else "nothing to check: no secrets")
+    ctx.exit(EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED)
+
+
+@main.command()
+@click.option("--fix", is_flag=True, help="revoke orphaned keys and clear orphaned pending versions")
+@click.option("--ack", "ack", type=int, multiple=True, help="acknowledge a key left alive (its #id), with --reason")
+@click.option("--reason", default="", help="why a left-alive key may stay: recorded in the audit trail")
+@click.pass_context
+def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str) -> None:
+    """Find keys named rotator-* that no rotation tracks, pending versions no rotation owns, and keys
+    rotations left alive (aborted, or a rollback that could not finish) until revoked or acknowledged."""
     from rotator.reconcile import reconcile as run_reconcile
 
     app = _load(ctx)
+    if ack:
+        if not reason:
+            click.echo("--ack needs --reason (recorded in the audit trail)", err=True)
+            ctx.exit(EXIT_INPUT)
+        for leftover_id in ack:
+            app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
+            click.echo(f"left-alive key #{leftover_id} acknowledged")
     findings = run_reconcile(app, fix=fix, actor=actor_name())
     for finding in findings:
         click.echo(finding.describe(fixed=fix))

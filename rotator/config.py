@@ -9,6 +9,7 @@ Admin credentials are never values in this file: it says where they come from (e
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 from datetime import timedelta
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rotator import yamlsource
-from rotator.durations import Duration
+from rotator.durations import PositiveDuration
 from rotator.errors import InputError
 
 ENV_PREFIX = "ROTATOR_"
@@ -72,9 +73,17 @@ class Grant(_Strict):
     """
 
     store: str = "aws"
+    """The store instance; default `aws` for a secret_id grant, `vault` for a path grant."""
     secret_id: str | None = None
     mount: str = "secret"
     path: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_store(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "store" not in data and "path" in data:
+            return {**data, "store": "vault"}
+        return data
 
     @model_validator(mode="after")
     def _one_kind(self) -> Grant:
@@ -110,7 +119,7 @@ class BrandwaveInstance(_Strict):
     admin_token: CredentialSource = CredentialSource(current=True)
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class BoltlyInstance(_Strict):
@@ -126,7 +135,7 @@ class BoltlyInstance(_Strict):
     """Default: <state directory>/<instance>.refresh"""
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class OperatorInstance(_Strict):
@@ -139,7 +148,7 @@ class OperatorInstance(_Strict):
     """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 ProviderInstance = Annotated[BrandwaveInstance | BoltlyInstance | OperatorInstance, Field(discriminator="type")]
@@ -149,7 +158,7 @@ class AwsStoreSettings(_Strict):
     type: Literal["aws"] = "aws"
     region: str = "us-east-1"
     endpoint_url: str | None = None
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class VaultAppRole(_Strict):
@@ -189,7 +198,7 @@ class VaultStoreSettings(_Strict):
 
     verify: bool = True
     ca_file: Path | None = None
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 StoreSettings = Annotated[AwsStoreSettings | VaultStoreSettings, Field(discriminator="type")]
@@ -207,28 +216,28 @@ class LogSettings(_Strict):
 
 
 class EngineSettings(_Strict):
-    probe_deadline: Duration = timedelta(minutes=2)
+    probe_deadline: PositiveDuration = timedelta(minutes=2)
     """How long a new key may keep being refused before the rotation rolls back."""
-    verify_deadline: Duration = timedelta(minutes=10)
+    verify_deadline: PositiveDuration = timedelta(minutes=10)
     """How long after revoking the old key it may still be accepted before the rotation is held."""
-    verify_interval: Duration = timedelta(seconds=5)
-    retry_base: Duration = timedelta(seconds=2)
-    retry_max: Duration = timedelta(minutes=5)
-    step_deadline: Duration = timedelta(minutes=30)
+    verify_interval: PositiveDuration = timedelta(seconds=5)
+    retry_base: PositiveDuration = timedelta(seconds=2)
+    retry_max: PositiveDuration = timedelta(minutes=5)
+    step_deadline: PositiveDuration = timedelta(minutes=30)
     """A step that keeps failing temporarily for this long is treated as failed."""
-    hold_interval: Duration = timedelta(minutes=5)
-    operator_poll: Duration = timedelta(seconds=30)
-    gate_poll: Duration = timedelta(seconds=30)
+    hold_interval: PositiveDuration = timedelta(minutes=5)
+    operator_poll: PositiveDuration = timedelta(seconds=30)
+    gate_poll: PositiveDuration = timedelta(seconds=30)
     """How often the cutover gate asks consumers and the provider again."""
-    hook_timeout: Duration = timedelta(seconds=10)
+    hook_timeout: PositiveDuration = timedelta(seconds=10)
     """How often to probe an old key an operator was asked to revoke."""
-    lease_ttl: Duration = timedelta(minutes=2)
+    lease_ttl: PositiveDuration = timedelta(minutes=2)
 
 
 class DaemonSettings(_Strict):
     listen: str = "127.0.0.1:9464"
     """host:port of /healthz, /readyz and /metrics; loopback unless you mean otherwise."""
-    tick: Duration = timedelta(seconds=5)
+    tick: PositiveDuration = timedelta(seconds=5)
     """How often the daemon looks for due rotations and starts policy rotations."""
     workers: int = Field(default=4, ge=1, le=64)
     """Rotations advanced at the same time."""
@@ -246,6 +255,19 @@ class NotificationTarget(_Strict):
         "operator_action",
         "upcoming",
     ]
+    signing_secret: CredentialSource | None = None
+    """HMAC-SHA256 key (env or file) for the `X-Rotator-Signature` header, so a receiver can verify the sender."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError("a notification url is an http(s) URL with a host")
+        return value
+
+    def key(self) -> str:
+        """A stable name for this target that does not reveal its URL (Slack's URLs are secrets)."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
 
 class CommandHook(_Strict):
@@ -330,7 +352,10 @@ def transport_warnings(settings: Settings) -> list[str]:
     return notes
 
 
-def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def _apply_env(
+    data: dict[str, Any], environ: dict[str, str], overridden: dict[tuple[str, ...], str] | None = None
+) -> dict[str, Any]:
+    """Apply ROTATOR_… overrides to `data`; `overridden` learns which setting each variable set."""
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
             continue
@@ -339,12 +364,16 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
             known = ", ".join(f"{ENV_PREFIX}{f.upper()}" for f in Settings.model_fields)
             raise InputError([f"environment variable {name}: no such setting (overrides start with {known})"])
         node = data
+        keys: list[str] = []
         for part in path[:-1]:
             match = next((k for k in node if str(k).replace("-", "_").lower() == part), part)
+            keys.append(match)
             node = node.setdefault(match, {})
             if not isinstance(node, dict):
-                raise InputError([f"environment {name}: {part} is not a section"])
+                raise InputError([f"environment variable {name}: {part} is not a section"])
         node[path[-1]] = value
+        if overridden is not None:
+            overridden[(*keys, path[-1])] = name
     return data
 
 
@@ -375,11 +404,13 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     """
     environ = dict(os.environ if environ is None else environ)
     doc: Any = yamlsource.load(path) if path is not None else None
-    data = _apply_env(_plain(doc or {}), environ)
+    overridden: dict[tuple[str, ...], str] = {}
+    data = _apply_env(_plain(doc or {}), environ, overridden)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise InputError(yamlsource.problems_from(exc, doc, path or Path("(environment)"))) from None
+        problems = yamlsource.problems_from(exc, doc, path or Path("(environment)"), overridden=overridden)
+        raise InputError(problems) from None
     if path is not None and not settings.policies_dir.is_absolute():
         settings = settings.model_copy(update={"policies_dir": path.parent / settings.policies_dir})
     return settings

@@ -1,21 +1,35 @@
-"""Webhook notifications: rotation started, completed, failed, held at the gate, operator action
-needed, upcoming rotation. Delivery runs in a background thread with retries (tenacity), so it never
-blocks a rotation; a payload never carries a key (it passes the log redactor too), and a target's
-URL — Slack webhook URLs are secrets — is never logged, only its host.
+"""Webhook notifications, delivered at least once from an outbox in the state database.
+
+An event is written to `notification_outbox` in the same transaction as the state change it
+tells of (`Notifier.rows` builds the rows; the engine hands them to `StateDB.update`), so a
+crash between the change and its delivery loses nothing: whichever rotator process looks next
+(the daemon, or the next command) delivers it. Each payload carries an `event_id` (also the
+`X-Rotator-Event-Id` header) so receivers can drop the duplicates that at-least-once brings.
+With `signing_secret`, `X-Rotator-Signature: t=<unix time>,sha256=<hex>` is the HMAC-SHA256 of
+`<t>.<body>`. Delivery is retried with backoff, `ATTEMPTS` times, then given up (counted in
+/metrics). A payload never carries a key (it passes the log redactor too), and a target's URL —
+Slack webhook URLs are secrets — is never logged or stored: the outbox names a target by a hash.
 """
 
 from __future__ import annotations
 
-import queue
+import hashlib
+import hmac
+import json
 import threading
+import time
+import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from rotator import log
 from rotator.config import NotificationTarget
+from rotator.credentials import read_credential
+from rotator.state.db import StateDB, utcnow
+from rotator.state.schema import OutboxEntry
 
 _log = log.get(__name__)
 
@@ -27,6 +41,8 @@ EVENTS = {
     "operator.action_needed": "operator_action",
     "rotation.upcoming": "upcoming",
 }
+ATTEMPTS = 8
+POLL = 0.5
 
 
 def _text(kind: str, payload: dict[str, Any]) -> str:
@@ -42,62 +58,107 @@ def _text(kind: str, payload: dict[str, Any]) -> str:
     return f"rotator {what} `{payload.get('secret')}` ({payload.get('provider')}){': ' + detail if detail else ''}"
 
 
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2 ** max(attempts - 1, 0), 300))
+
+
 class Notifier:
-    def __init__(self, targets: list[NotificationTarget], *, attempts: int = 4) -> None:
-        self.targets = targets
-        self.attempts = attempts
-        self._queue: queue.Queue[tuple[NotificationTarget, dict[str, Any]] | None] = queue.Queue()
+    def __init__(self, targets: list[NotificationTarget], db: Any = None) -> None:
+        self.targets = {t.key(): t for t in targets}
+        self._db = db
+        """A callable giving the StateDB (opened lazily by the app)."""
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self._lock = threading.Lock()
         self.failures = 0
-        """Notifications given up on (after every retry), for /metrics."""
+        """Delivery attempts that failed in this process, for /metrics."""
+
+    def rows(self, event: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Outbox rows for `event`: one per target that wants it (none when nobody listens)."""
+        kind = EVENTS.get(event)
+        if kind is None:
+            return []
+        body = {k: log.redact(v) if isinstance(v, str) else v for k, v in {"event": kind, **payload}.items()}
+        out = []
+        for key, target in self.targets.items():
+            if kind in target.events:
+                event_id = str(uuid.uuid4())
+                out.append(
+                    {"event_id": event_id, "target": key, "kind": kind, "payload": {**body, "event_id": event_id}}
+                )
+        return out
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
-        """Queue `event` for every target that wants it; returns at once."""
-        kind = EVENTS.get(event)
-        if kind is None or not self.targets:
-            return
-        body = {k: log.redact(v) if isinstance(v, str) else v for k, v in {"event": kind, **payload}.items()}
-        for target in self.targets:
-            if kind in target.events:
-                self._start()
-                self._queue.put((target, body))
+        """Queue an event that belongs to no state change (e.g. `upcoming`) in the outbox."""
+        rows = self.rows(event, payload)
+        if rows and self._db is not None:
+            self._db().enqueue(rows)
+            self.start()
 
-    def _start(self) -> None:
+    # delivery --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Deliver from the outbox in the background (idempotent)."""
+        if not self.targets or self._db is None:
+            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="rotator-notify", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            target, body = item
+        while not self._stop.wait(POLL):
             try:
-                self._deliver(target, body)
+                self.deliver_due()
+            except Exception as exc:  # the database may be away a while: the next pass tries again
+                _log.warning("notification.pass_failed", error=type(exc).__name__)
+
+    def deliver_due(self) -> int:
+        """One pass: claim and send every due entry; return how many were sent."""
+        if self._db is None or not self.targets:
+            return 0
+        db: StateDB = self._db()
+        sent = 0
+        for entry in db.claim_outbox(limit=50, lease=timedelta(seconds=60)):
+            target = self.targets.get(entry.target)
+            if target is None:
+                db.outbox_result(entry.id, error="the target is no longer configured", retry_at=None)
+                continue
+            try:
+                self._send(target, entry)
             except Exception as exc:  # one bad delivery must not silence every later alert
                 self.failures += 1
+                error = type(exc).__name__
                 host = urlsplit(target.url).hostname
-                _log.warning("notification.failed", host=host, kind=body.get("event"), error=type(exc).__name__)
-            finally:
-                self._queue.task_done()
+                retry_at = utcnow() + backoff(entry.attempts) if entry.attempts < ATTEMPTS else None
+                _log.warning("notification.failed", host=host, kind=entry.kind, error=error, gave_up=retry_at is None)
+                db.outbox_result(entry.id, error=error, retry_at=retry_at)
+            else:
+                db.outbox_result(entry.id, error=None, retry_at=None)
+                sent += 1
+        return sent
 
-    def _deliver(self, target: NotificationTarget, body: dict[str, Any]) -> None:
-        message = {"text": _text(body["event"], body)} if target.format == "slack" else body
-        for attempt in Retrying(
-            stop=stop_after_attempt(self.attempts), reraise=True, wait=wait_exponential(multiplier=0.5, max=10)
-        ):
-            with attempt:
-                httpx.post(target.url, json=message, timeout=5).raise_for_status()
+    def _send(self, target: NotificationTarget, entry: OutboxEntry) -> None:
+        message = {"text": _text(entry.kind, entry.payload)} if target.format == "slack" else entry.payload
+        body = json.dumps(message, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "X-Rotator-Event-Id": entry.event_id}
+        if target.signing_secret is not None:
+            key = read_credential(target.signing_secret, "notifications.signing_secret").get_secret_value()
+            stamp = str(int(time.time()))
+            digest = hmac.new(key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+            headers["X-Rotator-Signature"] = f"t={stamp},sha256={digest}"
+        httpx.post(target.url, content=body, headers=headers, timeout=5).raise_for_status()
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Wait (bounded) for queued notifications, e.g. before a command exits."""
-        if self._thread is None:
-            return
-        done = threading.Event()
+        """Deliver what is due now (bounded), e.g. before a command exits; retries wait for a later run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.deliver_due() == 0:
+                    return
+            except Exception as exc:
+                _log.warning("notification.flush_failed", error=type(exc).__name__)
+                return
 
-        def drain() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        done.wait(timeout)
+    def stop(self) -> None:
+        self._stop.set()

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rotator import yamlsource
 from rotator.config import AWS_SECRET_ID, Settings, check_vault_path
-from rotator.durations import Duration
+from rotator.durations import Duration, PositiveDuration
 from rotator.errors import InputError
 from rotator.windows import Window
 
@@ -32,17 +32,17 @@ GateSignal = Literal["consumers", "old_key_idle"]
 class Cutover(_Strict):
     min_soak: Duration = timedelta(0)
     require: list[GateSignal] = []
-    max_wait: Duration | None = None
+    max_wait: PositiveDuration | None = None
     on_timeout: Literal["hold", "revoke"] = "hold"
-    idle_for: Duration = timedelta(hours=1)
+    idle_for: PositiveDuration = timedelta(hours=1)
     """old_key_idle: how long the provider must show no use of the old key."""
 
 
 class Policy(_Strict):
-    max_age: Duration | None = None
+    max_age: PositiveDuration | None = None
     window: str | None = None
     jitter: Duration | None = None
-    notify_before: Duration | None = None
+    notify_before: PositiveDuration | None = None
     cutover: Cutover = Cutover()
 
     @field_validator("window")
@@ -153,13 +153,17 @@ class Hook(_Strict):
 
 
 class Consumer(_Strict):
-    name: str
+    name: str = Field(min_length=1, max_length=200)
     reload: Hook | None = None
     confirm: Hook | None = None
 
 
+NAME = r"[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}"
+
+
 class SecretSpec(_Strict):
-    name: str
+    name: str = Field(pattern=f"^{NAME}$")
+    """Letters, digits and . _ / @ + -, starting with a letter or digit."""
     provider: str
     store: StoreRef
     policy: str
@@ -198,7 +202,13 @@ class PolicySet:
 
 
 def _check_references(
-    spec: SecretSpec, index: int, doc: Any, path: Path, policies: dict[str, Policy], settings: Settings
+    spec: SecretSpec,
+    index: int,
+    doc: Any,
+    path: Path,
+    policies: dict[str, Policy],
+    settings: Settings,
+    teams: dict[str, list[str]],
 ) -> list[str]:
     problems = []
     where = ("secrets", index)
@@ -230,6 +240,11 @@ def _check_references(
             f"{spec.store.instance}:{spec.store.location}; rotator.yaml grants it {granted}"
         )
     problems.extend(_check_hooks(spec, where, doc, path, settings))
+    for a_index, who in enumerate(spec.access):
+        if who.startswith("team:") and who.removeprefix("team:") not in teams:
+            line = yamlsource.line_of(doc, (*where, "access", a_index))
+            known = ", ".join(sorted(teams)) or "none defined"
+            problems.append(f"{path}:{line}: secret {spec.name!r} names unknown team {who!r} (teams: {known})")
     return problems
 
 
@@ -306,7 +321,7 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
                 )
             else:
                 places[place] = f"secret {spec.name!r} at {path}:{line}"
-            problems.extend(_check_references(spec, index, doc, path, result.policies, settings))
+            problems.extend(_check_references(spec, index, doc, path, result.policies, settings, result.teams))
             result.secrets[spec.name] = spec
     if problems:
         raise InputError(problems)

@@ -1,4 +1,6 @@
-"""`reconcile`: keys rotator created that nothing tracks, and pending versions no rotation owns.
+"""`reconcile`: keys rotator created that nothing tracks, pending versions no rotation owns, and
+keys a rotation left alive on purpose or by failure (an abort at the gate, a rollback that could
+not finish) until they are revoked or a person acknowledges them.
 
 A key is never called orphaned while it is the current key of any secret of its provider
 instance, whatever the state database says: reconcile must not cause the outage it guards against.
@@ -23,6 +25,8 @@ class Finding:
     why: str
 
     def describe(self, *, fixed: bool) -> str:
+        if self.kind == "left-alive":
+            return f"left alive {self.where} {self.ident}: {self.why}"
         action = "revoked" if self.kind == "key" else "cleared"
         prefix = action if fixed else "orphan"
         return f"{prefix} {self.kind} {self.where} {self.ident}: {self.why}"
@@ -57,6 +61,28 @@ def _orphan_keys(app: App, specs: list[SecretSpec]) -> list[tuple[SecretSpec, Fi
     return found
 
 
+def _left_alive(app: App, *, actor: str) -> list[Finding]:
+    """Recorded leftovers; one the provider no longer lists (revoked by someone) is closed, audited."""
+    found = []
+    live: dict[str, set[str] | None] = {}
+    for row in app.db.leftovers():
+        if row.secret in app.policies.secrets and row.key_id:
+            spec = app.policies.secret(row.secret)
+            if spec.provider not in live:
+                provider = app.provider_for(spec)
+                live[spec.provider] = (
+                    {k.id for k in provider.list_keys()} if isinstance(provider, ApiProvider) else None
+                )
+            keys = live[spec.provider]
+            if keys is not None and row.key_id not in keys:
+                app.db.resolve_leftover(row.id, resolution="revoked (no longer listed by the provider)", actor=actor)
+                continue
+        name = f"{row.key_id} ({row.fingerprint})" if row.key_id else str(row.fingerprint)
+        why = f"{row.why}; since {row.recorded_at.isoformat(timespec='seconds')}; `rotator reconcile --ack {row.id}`"
+        found.append(Finding("left-alive", row.secret, f"#{row.id} key {name}", why))
+    return found
+
+
 def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
     """Report (and with `fix`, clean) what rotator left behind; every fix goes to the audit trail."""
     findings: list[Finding] = []
@@ -76,6 +102,7 @@ def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
                     detail={"key": finding.ident, "why": finding.why},
                 )
             findings.append(finding)
+    findings.extend(_left_alive(app, actor=actor))
     for spec in app.policies.secrets.values():
         store = app.store(spec.store.instance)
         active = app.db.active_for(spec.name)

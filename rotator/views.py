@@ -49,6 +49,17 @@ def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
                 "age_days": _days(now, plan.last_rotated, 1),
                 "next_due": _when(plan.due),
                 "rotation": _in_flight(app.db.active_for(plan.secret)),
+                "left_alive": [
+                    {
+                        "id": k.id,
+                        "key_id": k.key_id,
+                        "fingerprint": k.fingerprint,
+                        "why": k.why,
+                        "since": _when(k.recorded_at),
+                        "rotation_id": k.rotation_id,
+                    }
+                    for k in app.db.leftovers(plan.secret)
+                ],
             }
         )
     return rows

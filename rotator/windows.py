@@ -39,6 +39,8 @@ class Window:
             start, end = time.fromisoformat(match["start"]), time.fromisoformat(match["end"])
         except ValueError:
             raise ValueError(f"bad window {text!r}: times are HH:MM, 00:00-23:59") from None
+        if start == end:
+            raise ValueError(f"bad window {text!r}: it starts and ends at {start:%H:%M}, so it is never open")
         try:
             zone = ZoneInfo(match["tz"])
         except (ZoneInfoNotFoundError, ValueError):

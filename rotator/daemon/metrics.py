@@ -63,8 +63,15 @@ class StateCollector(Collector):
         yield due
         yield CounterMetricFamily(
             "rotator_notification_failures",
-            "Notifications given up on after every retry, since this process started",
+            "Notification delivery attempts that failed, since this process started",
             value=self._notification_failures(),
+        )
+        pending, given_up = self._db().outbox_counts()
+        yield GaugeMetricFamily(
+            "rotator_notifications_pending", "Notifications in the outbox not yet delivered", pending
+        )
+        yield GaugeMetricFamily(
+            "rotator_notifications_given_up", "Notifications given up on after every retry", given_up
         )
 
 

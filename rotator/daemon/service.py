@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Daemon:
         served = serve_app(self.http_app(), host=host.strip("[]") or "127.0.0.1", port=int(port), name="rotator-http")
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_job(self.tick, "interval", seconds=settings.tick.total_seconds(), next_run_time=datetime.now())
+        self.app.notifier.start()  # delivers what earlier runs left in the outbox, too
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
@@ -98,6 +99,8 @@ class Daemon:
             return
         old, self.app = self.app, fresh
         self.planner = Planner(fresh)
+        fresh.notifier.start()
+        old.notifier.stop()
         old.db.close()
         _log.info("policies.reloaded", secrets=len(fresh.policies.secrets))
 
@@ -142,6 +145,12 @@ class Daemon:
             self._announce(app, p, now)
             if self.stopping.is_set() or not p.startable(now) or app.db.active_for(p.secret) is not None:
                 continue
+            failed, last = app.db.failures_since_success(p.secret)
+            if failed and last is not None:
+                # a secret whose rotations keep failing is tried again later and later, not every tick
+                backoff = min(app.settings.engine.hold_interval * 2 ** min(failed - 1, 8), timedelta(days=1))
+                if now < last + backoff:
+                    continue
             spec = app.policies.secret(p.secret)
             try:
                 rotation = app.db.create_rotation(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rotator.engine import operator
-from rotator.engine.lifecycle import ABORTABLE_AFTER_PROMOTION, State, can_roll_back
+from rotator.engine.lifecycle import ABORTABLE_AFTER_PROMOTION, TERMINAL, State, can_roll_back
 from rotator.engine.rotation import Engine
 from rotator.errors import RotationError
 from rotator.providers.base import OperatorProvider
@@ -35,12 +35,20 @@ def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
             "note": f"the new key stays current; the old key {rot.old_key_id or rot.old_fingerprint}"
             " was NOT revoked and still works",
         }
+        leftover = {
+            "key_id": rot.old_key_id,
+            "fingerprint": rot.old_fingerprint,
+            "why": f"aborted at the cutover gate ({why}): the old key was not revoked",
+        }
         return engine._move(
             rot,
             State.FAILED,
             event="rotation.aborted",
             detail=detail,
+            leftover=leftover,
             failed_reason=reason,
             finished_at=engine.clock(),
         ).rotation
+    if state in TERMINAL:
+        raise RotationError(f"rotation {rot.id} already ended ({rot.state}); there is nothing to abort")
     raise RotationError(f"rotation {rot.id} is {rot.state}: too late to abort (the old key is being revoked)")

@@ -73,9 +73,10 @@ class Engine:
         settings: EngineSettings,
         actor: str,
         clock: Callable[[], datetime] = utcnow,
-        notify: Callable[[str, dict[str, Any]], None] = lambda event, payload: None,
+        notices: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = lambda event, payload: [],
     ) -> None:
-        self.notify = notify
+        self.notices = notices
+        """Outbox rows for an event (notify.Notifier.rows); written with the state change they tell of."""
         self.db = db
         self.resolve = resolve
         self.settings = settings
@@ -123,9 +124,8 @@ class Engine:
         if isinstance(t.provider, ApiProvider):
             # before anything is created: the key to be revoked must be this secret's own
             how = proof.prove(self.db, secret=rot.secret, provider=t.provider, value=current.value)
-        self.db.audit(
+        rot = self.db.update(
             rot,
-            secret=rot.secret,
             actor=self.actor,
             event="rotation.started",
             detail={
@@ -133,11 +133,7 @@ class Engine:
                 "old_fingerprint": current.value.fingerprint,
                 **({"old_key_proof": how} if how else {}),
             },
-        )
-        self._emit("rotation.started", rot, {"trigger": rot.trigger, "reason": rot.reason})
-        rot = self.db.update(
-            rot,
-            actor=self.actor,
+            outbox=self.notices("rotation.started", self._payload(rot, {"trigger": rot.trigger, "reason": rot.reason})),
             old_version=current.version_id,
             old_key_id=current.value.key_id,
             old_fingerprint=current.value.fingerprint,
@@ -381,10 +377,14 @@ class Engine:
             for key_id in sorted(revoked):
                 t.provider.revoke_key(key_id=key_id)
             detail["revoked_new_keys"] = sorted(revoked)
-        elif rot.new_fingerprint:
+        leftover = None
+        if not isinstance(t.provider, ApiProvider) and rot.new_fingerprint:
             detail["operator"] = f"revoke the new key {key_name(rot.id)} ({rot.new_fingerprint}) in the dashboard"
+            leftover = {"key_id": None, "fingerprint": rot.new_fingerprint, "why": detail["operator"]}
         t.store.clear_pending(location=t.location, token=rot.id)
-        return self._move(rot, State.FAILED, event="rotation.failed", detail=detail, finished_at=self.clock())
+        return self._move(
+            rot, State.FAILED, event="rotation.failed", detail=detail, leftover=leftover, finished_at=self.clock()
+        )
 
     def supply(self, rotation: Rotation, key: SecretStr) -> Rotation:
         """An operator hands over a new key; raise KeyRejected (the rotation keeps waiting) on a failed check."""
@@ -408,8 +408,16 @@ class Engine:
     # bookkeeping -------------------------------------------------------------------------------
 
     def _move(
-        self, rot: Rotation, to: State, *, event: str, detail: dict[str, Any] | None = None, **fields: Any
+        self,
+        rot: Rotation,
+        to: State,
+        *,
+        event: str,
+        detail: dict[str, Any] | None = None,
+        leftover: dict[str, Any] | None = None,
+        **fields: Any,
     ) -> Step:
+        """Move `rot` to `to`: fields, audit event, notifications and a key left alive, in one transaction."""
         check(State(rot.state), to)
         values = {
             "state": to.value,
@@ -420,24 +428,37 @@ class Engine:
             **fields,
         }
         values["waiting_since"] = self.clock() if values["waiting_for"] else None
-        rot = self.db.update(rot, actor=self.actor, event=event, detail=detail, **values)
-        self._emit(event, rot, detail or {})
+        payload = self._payload(rot, detail or {}, state=to.value, failed_reason=values.get("failed_reason"))
+        rot = self.db.update(
+            rot,
+            actor=self.actor,
+            event=event,
+            detail=detail,
+            outbox=self.notices(event, payload),
+            leftover=leftover,
+            **values,
+        )
         _log.info(event, rotation_id=rot.id, secret=rot.secret, state=to.value, **(detail or {}))
         failpoints.hit(f"after:{to.value}")
         return Step(rot, event)
 
-    def _emit(self, event: str, rot: Rotation, detail: dict[str, Any]) -> None:
+    @staticmethod
+    def _payload(
+        rot: Rotation, detail: dict[str, Any], *, state: str | None = None, failed_reason: str | None = None
+    ) -> dict[str, Any]:
+        """What a notification about `rot` says (never key material: ids and fingerprints only)."""
         payload = {
             "secret": rot.secret,
             "rotation_id": rot.id,
             "provider": rot.provider,
             "policy": rot.policy,
-            "state": rot.state,
+            "state": state or rot.state,
             **detail,
         }
-        if rot.failed_reason and "reason" not in payload:
-            payload["reason"] = rot.failed_reason
-        self.notify(event, payload)
+        reason = failed_reason or rot.failed_reason
+        if reason and "reason" not in payload:
+            payload["reason"] = reason
+        return payload
 
     def _wait(self, rot: Rotation, until: datetime, why: str) -> Step:
         if rot.waiting_for != why:
@@ -454,20 +475,16 @@ class Engine:
 
     def _hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
         now = self.clock()
-        if rot.held_reason != reason:
-            self.db.audit(
-                rot,
-                secret=rot.secret,
-                actor=self.actor,
-                event="rotation.held",
-                detail={"state": rot.state, "reason": reason},
-            )
-            self._emit("rotation.held", rot, {"reason": reason})
+        news = rot.held_reason != reason
+        if news:
             _log.error("rotation.held", rotation_id=rot.id, secret=rot.secret, state=rot.state, reason=reason)
         until = now + (retry or self.settings.hold_interval)
         rot = self.db.update(
             rot,
             actor=self.actor,
+            event="rotation.held" if news else None,
+            detail={"state": rot.state, "reason": reason},
+            outbox=self.notices("rotation.held", self._payload(rot, {"reason": reason})) if news else (),
             held_reason=reason,
             held_since=rot.held_since or now,
             next_attempt_at=until,
@@ -488,6 +505,26 @@ class Engine:
             rot = self.db.get(rot.id)
             return Step(rot, f"retrying {state.value}: {exc}", waiting_until=until)
         self.db.record_attempt(rot.id, state.value, error=str(exc), next_attempt_at=None)
+        if state is State.ROLLING_BACK:
+            # cleanup cannot finish (a permanent error, or temporary ones past the deadline): the old
+            # key is still current, so the rotation rests as failed, and says what it left behind
+            left = {"new_key_id": rot.new_key_id, "pending": rot.id} if rot.new_key_id or rot.staged_at else {}
+            leftover = None
+            if rot.new_key_id or rot.new_fingerprint:
+                leftover = {
+                    "key_id": rot.new_key_id,
+                    "fingerprint": rot.new_fingerprint,
+                    "why": f"the rollback could not revoke the new key: {exc}",
+                }
+            return self._move(
+                rot,
+                State.FAILED,
+                event="rotation.failed",
+                detail={"reason": rot.failed_reason, "cleanup_error": str(exc), **left},
+                leftover=leftover,
+                failed_reason=f"{rot.failed_reason}; rollback incomplete: {exc}",
+                finished_at=now,
+            )
         if can_roll_back(state):
             return self._move(
                 rot,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rotator.errors import LeaseHeld, RotationError
 from rotator.state import migrate
 from rotator.state.chain import GENESIS, row_hash
-from rotator.state.schema import TERMINAL, AuditEvent, Lease, Rotation, StepProgress
+from rotator.state.schema import TERMINAL, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
@@ -178,6 +178,19 @@ class StateDB:
             ).all()
         return [(str(p), str(st), int(n)) for p, st, n in rows]
 
+    def failures_since_success(self, secret: str) -> tuple[int, datetime | None]:
+        """How many rotations of `secret` failed in a row since its last completed one, and when the last ended."""
+        with self.session() as s:
+            recent = s.scalars(
+                select(Rotation).where(Rotation.secret == secret).order_by(Rotation.created_at.desc()).limit(20)
+            ).all()
+        failed = 0
+        for rotation in recent:
+            if rotation.state != "failed":
+                break
+            failed += 1
+        return failed, (recent[0].finished_at if failed else None)
+
     def last_completed(self, secret: str) -> Rotation | None:
         with self.session() as s:
             return s.scalars(
@@ -193,14 +206,28 @@ class StateDB:
         actor: str,
         event: str | None = None,
         detail: dict[str, Any] | None = None,
+        outbox: Sequence[dict[str, Any]] = (),
+        leftover: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Rotation:
-        """Write fields (and a state change) of a rotation and its audit event in one transaction."""
+        """Write fields (and a state change) of a rotation, its audit event, the notifications that
+        tell of it (`outbox`) and a key it leaves alive (`leftover`), all in one transaction."""
         now = utcnow()
         from_state = rotation.state
         fields.setdefault("updated_at", now)
         with self.session() as s:
             s.execute(update(Rotation).where(Rotation.id == rotation.id).values(**fields))
+            self._add_outbox(s, outbox, now)
+            if leftover is not None:
+                s.add(
+                    LeftoverKey(
+                        secret=rotation.secret,
+                        provider=rotation.provider,
+                        rotation_id=rotation.id,
+                        recorded_at=now,
+                        **leftover,
+                    )
+                )
             if event is not None:
                 self._append(s, self._event(rotation, actor, event, from_state, fields.get("state"), detail or {}))
             if "state" in fields and fields["state"] != from_state:
@@ -228,6 +255,97 @@ class StateDB:
                     actor=actor,
                     event=event,
                     detail=detail or {},
+                ),
+            )
+
+    # notification outbox ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _add_outbox(s: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        for row in rows:
+            s.add(OutboxEntry(created_at=now, next_attempt_at=now, attempts=0, **row))
+
+    def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
+        with self.session() as s:
+            self._add_outbox(s, rows, utcnow())
+
+    def claim_outbox(self, *, limit: int, lease: timedelta) -> list[OutboxEntry]:
+        """Due entries, each claimed for `lease` (a conditional update), so two processes rarely send one twice."""
+        now = utcnow()
+        with self.session() as s:
+            due = s.scalars(
+                select(OutboxEntry)
+                .where(
+                    OutboxEntry.delivered_at.is_(None),
+                    OutboxEntry.gave_up_at.is_(None),
+                    OutboxEntry.next_attempt_at <= now,
+                )
+                .order_by(OutboxEntry.id)
+                .limit(limit)
+            ).all()
+        claimed = []
+        for entry in due:
+            with self.session() as s:
+                won = _rowcount(
+                    s.execute(
+                        update(OutboxEntry)
+                        .where(OutboxEntry.id == entry.id, OutboxEntry.next_attempt_at == entry.next_attempt_at)
+                        .values(next_attempt_at=now + lease, attempts=OutboxEntry.attempts + 1)
+                    )
+                )
+            if won:
+                entry.attempts += 1
+                claimed.append(entry)
+        return claimed
+
+    def outbox_result(self, entry_id: int, *, error: str | None, retry_at: datetime | None) -> None:
+        """Record a delivery: sent (no error), to be retried at `retry_at`, or given up."""
+        now = utcnow()
+        values: dict[str, Any] = {"last_error": error}
+        if error is None:
+            values["delivered_at"] = now
+        elif retry_at is None:
+            values["gave_up_at"] = now
+        else:
+            values["next_attempt_at"] = retry_at
+        with self.session() as s:
+            s.execute(update(OutboxEntry).where(OutboxEntry.id == entry_id).values(**values))
+
+    def outbox_counts(self) -> tuple[int, int]:
+        """(entries waiting to be delivered, entries given up on)."""
+        with self.session() as s:
+            pending = s.scalar(
+                select(func.count()).where(OutboxEntry.delivered_at.is_(None), OutboxEntry.gave_up_at.is_(None))
+            )
+            given_up = s.scalar(select(func.count()).where(OutboxEntry.gave_up_at.is_not(None)))
+        return int(pending or 0), int(given_up or 0)
+
+    # keys left alive ------------------------------------------------------------------------------
+
+    def leftovers(self, secret: str | None = None) -> Sequence[LeftoverKey]:
+        """Keys rotations left alive that nobody has revoked or acknowledged yet."""
+        query = select(LeftoverKey).where(LeftoverKey.resolved_at.is_(None)).order_by(LeftoverKey.id)
+        if secret is not None:
+            query = query.where(LeftoverKey.secret == secret)
+        with self.session() as s:
+            return s.scalars(query).all()
+
+    def resolve_leftover(self, leftover_id: int, *, resolution: str, actor: str) -> None:
+        with self.session() as s:
+            row = s.get(LeftoverKey, leftover_id)
+            if row is None or row.resolved_at is not None:
+                raise RotationError(f"no open leftover key {leftover_id}")
+            row.resolved_at = utcnow()
+            row.resolution = resolution
+            self._append(
+                s,
+                AuditEvent(
+                    rotation_id=row.rotation_id,
+                    secret=row.secret,
+                    at=utcnow(),
+                    actor=actor,
+                    event="leftover.resolved",
+                    detail={"key_id": row.key_id, "fingerprint": row.fingerprint, "resolution": resolution},
                 ),
             )
 

@@ -128,6 +128,43 @@ class AuditEvent(Base):
     """SHA-256 over this row and `prev_hash` (state/chain.py)."""
 
 
+class OutboxEntry(Base):
+    """A notification to deliver, written in the same transaction as the state change it tells of."""
+
+    __tablename__ = "notification_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    target: Mapped[str] = mapped_column(String(16))
+    """Which notification target: a hash of its URL (the URL itself may be a secret)."""
+    kind: Mapped[str] = mapped_column(String(30))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class LeftoverKey(Base):
+    """A key a rotation left alive (aborted at the gate, a rollback that could not finish): shown
+    by `status`, reported by `reconcile` until it is revoked or a person acknowledges it."""
+
+    __tablename__ = "leftover_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secret: Mapped[str] = mapped_column(String(200), index=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    rotation_id: Mapped[str | None] = mapped_column(String(36))
+    key_id: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[str | None] = mapped_column(String(40))
+    why: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
 class Lease(Base):
     """Who may advance a secret right now; expires so a dead holder does not block forever."""
 

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
 
 from rotator.errors import StoreConflict, StoreError, StorePermissionError, StoreUnavailable
 from rotator.stores.base import Store, StoredValue, Version
@@ -27,20 +34,47 @@ _TEMPORARY = {
     "TooManyRequestsException",
 }
 _DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"}
+_BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
+_CREDENTIAL_FIX = (
+    "give rotator AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+    "or an instance/IRSA role (boto3's credential chain)"
+)
 
 
 def _translate(exc: Exception, *, location: str, action: str) -> StoreError:
+    """botocore's errors as ours. Missing or refused credentials, an unknown region or endpoint
+    host and a denied action are permanent (they name the fix); throttling, 5xx and lost
+    connections are temporary."""
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         text = f"AWS Secrets Manager {action} on {location!r}: {code}"
         if code in _TEMPORARY:
             return StoreUnavailable(text)
+        if code in _BAD_CREDENTIALS:
+            return StorePermissionError(f"{text}: the AWS credentials are not valid; {_CREDENTIAL_FIX}")
         if code in _DENIED:
             return StorePermissionError(f"{text}: the role needs secretsmanager:{action} on this secret")
         return StoreError(text)
-    if isinstance(exc, EndpointConnectionError | BotoCoreError):
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return StorePermissionError(
+            f"AWS Secrets Manager {action} on {location!r}: no AWS credentials; {_CREDENTIAL_FIX}"
+        )
+    if isinstance(exc, NoRegionError):
+        return StoreError("AWS Secrets Manager: no region; set stores.<name>.region in rotator.yaml")
+    if isinstance(exc, EndpointConnectionError) and _unresolvable(exc):
+        return StoreError(
+            f"AWS Secrets Manager {action} on {location!r}: cannot resolve {exc.kwargs.get('endpoint_url')}; "
+            "check stores.<name>.region and endpoint_url in rotator.yaml"
+        )
+    if isinstance(exc, BotoCoreError):
         return StoreUnavailable(f"AWS Secrets Manager {action} on {location!r}: {type(exc).__name__}")
     raise exc
+
+
+def _unresolvable(exc: EndpointConnectionError) -> bool:
+    """A host name that DNS does not know (a typo'd region or endpoint), not a lost connection."""
+    text = str(exc.kwargs.get("error", "")) + repr(exc.__cause__ or exc.__context__ or "")
+    return "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text
 
 
 class AwsSecretsManager(Store):
@@ -143,6 +177,47 @@ class AwsSecretsManager(Store):
 
     def pending_tokens(self, *, location: str) -> list[str]:
         return [v for v, labels in self._stages(location).items() if PENDING in labels]
+
+    def check_access(self, *, location: str) -> list[tuple[str, str | None]]:
+        """Each call a rotation makes, made so that it cannot change anything: AWS checks the
+        permission first, then refuses the request itself (an existing version token with another
+        value; removing a label from a version that lacks it; an empty tag list)."""
+        current = self.read_current(location=location)
+        if current is None:
+            raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist or has no current value")
+        results: list[tuple[str, str | None]] = [("read (GetSecretValue, DescribeSecret)", None)]
+        probes: list[tuple[str, str, str | None, dict[str, Any]]] = [
+            (
+                "write pending (PutSecretValue)",
+                "PutSecretValue",
+                "ResourceExistsException",
+                {"ClientRequestToken": current.version_id, "SecretString": '{"rotator": "access check"}'},
+            ),
+            (
+                "move stages (UpdateSecretVersionStage)",
+                "UpdateSecretVersionStage",
+                "InvalidParameterException",
+                {"VersionStage": PENDING, "RemoveFromVersionId": current.version_id},
+            ),
+            ("tag (TagResource)", "TagResource", None, {"Tags": []}),
+        ]
+        for what, action, refusal, kwargs in probes:
+            try:
+                getattr(self._client, _snake(action))(SecretId=location, **kwargs)
+                results.append((what, None))
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == refusal or code in (
+                    "InvalidParameterException",
+                    "InvalidRequestException",
+                    "ValidationException",
+                ):
+                    results.append((what, None))  # past the permission check, refused as intended
+                elif code in _DENIED:
+                    results.append((what, f"denied ({code}): the role needs secretsmanager:{action} on {location}"))
+                else:
+                    results.append((what, f"unexpected answer {code}"))
+        return results
 
     def set_metadata(self, *, location: str, metadata: dict[str, str]) -> None:
         tags = [{"Key": f"rotator:{k}", "Value": v} for k, v in sorted(metadata.items())]

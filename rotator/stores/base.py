@@ -116,6 +116,12 @@ class Store(abc.ABC):
     def set_metadata(self, *, location: str, metadata: dict[str, str]) -> None:
         """Merge non-secret metadata (fingerprint, rotation id, policy) into the secret's tags."""
 
+    def check_access(self, *, location: str) -> list[tuple[str, str | None]]:
+        """Prove, changing nothing, each permission a rotation needs here: (what, None if allowed
+        else why not). Raises StoreError when the store cannot be reached or the secret read."""
+        self.read_current(location=location)
+        return [("read", None)]
+
     def warnings(self, *, location: str) -> list[str]:
         """Settings of the secret that could break a promise (read-only; shown by `validate`)."""
         return []

@@ -236,6 +236,32 @@ class VaultKV(Store):
         )
         return [k for k in (got or {}).get("data", {}).get("keys", []) if not k.endswith("/")]
 
+    def check_access(self, *, location: str) -> list[tuple[str, str | None]]:
+        """The token's capabilities on each path a rotation touches (`sys/capabilities-self`): nothing is written."""
+        if self.read_current(location=location) is None:
+            raise StoreError(f"vault: {location} does not exist or has no current version")
+        mount, path = split(location)
+        pending = self._pending_path(location, "check")
+        needs = {
+            f"{mount}/data/{path}": ("promote (CAS write)", {"read", "update"}),
+            f"{mount}/metadata/{path}": ("metadata", {"read", "patch"}),
+            f"{self.pending_mount}/data/{pending}": ("write pending", {"create", "read"}),
+            f"{self.pending_mount}/metadata/{pending}": ("clear pending", {"delete"}),
+        }
+        answer = self._call(
+            "read",
+            "sys/capabilities-self",
+            lambda: self._client.adapter.post("/v1/sys/capabilities-self", json={"paths": list(needs)}),
+        )
+        body = answer.json() if hasattr(answer, "json") else answer
+        granted = body.get("data", body) if isinstance(body, dict) else {}
+        results: list[tuple[str, str | None]] = [("read", None)]
+        for where, (what, wanted) in needs.items():
+            have = set(granted.get(where) or [])
+            missing = set() if "root" in have else wanted - have - ({"create", "update"} if "sudo" in have else set())
+            results.append((what, None if not missing else f"the policy needs {', '.join(sorted(missing))} on {where}"))
+        return results
+
     def set_metadata(self, *, location: str, metadata: dict[str, str]) -> None:
         mount, path = split(location)
         url = f"/v1/{mount}/metadata/{path}"

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from rotator.app import App
 from rotator.background_http import Served, serve_app
 from rotator.engine import interventions
+from rotator.errors import RotationError
 from rotator.state.schema import Rotation
 from tests.world import World
 
@@ -177,6 +178,23 @@ def test_abort_at_the_gate_keeps_both_keys(world: World, consumer: tuple[Consume
     aborted = interventions.abort(app.runner("person").engine, waiting, why="consumer broken")
     assert aborted.state == "failed" and "aborted" in (aborted.failed_reason or "")
     assert world.probe(world.first["token"]) == 200 and world.probe(world.current()["api_key"]) == 200
+    with pytest.raises(RotationError, match=r"already ended \(failed\); there is nothing to abort"):
+        interventions.abort(app.runner("person").engine, aborted, why="again")
+
+    # the old key is still alive: recorded, shown by status, reported by reconcile until revoked
+    from rotator.reconcile import reconcile
+    from rotator.views import status_rows
+
+    kept = status_rows(app, world.name)[0]["left_alive"]
+    assert [k["key_id"] for k in kept] == [world.first["id"]] and "aborted at the cutover gate" in kept[0]["why"]
+    findings = reconcile(app, fix=False, actor="t")
+    assert [f.kind for f in findings if f.where == world.name] == ["left-alive"]
+    import httpx
+
+    httpx.post(f"{world.brandwave}/_sandbox/keys/{world.first['id']}/revoke").raise_for_status()
+    assert not [f for f in reconcile(app, fix=False, actor="t") if f.where == world.name]
+    assert app.db.leftovers(world.name) == []
+    assert "leftover.resolved" in [e.event for e in app.db.events(secret=world.name)]
 
 
 def test_slack_format_is_text_without_keys(world: World, consumer: tuple[Consumer, Served]) -> None:

@@ -46,31 +46,40 @@ def test_uncaught_exceptions_print_redacted(tmp_path: Path) -> None:
     assert "opaque-uncaught-token-000123" not in result.stderr
 
 
-def test_the_notifier_survives_any_exception_and_counts_it() -> None:
-    """A payload that cannot be sent (not JSON) fails alone; the next alert is still delivered."""
-    received: list[dict[str, Any]] = []
+def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> None:
+    """A delivery that fails with no HTTP error at all (its signing secret is missing) fails alone;
+    the other target still gets the event, and the sender thread lives on."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     from rotator.background_http import serve_app
+    from rotator.config import CredentialSource
+    from rotator.state.db import StateDB
+
+    received: list[dict[str, Any]] = []
 
     async def hook(request: Request) -> Response:
         received.append(await request.json())
         return JSONResponse({})
 
     served = serve_app(Starlette(routes=[Route("/h", hook, methods=["POST"])]), host="127.0.0.1", port=0, name="h")
+    db = StateDB(f"sqlite:///{tmp_path}/s.db")
     try:
-        notifier = Notifier([NotificationTarget(url=f"{served.url}/h")], attempts=1)
-        notifier.emit("rotation.held", {"secret": "a", "odd": object()})
-        notifier.emit("rotation.held", {"secret": "b"})
+        broken = NotificationTarget(
+            url=f"{served.url}/h?broken", signing_secret=CredentialSource(env="RT_NO_SUCH_VARIABLE")
+        )
+        notifier = Notifier([broken, NotificationTarget(url=f"{served.url}/h")], db=lambda: db)
+        notifier.start()
+        notifier.emit("rotation.held", {"secret": "a"})
         notifier.flush()
+        assert [r["secret"] for r in received] == ["a"]
+        assert notifier.failures == 1
+        assert notifier._thread is not None and notifier._thread.is_alive()
     finally:
         served.stop()
-    assert [r["secret"] for r in received] == ["b"]
-    assert notifier.failures == 1
-    assert notifier._thread is not None and notifier._thread.is_alive()
+        db.close()
 
 
 def test_the_cli_process_is_not_dumpable() -> None:
