@@ -6,6 +6,7 @@ import os
 import pwd
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,7 +46,14 @@ def actor_name(kind: str = "cli") -> str:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
-    return f"{kind}:{user}@{socket.gethostname()}"
+    actor = f"{kind}:{user}@{socket.gethostname()}"
+    if kind == "daemon":
+        # replicas must be told apart in the audit trail: host, pid and a replica id
+        actor += f"/{os.getpid()}/{os.environ.get('ROTATOR_REPLICA_ID') or _REPLICA}"
+    return actor
+
+
+_REPLICA = uuid.uuid4().hex[:6]
 
 
 class App:

@@ -289,11 +289,7 @@ def _under_lease(
 
     runner = app.runner(actor_name(kind))
     try:
-        app.db.acquire_lease(rotation.secret, runner.owner, app.settings.engine.lease_ttl)
-        try:
-            rotation = act(runner.engine, app.db.get(rotation.id))
-        finally:
-            app.db.release_lease(rotation.secret, runner.owner)
+        rotation = runner.act(rotation, lambda r: act(runner.engine, r))
     except KeyRejected:
         raise
     except LeaseHeld as exc:

@@ -24,7 +24,7 @@ from rotator.durations import PositiveDuration
 from rotator.errors import InputError
 
 ENV_PREFIX = "ROTATOR_"
-_NOT_OVERRIDES = {"ROTATOR_CONFIG", "ROTATOR_FAILPOINTS"}
+_NOT_OVERRIDES = {"ROTATOR_CONFIG", "ROTATOR_FAILPOINTS", "ROTATOR_REPLICA_ID"}
 
 
 class _Strict(BaseModel):

@@ -3,6 +3,7 @@
     RotatorError                       base; `temporary` says whether trying again later can help
     ├── InputError                     bad configuration or policy files; carries file:line problems
     ├── LeaseHeld                      another process advances this secret right now
+    │   └── LeaseLost                  this process's lease was taken: its write was refused (fencing)
     ├── SchemaMismatch                 the state database's schema is older or newer than this rotator's
     ├── ProviderError                  a provider answered with an error (status, vendor code)
     │   ├── KeyRefused                 401: the key is unknown, revoked or expired
@@ -45,6 +46,11 @@ class InputError(RotatorError):
 
 class LeaseHeld(RotatorError):
     temporary = True
+
+
+class LeaseLost(LeaseHeld):
+    """This process no longer holds the lease it acts under (it expired, another took it): stop at
+    once and touch nothing more — the write that found out was not made."""
 
 
 class SchemaMismatch(RotatorError):

@@ -20,6 +20,7 @@ from typing import Any
 import sdnotify
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,6 +50,7 @@ class Daemon:
         self.started = time.monotonic()
         self.last_tick: float | None = None
         self.ready = False
+        self.db_problem: str | None = None
         self.planner = Planner(app)
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
@@ -86,7 +88,11 @@ class Daemon:
                 self.reload()
             if self.healthy():
                 self.notifier.notify("WATCHDOG=1")
-            active = self.app.db.active()
+            try:
+                active = self.app.db.active()
+            except DBAPIError:
+                self.notifier.notify(f"STATUS={self.db_problem or 'state database unreachable'}")
+                continue
             waiting = sum(1 for r in active if r.state.startswith("awaiting_"))
             self.notifier.notify(f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person")
 
@@ -118,8 +124,18 @@ class Daemon:
             due = [r.id for r in app.db.active() if r.next_attempt_at <= utcnow()]
             with ThreadPoolExecutor(max_workers=app.settings.daemon.workers) as pool:
                 list(pool.map(lambda rid: self._advance(app, rid), due))
+            if self.db_problem is not None:
+                _log.info("state.reachable_again")
+            self.db_problem = None
             self.ready = True
             self.last_tick = time.monotonic()
+        except DBAPIError as exc:
+            # the database is away (restart, failover, network): stay up, say so, try next tick
+            self.db_problem = (
+                f"state database unreachable: {type(exc.orig).__name__ if exc.orig else type(exc).__name__}"
+            )
+            self.ready = False
+            _log.error("state.unreachable", error=self.db_problem, retry_in=str(app.settings.daemon.tick))
         except RotatorError as exc:
             _log.error("tick.failed", error=str(exc))
 
@@ -131,9 +147,12 @@ class Daemon:
                 rotation_id, follow=False, on_step=self._observe, should_stop=self.stopping.is_set
             )
         except LeaseHeld:
-            pass  # another process advances it right now
+            pass  # another process advances it right now (or took it from us: LeaseLost)
         except RotatorError as exc:
             _log.error("rotation.advance_failed", rotation_id=rotation_id, error=str(exc))
+        except DBAPIError as exc:
+            # the step's writes are fenced and idempotent: it resumes when the database is back
+            _log.error("rotation.advance_interrupted", rotation_id=rotation_id, error=type(exc).__name__)
 
     def _observe(self, step: Step) -> None:
         if step.step:
@@ -195,7 +214,10 @@ class Daemon:
             return JSONResponse({"status": "ok" if ok else "stalled"}, status_code=200 if ok else 503)
 
         async def readyz(_: Request) -> Response:
-            return JSONResponse({"ready": self.ready}, status_code=200 if self.ready else 503)
+            body: dict[str, Any] = {"ready": self.ready}
+            if self.db_problem:
+                body["reason"] = self.db_problem
+            return JSONResponse(body, status_code=200 if self.ready else 503)
 
         async def metrics(_: Request) -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,7 @@ from rotator import failpoints, log
 from rotator.config import EngineSettings, HooksSettings
 from rotator.engine import gate, operator, proof, signals
 from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
-from rotator.errors import KeyNotProven, KeyRefused, RotationError, RotatorError, StoreError
+from rotator.errors import KeyNotProven, KeyRefused, LeaseHeld, RotationError, RotatorError, StoreError
 from rotator.keys import key_name
 from rotator.policies import Policy, SecretSpec
 from rotator.providers.base import ApiProvider, KeyInfo, OperatorProvider, Provider
@@ -105,6 +105,8 @@ class Engine:
         try:
             target = self.resolve(rotation)
             return self._handlers[state](rotation, target)
+        except LeaseHeld:
+            raise  # this process lost the secret's lease: stop, write nothing more (fencing)
         except RotatorError as exc:
             bound.warning("step.error", error=str(exc), temporary=exc.temporary)
             return self._on_error(rotation, state, exc)
@@ -173,6 +175,7 @@ class Engine:
         if rot.create_started_at is not None:
             # an earlier create may have happened without its answer reaching us: look before creating
             for lost in (k for k in provider.list_keys() if k.name == name):
+                self.db.check_fence(rot.secret)
                 provider.revoke_key(key_id=lost.id)
                 self.db.audit(
                     rot,
@@ -186,6 +189,7 @@ class Engine:
         created = provider.create_key(name=name, like=like)
         failpoints.hit("after-create")
         value = StoredValue.new(api_key=created.secret, key_id=created.id, provider=provider.kind, rotation_id=rot.id)
+        self.db.check_fence(rot.secret)
         t.store.stage(location=t.location, token=rot.id, value=value)
         failpoints.hit("after-stage-write")
         return self._move(
@@ -223,6 +227,7 @@ class Engine:
     def _promote(self, rot: Rotation, t: Target) -> Step:
         if rot.old_version is None:
             raise RotationError("this rotation recorded no old version to promote over")
+        self.db.check_fence(rot.secret)  # a writer that lost its lease must never promote
         t.store.promote(location=t.location, token=rot.id, expected_current=rot.old_version)
         failpoints.hit("after-promote-call")
         now = self.clock()
@@ -375,6 +380,7 @@ class Engine:
             if rot.create_started_at is not None:
                 revoked |= {k.id for k in t.provider.list_keys() if k.name == key_name(rot.id)}
             for key_id in sorted(revoked):
+                self.db.check_fence(rot.secret)
                 t.provider.revoke_key(key_id=key_id)
             detail["revoked_new_keys"] = sorted(revoked)
         leftover = None

@@ -1,20 +1,27 @@
-"""Drives rotations step by step under the secret's lease, for the CLI and (later) the daemon.
+"""Drives rotations step by step under the secret's lease, for the CLI and the daemon.
 
-The lease is held only while steps run back to back; a rotation that must wait releases it, so
-whoever comes first when the time comes (this process, a daemon, another replica) goes on.
+The lease is held only while a step runs, renewed meanwhile, and every write is fenced by it; a
+rotation that must wait releases it, so whoever comes first when the time comes (this process,
+a daemon, another replica) goes on.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+from rotator import log
 from rotator.engine.rotation import Engine, Step
-from rotator.errors import LeaseHeld
-from rotator.state.db import StateDB, process_identity, utcnow
+from rotator.errors import LeaseHeld, LeaseLost
+from rotator.state.db import Fence, StateDB, process_identity, utcnow
 from rotator.state.schema import Rotation
+
+_log = log.get(__name__)
+T = TypeVar("T")
 
 
 class Runner:
@@ -69,15 +76,50 @@ class Runner:
             if step.held or (step.waiting_until and step.rotation.state.startswith("awaiting_")):
                 return step.rotation  # a person must act; following would only wait on them
 
+    def act(self, rotation: Rotation, action: Callable[[Rotation], Rotation]) -> Rotation:
+        """Run a person's action (supply, release, abort) on the rotation as it is now, under the
+        same lease, renewal and fencing as a step (see `_under_lease`); errors pass through."""
+        return self._under_lease(rotation, action)
+
     def _advance_while_due(self, rotation: Rotation) -> Step:
-        self.db.acquire_lease(rotation.secret, self.owner, self.lease_ttl)
-        try:
-            # re-read under the lease: another process may have moved it on meanwhile
-            rotation = self.db.get(rotation.id)
-            if rotation.terminal or rotation.next_attempt_at > self.clock():
-                return Step(rotation, "nothing due", waiting_until=rotation.next_attempt_at)
+        def step(fresh: Rotation) -> Step:
+            if fresh.terminal or fresh.next_attempt_at > self.clock():
+                return Step(fresh, "nothing due", waiting_until=fresh.next_attempt_at)
             started = time.monotonic()
-            step = self.engine.advance(rotation)
-            return replace(step, step=rotation.state, seconds=time.monotonic() - started)
+            done = self.engine.advance(fresh)
+            return replace(done, step=fresh.state, seconds=time.monotonic() - started)
+
+        return self._under_lease(rotation, step)
+
+    def _under_lease(self, rotation: Rotation, work: Callable[[Rotation], T]) -> T:
+        """`work` on the rotation, re-read under the secret's lease, fenced and kept alive.
+
+        Guarantees: the lease is taken (or LeaseHeld raised) before anything is read or done;
+        it is renewed every third of its TTL while the work runs; every write of the rotation
+        checks the lease's generation in the same transaction, so if the lease was lost (this
+        process paused, partitioned, slow) the work stops with LeaseLost at its next write or
+        side effect; the lease is let go when the work returns, whatever happened.
+        """
+        generation = self.db.acquire_lease(rotation.secret, self.owner, self.lease_ttl)
+        fence = Fence(rotation.secret, self.owner, generation)
+        stop = threading.Event()
+        keeper = threading.Thread(target=self._keep_alive, args=(fence, stop), daemon=True, name="lease-keeper")
+        keeper.start()
+        try:
+            with self.db.fenced(fence):
+                # re-read under the lease: another process may have moved it on meanwhile
+                return work(self.db.get(rotation.id))
         finally:
+            stop.set()
+            keeper.join()
             self.db.release_lease(rotation.secret, self.owner)
+
+    def _keep_alive(self, fence: Fence, stop: threading.Event) -> None:
+        interval = max(self.lease_ttl.total_seconds() / 3, 0.05)
+        while not stop.wait(interval):
+            try:
+                self.db.renew_lease(fence, self.lease_ttl)
+            except LeaseLost:
+                return  # the fence refuses this process's next write; nothing more to do here
+            except Exception as exc:  # a database blip: the next renewal (or the fence) decides
+                _log.warning("lease.renew_failed", secret=fence.secret, error=type(exc).__name__)

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy import CursorResult, Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rotator.errors import LeaseHeld, RotationError
+from rotator.errors import LeaseHeld, LeaseLost, RotationError
 from rotator.state import migrate
 from rotator.state.chain import GENESIS, row_hash
 from rotator.state.schema import TERMINAL, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
@@ -30,9 +33,47 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]
+
+
 def process_identity() -> str:
-    """host:pid:nonce — the nonce keeps two runs that reuse a pid apart."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """host:pid:nonce:boot:pidns:start — with the boot id, the PID namespace and the process's
+    start time, a holder can be told dead exactly, never guessed: containers that share a host
+    name but not a PID namespace see a foreign namespace and wait for the lease to expire."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}:{_boot_id()}:{_pid_namespace()}:{_start_time(pid)}"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lease a writer acts under: its secret, owner and generation (the fencing token)."""
+
+    secret: str
+    owner: str
+    generation: int
+
+
+_fences = threading.local()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -52,7 +93,7 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -216,6 +257,7 @@ class StateDB:
         from_state = rotation.state
         fields.setdefault("updated_at", now)
         with self.session() as s:
+            self._check_fence(s, rotation.secret)
             s.execute(update(Rotation).where(Rotation.id == rotation.id).values(**fields))
             self._add_outbox(s, outbox, now)
             if leftover is not None:
@@ -246,6 +288,7 @@ class StateDB:
         detail: dict[str, Any] | None = None,
     ) -> None:
         with self.session() as s:
+            self._check_fence(s, secret)
             self._append(
                 s,
                 AuditEvent(
@@ -438,6 +481,9 @@ class StateDB:
     ) -> StepProgress:
         now = utcnow()
         with self.session() as s:
+            fence: Fence | None = getattr(_fences, "current", None)
+            if fence is not None:
+                self._check_fence(s, fence.secret)
             progress = s.get(StepProgress, (rotation_id, step))
             if progress is None:
                 progress = StepProgress(rotation_id=rotation_id, step=step, started_at=now, attempts=0)
@@ -471,48 +517,108 @@ class StateDB:
 
     # leases ------------------------------------------------------------------------------------
 
-    def acquire_lease(self, secret: str, owner: str, ttl: timedelta) -> None:
-        """Take or renew the lease on a secret; raise LeaseHeld naming the holder otherwise.
+    def _now(self, s: Session) -> datetime:
+        """The database's clock on PostgreSQL (replicas on many hosts agree on it); this host's on SQLite."""
+        if s.get_bind().dialect.name == "postgresql":
+            found = s.scalar(select(func.now()))
+            if isinstance(found, datetime):
+                return found.astimezone(UTC)
+        return utcnow()
 
-        A lease whose holder is a dead process on this host is taken at once; elsewhere the
-        lease must expire first.
+    def acquire_lease(self, secret: str, owner: str, ttl: timedelta) -> int:
+        """Take or renew the lease on a secret; return its generation; raise LeaseHeld naming the holder.
+
+        Renewing our own lease keeps its generation; taking it (new, expired, or from a holder
+        provably dead) increments it, so a writer that lost it can no longer pass the fence.
         """
-        now = utcnow()
         with self.session() as s:
-            taken = _rowcount(
-                s.execute(
-                    update(Lease)
-                    .where(Lease.secret == secret, (Lease.owner == owner) | (Lease.expires_at < now))
-                    .values(owner=owner, expires_at=now + ttl)
-                )
-            )
-            if taken:
-                return
-            current = s.get(Lease, secret)
+            now = self._now(s)
+            current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
             if current is None:
                 try:
                     with s.begin_nested():
-                        s.add(Lease(secret=secret, owner=owner, expires_at=now + ttl))
-                    return
+                        s.add(Lease(secret=secret, owner=owner, expires_at=now + ttl, generation=1))
+                    return 1
                 except IntegrityError:
-                    current = s.get(Lease, secret)
-            if current is not None and _holder_is_dead(current.owner):
-                stolen = _rowcount(
-                    s.execute(
-                        update(Lease)
-                        .where(Lease.secret == secret, Lease.owner == current.owner)
-                        .values(owner=owner, expires_at=now + ttl)
+                    current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
+            if current is None:
+                raise LeaseHeld(f"secret {secret!r}: lease row vanished; try again", retry_after=1.0)
+            if current.owner == owner and current.expires_at > now:
+                current.expires_at = now + ttl
+                return current.generation
+            if current.expires_at <= now or _holder_is_dead(current.owner):
+                current.owner, current.expires_at = owner, now + ttl
+                current.generation += 1
+                return current.generation
+            until = current.expires_at.isoformat(timespec="seconds")
+            raise LeaseHeld(
+                f"secret {secret!r} is being advanced by {current.owner} (lease until {until})", retry_after=1.0
+            )
+
+    def renew_lease(self, fence: Fence, ttl: timedelta) -> None:
+        """Extend a lease still held under `fence`; raise LeaseLost when it is not."""
+        with self.session() as s:
+            now = self._now(s)
+            renewed = _rowcount(
+                s.execute(
+                    update(Lease)
+                    .where(
+                        Lease.secret == fence.secret,
+                        Lease.owner == fence.owner,
+                        Lease.generation == fence.generation,
+                        Lease.expires_at > now,
                     )
+                    .values(expires_at=now + ttl)
                 )
-                if stolen:
-                    return
-            holder = current.owner if current else "another process"
-            until = current.expires_at.isoformat(timespec="seconds") if current else "?"
-            raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
+            )
+        if not renewed:
+            raise LeaseLost(f"secret {fence.secret!r}: the lease (generation {fence.generation}) was lost")
 
     def release_lease(self, secret: str, owner: str) -> None:
+        """Let the lease go; the row (and its generation) stays, expired, so generations only grow."""
         with self.session() as s:
-            s.execute(delete(Lease).where(Lease.secret == secret, Lease.owner == owner))
+            now = self._now(s)
+            s.execute(
+                update(Lease)
+                .where(Lease.secret == secret, Lease.owner == owner)
+                .values(expires_at=now - timedelta(seconds=1))
+            )
+
+    # fencing ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def fenced(self, fence: Fence) -> Iterator[None]:
+        """Within this block (this thread), every write of a rotation of `fence.secret` first checks,
+        in its own transaction, that the lease is still held under `fence`; LeaseLost otherwise."""
+        previous = getattr(_fences, "current", None)
+        _fences.current = fence
+        try:
+            yield
+        finally:
+            _fences.current = previous
+
+    def _check_fence(self, s: Session, secret: str) -> None:
+        fence: Fence | None = getattr(_fences, "current", None)
+        if fence is None or fence.secret != secret:
+            return
+        now = self._now(s)
+        held = s.scalars(
+            select(Lease.generation)
+            .where(
+                Lease.secret == fence.secret,
+                Lease.owner == fence.owner,
+                Lease.generation == fence.generation,
+                Lease.expires_at > now,
+            )
+            .with_for_update()
+        ).first()
+        if held is None:
+            raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) is no longer ours")
+
+    def check_fence(self, secret: str) -> None:
+        """Before a side effect that cannot be fenced (create, revoke, promote): still ours?"""
+        with self.session() as s:
+            self._check_fence(s, secret)
 
 
 def _rowcount(result: Any) -> int:
@@ -521,14 +627,12 @@ def _rowcount(result: Any) -> int:
 
 
 def _holder_is_dead(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    """True only when the holder is provably gone: same boot and PID namespace as this process,
+    and no process with its pid and start time. Anything else waits for the lease to expire."""
+    parts = owner.split(":")
+    if len(parts) != 6 or not parts[1].isdigit():
         return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+    host, pid, _, boot, namespace, started = parts
+    if host != socket.gethostname() or boot != _boot_id() or namespace != _pid_namespace() or "?" in (boot, namespace):
         return False
-    return False
+    return _start_time(int(pid)) != started

@@ -173,6 +173,8 @@ class Lease(Base):
     secret: Mapped[str] = mapped_column(String(200), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    """The fencing token: grows with each acquisition; every write of a rotation checks it."""
 
 
 # The audit trail's append-only triggers (UPDATE, DELETE, and on PostgreSQL TRUNCATE) are made by

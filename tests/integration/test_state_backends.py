@@ -43,11 +43,40 @@ def test_lease_excludes_a_second_owner_until_released_or_expired(db: StateDB) ->
 
 
 def test_a_lease_of_a_dead_local_process_is_taken_over(db: StateDB) -> None:
+    """Exactly identified (boot, PID namespace, pid, start time) and gone: taken at once, generation up."""
     import socket
+    import subprocess
+    import sys
+
+    from rotator.state.db import _boot_id, _pid_namespace, _start_time
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = _start_time(process.pid)
+    process.kill()
+    process.wait()
+    dead = f"{socket.gethostname()}:{process.pid}:dead:{_boot_id()}:{_pid_namespace()}:{started}"
+    secret = f"s-{uuid.uuid4().hex}"
+    first = db.acquire_lease(secret, dead, timedelta(hours=1))
+    assert db.acquire_lease(secret, "me:1:x", timedelta(minutes=1)) == first + 1
+
+
+def test_a_writer_that_lost_its_lease_is_fenced_off(db: StateDB) -> None:
+    """Fencing: after another owner took the lease, the old owner's write changes nothing."""
+    from rotator.errors import LeaseLost
+    from rotator.state.db import Fence
 
     secret = f"s-{uuid.uuid4().hex}"
-    db.acquire_lease(secret, f"{socket.gethostname()}:999999999:dead", timedelta(hours=1))
-    db.acquire_lease(secret, "me:1:x", timedelta(minutes=1))
+    rotation = db.get(new(db, secret))
+    generation = db.acquire_lease(secret, "a:1:x", timedelta(seconds=-1))  # lapses at once
+    assert db.acquire_lease(secret, "b:2:y", timedelta(minutes=1)) == generation + 1
+    with db.fenced(Fence(secret, "a:1:x", generation)), pytest.raises(LeaseLost):
+        db.update(rotation, actor="a", event="creating", state="creating")
+    assert db.get(rotation.id).state == "requested"
+    assert [e.event for e in db.events(rotation_id=rotation.id)] == ["requested"]
+    with db.fenced(Fence(secret, "b:2:y", generation + 1)):
+        assert db.update(rotation, actor="b", event="creating", state="creating").state == "creating"
+    with pytest.raises(LeaseLost):
+        db.renew_lease(Fence(secret, "a:1:x", generation), timedelta(minutes=1))
 
 
 def test_audit_is_append_only_in_the_database(db: StateDB) -> None:
