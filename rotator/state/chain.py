@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 GENESIS = "0" * 64
 
@@ -42,3 +42,31 @@ def row_hash(
         ensure_ascii=True,
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+class Row(Protocol):
+    rotation_id: str | None
+    secret: str
+    at: datetime
+    actor: str
+    claimed_by: str | None
+    event: str
+    from_state: str | None
+    to_state: str | None
+    detail: dict[str, Any]
+
+
+def hash_of(prev_hash: str, row: Row) -> str:
+    """`row_hash` of an audit row (the ORM object) after `prev_hash`."""
+    return row_hash(
+        prev_hash,
+        rotation_id=row.rotation_id,
+        secret=row.secret,
+        at=row.at,
+        actor=row.actor,
+        claimed_by=row.claimed_by,
+        event=row.event,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        detail=row.detail or {},
+    )

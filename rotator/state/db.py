@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rotator.errors import LeaseHeld, LeaseLost, RotationError
 from rotator.state import migrate
-from rotator.state.chain import GENESIS, row_hash
+from rotator.state.chain import GENESIS, hash_of
 from rotator.state.schema import TERMINAL, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
 
 _AUDIT_LOCK = 7_406_118_002
@@ -404,18 +404,7 @@ class StateDB:
         prev = s.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
         row.claimed_by = self.claimed_by
         row.prev_hash = prev
-        row.hash = row_hash(
-            prev,
-            rotation_id=row.rotation_id,
-            secret=row.secret,
-            at=row.at,
-            actor=row.actor,
-            claimed_by=row.claimed_by,
-            event=row.event,
-            from_state=row.from_state,
-            to_state=row.to_state,
-            detail=row.detail or {},
-        )
+        row.hash = hash_of(prev, row)
         s.add(row)
         s.flush()
 
@@ -424,18 +413,7 @@ class StateDB:
         prev, checked = GENESIS, 0
         with self.session() as s:
             for row in s.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)):
-                expected = row_hash(
-                    prev,
-                    rotation_id=row.rotation_id,
-                    secret=row.secret,
-                    at=row.at,
-                    actor=row.actor,
-                    claimed_by=row.claimed_by,
-                    event=row.event,
-                    from_state=row.from_state,
-                    to_state=row.to_state,
-                    detail=row.detail or {},
-                )
+                expected = hash_of(prev, row)
                 if row.prev_hash != prev or row.hash != expected:
                     return checked, row
                 prev, checked = expected, checked + 1
