@@ -73,9 +73,21 @@ class _Commands(click.Group):
 )
 @click.option("--policies", "policies", type=click.Path(path_type=Path), help="policy directory (overrides config)")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.version_option(package_name="rotator", prog_name="rotator")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, policies: Path | None, log_level: str | None) -> None:
-    """Rotate SaaS API keys without downtime."""
+    """Rotate SaaS API keys without downtime.
+
+    \b
+    Exit codes:
+      0  completed / ok
+      1  failed (rolled back), a check failed, or orphans found
+      2  bad input or misconfiguration (nothing was changed)
+      3  still in progress (waiting on time; a later run or the daemon continues)
+      4  waiting on an operator (rotator supply / revoke in the dashboard)
+      5  held: needs a person's attention
+      6  another process holds the secret's lease
+    """
     hardening.harden()
     ctx.obj = {"config": config, "policies": policies, "log_level": log_level}
     log.configure(level=log_level or "warning")
@@ -134,9 +146,10 @@ def _outcome(rotation: Rotation) -> int:
         )
         return EXIT_OK
     if rotation.state == "failed":
+        old_key = rotation.old_key_id or rotation.old_fingerprint
         click.echo(
             f"rotation {rotation.id} of {rotation.secret} failed and was rolled back: {rotation.failed_reason}; "
-            f"the old key {rotation.old_key_id} is still current"
+            f"the old key{' ' + old_key if old_key else ''} is still current"
         )
         return EXIT_FAILED
     if rotation.held_reason:
@@ -504,7 +517,7 @@ def incident(
 
 @main.command()
 @click.argument("person")
-@click.option("--reason", required=True, help="why: recorded in the audit trail")
+@click.option("--reason", default="", help="why: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
 @click.option("--dry-run", is_flag=True, help="only list the secrets the person could see")
 @click.pass_context
@@ -514,10 +527,16 @@ def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry
 
     app = _load(ctx)
     chosen = people_of(app, person)
+    if not chosen:
+        click.echo(f"no secret names {person} in its access (directly or through a team)", err=True)
+        ctx.exit(EXIT_INPUT)
     if dry_run:
         for name in chosen:
             click.echo(name)
         return
+    if not reason:
+        click.echo("--reason is required (it goes to the audit trail)", err=True)
+        ctx.exit(EXIT_INPUT)
     _bulk(
         ctx,
         app,
@@ -536,7 +555,11 @@ def history(ctx: click.Context, secret: str) -> None:
     """The audit trail of SECRET: every rotation, who started it, why, and each step's outcome."""
     app = _load(ctx)
     for event in app.db.events(secret=secret):
-        move = f" {event.from_state}→{event.to_state}" if event.to_state and event.from_state != event.to_state else ""
+        move = (
+            f" {event.from_state or ''}→{event.to_state}"
+            if event.to_state and event.from_state != event.to_state
+            else ""
+        )
         detail = " ".join(f"{k}={v}" for k, v in event.detail.items() if v not in (None, "", []))
         rid = (event.rotation_id or "-")[:8]
         click.echo(f"{event.at.isoformat(timespec='seconds')} [{rid}] {event.event}{move} by {event.actor} {detail}")

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rotator.durations import render
 from rotator.policies import Policy
 from rotator.windows import Window
 
@@ -47,7 +48,7 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
         due, why = now, "age unknown (never rotated, no rotated_at in the store): due now"
     else:
         due = last_rotated + policy.max_age
-        why = f"last rotated {last_rotated.isoformat(timespec='seconds')} + max_age {policy.max_age}"
+        why = f"last rotated {last_rotated.isoformat(timespec='seconds')} + max_age {render(policy.max_age)}"
     earliest = max(due, now)
     if not policy.window:
         offset = jitter_offset(secret, policy.jitter)

@@ -32,6 +32,7 @@ from rotator.background_http import serve_app
 from rotator.daemon import schedule
 from rotator.daemon.metrics import StateCollector, registry
 from rotator.daemon.planning import Planner
+from rotator.durations import render
 from rotator.engine.rotation import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError
 from rotator.state.db import ActiveRotationExists, utcnow
@@ -70,7 +71,9 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         scheduler.start()
-        _log.info("daemon.started", listen=served.url, tick=str(settings.tick), secrets=len(self.app.policies.secrets))
+        _log.info(
+            "daemon.started", listen=served.url, tick=render(settings.tick), secrets=len(self.app.policies.secrets)
+        )
         self.notifier.notify("READY=1")
         self._serve_until_stopped()
         self.notifier.notify("STOPPING=1")

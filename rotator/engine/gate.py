@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rotator.durations import render
 from rotator.errors import RotationError
 from rotator.policies import Cutover
 from rotator.state.schema import Rotation
@@ -52,7 +53,7 @@ def min_soak(soak: timedelta) -> SignalCheck:
             raise RotationError("the cutover gate runs only after promotion")
         due = rotation.promoted_at + soak
         if now >= due:
-            return Signal("min_soak", Status.PASSED, f"{soak} since promotion")
+            return Signal("min_soak", Status.PASSED, f"{render(soak)} since promotion")
         return Signal("min_soak", Status.WAITING, f"until {due.isoformat(timespec='seconds')}", due)
 
     return check

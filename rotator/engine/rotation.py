@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from rotator import failpoints, log
 from rotator.config import EngineSettings, HooksSettings
+from rotator.durations import render
 from rotator.engine import gate, operator, proof, signals
 from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
 from rotator.errors import KeyNotProven, KeyRefused, LeaseHeld, RotationError, RotatorError, StoreError
@@ -213,7 +214,8 @@ class Engine:
             if self.clock() - rot.staged_at < self.settings.probe_deadline:
                 raise NotYet(f"new key {value.fingerprint} not accepted yet: {exc}", retry_after=2.0) from None
             raise RotationError(
-                f"new key {value.fingerprint} still refused {self.settings.probe_deadline} after creation: {exc}"
+                f"new key {value.fingerprint} still refused {render(self.settings.probe_deadline)} "
+                f"after creation: {exc}"
             ) from None
         detail = {"fingerprint": value.fingerprint, **result.identity}
         if isinstance(t.provider, ApiProvider) and t.provider.copies_scopes:
@@ -263,7 +265,7 @@ class Engine:
             rot,
             State.CUTOVER_WAIT,
             event="cutover.started",
-            detail={"min_soak": str(t.policy.cutover.min_soak), "require": list(t.policy.cutover.require)},
+            detail={"min_soak": render(t.policy.cutover.min_soak), "require": list(t.policy.cutover.require)},
         )
 
     def _cutover(self, rot: Rotation, t: Target) -> Step:
@@ -280,7 +282,8 @@ class Engine:
                 return operator.ask_for_revocation(self, rot, t, event, detail)
             return self._move(rot, State.REVOKING, event=event, detail=detail)
         if verdict.timed_out:
-            return self._hold(rot, f"cutover gate still shut after max_wait {cutover.max_wait}: {verdict.describe()}")
+            waited = render(cutover.max_wait) if cutover.max_wait else "-"
+            return self._hold(rot, f"cutover gate still shut after max_wait {waited}: {verdict.describe()}")
         assert verdict.check_again_at is not None
         return self._wait(rot, verdict.check_again_at, f"cutover gate: {verdict.describe()}")
 
@@ -356,7 +359,7 @@ class Engine:
         if waited >= self.settings.verify_deadline:
             return self._hold(
                 rot,
-                f"old key {rot.old_key_id} still accepted {self.settings.verify_deadline} after revocation",
+                f"old key {rot.old_key_id} still accepted {render(self.settings.verify_deadline)} after revocation",
                 retry=self.settings.verify_interval,
             )
         return self._wait(
