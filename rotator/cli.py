@@ -6,6 +6,7 @@ Exit codes: 0 completed / ok, 1 failed, 2 bad input, 3 still in progress (waitin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -45,7 +46,10 @@ def _load(ctx: click.Context) -> App:
         for problem in exc.problems:
             click.echo(problem, err=True)
         ctx.exit(EXIT_INPUT)
-    log.configure(level=ctx.obj["log_level"] or app.settings.log.level, fmt=app.settings.log.format)
+    fmt = app.settings.log.format
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    log.configure(level=ctx.obj["log_level"] or app.settings.log.level, fmt=fmt)
     ctx.call_on_close(app.close)
     return app
 
@@ -238,6 +242,8 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
             rot = row["rotation"]
             click.echo(f"  {row['secret']} [{rot['id']}] {rot['state']} since {rot['since']}: {rot['waiting_for']}")
         click.echo("")
+    if rows:
+        click.echo(f"{'SECRET':30} {'PROVIDER':18} {'KEY AGE':>14}  {'NEXT DUE':29} ROTATION")
     for row in rows:
         rot = row["rotation"]
         doing = (
@@ -550,11 +556,34 @@ def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry
 
 @main.command()
 @click.argument("secret")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: every audit event")
 @click.pass_context
-def history(ctx: click.Context, secret: str) -> None:
-    """The audit trail of SECRET: every rotation, who started it, why, and each step's outcome."""
+def history(ctx: click.Context, secret: str, as_json: bool) -> None:
+    """The audit trail of SECRET: every rotation, who started it, why, and each step's outcome.
+
+    \b
+    --json: {"secret": …, "events": [{"at", "rotation_id", "event", "from_state", "to_state",
+             "actor", "claimed_by", "detail"}, …]}
+    """
     app = _load(ctx)
-    for event in app.db.events(secret=secret):
+    events = app.db.events(secret=secret)
+    if as_json:
+        rows = [
+            {
+                "at": e.at.isoformat(),
+                "rotation_id": e.rotation_id,
+                "event": e.event,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "actor": e.actor,
+                "claimed_by": e.claimed_by,
+                "detail": e.detail,
+            }
+            for e in events
+        ]
+        click.echo(json.dumps({"secret": secret, "events": rows}, indent=2))
+        return
+    for event in events:
         move = (
             f" {event.from_state or ''}→{event.to_state}"
             if event.to_state and event.from_state != event.to_state
@@ -568,25 +597,35 @@ def history(ctx: click.Context, secret: str) -> None:
 @main.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--offline", is_flag=True, help="check the files only; do not read store settings")
+@click.option("--json", "as_json", is_flag=True, help='one JSON document on stdout: {"ok", "problems", "warnings", …}')
 @click.pass_context
-def validate(ctx: click.Context, directory: Path | None, offline: bool) -> None:
+def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json: bool) -> None:
     """Check rotator.yaml and the policy files; print file:line problems. Changes nothing."""
     if directory is not None:
         ctx.obj["policies"] = directory
-    app = _load(ctx)
-    click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
-    for note in transport_warnings(app.settings):
-        click.echo(f"warning: {note}", err=True)
-    if offline:
-        return
-    # read-only look at each store: settings there that could break a promise
-    for spec in app.policies.secrets.values():
+    if as_json:
         try:
-            notes = app.store(spec.store.instance).warnings(location=spec.store.location)
-        except RotatorError as exc:
-            notes = [f"{spec.store.location}: could not check the store: {exc}"]
-        for note in notes:
-            click.echo(f"warning: secret {spec.name}: {note}", err=True)
+            App.load(ctx.obj["config"], ctx.obj["policies"])
+        except InputError as exc:
+            click.echo(json.dumps({"ok": False, "problems": exc.problems, "warnings": []}, indent=2))
+            ctx.exit(EXIT_INPUT)
+    app = _load(ctx)
+    warnings = [*transport_warnings(app.settings)]
+    if not offline:
+        # read-only look at each store: settings there that could break a promise
+        for spec in app.policies.secrets.values():
+            try:
+                notes = app.store(spec.store.instance).warnings(location=spec.store.location)
+            except RotatorError as exc:
+                notes = [f"{spec.store.location}: could not check the store: {exc}"]
+            warnings += [f"secret {spec.name}: {note}" for note in notes]
+    if as_json:
+        counts = {"policies": len(app.policies.policies), "secrets": len(app.policies.secrets)}
+        click.echo(json.dumps({"ok": True, "problems": [], "warnings": warnings, **counts}, indent=2))
+        return
+    click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+    for note in warnings:
+        click.echo(f"warning: {note}", err=True)
 
 
 @main.command()
@@ -616,8 +655,11 @@ def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
 @click.option("--fix", is_flag=True, help="revoke orphaned keys and clear orphaned pending versions")
 @click.option("--ack", "ack", type=int, multiple=True, help="acknowledge a key left alive (its #id), with --reason")
 @click.option("--reason", default="", help="why a left-alive key may stay: recorded in the audit trail")
+@click.option(
+    "--json", "as_json", is_flag=True, help='one JSON document on stdout: {"findings": [{kind, where, ident, why}]}'
+)
 @click.pass_context
-def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str) -> None:
+def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, as_json: bool) -> None:
     """Find keys named rotator-* that no rotation tracks, pending versions no rotation owns, and keys
     rotations left alive (aborted, or a rollback that could not finish) until revoked or acknowledged."""
     from rotator.reconcile import reconcile as run_reconcile
@@ -631,10 +673,14 @@ def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str) 
             app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
             click.echo(f"left-alive key #{leftover_id} acknowledged")
     findings = run_reconcile(app, fix=fix, actor=actor_name())
-    for finding in findings:
-        click.echo(finding.describe(fixed=fix))
-    if not findings:
-        click.echo("nothing orphaned")
+    if as_json:
+        rows = [{**dataclasses.asdict(f), "fixed": fix and f.kind != "left-alive"} for f in findings]
+        click.echo(json.dumps({"findings": rows}, indent=2))
+    else:
+        for finding in findings:
+            click.echo(finding.describe(fixed=fix))
+        if not findings:
+            click.echo("nothing orphaned")
     ctx.exit(EXIT_FAILED if findings and not fix else EXIT_OK)
 
 

@@ -212,7 +212,8 @@ class StateSettings(_Strict):
 
 class LogSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json", "console"] = "json"
+    format: Literal["auto", "json", "console"] = "auto"
+    """`auto`: readable lines when stderr is a terminal, JSON otherwise (systemd, containers, pipes)."""
 
 
 class EngineSettings(_Strict):

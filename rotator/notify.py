@@ -13,6 +13,7 @@ Slack webhook URLs are secrets — is never logged or stored: the outbox names a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -111,7 +112,8 @@ class Notifier:
             try:
                 self.deliver_due()
             except Exception as exc:  # the database may be away a while: the next pass tries again
-                _log.warning("notification.pass_failed", error=type(exc).__name__)
+                with contextlib.suppress(Exception):  # not even a broken log stream stops the sender
+                    _log.warning("notification.pass_failed", error=type(exc).__name__)
 
     def deliver_due(self) -> int:
         """One pass: claim and send every due entry; return how many were sent."""
@@ -131,8 +133,8 @@ class Notifier:
                 error = type(exc).__name__
                 host = urlsplit(target.url).hostname
                 retry_at = utcnow() + backoff(entry.attempts) if entry.attempts < ATTEMPTS else None
-                _log.warning("notification.failed", host=host, kind=entry.kind, error=error, gave_up=retry_at is None)
                 db.outbox_result(entry.id, error=error, retry_at=retry_at)
+                _log.warning("notification.failed", host=host, kind=entry.kind, error=error, gave_up=retry_at is None)
             else:
                 db.outbox_result(entry.id, error=None, retry_at=None)
                 sent += 1

@@ -34,3 +34,46 @@ def test_offboard_dry_run_needs_no_reason_and_an_unknown_person_is_an_error(worl
         nobody = world.cli("offboard", "nobody@example.com", *args)
         assert nobody.returncode == 2 and "no secret names nobody@example.com" in nobody.stderr
     assert world.cli("offboard", "alice@example.com").returncode == 2  # a real run records why
+
+
+def test_at_a_terminal_logs_are_readable_lines_not_json(world: World) -> None:
+    """`log.format: auto`: console lines when stderr is a terminal (here a pty from `script`), JSON in a pipe."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux script is not installed")
+    world.config.write_text(world.config.read_text().replace("format: json", "format: auto"))
+    command = f"{sys.executable} -m rotator --log-level info rotate {world.name}"
+    at_tty = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env={**os.environ, "ROTATOR_CONFIG": str(world.config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert at_tty.returncode == 0, at_tty.stdout
+    lines = [line for line in at_tty.stdout.splitlines() if "rotation.completed" in line or "key.created" in line]
+    assert lines and not any(line.lstrip().startswith("{") for line in lines), at_tty.stdout[-2000:]
+    again = world.cli("--log-level", "info", "rotate", world.name)  # a pipe: JSON for the log shipper
+    assert any(line.startswith("{") for line in again.stderr.splitlines()), again.stderr[-1000:]
+
+
+def test_json_output_of_history_validate_and_reconcile(world: World) -> None:
+    """Scripts get one JSON document on stdout; logs stay on stderr."""
+    import json
+
+    assert world.cli("rotate", world.name).returncode == 0
+    history = json.loads(world.cli("history", world.name, "--json").stdout)
+    assert history["secret"] == world.name and history["events"][0]["event"] == "requested"
+    valid = json.loads(world.cli("validate", "--offline", "--json").stdout)
+    assert valid["ok"] is True and valid["secrets"] == 1
+    reconciled = json.loads(world.cli("reconcile", "--json").stdout)  # the sandbox is shared: others' orphans
+    assert all(set(f) == {"kind", "where", "ident", "why", "fixed"} for f in reconciled["findings"])
+    (world.dir / "policies" / "bad.yaml").write_text("policies:\n  x: {max_age: soon}\n")
+    broken = world.cli("validate", "--offline", "--json")
+    report = json.loads(broken.stdout)
+    assert broken.returncode == 2 and report["ok"] is False and "bad.yaml:2:" in report["problems"][0]

@@ -77,6 +77,7 @@ def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> No
         assert [r["secret"] for r in received] == ["a"]
         assert notifier.failures == 1
         assert notifier._thread is not None and notifier._thread.is_alive()
+        notifier.stop()
     finally:
         served.stop()
         db.close()
