@@ -78,8 +78,8 @@ MUTANTS = [
     Mutant(
         "live-local-lease-taken",
         "rotator/state/db.py",
-        "    except PermissionError:\n        return False\n    return False",
-        "    except PermissionError:\n        return False\n    return True",
+        "    return _start_time(int(pid)) != started",
+        "    return True",
         (UNIT,),
     ),
     Mutant(
@@ -99,8 +99,8 @@ MUTANTS = [
     Mutant(
         "confirm-on-any-2xx",
         "rotator/engine/signals.py",
-        'seen["confirmed"] = ok and fingerprint in answer',
-        'seen["confirmed"] = ok',
+        "    text = answer.strip()\n",
+        "    return True\n",
         (GATE,),
     ),
     Mutant(
