@@ -40,6 +40,16 @@ def test_a_live_holder_on_this_host_keeps_its_lease(db: StateDB, live_process: i
         db.acquire_lease("s", f"{socket.gethostname()}:{live_process}:cccc", timedelta(minutes=5))
 
 
+def test_a_live_holder_identified_exactly_keeps_its_lease(db: StateDB, live_process: int) -> None:
+    """Same boot, same PID namespace, its pid alive with the same start time: the holder is alive."""
+    from rotator.state.db import _boot_id, _pid_namespace, _start_time
+
+    holder = f"{socket.gethostname()}:{live_process}:aaaa:{_boot_id()}:{_pid_namespace()}:{_start_time(live_process)}"
+    db.acquire_lease("s", holder, timedelta(minutes=5))
+    with pytest.raises(LeaseHeld, match="aaaa"):
+        db.acquire_lease("s", "other:1:bbbb", timedelta(minutes=5))
+
+
 def test_a_holder_on_another_host_keeps_its_lease_until_it_expires(db: StateDB) -> None:
     db.acquire_lease("s", "elsewhere:1:aaaa", timedelta(minutes=5))
     with pytest.raises(LeaseHeld):
