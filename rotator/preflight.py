@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rotator.app import App
-from rotator.errors import RotatorError
+from rotator.errors import KeyRefused, PermissionDenied, RotatorError
 from rotator.providers.base import ApiProvider, OperatorProvider
 
 
@@ -43,8 +43,11 @@ def provider_check(app: App, secret: str) -> Check:
             return Check(item, False, f"{spec.store.location} holds no key to probe with")
         provider.probe(key=current.value.api_key)
         return Check(item, True, f"the stored key of {secret} is accepted (keys are made by a person)")
+    except (KeyRefused, PermissionDenied) as exc:
+        fix = f"check providers.{spec.provider}'s admin credential in rotator.yaml and its permissions"
+        return Check(item, False, f"{exc}; {fix}")
     except RotatorError as exc:
-        return Check(item, False, _fix(str(exc), spec.provider), exc.temporary)
+        return Check(item, False, str(exc), exc.temporary)
 
 
 def store_checks(app: App, secret: str, *, writes: bool) -> list[Check]:
@@ -64,12 +67,6 @@ def store_checks(app: App, secret: str, *, writes: bool) -> list[Check]:
         ]
     except RotatorError as exc:
         return [Check(item, False, str(exc), exc.temporary)]
-
-
-def _fix(message: str, instance: str) -> str:
-    if "401" in message or "403" in message:
-        return f"{message}; check providers.{instance}'s admin credential in rotator.yaml and its permissions"
-    return message
 
 
 def run(app: App, secrets: list[str], *, writes: bool) -> list[Check]:
