@@ -50,6 +50,10 @@ class Proxy:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # went down while this one was being accepted
+                    client.close()
+                    upstream.close()
+                    return
                 self._open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

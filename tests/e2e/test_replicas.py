@@ -144,12 +144,14 @@ def test_every_daemon_stays_up_when_the_database_goes_away(world: World, postgre
     url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     world.config.write_text(world.config.read_text().replace(f"sqlite:///{world.dir}/state.db", url))
     policy = world.dir / "policies" / "main.yaml"
-    policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 4s"))
+    # the soak outlasts the second daemon's start (seconds on a loaded machine) and the blip
+    policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 12s"))
     make_due(world)
     daemons = [Daemon(world)]
     try:
         wait_for(daemons[0].ready, what="the first daemon")  # each daemon reads its port from the config
         daemons.append(Daemon(world))
+        wait_for(daemons[1].ready, what="the second daemon")
         wait_for(lambda: any(r.state == "cutover_wait" for r in world.app().db.rotations_of(world.name)), what="gate")
         proxy.down()
         time.sleep(1.5)
@@ -157,11 +159,14 @@ def test_every_daemon_stays_up_when_the_database_goes_away(world: World, postgre
         time.sleep(1.5)
         assert all(d.process.poll() is None for d in daemons), "a daemon exited on a database blip"
         proxy.up()
-        wait_for(
-            lambda: [r.state for r in world.app().db.rotations_of(world.name)] == ["completed"],
-            timeout=40,
-            what="the rotation to complete once the database is back",
-        )
+        try:
+            wait_for(
+                lambda: [r.state for r in world.app().db.rotations_of(world.name)] == ["completed"],
+                timeout=40,
+                what="the rotation to complete once the database is back",
+            )
+        except AssertionError as exc:
+            raise AssertionError("\n".join([str(exc), *(d.output() for d in daemons)])) from None
         assert any("unreachable" in r for r in reasons), reasons
         assert all(d.process.poll() is None for d in daemons)
         rotation = world.app().db.rotations_of(world.name)[0]
