@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck unit bench mutation fuzz clean
+.PHONY: setup tools demo test lint typecheck unit bench mutation fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# promtool checks and unit-tests deploy/prometheus/rotator-rules.yaml; Debian's prometheus package has it
+tools:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; \
+	  else \
+	    echo "the tests need promtool: install Debian's 'prometheus' package or put promtool on PATH" >&2; exit 1; \
+	  fi; }
 
 demo: $(STAMP)
 	$(BIN)/rotator demo
@@ -26,7 +37,7 @@ typecheck: $(STAMP)
 
 # two workers, one test file each at a time: every worker starts its own servers once (moto, the
 # sandboxes, OpenBao, a PostgreSQL database), so files never share state
-test: lint typecheck
+test: lint typecheck tools
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 unit: $(STAMP)

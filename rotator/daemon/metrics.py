@@ -23,11 +23,13 @@ class StateCollector(Collector):
         plans: Callable[[], list[Plan]],
         now: Callable[[], datetime],
         notification_failures: Callable[[], int] = lambda: 0,
+        last_tick: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._db = db
         self._plans = plans
         self._now = now
         self._notification_failures = notification_failures
+        self._last_tick = last_tick
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         counts = self._db().counts()
@@ -49,17 +51,40 @@ class StateCollector(Collector):
         yield in_flight
         pending = sum(n for state, n in by_state.items() if state.startswith("awaiting_"))
         yield GaugeMetricFamily("rotator_operator_actions_pending", "Rotations waiting on a person", value=pending)
+        now = self._now()
+        held_by_provider, oldest_wait = self._db().attention()
+        held = GaugeMetricFamily(
+            "rotator_rotations_held", "Rotations held until a person looks, by provider instance", labels=["provider"]
+        )
+        for provider, n in sorted(held_by_provider.items()):
+            held.add_metric([provider], n)
+        yield held
+        yield GaugeMetricFamily(
+            "rotator_operator_action_waiting_seconds",
+            "How long the longest-waiting person's action (supply a key, revoke in a dashboard) has waited",
+            value=(now - oldest_wait).total_seconds() if oldest_wait else 0.0,
+        )
+        last_tick = self._last_tick()
+        if last_tick is not None:
+            yield GaugeMetricFamily(
+                "rotator_last_tick_timestamp_seconds", "When the daemon last finished a tick (Unix time)", last_tick
+            )
         age = GaugeMetricFamily("rotator_key_age_seconds", "Age of each secret's current key", labels=["secret"])
         due = GaugeMetricFamily(
             "rotator_next_due_timestamp_seconds", "When each secret is next due (Unix time)", labels=["secret"]
         )
-        now = self._now()
+        max_age = GaugeMetricFamily(
+            "rotator_key_max_age_seconds", "The max_age each secret's policy allows its key", labels=["secret"]
+        )
         for plan in self._plans():
             if plan.last_rotated is not None:
                 age.add_metric([plan.secret], (now - plan.last_rotated).total_seconds())
+            if plan.max_age is not None:
+                max_age.add_metric([plan.secret], plan.max_age.total_seconds())
             if plan.due is not None:
                 due.add_metric([plan.secret], plan.due.timestamp())
         yield age
+        yield max_age
         yield due
         yield CounterMetricFamily(
             "rotator_notification_failures",

@@ -35,6 +35,7 @@ class Plan:
     due: datetime | None
     next_start: datetime | None
     why: str
+    max_age: timedelta | None = None
 
     def startable(self, now: datetime) -> bool:
         return self.next_start is not None and self.next_start <= now
@@ -54,7 +55,7 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
         offset = jitter_offset(secret, policy.jitter)
         if offset:
             why += f"; jitter {offset}"
-        return Plan(secret, policy_name, last_rotated, due, max(due + offset, now), why)
+        return Plan(secret, policy_name, last_rotated, due, max(due + offset, now), why, policy.max_age)
     window = Window.parse(policy.window)
     opens, closes = window.occurrence(earliest)
     offset = jitter_offset(secret, min(policy.jitter or timedelta(0), window.length))
@@ -63,4 +64,4 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
         start = window.occurrence(closes)[0] + offset
     if start > earliest:
         why += f"; starts {offset} into window {policy.window}" if offset else f"; waits for window {policy.window}"
-    return Plan(secret, policy_name, last_rotated, due, start, why)
+    return Plan(secret, policy_name, last_rotated, due, start, why, policy.max_age)

@@ -50,12 +50,19 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.started = time.monotonic()
         self.last_tick: float | None = None
+        self.last_tick_wall: float | None = None
         self.ready = False
         self.db_problem: str | None = None
         self.planner = Planner(app)
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
-        collector = StateCollector(lambda: self.app.db, self.plans, utcnow, lambda: self.app.notifier.failures)
+        collector = StateCollector(
+            lambda: self.app.db,
+            self.plans,
+            utcnow,
+            lambda: self.app.notifier.failures,
+            lambda: self.last_tick_wall,
+        )
         self.registry, self.step_seconds = registry(collector)
 
     # the service ----------------------------------------------------------------------------------
@@ -132,6 +139,7 @@ class Daemon:
             self.db_problem = None
             self.ready = True
             self.last_tick = time.monotonic()
+            self.last_tick_wall = time.time()
         except DBAPIError as exc:
             # the database is away (restart, failover, network): stay up, say so, try next tick
             self.db_problem = (

@@ -219,6 +219,21 @@ class StateDB:
             ).all()
         return [(str(p), str(st), int(n)) for p, st, n in rows]
 
+    def attention(self) -> tuple[dict[str, int], datetime | None]:
+        """Held rotations per provider instance, and since when the longest-waiting person's action waits."""
+        with self.session() as s:
+            held = s.execute(
+                select(Rotation.provider, func.count())
+                .where(Rotation.state.not_in(TERMINAL), Rotation.held_reason.is_not(None))
+                .group_by(Rotation.provider)
+            ).all()
+            oldest = s.scalar(
+                select(func.min(Rotation.waiting_since)).where(
+                    Rotation.state.in_(("awaiting_new_key", "awaiting_revocation"))
+                )
+            )
+        return {str(p): int(n) for p, n in held}, oldest
+
     def failures_since_success(self, secret: str) -> tuple[int, datetime | None]:
         """How many rotations of `secret` failed in a row since its last completed one, and when the last ended."""
         with self.session() as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.world import World
 
 pytestmark = pytest.mark.e2e
+DEPLOY = Path(__file__).parents[2] / "deploy"
 
 
 def free_port() -> int:
@@ -108,7 +110,8 @@ def test_rotates_a_due_secret_serves_health_and_metrics_and_stops_cleanly(world:
     rotation = world.app().db.last_completed(world.name)
     assert rotation is not None and rotation.trigger == "policy" and rotation.started_by.startswith("daemon:")
 
-    families = {f.name: f for f in text_string_to_metric_families(d.get("/metrics").text)}
+    scraped = d.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(scraped)}
     finished = {
         tuple(sorted(s.labels.items())): s.value
         for s in families["rotator_rotations"].samples
@@ -121,6 +124,19 @@ def test_rotates_a_due_secret_serves_health_and_metrics_and_stops_cleanly(world:
     assert due[world.name] == pytest.approx(rotation.finished_at.timestamp() + 3600, abs=1)  # type: ignore[union-attr]
     steps = [s for s in families["rotator_step_seconds"].samples if s.name == "rotator_step_seconds_count"]
     assert sum(s.value for s in steps) >= 8
+    allowed = {s.labels["secret"]: s.value for s in families["rotator_key_max_age_seconds"].samples}
+    assert allowed[world.name] == 3600
+    (ticked,) = families["rotator_last_tick_timestamp_seconds"].samples
+    assert time.time() - 30 < ticked.value <= time.time()
+    assert families["rotator_rotations_held"].samples == []
+    assert families["rotator_operator_action_waiting_seconds"].samples[0].value == 0
+    # the shipped alert rules and dashboard only name series a daemon serves (a renamed metric would
+    # leave an alert silent and a panel empty)
+    served = {name for f in families.values() for name in (f.name, *(s.name for s in f.samples))}
+    served |= {f"{f.name}_total" for f in families.values() if f.type == "counter"}
+    shipped = (DEPLOY / "prometheus" / "rotator-rules.yaml", DEPLOY / "grafana" / "rotator-dashboard.json")
+    named = {name for path in shipped for name in re.findall(r"\brotator_[a-z_]+", path.read_text())}
+    assert named and named <= served, named - served
 
     def notification_failures() -> float:
         text = d.get("/metrics").text
