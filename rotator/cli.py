@@ -428,35 +428,30 @@ def plan(ctx: click.Context, as_json: bool) -> None:
 
 
 def _bulk(
-    ctx: click.Context, app: App, secrets: list[str], *, policy: str, trigger: str, reason: str, per_provider: int
+    ctx: click.Context,
+    app: App,
+    secrets: list[str],
+    *,
+    policy: str,
+    trigger: str,
+    reason: str,
+    per_provider: int,
+    as_json: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    from rotator.bulk import Outcome, rotate_many
+    from rotator.bulk import rotate_many
+    from rotator.progress import Progress
 
     if not secrets:
         click.echo("no secret matches", err=True)
         ctx.exit(EXIT_INPUT)
-    tty = sys.stdout.isatty()
-    lock = threading.Lock()
-    bar: Any = click.progressbar(length=len(secrets), label=f"{trigger}: rotating") if tty else None
-
-    def step(s: Step) -> None:
-        if not tty:
-            with lock:
-                click.echo(
-                    f"{utcnow().strftime('%H:%M:%S')} {s.rotation.secret} [{s.rotation.id[:8]}] {s.rotation.state}"
-                )
-
-    def done(o: Outcome) -> None:
-        with lock:
-            if bar is not None:
-                bar.update(1)
-
-    click.echo(
-        f"{trigger}: {len(secrets)} secrets under policy {policy}, at most {per_provider} at a time per provider"
-    )
-    if bar is not None:
-        bar.__enter__()
-    try:
+    if not as_json:
+        click.echo(
+            f"{trigger}: {len(secrets)} secrets under policy {policy}, at most {per_provider} at a time per provider"
+        )
+    # a terminal gets a live table; a pipe or a file a line per change; --json nothing until the end
+    progress = Progress(secrets, live=sys.stdout.isatty() and not as_json, quiet=as_json)
+    with progress:
         outcomes = rotate_many(
             app,
             secrets,
@@ -465,22 +460,33 @@ def _bulk(
             reason=reason,
             actor=actor_name(),
             per_provider=per_provider,
-            on_step=step,
-            on_done=done,
+            on_step=progress.step,
+            on_done=progress.done,
         )
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    click.echo(f"\n{'secret':30} {'provider':16} {'outcome':22} rotation")
-    for o in outcomes:
-        click.echo(f"{o.secret:30} {o.provider:16} {o.state:22} {o.rotation_id or '-'}  {o.note}")
     failed = [o for o in outcomes if o.state in ("failed", "error") or o.state.startswith("held")]
     waiting = [o for o in outcomes if o.state.startswith("awaiting_")]
     completed = sum(o.state == "completed" for o in outcomes)
-    click.echo(
-        f"\n{completed} completed, {len(failed)} failed or held, {len(waiting)} waiting on a person, "
-        f"{len(outcomes) - completed - len(failed) - len(waiting)} still in progress"
-    )
+    in_progress = len(outcomes) - completed - len(failed) - len(waiting)
+    if as_json:
+        document = {
+            "trigger": trigger,
+            "policy": policy,
+            **(extra or {}),
+            "secrets": [dataclasses.asdict(o) for o in outcomes],
+            "summary": {
+                "completed": completed,
+                "failed_or_held": len(failed),
+                "waiting_on_a_person": len(waiting),
+                "in_progress": in_progress,
+            },
+        }
+        click.echo(json.dumps(document, indent=2))
+    else:
+        progress.summary(outcomes)
+        click.echo(
+            f"{completed} completed, {len(failed)} failed or held, {len(waiting)} waiting on a person, "
+            f"{in_progress} still in progress"
+        )
     ctx.exit(
         EXIT_FAILED
         if failed
@@ -496,29 +502,132 @@ def _bulk(
 @click.argument("secrets", nargs=-1)
 @click.option("--provider", "provider", help="every secret of this provider instance")
 @click.option("--all", "everything", is_flag=True, help="every secret")
-@click.option("--reason", required=True, help="the incident: recorded in the audit trail")
+@click.option(
+    "--leaked-key",
+    "leaked_key",
+    metavar="-",
+    help="read a leaked key from stdin ('-'; never an argument), find the secret it belongs to, rotate that one",
+)
+@click.option("--reason", default="", help="the incident: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
+@click.option("--dry-run", is_flag=True, help="only say which secrets would rotate (and whose key a leaked key is)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: each secret and its outcome")
 @click.pass_context
 def incident(
-    ctx: click.Context, secrets: tuple[str, ...], provider: str | None, everything: bool, reason: str, concurrency: int
+    ctx: click.Context,
+    secrets: tuple[str, ...],
+    provider: str | None,
+    everything: bool,
+    leaked_key: str | None,
+    reason: str,
+    concurrency: int,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
-    """Rotate many secrets now under the incident policy, in parallel, whatever their windows."""
+    """Rotate many secrets now under the incident policy, in parallel, whatever their windows.
+
+    \b
+    Examples:
+      rotator incident --all --reason "vendor breach 2026-12-01"
+      rotator incident --leaked-key - --reason "key in a public repo" < leaked.txt
+    """
     app = _load(ctx)
-    if sum([bool(secrets), provider is not None, everything]) != 1:
-        click.echo("name secrets, or --provider P, or --all (one of them)", err=True)
+    if sum([bool(secrets), provider is not None, everything, leaked_key is not None]) != 1:
+        click.echo("name secrets, or --provider P, or --all, or --leaked-key - (one of them)", err=True)
         ctx.exit(EXIT_INPUT)
     if provider is not None and provider not in app.settings.providers:
         click.echo(f"unknown provider instance {provider!r}", err=True)
         ctx.exit(EXIT_INPUT)
-    chosen = (
-        sorted(app.policies.secrets)
-        if everything
-        else [n for n, s in sorted(app.policies.secrets.items()) if s.provider == provider]
-        if provider
-        else list(secrets)
+    if not reason and not dry_run:
+        click.echo("--reason is required (it goes to the audit trail)", err=True)
+        ctx.exit(EXIT_INPUT)
+    found: list[dict[str, Any]] | None = None
+    if leaked_key is not None:
+        chosen, found = _leaked(ctx, app, leaked_key, reason=reason, dry_run=dry_run, as_json=as_json)
+    else:
+        chosen = (
+            sorted(app.policies.secrets)
+            if everything
+            else [n for n, s in sorted(app.policies.secrets.items()) if s.provider == provider]
+            if provider
+            else list(secrets)
+        )
+        _require_secrets(ctx, app, chosen)
+    if dry_run or (leaked_key is not None and not chosen):
+        _dry_run(app, chosen, found, as_json=as_json)
+        return
+    _bulk(
+        ctx,
+        app,
+        chosen,
+        policy="incident",
+        trigger="incident",
+        reason=reason,
+        per_provider=concurrency,
+        as_json=as_json,
+        extra={"leaked_key": found} if found is not None else {},
     )
-    _require_secrets(ctx, app, chosen)
-    _bulk(ctx, app, chosen, policy="incident", trigger="incident", reason=reason, per_provider=concurrency)
+
+
+def _leaked(
+    ctx: click.Context, app: App, flag: str, *, reason: str, dry_run: bool, as_json: bool
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The secrets a leaked key (read from stdin) calls for rotating; a pending key's rotation is aborted first."""
+    from rotator import leaked
+    from rotator.keys import fingerprint, secret
+
+    if flag != "-":
+        # never echo the value: it may be the key itself, now in the shell history and the process list
+        click.echo("--leaked-key takes '-' and reads the key from standard input, never from an argument", err=True)
+        ctx.exit(EXIT_INPUT)
+    raw = _read_hidden("leaked key")
+    if not raw:
+        click.echo("no key on standard input", err=True)
+        ctx.exit(EXIT_INPUT)
+    key = secret(raw)
+    search = leaked.find(app, key)
+    if not search.matches:
+        click.echo(
+            f"the key {fingerprint(key)} matches no managed secret (fingerprints on record: "
+            f"{search.recorded} rotations matched; current values read: {search.read} secrets)",
+            err=True,
+        )
+        ctx.exit(EXIT_INPUT)
+    found = [
+        {
+            "secret": m.secret,
+            "version": m.slot,
+            "fingerprint": fingerprint(key),
+            "rotation_id": m.rotation.id if m.rotation else None,
+            "alive": m.alive,
+            "what": m.describe(),
+        }
+        for m in search.matches
+    ]
+    if not as_json:
+        for m in search.matches:
+            click.echo(f"leaked key {fingerprint(key)} is {m.describe()}")
+    chosen = sorted({m.secret for m in search.matches if m.alive})
+    why = f"the pending key leaked: {reason}"
+    for m in search.matches:
+        if m.slot == leaked.PENDING and not dry_run:
+            assert m.rotation is not None
+            # promoting a leaked key would make it current: roll its rotation back (revoking it) first
+            runner, rotation = _under_lease(ctx, app, m.rotation, lambda e, r: interventions.abort(e, r, why=why))
+            runner.run(rotation.id, follow=True)
+    return chosen, found
+
+
+def _dry_run(app: App, chosen: list[str], found: list[dict[str, Any]] | None, *, as_json: bool) -> None:
+    rows = [{"secret": n, "provider": app.policies.secret(n).provider} for n in chosen]
+    if as_json:
+        leaked = {"leaked_key": found} if found is not None else {}
+        click.echo(json.dumps({"dry_run": True, **leaked, "would_rotate": rows}, indent=2))
+        return
+    for row in rows:
+        click.echo(row["secret"])  # one name a line: what a real run would rotate, for a script to read
+    if not rows:
+        click.echo("nothing to rotate", err=True)
 
 
 @main.command()
@@ -526,9 +635,16 @@ def incident(
 @click.option("--reason", default="", help="why: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
 @click.option("--dry-run", is_flag=True, help="only list the secrets the person could see")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: each secret and its outcome")
 @click.pass_context
-def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry_run: bool) -> None:
-    """Rotate every secret whose `access` names PERSON, directly or through a team."""
+def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry_run: bool, as_json: bool) -> None:
+    """Rotate every secret whose `access` names PERSON, directly or through a team.
+
+    \b
+    Example:
+      rotator offboard alice --dry-run
+      rotator offboard alice --reason "left 2026-12-01" --json > offboarding.json
+    """
     from rotator.bulk import people_of
 
     app = _load(ctx)
@@ -537,8 +653,7 @@ def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry
         click.echo(f"no secret names {person} in its access (directly or through a team)", err=True)
         ctx.exit(EXIT_INPUT)
     if dry_run:
-        for name in chosen:
-            click.echo(name)
+        _dry_run(app, chosen, None, as_json=as_json)
         return
     if not reason:
         click.echo("--reason is required (it goes to the audit trail)", err=True)
@@ -551,6 +666,8 @@ def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry
         trigger="offboarding",
         reason=f"{person}: {reason}",
         per_provider=concurrency,
+        as_json=as_json,
+        extra={"person": person},
     )
 
 

@@ -234,6 +234,26 @@ class StateDB:
             )
         return {str(p): int(n) for p, n in held}, oldest
 
+    def rotations_with_fingerprint(self, fingerprint: str) -> Sequence[Rotation]:
+        """Rotations that made or replaced the key with this fingerprint (a leaked key's trail)."""
+        with self.session() as s:
+            return s.scalars(
+                select(Rotation).where(
+                    (Rotation.old_fingerprint == fingerprint) | (Rotation.new_fingerprint == fingerprint)
+                )
+            ).all()
+
+    def secrets_with_fingerprints(self) -> set[str]:
+        """Secrets for which some key's fingerprint is on record."""
+        with self.session() as s:
+            return set(
+                s.scalars(
+                    select(Rotation.secret)
+                    .where(Rotation.old_fingerprint.is_not(None) | Rotation.new_fingerprint.is_not(None))
+                    .distinct()
+                )
+            )
+
     def failures_since_success(self, secret: str) -> tuple[int, datetime | None]:
         """How many rotations of `secret` failed in a row since its last completed one, and when the last ended."""
         with self.session() as s:

@@ -77,3 +77,33 @@ def test_json_output_of_history_validate_and_reconcile(world: World) -> None:
     broken = world.cli("validate", "--offline", "--json")
     report = json.loads(broken.stdout)
     assert broken.returncode == 2 and report["ok"] is False and "bad.yaml:2:" in report["problems"][0]
+
+
+def test_incident_shows_live_progress_at_a_terminal_and_a_line_per_change_in_a_pipe(world: World) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux script is not installed")
+    piped = world.cli("incident", world.name, "--reason", "INC-7")
+    assert piped.returncode == 0, piped.stderr
+    changes = [line for line in piped.stdout.splitlines() if f" {world.name} [" in line]
+    states = [line.split()[-1] for line in changes]
+    assert states[-1] == "completed" and "revoking" in states and len(states) == len(set(states)), changes
+    assert "\x1b[" not in piped.stdout  # no terminal control codes in a file or a pipe
+
+    command = f"{sys.executable} -m rotator incident {world.name} --reason INC-8"
+    at_tty = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env={**os.environ, "ROTATOR_CONFIG": str(world.config), "COLUMNS": "100", "LINES": "30"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert at_tty.returncode == 0, at_tty.stdout[-2000:]
+    assert "1/1 finished" in at_tty.stdout and "waiting for" in at_tty.stdout
+    summary = at_tty.stdout[at_tty.stdout.rindex("outcome") :]
+    assert world.name in summary and "completed" in summary
