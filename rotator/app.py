@@ -70,8 +70,21 @@ class App:
     @classmethod
     def load(cls, config_path: Path | None = None, policies_dir: Path | None = None) -> App:
         """Read rotator.yaml and the policy files; raise InputError listing every problem."""
-        settings = config_module.load(config_module.config_path(config_path))
+        found = config_module.config_path(config_path)
+        settings = config_module.load(found)
         directory = policies_dir or settings.policies_dir
+        if not directory.is_dir():
+            source = (
+                "--policies" if policies_dir else f"policies_dir in {found}" if found else "the default policies_dir"
+            )
+            problems = [f"{directory.absolute()}: policy directory not found ({source})"]
+            if found is None:
+                problems.append(
+                    "no rotator.yaml found: looked for --config, $ROTATOR_CONFIG, ./rotator.yaml and "
+                    "/etc/rotator/rotator.yaml; point at yours with --config or ROTATOR_CONFIG "
+                    "(`rotator demo` tries rotator out without one)"
+                )
+            raise InputError(problems)
         return cls(settings, policies_module.load_dir(directory, settings))
 
     @property

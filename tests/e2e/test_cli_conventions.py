@@ -3,6 +3,8 @@ no `None` in messages, offboarding's dry run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.world import World
@@ -107,3 +109,23 @@ def test_incident_shows_live_progress_at_a_terminal_and_a_line_per_change_in_a_p
     assert "1/1 finished" in at_tty.stdout and "waiting for" in at_tty.stdout
     summary = at_tty.stdout[at_tty.stdout.rindex("outcome") :]
     assert world.name in summary and "completed" in summary
+
+
+def test_with_no_config_anywhere_the_error_says_what_was_looked_for(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "rotator", "validate"],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no rotator.yaml found" in done.stderr and "ROTATOR_CONFIG" in done.stderr, done.stderr
+    assert "policy directory not found (the default policies_dir)" in done.stderr
