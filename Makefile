@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup tools demo test lint typecheck unit bench mutation fuzz clean
+.PHONY: setup tools demo test lint typecheck unit bench mutation fuzz constraints clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ fuzz: $(STAMP)
 # plants a fixed set of bugs one at a time and reports which survive the tests (minutes; not part of test)
 mutation: $(STAMP)
 	$(BIN)/python mutation/run.py
+
+# the container image's pinned dependencies, resolved afresh from pyproject.toml in a throwaway venv
+constraints:
+	rm -rf .venv-constraints && $(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet '.[postgres]'
+	{ echo "# Pinned runtime dependencies of the container image (pip install -c constraints.txt '.[postgres]')."; \
+	  echo "# Regenerate after changing pyproject.toml: make constraints"; \
+	  .venv-constraints/bin/pip freeze --exclude rotator; } > constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

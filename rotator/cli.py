@@ -812,6 +812,39 @@ def run(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--ready", is_flag=True, help="ask /readyz (a tick went through) instead of /healthz (ticks happen)")
+@click.option("--timeout", default=5.0, show_default=True, help="seconds to wait for an answer")
+@click.pass_context
+def health(ctx: click.Context, ready: bool, timeout: float) -> None:
+    """Ask the local daemon, at its `daemon.listen`, whether it is healthy: exit 0 if so, 1 if not.
+
+    For a container HEALTHCHECK or a probe script: it follows `daemon.listen` (rotator.yaml or
+    ROTATOR_DAEMON__LISTEN) and reads no policy file.
+    """
+    import httpx
+
+    from rotator import config as config_module
+
+    try:
+        settings = config_module.load(config_module.config_path(ctx.obj["config"]))
+    except InputError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        ctx.exit(EXIT_INPUT)
+    host, _, port = settings.daemon.listen.rpartition(":")
+    # a daemon listening on every address answers on loopback
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{host}:{port}/{'readyz' if ready else 'healthz'}"
+    try:
+        answer = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        click.echo(f"{url}: {type(exc).__name__}", err=True)
+        ctx.exit(EXIT_FAILED)
+    click.echo(f"{url}: {answer.status_code} {answer.text.strip()}")
+    ctx.exit(EXIT_OK if answer.status_code == 200 else EXIT_FAILED)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", "ports", multiple=True, help="NAME=PORT to fix a simulator's port")
 def sandbox(host: str, ports: tuple[str, ...]) -> None:

@@ -145,10 +145,16 @@ def test_rotates_a_due_secret_serves_health_and_metrics_and_stops_cleanly(world:
 
     wait_for(lambda: notification_failures() >= 1, timeout=15, what="a failed notification to be counted")
 
+    # `rotator health` (the image's HEALTHCHECK) finds the daemon at daemon.listen
+    for args in ((), ("--ready",)):
+        asked = world.cli("health", *args)
+        assert asked.returncode == 0 and f"127.0.0.1:{d.port}/" in asked.stdout, asked.stdout + asked.stderr
+
     started = time.monotonic()
     assert d.stop() == 0
     assert time.monotonic() - started < 15
     assert "daemon.stopped" in d.output()
+    assert world.cli("health").returncode == 1
     assert completed(world) == 1  # due again only in an hour
 
 
