@@ -833,7 +833,7 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
         ctx.exit(EXIT_INPUT)
     host, _, port = settings.daemon.listen.rpartition(":")
     # a daemon listening on every address answers on loopback
-    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104 (a lookup)
     url = f"http://{host}:{port}/{'readyz' if ready else 'healthz'}"
     try:
         answer = httpx.get(url, timeout=timeout)
