@@ -224,7 +224,12 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
 
 @main.command()
 @click.argument("secret", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="one JSON document on stdout: each secret, its key age, next due and rotation",
+)
 @click.pass_context
 def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     """Every secret: key age, next due date, and the rotation in flight with what it waits for."""
@@ -410,7 +415,12 @@ def login(ctx: click.Context, instance: str) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="one JSON document on stdout: each secret, when it is due and starts, and why",
+)
 @click.pass_context
 def plan(ctx: click.Context, as_json: bool) -> None:
     """For every secret: its age, when it is due, the next start inside its window, and why. Changes nothing."""

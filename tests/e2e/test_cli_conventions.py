@@ -129,3 +129,9 @@ def test_with_no_config_anywhere_the_error_says_what_was_looked_for(tmp_path: Pa
     assert done.returncode == 2
     assert "no rotator.yaml found" in done.stderr and "ROTATOR_CONFIG" in done.stderr, done.stderr
     assert "policy directory not found (the default policies_dir)" in done.stderr
+
+
+def test_every_json_option_says_what_it_prints(world: World) -> None:
+    for command in ("status", "plan", "history", "validate", "check", "reconcile", "incident", "offboard"):
+        shown = world.cli(command, "--help").stdout
+        assert "--json" in shown and "one JSON document on stdout" in shown, command
