@@ -266,5 +266,6 @@ def test_the_old_key_works_until_every_gate_signal_passed(
     gate_opens = max(done.promoted_at.timestamp() + soak, confirmed_at[0])
     before = [status for at, status in polls if at < gate_opens]
     after = [status for at, status in polls if at > time.time() - 0.2]
-    assert len(before) > 10 and set(before) == {200}
+    # a few polls suffice to show the poller ran through the window (a slow machine polls less)
+    assert len(before) >= 3 and set(before) == {200}
     assert after and set(after) == {401}
