@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rotator import yamlsource
+from rotator import yamlfast, yamlsource
 from rotator.config import AWS_SECRET_ID, Settings, check_vault_path
 from rotator.durations import Duration, PositiveDuration
 from rotator.errors import InputError
@@ -281,15 +281,44 @@ def _check_hooks(spec: SecretSpec, where: tuple[str | int, ...], doc: Any, path:
 
 
 def load_dir(directory: Path, settings: Settings) -> PolicySet:
-    """Load and cross-check every `*.yaml`/`*.yml` file; raise one InputError listing all problems."""
+    """Load and cross-check every `*.yaml`/`*.yml` file; raise one InputError listing all problems.
+
+    Files are read fast first (libyaml, no lines); if anything is wrong they are read again
+    carefully, so every problem is reported with the careful reader's `file:line`.
+    """
     if not directory.is_dir():
         raise InputError([f"{directory}: policy directory not found"])
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    try:
+        return _load_files(files, settings, fast=True)
+    except (InputError, ValidationError, yamlfast.Unsure, OSError):
+        return _load_files(files, settings, fast=False)
+
+
+def _read(path: Path, *, fast: bool) -> Any:
+    if not fast:
+        return yamlsource.load(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise yamlfast.Unsure("not UTF-8") from None
+    if yamlsource.too_deep(text) is not None:
+        raise yamlfast.Unsure("too deep")
+    return yamlfast.load(text, len(raw))
+
+
+def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicySet:
     problems: list[str] = []
     parsed: list[tuple[Path, Any, PolicyFile]] = []
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+    for path in files:
         try:
-            doc = yamlsource.load(path)
-            parsed.append((path, doc, yamlsource.validate(PolicyFile, doc, path)))
+            doc = _read(path, fast=fast)
+            if fast:
+                # no lines to report with: any problem sends every file to the careful reader
+                parsed.append((path, doc, PolicyFile.model_validate(doc if doc is not None else {})))
+            else:
+                parsed.append((path, doc, yamlsource.validate(PolicyFile, doc, path)))
         except InputError as exc:
             problems.extend(exc.problems)
 

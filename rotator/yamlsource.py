@@ -41,7 +41,7 @@ def load(path: Path) -> Any:
         raise InputError(
             [f"{path}:{line}: not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}; save the file as UTF-8"]
         ) from None
-    if (deep_at := _too_deep(text)) is not None:
+    if (deep_at := too_deep(text)) is not None:
         raise InputError([f"{path}:{deep_at}: nested deeper than {MAX_DEPTH} levels"])
     try:
         doc = yaml.load(text)
@@ -56,7 +56,7 @@ def load(path: Path) -> Any:
         raise InputError([f"{path}:1: nested too deeply to read (at most {MAX_DEPTH} levels)"]) from None
     except YAMLError as exc:
         raise InputError([f"{path}:1: {exc}"]) from None
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+    except (TypeError, ValueError, AttributeError, LookupError) as exc:
         # the parser's own limits on hostile input (e.g. a mapping used as a key): still bad input
         raise InputError([f"{path}:1: not a document rotator can read ({type(exc).__name__}: {exc})"]) from None
     if doc is not None and not isinstance(doc, CommentedMap):
@@ -65,7 +65,7 @@ def load(path: Path) -> Any:
     return doc
 
 
-def _too_deep(text: str) -> int | None:
+def too_deep(text: str) -> int | None:
     """The line where `[`/`{` nesting passes MAX_DEPTH, found before the (recursive, slow) parser
     sees it; quoted text is skipped roughly, which is enough to bound the parser's work."""
     depth, line, quote = 0, 1, ""

@@ -19,22 +19,22 @@ class Planner:
 
     def plans(self, now: datetime | None = None) -> list[schedule.Plan]:
         now = now or utcnow()
+        finished = self.app.db.last_completed_at()
         return [
             schedule.plan(
                 name,
                 spec.policy,
                 self.app.policies.policies[spec.policy],
-                last_rotated=self.last_rotated(spec),
+                last_rotated=self.last_rotated(spec, finished),
                 now=now,
             )
             for name, spec in sorted(self.app.policies.secrets.items())
         ]
 
-    def last_rotated(self, spec: SecretSpec) -> datetime | None:
+    def last_rotated(self, spec: SecretSpec, finished: dict[str, datetime]) -> datetime | None:
         """The last completed rotation; for a secret never rotated here, the stored value's rotated_at (read once)."""
-        last = self.app.db.last_completed(spec.name)
-        if last is not None and last.finished_at is not None:
-            return last.finished_at
+        if spec.name in finished:
+            return finished[spec.name]
         if spec.name not in self._stored_age:
             try:
                 current = self.app.store(spec.store.instance).read_current(location=spec.store.location)

@@ -10,6 +10,7 @@ next start = without a window: max(due + offset, now)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,12 @@ from datetime import datetime, timedelta
 from rotator.durations import render
 from rotator.policies import Policy
 from rotator.windows import Window
+
+
+@functools.lru_cache(maxsize=256)
+def _window(text: str) -> Window:
+    """Parsed once per window text: a tick plans every secret, most under a handful of policies."""
+    return Window.parse(text)
 
 
 def jitter_offset(secret: str, jitter: timedelta | None) -> timedelta:
@@ -56,7 +63,7 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
         if offset:
             why += f"; jitter {offset}"
         return Plan(secret, policy_name, last_rotated, due, max(due + offset, now), why, policy.max_age)
-    window = Window.parse(policy.window)
+    window = _window(policy.window)
     opens, closes = window.occurrence(earliest)
     offset = jitter_offset(secret, min(policy.jitter or timedelta(0), window.length))
     start = max(opens + offset, earliest)

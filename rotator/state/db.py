@@ -267,6 +267,16 @@ class StateDB:
             failed += 1
         return failed, (recent[0].finished_at if failed else None)
 
+    def last_completed_at(self) -> dict[str, datetime]:
+        """When each secret's last rotation completed, in one query (a tick plans the whole fleet)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Rotation.secret, func.max(Rotation.finished_at))
+                .where(Rotation.state == "completed", Rotation.finished_at.is_not(None))
+                .group_by(Rotation.secret)
+            ).all()
+        return {str(secret): finished for secret, finished in rows if finished is not None}
+
     def last_completed(self, secret: str) -> Rotation | None:
         with self.session() as s:
             return s.scalars(

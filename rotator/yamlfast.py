@@ -1,0 +1,123 @@
+"""A fast first read of policy files, for a fleet of many thousands of secrets.
+
+The careful reader (`yamlsource`, ruamel's round-trip loader) keeps every key's line, which is
+what error messages need, and costs most of the time of loading a large fleet. Most loads have no
+error, so policy files are first read with libyaml (C) and validated; only when something is
+wrong, or when this reader is unsure, is everything read again carefully, so that every message
+is exactly the careful reader's.
+
+"Unsure" means any input on which the two readers could disagree: duplicate keys (libyaml keeps
+the last), scalars YAML 1.1 and 1.2 read differently (libyaml's resolvers are replaced by YAML
+1.2's core schema; integers with leading zeros, `0o`, `0b` or `_`, NaN, `=` and dates bail out),
+any `!` (tags), and a document
+that is not a mapping, has a null value, nests deeper than the careful reader allows, or
+expands aliases beyond its budget.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from rotator.yamlsource import MAX_DEPTH
+
+
+class Unsure(Exception):
+    """The fast reader declines; read the file carefully."""
+
+
+_Base: Any = getattr(yaml, "CSafeLoader", None)
+AVAILABLE = _Base is not None
+
+
+if AVAILABLE:
+
+    class _Loader(_Base):  # type: ignore[misc]
+        yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            keys = [self.construct_object(k, deep=True) for k, _ in node.value]
+            if len(keys) != len({repr(k) for k in keys}):
+                raise Unsure("duplicate key")
+            return dict(super().construct_mapping(node, deep=deep))
+
+    def _resolver(tag: str, pattern: str, first: str) -> None:
+        _Loader.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))
+
+    # YAML 1.2 core schema, as ruamel reads it; ints first (a float's pattern also matches them)
+    _resolver("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN")
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [""])
+    _resolver("tag:yaml.org,2002:value", r"^(?:=)$", "=")  # bails (no constructor)
+    _resolver("tag:yaml.org,2002:merge", r"^(?:<<)$", "<")
+    _resolver("tag:yaml.org,2002:timestamp", r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}", "0123456789")  # bails
+    _resolver("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
+    _resolver(
+        "tag:yaml.org,2002:int",
+        r"^[-+]?(?:[0-9_]+|0[oO][0-7_]+|0[xX][0-9a-fA-F_]+|0[bB][01_]+)$",
+        "-+0123456789",
+    )
+    _resolver(
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    )
+
+    def _int(loader: Any, node: Any) -> int:
+        text = str(node.value)
+        digits = text.lstrip("+-")
+        if "_" in text or (len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX"):
+            raise Unsure("an integer the two readers may read differently")
+        return int(text, 16) if digits[:2] in ("0x", "0X") else int(text)
+
+    def _float(loader: Any, node: Any) -> float:
+        if "_" in str(node.value) or "nan" in str(node.value).lower():
+            raise Unsure("a number the two readers may read differently")
+        return float(yaml.SafeLoader.construct_yaml_float(loader, node))
+
+    def _refuse(loader: Any, suffix: str, node: Any) -> Any:
+        raise Unsure(f"tag !{suffix}")
+
+    _Loader.add_constructor("tag:yaml.org,2002:int", _int)
+    _Loader.add_constructor("tag:yaml.org,2002:float", _float)
+    for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
+        _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", lambda loader, node: _refuse(loader, "a tag", node))
+    _Loader.add_multi_constructor("", _refuse)
+
+
+def load(text: str, size: int) -> Any:
+    """The document of a policy file, or Unsure."""
+    if not AVAILABLE:
+        raise Unsure("libyaml is not available")
+    if "!" in text:  # an explicit tag (or a "!" in a value): ruamel keeps tags the fast reader would drop
+        raise Unsure("a tag")
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader: only plain types)
+    except Unsure:
+        raise
+    except Exception as exc:  # a syntax error or the parser's own limits: the careful reader says where
+        raise Unsure(type(exc).__name__) from None
+    if doc is not None and not isinstance(doc, dict):
+        raise Unsure("the top level is not a mapping")
+    _check_shape(doc, budget=10 * size + 10_000)
+    return doc
+
+
+def _check_shape(doc: Any, *, budget: int) -> None:
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    visited = 0
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        if visited > budget or depth > MAX_DEPTH:
+            raise Unsure("too large or too deep")
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if any(child is None for child in children):
+            raise Unsure("a null value")
+        stack.extend((child, depth + 1) for child in children)

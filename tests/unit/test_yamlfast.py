@@ -1,0 +1,125 @@
+"""The fast policy reader agrees with the careful one, or declines: it never reads a value differently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from rotator import config, yamlfast
+from rotator.errors import InputError
+from rotator.policies import load_dir
+
+ROOT = Path(__file__).parents[2]
+TRICKY = [
+    "012",
+    "0o17",
+    "0x1F",
+    "1_000",
+    "+12",
+    "-0",
+    "1e3",
+    "1.5",
+    ".5",
+    "1.",
+    ".inf",
+    "-.Inf",
+    ".nan",
+    "1:30",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "true",
+    "False",
+    "TRUE",
+    "null",
+    "Null",
+    "~",
+    "",
+    "2026-01-01",
+    "2026-01-01T02:00:00Z",
+    "90d",
+    "0s",
+    "=",
+    "<<",
+    "!!str 5",
+    "!custom x",
+    "'quoted'",
+    '"dq"',
+    "0b101",
+]
+
+
+def careful(text: str) -> Any:
+    return plain(YAML(typ="rt").load(text))
+
+
+def kinds(doc: dict[str, Any]) -> list[str]:
+    """The plain type of each value (ruamel reads numbers as subclasses of int and float)."""
+    order = (bool, int, float, str, type(None))
+    return [next(t.__name__ for t in order if isinstance(v, t)) for v in (doc["a"], *doc["b"])]
+
+
+def plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {plain(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node
+
+
+@given(st.one_of(st.sampled_from(TRICKY), st.text(alphabet="0123456789oxXe._+-:yesnotruf ", max_size=8)))
+@settings(max_examples=400, deadline=None)
+def test_a_scalar_reads_the_same_or_the_fast_reader_declines(scalar: str) -> None:
+    text = f"a: {scalar}\nb: [{scalar}]\n"
+    try:
+        expected = careful(text)
+    except Exception:  # anything the careful reader refuses, the fast one must not accept
+        with pytest.raises(yamlfast.Unsure):
+            yamlfast.load(text, len(text))
+        return
+    try:
+        fast = yamlfast.load(text, len(text))
+    except yamlfast.Unsure:
+        return
+    assert fast == expected and kinds(fast) == kinds(expected), scalar
+
+
+def test_duplicate_keys_and_nulls_send_the_file_to_the_careful_reader() -> None:
+    for text in ("a: 1\na: 2\n", "a:\n", "a: [1, ~]\n", "- 1\n"):
+        with pytest.raises(yamlfast.Unsure):
+            yamlfast.load(text, len(text))
+
+
+def test_the_example_policies_load_the_same_both_ways(tmp_path: Path) -> None:
+    from rotator import policies
+
+    settings_ = config.load(ROOT / "rotator.example.yaml")
+    files = sorted((ROOT / "policies").glob("*.yaml"))
+    fast = policies._load_files(files, settings_, fast=True)
+    slow = policies._load_files(files, settings_, fast=False)
+    assert fast == slow and fast.secrets
+
+
+def test_a_broken_file_still_gets_file_and_line(tmp_path: Path) -> None:
+    settings_ = config.load(ROOT / "rotator.example.yaml")
+    (tmp_path / "a.yaml").write_text("policies:\n  p: {max_age: 90d}\n  p: {max_age: 30d}\n")
+    with pytest.raises(InputError) as caught:
+        load_dir(tmp_path, settings_)
+    assert caught.value.problems[0].startswith(f"{tmp_path / 'a.yaml'}:3: ")
+
+
+def test_a_scalar_that_crashes_ruamel_is_refused_with_the_file(tmp_path: Path) -> None:
+    """`-_` made ruamel's int constructor raise IndexError (found by the property above): bad input, not a traceback."""
+    settings_ = config.load(ROOT / "rotator.example.yaml")
+    (tmp_path / "a.yaml").write_text("teams:\n  x: [-_]\n")
+    with pytest.raises(InputError) as caught:
+        load_dir(tmp_path, settings_)
+    assert caught.value.problems[0].startswith(f"{tmp_path / 'a.yaml'}:")
