@@ -163,7 +163,11 @@ def run(mutant: Mutant, *, all_tests: bool, only: str | None = None) -> tuple[bo
             text=True,
             check=False,
         )
-        return done.returncode != 0, time.monotonic() - started
+        if done.returncode not in (0, 1):
+            # 5: -k selected nothing; 2-4: the tests could not run. Neither says the mutant was caught.
+            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+            raise SystemExit(f"{mutant.name}: pytest exited {done.returncode} without a verdict: {tail}")
+        return done.returncode == 1, time.monotonic() - started
 
 
 def main() -> int:
