@@ -595,10 +595,11 @@ def _leaked(
         click.echo("no key on standard input", err=True)
         ctx.exit(EXIT_INPUT)
     key = secret(raw)
+    printed = fingerprint(key)
     search = leaked.find(app, key)
     if not search.matches:
         click.echo(
-            f"the key {fingerprint(key)} matches no managed secret (fingerprints on record: "
+            f"the key {printed} matches no managed secret (fingerprints on record: "
             f"{search.recorded} rotations matched; current values read: {search.read} secrets)",
             err=True,
         )
@@ -607,7 +608,7 @@ def _leaked(
         {
             "secret": m.secret,
             "version": m.slot,
-            "fingerprint": fingerprint(key),
+            "fingerprint": printed,
             "rotation_id": m.rotation.id if m.rotation else None,
             "alive": m.alive,
             "what": m.describe(),
@@ -616,7 +617,7 @@ def _leaked(
     ]
     if not as_json:
         for m in search.matches:
-            click.echo(f"leaked key {fingerprint(key)} is {m.describe()}")
+            click.echo(f"leaked key {printed} is {m.describe()}")
     chosen = sorted({m.secret for m in search.matches if m.alive})
     why = f"the pending key leaked: {reason}"
     for m in search.matches:

@@ -291,21 +291,8 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     try:
         return _load_files(files, settings, fast=True)
-    except (InputError, ValidationError, yamlfast.Unsure, OSError):
+    except (InputError, ValidationError, yamlfast.Unsure):
         return _load_files(files, settings, fast=False)
-
-
-def _read(path: Path, *, fast: bool) -> Any:
-    if not fast:
-        return yamlsource.load(path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise yamlfast.Unsure("not UTF-8") from None
-    if yamlsource.too_deep(text) is not None:
-        raise yamlfast.Unsure("too deep")
-    return yamlfast.load(text, len(raw))
 
 
 def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicySet:
@@ -313,7 +300,7 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
     parsed: list[tuple[Path, Any, PolicyFile]] = []
     for path in files:
         try:
-            doc = _read(path, fast=fast)
+            doc = yamlfast.load_file(path) if fast else yamlsource.load(path)
             if fast:
                 # no lines to report with: any problem sends every file to the careful reader
                 parsed.append((path, doc, PolicyFile.model_validate(doc if doc is not None else {})))

@@ -63,7 +63,7 @@ class Progress:
         """The rotations under way (thousands queued or finished would not fit a screen: counted instead)."""
         states = [state for state, _, _ in self._rows.values()]
         queued = states.count("queued")
-        finished = sum(s in TERMINAL or s.startswith("held") or s == "error" for s in states)
+        finished = sum(_settled(s) for s in states)
         table = Table(
             box=None,
             pad_edge=False,
@@ -75,7 +75,7 @@ class Progress:
         now = time.monotonic()
         height = max(self._console.size.height - 4, 5)
         for secret, (state, since, waits) in self._rows.items():
-            if state == "queued" or state in TERMINAL or state.startswith("held") or state == "error":
+            if state == "queued" or _settled(state):
                 continue
             if table.row_count >= height:
                 break
@@ -90,3 +90,8 @@ class Progress:
             table.add_row(o.secret, o.provider, o.state, o.rotation_id or "-", o.note)
         self._console.print()
         self._console.print(table)
+
+
+def _settled(state: str) -> bool:
+    """Ended, held for a person, or refused before it started: nothing more happens to it here."""
+    return state in TERMINAL or state.startswith("held") or state == "error"

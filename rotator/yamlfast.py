@@ -17,11 +17,12 @@ expands aliases beyond its budget.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rotator.yamlsource import MAX_DEPTH
+from rotator.yamlsource import MAX_DEPTH, too_deep
 
 
 class Unsure(Exception):
@@ -86,10 +87,22 @@ if AVAILABLE:
     _Loader.add_multi_constructor("", _refuse)
 
 
+def load_file(path: Path) -> Any:
+    """The document of a policy file, or Unsure (an unreadable file included: the careful reader says why)."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise Unsure("unreadable") from None
+    return load(text, len(raw))
+
+
 def load(text: str, size: int) -> Any:
-    """The document of a policy file, or Unsure."""
+    """The document of a policy file's text, or Unsure."""
     if not AVAILABLE:
         raise Unsure("libyaml is not available")
+    if too_deep(text) is not None:
+        raise Unsure("too deep")
     if "!" in text:  # an explicit tag (or a "!" in a value): ruamel keeps tags the fast reader would drop
         raise Unsure("a tag")
     try:

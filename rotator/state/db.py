@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult, Engine, create_engine, event, func, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from rotator.engine.lifecycle import State
 from rotator.errors import LeaseHeld, LeaseLost, RotationError
 from rotator.state import migrate
 from rotator.state.chain import GENESIS, hash_of
@@ -229,7 +230,7 @@ class StateDB:
             ).all()
             oldest = s.scalar(
                 select(func.min(Rotation.waiting_since)).where(
-                    Rotation.state.in_(("awaiting_new_key", "awaiting_revocation"))
+                    Rotation.state.in_((State.AWAITING_NEW_KEY, State.AWAITING_REVOCATION))
                 )
             )
         return {str(p): int(n) for p, n in held}, oldest

@@ -108,18 +108,19 @@ def test_the_example_policies_load_the_same_both_ways(tmp_path: Path) -> None:
     assert fast == slow and fast.secrets
 
 
-def test_a_broken_file_still_gets_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("policies:\n  p: {max_age: 90d}\n  p: {max_age: 30d}\n", ":3: "),
+        # `-_` made ruamel's int constructor raise IndexError (found by the property above): bad
+        # input, not a traceback
+        ("teams:\n  x: [-_]\n", ":"),
+    ],
+    ids=["duplicate-key", "ruamel-crash"],
+)
+def test_a_broken_file_still_gets_file_and_line(tmp_path: Path, text: str, where: str) -> None:
     settings_ = config.load(ROOT / "rotator.example.yaml")
-    (tmp_path / "a.yaml").write_text("policies:\n  p: {max_age: 90d}\n  p: {max_age: 30d}\n")
+    (tmp_path / "a.yaml").write_text(text)
     with pytest.raises(InputError) as caught:
         load_dir(tmp_path, settings_)
-    assert caught.value.problems[0].startswith(f"{tmp_path / 'a.yaml'}:3: ")
-
-
-def test_a_scalar_that_crashes_ruamel_is_refused_with_the_file(tmp_path: Path) -> None:
-    """`-_` made ruamel's int constructor raise IndexError (found by the property above): bad input, not a traceback."""
-    settings_ = config.load(ROOT / "rotator.example.yaml")
-    (tmp_path / "a.yaml").write_text("teams:\n  x: [-_]\n")
-    with pytest.raises(InputError) as caught:
-        load_dir(tmp_path, settings_)
-    assert caught.value.problems[0].startswith(f"{tmp_path / 'a.yaml'}:")
+    assert caught.value.problems[0].startswith(f"{tmp_path / 'a.yaml'}{where}")
