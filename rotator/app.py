@@ -32,6 +32,7 @@ from rotator.providers.boltly import Boltly, BoltlySession
 from rotator.providers.brandwave import Brandwave
 from rotator.providers.http import HttpCore
 from rotator.providers.operated import OPERATED
+from rotator.ratelimit import Limit, Window
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
 from rotator.stores.aws import AwsSecretsManager
@@ -101,7 +102,11 @@ class App:
                 self._stores[instance] = self._vault(instance, cfg)
             else:
                 self._stores[instance] = AwsSecretsManager(
-                    region=cfg.region, endpoint_url=cfg.endpoint_url, timeout=cfg.timeout.total_seconds()
+                    region=cfg.region,
+                    endpoint_url=cfg.endpoint_url,
+                    timeout=cfg.timeout.total_seconds(),
+                    writes_per_second=cfg.writes_per_second,
+                    tags_per_second=cfg.tags_per_second,
                 )
         return self._stores[instance]
 
@@ -135,20 +140,25 @@ class App:
     ) -> Callable[[], SecretStr]:
         """Reads the admin credential when a call needs it, so a rotated credential is picked up.
 
-        `current: true` within a rotation means the rotation's own old key until promotion, then the
+        `current: true` within a rotation means the rotation's own old key until promotion, then its
         new key: whatever someone else may have written to the secret meanwhile, rotator acts with
         keys it knows, and after promotion it never touches the old key (whose use the cutover gate
-        watches).
+        watches). Outside a rotation it is what the secret holds now.
         """
         store = self.store(spec.store.instance)
 
         def read() -> SecretStr:
             if not source.current:
                 return read_credential(source, what)
+            # each read is answered from memory after the first (Store.read_version, read_staged)
             if rotation is not None and rotation.old_version and rotation.promoted_at is None:
                 old = store.read_version(location=spec.store.location, version_id=rotation.old_version)
                 if old is not None:
                     return old.api_key
+            if rotation is not None and rotation.promoted_at is not None:
+                new = store.read_staged(location=spec.store.location, token=rotation.id)
+                if new is not None:
+                    return new.api_key
             current = store.read_current(location=spec.store.location)
             if current is None:
                 raise RotationError(f"{what}: {spec.store.location} holds no current key to act with")
@@ -186,9 +196,20 @@ class App:
         return self._sessions[instance]
 
     def _http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
+        """One HTTP client per provider instance and process: its connections and rate limits are shared."""
         if instance not in self._clients:
-            self._clients[instance] = HttpCore(provider=instance, base_url=base_url, timeout=timeout)
+            windows = [Window(limit) for limit in self.rate_limits(instance)]
+            self._clients[instance] = HttpCore(provider=instance, base_url=base_url, timeout=timeout, limits=windows)
         return self._clients[instance]
+
+    def rate_limits(self, instance: str) -> list[Limit]:
+        """rotator.yaml's `rate_limits` of a provider instance, else its vendor's documented ones."""
+        cfg = self.settings.providers[instance]
+        if cfg.rate_limits is not None:
+            return [Limit(r.requests, r.per) for r in cfg.rate_limits]
+        if isinstance(cfg, OperatorInstance):
+            return list(OPERATED[cfg.type].default_limits)
+        return list((Boltly if isinstance(cfg, BoltlyInstance) else Brandwave).default_limits)
 
     def target(self, rotation: Rotation) -> Target:
         spec = self.policies.secret(rotation.secret)

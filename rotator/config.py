@@ -113,6 +113,15 @@ class Grant(_Strict):
         )
 
 
+class RateLimit(_Strict):
+    """At most `requests` in any `per`, the way vendors write their limits (100 per minute), held
+    by rotator itself for all rotations of the process. Defaults: Texting Blue 60 per minute (its
+    smallest plan), GoBlue 100 per minute and 1,000 per hour; none for the others."""
+
+    requests: int = Field(ge=1)
+    per: PositiveDuration
+
+
 class BrandwaveInstance(_Strict):
     type: Literal["brandwave"]
     base_url: str = "https://api.gobrandwave.com"
@@ -120,6 +129,8 @@ class BrandwaveInstance(_Strict):
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: PositiveDuration = timedelta(seconds=10)
+    rate_limits: list[RateLimit] | None = None
+    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
 
 
 class BoltlyInstance(_Strict):
@@ -136,6 +147,8 @@ class BoltlyInstance(_Strict):
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: PositiveDuration = timedelta(seconds=10)
+    rate_limits: list[RateLimit] | None = None
+    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
 
 
 class OperatorInstance(_Strict):
@@ -149,6 +162,8 @@ class OperatorInstance(_Strict):
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: PositiveDuration = timedelta(seconds=10)
+    rate_limits: list[RateLimit] | None = None
+    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
 
 
 ProviderInstance = Annotated[BrandwaveInstance | BoltlyInstance | OperatorInstance, Field(discriminator="type")]
@@ -159,6 +174,11 @@ class AwsStoreSettings(_Strict):
     region: str = "us-east-1"
     endpoint_url: str | None = None
     timeout: PositiveDuration = timedelta(seconds=10)
+    writes_per_second: int = Field(default=50, ge=1)
+    """PutSecretValue, UpdateSecret and UpdateSecretVersionStage share one AWS quota of 50 per second
+    per account and region; rotator sends no more (all stores of one region share the limit)."""
+    tags_per_second: int = Field(default=50, ge=1)
+    """TagResource's own quota, likewise."""
 
 
 class VaultAppRole(_Strict):

@@ -181,6 +181,8 @@ class Daemon:
                 backoff = min(app.settings.engine.hold_interval * 2 ** min(failed - 1, 8), timedelta(days=1))
                 if now < last + backoff:
                     continue
+            if app.db.completed_since(p.secret, p.last_rotated):
+                continue  # completed (here or by a replica) since the plan was read: the next tick re-plans
             spec = app.policies.secret(p.secret)
             try:
                 rotation = app.db.create_rotation(

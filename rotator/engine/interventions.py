@@ -17,8 +17,8 @@ def release(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
     t = engine.resolve(rot)
     detail = {"by": engine.actor, "why": why}
     if isinstance(t.provider, OperatorProvider):
-        return operator.ask_for_revocation(engine, rot, t, "cutover.released", detail).rotation
-    return engine._move(rot, State.REVOKING, event="cutover.released", detail=detail).rotation
+        return engine.write(operator.ask_for_revocation(engine, rot, t, "cutover.released", detail))
+    return engine.write(engine._move(rot, State.REVOKING, event="cutover.released", detail=detail))
 
 
 def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
@@ -26,9 +26,9 @@ def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
     state = State(rot.state)
     reason = f"aborted by {engine.actor}: {why}"
     if can_roll_back(state):
-        return engine._move(
-            rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason
-        ).rotation
+        return engine.write(
+            engine._move(rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason)
+        )
     if state in ABORTABLE_AFTER_PROMOTION:
         detail = {
             "why": why,
@@ -40,15 +40,17 @@ def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
             "fingerprint": rot.old_fingerprint,
             "why": f"aborted at the cutover gate ({why}): the old key was not revoked",
         }
-        return engine._move(
-            rot,
-            State.FAILED,
-            event="rotation.aborted",
-            detail=detail,
-            leftover=leftover,
-            failed_reason=reason,
-            finished_at=engine.clock(),
-        ).rotation
+        return engine.write(
+            engine._move(
+                rot,
+                State.FAILED,
+                event="rotation.aborted",
+                detail=detail,
+                leftover=leftover,
+                failed_reason=reason,
+                finished_at=engine.clock(),
+            )
+        )
     if state in TERMINAL:
         raise RotationError(f"rotation {rot.id} already ended ({rot.state}); there is nothing to abort")
     raise RotationError(f"rotation {rot.id} is {rot.state}: too late to abort (the old key is being revoked)")

@@ -72,15 +72,11 @@ def supply(engine: Engine, rot: Rotation, t: Target, key: SecretStr) -> Rotation
     try:
         _check(provider, rot, t, key)
     except KeyRejected as exc:
-        engine.db.audit(
-            rot,
-            secret=rot.secret,
-            actor=engine.actor,
-            event="supply.rejected",
-            detail={"reason": str(exc), "fingerprint": fingerprint(key)},
-        )
+        engine.audit(rot, "supply.rejected", {"reason": str(exc), "fingerprint": fingerprint(key)})
+        engine.flush(rot)
         raise
     value = StoredValue.new(api_key=key, key_id=None, provider=provider.kind, rotation_id=rot.id)
+    engine.before_side_effect(rot)
     t.store.stage(location=t.location, token=rot.id, value=value)
     return engine._move(
         rot,

@@ -10,7 +10,7 @@ with a time to look again); a permanent one rolls back before promotion, and hol
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from rotator.errors import KeyNotProven, KeyRefused, LeaseHeld, RotationError, R
 from rotator.keys import key_name
 from rotator.policies import Policy, SecretSpec
 from rotator.providers.base import ApiProvider, KeyInfo, OperatorProvider, Provider
-from rotator.state.db import StateDB, utcnow
+from rotator.state.db import Change, StateDB, utcnow
 from rotator.state.schema import Rotation
 from rotator.stores.base import Store, StoredValue
 
@@ -83,6 +83,8 @@ class Engine:
         self.settings = settings
         self.actor = actor
         self.clock = clock
+        self._journal: dict[str, tuple[Rotation, list[Change]]] = {}
+        """Changes recorded and not yet written, per rotation (see `record`); an engine serves one thread."""
         self._handlers: dict[State, Callable[[Rotation, Target], Step]] = {
             State.REQUESTED: self._start,
             State.CREATING: self._create,
@@ -97,20 +99,28 @@ class Engine:
             State.AWAITING_REVOCATION: lambda r, t: operator.wait_for_revocation(self, r, t),
         }
 
-    def advance(self, rotation: Rotation) -> Step:
-        """Run the step the rotation is in; never raises for errors of the rotation itself."""
+    def advance(self, rotation: Rotation, *, defer: bool = False) -> Step:
+        """Run the step the rotation is in; never raises for errors of the rotation itself.
+
+        What the step recorded is written before it returns, unless `defer`: then the caller
+        writes it (`flush`) after running further steps under the same lease, as the runner does.
+        """
         state = State(rotation.state)
         if state in TERMINAL:
             return Step(rotation, state.value)
         bound = _log.bind(rotation_id=rotation.id, secret=rotation.secret, provider=rotation.provider, step=state.value)
         try:
             target = self.resolve(rotation)
-            return self._handlers[state](rotation, target)
+            step = self._handlers[state](rotation, target)
         except LeaseHeld:
+            self.forget(rotation.id)
             raise  # this process lost the secret's lease: stop, write nothing more (fencing)
         except RotatorError as exc:
             bound.warning("step.error", error=str(exc), temporary=exc.temporary)
-            return self._on_error(rotation, state, exc)
+            step = self._on_error(rotation, state, exc)
+        if not defer:
+            self.flush(step.rotation)
+        return step
 
     # the steps -------------------------------------------------------------------------------
 
@@ -127,9 +137,8 @@ class Engine:
         if isinstance(t.provider, ApiProvider):
             # before anything is created: the key to be revoked must be this secret's own
             how = proof.prove(self.db, secret=rot.secret, provider=t.provider, value=current.value)
-        rot = self.db.update(
+        rot = self.record(
             rot,
-            actor=self.actor,
             event="rotation.started",
             detail={
                 "old_key_id": current.value.key_id,
@@ -148,12 +157,8 @@ class Engine:
                 identity = t.provider.probe(key=current.value.api_key).identity
             except KeyRefused:
                 identity = {}
-                self.db.audit(
-                    rot,
-                    secret=rot.secret,
-                    actor=self.actor,
-                    event="old_key.refused",
-                    detail={"note": "the old key is already refused; the account cannot be compared"},
+                self.audit(
+                    rot, "old_key.refused", {"note": "the old key is already refused; the account cannot be compared"}
                 )
             return operator.ask_for_key(self, rot, t, identity)
         return self._move(rot, State.CREATING, event="creating")
@@ -161,7 +166,8 @@ class Engine:
     def _create(self, rot: Rotation, t: Target) -> Step:
         provider = _api(t)
         name = key_name(rot.id)
-        staged = t.store.read_pending(location=t.location, token=rot.id)
+        # nothing can be pending before a create was ever begun
+        staged = t.store.read_pending(location=t.location, token=rot.id) if rot.create_started_at else None
         if staged is not None:
             # the key reached the pending slot before a crash: adopt it
             return self._move(
@@ -176,22 +182,18 @@ class Engine:
         if rot.create_started_at is not None:
             # an earlier create may have happened without its answer reaching us: look before creating
             for lost in (k for k in provider.list_keys() if k.name == name):
-                self.db.check_fence(rot.secret)
+                self.before_side_effect(rot)
                 provider.revoke_key(key_id=lost.id)
-                self.db.audit(
-                    rot,
-                    secret=rot.secret,
-                    actor=self.actor,
-                    event="key.discarded",
-                    detail={"key_id": lost.id, "why": "created, but its secret never reached us"},
-                )
-        rot = self.db.update(rot, actor=self.actor, create_started_at=self.clock())
+                self.audit(rot, "key.discarded", {"key_id": lost.id, "why": "created, but its secret never reached us"})
         like = self._old_key_info(rot, provider) if provider.copies_scopes else None
+        first = rot.create_started_at is None  # no create was ever begun, so nothing sits under this token
+        rot = self.record(rot, create_started_at=self.clock())
+        self.before_side_effect(rot)
         created = provider.create_key(name=name, like=like)
         failpoints.hit("after-create")
         value = StoredValue.new(api_key=created.secret, key_id=created.id, provider=provider.kind, rotation_id=rot.id)
-        self.db.check_fence(rot.secret)
-        t.store.stage(location=t.location, token=rot.id, value=value)
+        self.before_side_effect(rot)
+        t.store.stage(location=t.location, token=rot.id, value=value, first=first)
         failpoints.hit("after-stage-write")
         return self._move(
             rot,
@@ -204,7 +206,7 @@ class Engine:
         )
 
     def _probe(self, rot: Rotation, t: Target) -> Step:
-        value = t.store.read_pending(location=t.location, token=rot.id)
+        value = t.store.read_staged(location=t.location, token=rot.id)
         if value is None:
             raise RotationError(f"{t.location}: the pending version {rot.id} is gone from the store")
         try:
@@ -229,7 +231,7 @@ class Engine:
     def _promote(self, rot: Rotation, t: Target) -> Step:
         if rot.old_version is None:
             raise RotationError("this rotation recorded no old version to promote over")
-        self.db.check_fence(rot.secret)  # a writer that lost its lease must never promote
+        self.before_side_effect(rot)  # a writer that lost its lease must never promote
         t.store.promote(location=t.location, token=rot.id, expected_current=rot.old_version)
         failpoints.hit("after-promote-call")
         now = self.clock()
@@ -245,13 +247,7 @@ class Engine:
             )
         except StoreError as exc:
             # metadata is a convenience for humans; the key itself is already current
-            self.db.audit(
-                rot,
-                secret=rot.secret,
-                actor=self.actor,
-                event="store.metadata_failed",
-                detail={"error": str(exc)},
-            )
+            self.audit(rot, "store.metadata_failed", {"error": str(exc)})
         return self._move(
             rot,
             State.PROMOTED,
@@ -296,24 +292,27 @@ class Engine:
             rot = self._prove_late(rot, t, provider)
         already = rot.revoke_started_at is not None and old_key_id not in {k.id for k in provider.list_keys()}
         if not already:
-            rot = self.db.update(rot, actor=self.actor, revoke_started_at=self.clock())
+            rot = self.record(rot, revoke_started_at=self.clock())
+            self.before_side_effect(rot)
             provider.revoke_key(key_id=old_key_id)
             failpoints.hit("after-revoke-call")
-        return self._move(
+        step = self._move(
             rot,
             State.VERIFYING,
             event="key.revoked",
             detail={"key_id": rot.old_key_id},
             revoked_at=self.clock(),
         )
+        # of all side effects, a revocation is the one people look for first: on record at once
+        self.flush(step.rotation)
+        return step
 
     def _prove_late(self, rot: Rotation, t: Target, provider: ApiProvider) -> Rotation:
         """A rotation begun before proofs existed (an upgraded database): prove its old key now."""
         old = self._old_value(rot, t)
         how = proof.prove(self.db, secret=rot.secret, provider=provider, value=old)
-        return self.db.update(
+        return self.record(
             rot,
-            actor=self.actor,
             event="old_key.proven",
             detail={"key_id": rot.old_key_id, "how": how},
             old_key_proof=how,
@@ -340,7 +339,7 @@ class Engine:
         try:
             t.provider.probe(key=old.api_key)
         except KeyRefused:
-            t.store.clear_pending(location=t.location, token=rot.id)
+            # nothing is pending here: promote left none
             detail = {
                 "old_key_id": rot.old_key_id,
                 "old_key": "refused (401)",
@@ -383,13 +382,14 @@ class Engine:
             if rot.create_started_at is not None:
                 revoked |= {k.id for k in t.provider.list_keys() if k.name == key_name(rot.id)}
             for key_id in sorted(revoked):
-                self.db.check_fence(rot.secret)
+                self.before_side_effect(rot)
                 t.provider.revoke_key(key_id=key_id)
             detail["revoked_new_keys"] = sorted(revoked)
         leftover = None
         if not isinstance(t.provider, ApiProvider) and rot.new_fingerprint:
             detail["operator"] = f"revoke the new key {key_name(rot.id)} ({rot.new_fingerprint}) in the dashboard"
             leftover = {"key_id": None, "fingerprint": rot.new_fingerprint, "why": detail["operator"]}
+        self.before_side_effect(rot)
         t.store.clear_pending(location=t.location, token=rot.id)
         return self._move(
             rot, State.FAILED, event="rotation.failed", detail=detail, leftover=leftover, finished_at=self.clock()
@@ -397,7 +397,9 @@ class Engine:
 
     def supply(self, rotation: Rotation, key: SecretStr) -> Rotation:
         """An operator hands over a new key; raise KeyRejected (the rotation keeps waiting) on a failed check."""
-        return operator.supply(self, rotation, self.resolve(rotation), key)
+        supplied = operator.supply(self, rotation, self.resolve(rotation), key)
+        self.flush(supplied)
+        return supplied
 
     def _old_key_info(self, rot: Rotation, provider: ApiProvider) -> KeyInfo:
         found = next((k for k in provider.list_keys() if k.id == rot.old_key_id), None)
@@ -415,6 +417,62 @@ class Engine:
         return ",".join(new.scopes)
 
     # bookkeeping -------------------------------------------------------------------------------
+
+    def record(
+        self,
+        rot: Rotation,
+        *,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+        outbox: Sequence[dict[str, Any]] = (),
+        leftover: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Rotation:
+        """Apply `fields` to `rot` now and keep them, with their audit event, for the next write.
+
+        Writing waits for the next call that changes the world (`before_side_effect`) or the
+        end of the runner's turn (`flush`): the moves between two such calls are one transaction,
+        and what a crash loses is only what the step can redo (every step is idempotent).
+        """
+        change = Change(dict(fields), rot.state, utcnow(), event=event, detail=detail, outbox=outbox, leftover=leftover)
+        for name, value in fields.items():
+            setattr(rot, name, value)
+        self._journal.setdefault(rot.id, (rot, []))[1].append(change)
+        return rot
+
+    def audit(self, rot: Rotation, event: str, detail: dict[str, Any]) -> None:
+        """An audit event of `rot` that changes none of its fields; written with the next write."""
+        change = Change({}, rot.state, utcnow(), event=event, detail=detail, moves=False)
+        self._journal.setdefault(rot.id, (rot, []))[1].append(change)
+
+    def flush(self, rot: Rotation) -> bool:
+        """Write what was recorded for `rot` in one fenced transaction; False when there was nothing.
+
+        Raises LeaseLost (writing nothing) when the lease is no longer this process's.
+        """
+        recorded, changes = self._journal.pop(rot.id, (rot, []))
+        if not changes:
+            return False
+        self.db.apply(recorded, changes, actor=self.actor)
+        for change in changes:
+            if (state := change.fields.get("state")) is not None:
+                failpoints.hit(f"after:{state}")
+        return True
+
+    def before_side_effect(self, rot: Rotation) -> None:
+        """Before a call that changes the world and cannot itself be fenced (create, stage,
+        promote, revoke, a hook): what led to it is written, and the lease is still ours."""
+        if not self.flush(rot):
+            self.db.check_fence(rot.secret)
+
+    def write(self, step: Step) -> Rotation:
+        """Write what `step` recorded now (a person's action outside a runner's turn); its rotation."""
+        self.flush(step.rotation)
+        return step.rotation
+
+    def forget(self, rotation_id: str) -> None:
+        """Drop what was recorded and not written (the lease was lost: a stale writer writes nothing)."""
+        self._journal.pop(rotation_id, None)
 
     def _move(
         self,
@@ -438,17 +496,10 @@ class Engine:
         }
         values["waiting_since"] = self.clock() if values["waiting_for"] else None
         payload = self._payload(rot, detail or {}, state=to.value, failed_reason=values.get("failed_reason"))
-        rot = self.db.update(
-            rot,
-            actor=self.actor,
-            event=event,
-            detail=detail,
-            outbox=self.notices(event, payload),
-            leftover=leftover,
-            **values,
+        rot = self.record(
+            rot, event=event, detail=detail, outbox=self.notices(event, payload), leftover=leftover, **values
         )
         _log.info(event, rotation_id=rot.id, secret=rot.secret, state=to.value, **(detail or {}))
-        failpoints.hit(f"after:{to.value}")
         return Step(rot, event)
 
     @staticmethod
@@ -471,15 +522,9 @@ class Engine:
 
     def _wait(self, rot: Rotation, until: datetime, why: str) -> Step:
         if rot.waiting_for != why:
-            self.db.audit(
-                rot,
-                secret=rot.secret,
-                actor=self.actor,
-                event="waiting",
-                detail={"state": rot.state, "for": why},
-            )
+            self.audit(rot, "waiting", {"state": rot.state, "for": why})
         since = rot.waiting_since if rot.waiting_for == why and rot.waiting_since else self.clock()
-        rot = self.db.update(rot, actor=self.actor, next_attempt_at=until, waiting_for=why, waiting_since=since)
+        rot = self.record(rot, next_attempt_at=until, waiting_for=why, waiting_since=since)
         return Step(rot, why, waiting_until=until)
 
     def _hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
@@ -488,9 +533,8 @@ class Engine:
         if news:
             _log.error("rotation.held", rotation_id=rot.id, secret=rot.secret, state=rot.state, reason=reason)
         until = now + (retry or self.settings.hold_interval)
-        rot = self.db.update(
+        rot = self.record(
             rot,
-            actor=self.actor,
             event="rotation.held" if news else None,
             detail={"state": rot.state, "reason": reason},
             outbox=self.notices("rotation.held", self._payload(rot, {"reason": reason})) if news else (),
@@ -502,6 +546,7 @@ class Engine:
         return Step(rot, reason, waiting_until=until, held=True)
 
     def _on_error(self, rot: Rotation, state: State, exc: RotatorError) -> Step:
+        self.flush(rot)  # what the step did before it failed (an intent, a created key) stands
         now = self.clock()
         progress = self.db.step(rot.id, state.value)
         started = progress.started_at if progress else now
@@ -511,7 +556,7 @@ class Engine:
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else backoff
             until = now + delay * (1 + random.uniform(0, 0.1))
             self.db.record_attempt(rot.id, state.value, error=str(exc), next_attempt_at=until)
-            rot = self.db.get(rot.id)
+            rot.next_attempt_at = until
             return Step(rot, f"retrying {state.value}: {exc}", waiting_until=until)
         self.db.record_attempt(rot.id, state.value, error=str(exc), next_attempt_at=None)
         if state is State.ROLLING_BACK:

@@ -54,8 +54,8 @@ class Runner:
 
         With `follow`, waits (sleeping, lease released) until each next attempt is due.
         """
+        rotation = self.db.get(rotation_id)
         while True:
-            rotation = self.db.get(rotation_id)
             if rotation.terminal or should_stop():
                 return rotation
             delay = (rotation.next_attempt_at - self.clock()).total_seconds()
@@ -63,33 +63,52 @@ class Runner:
                 if not follow:
                     return rotation
                 self.sleep(min(delay, 5.0))
+                rotation = self.db.get(rotation_id)  # another process may have moved it meanwhile
                 continue
             try:
-                step = self._advance_while_due(rotation)
+                step = self._advance_while_due(rotation, on_step, should_stop)
             except LeaseHeld as exc:
                 if not follow:
                     raise
                 on_blocked(str(exc))
                 self.sleep(1.0)
+                rotation = self.db.get(rotation_id)
                 continue
-            on_step(step)
             if step.held or (step.waiting_until and step.rotation.state.startswith("awaiting_")):
                 return step.rotation  # a person must act; following would only wait on them
+            rotation = step.rotation  # as this process wrote it, under the lease it just let go
 
     def act(self, rotation: Rotation, action: Callable[[Rotation], Rotation]) -> Rotation:
         """Run a person's action (supply, release, abort) on the rotation as it is now, under the
         same lease, renewal and fencing as a step (see `_under_lease`); errors pass through."""
-        return self._under_lease(rotation, action)
 
-    def _advance_while_due(self, rotation: Rotation) -> Step:
-        def step(fresh: Rotation) -> Step:
-            if fresh.terminal or fresh.next_attempt_at > self.clock():
-                return Step(fresh, "nothing due", waiting_until=fresh.next_attempt_at)
-            started = time.monotonic()
-            done = self.engine.advance(fresh)
-            return replace(done, step=fresh.state, seconds=time.monotonic() - started)
+        def acted(fresh: Rotation) -> Rotation:
+            done = action(fresh)
+            self.engine.flush(done)
+            return done
 
-        return self._under_lease(rotation, step)
+        return self._under_lease(rotation, acted)
+
+    def _advance_while_due(
+        self, rotation: Rotation, on_step: Callable[[Step], None], should_stop: Callable[[], bool]
+    ) -> Step:
+        """The steps that are due, one after another under one lease; what they recorded is
+        written before each side effect and once at the end (Engine.record)."""
+
+        def steps(fresh: Rotation) -> Step:
+            last = Step(fresh, "nothing due", waiting_until=fresh.next_attempt_at)
+            while not fresh.terminal and fresh.next_attempt_at <= self.clock() and not should_stop():
+                state, started = fresh.state, time.monotonic()
+                done = self.engine.advance(fresh, defer=True)
+                last = replace(done, step=state, seconds=time.monotonic() - started)
+                on_step(last)
+                fresh = done.rotation
+                if done.held or done.waiting_until is not None:
+                    break
+            self.engine.flush(fresh)
+            return last
+
+        return self._under_lease(rotation, steps)
 
     def _under_lease(self, rotation: Rotation, work: Callable[[Rotation], T]) -> T:
         """`work` on the rotation, re-read under the secret's lease, fenced and kept alive.
@@ -98,18 +117,19 @@ class Runner:
         it is renewed every third of its TTL while the work runs; every write of the rotation
         checks the lease's generation in the same transaction, so if the lease was lost (this
         process paused, partitioned, slow) the work stops with LeaseLost at its next write or
-        side effect; the lease is let go when the work returns, whatever happened.
+        side effect, and what it recorded and did not write is dropped; the lease is let go
+        when the work returns, whatever happened.
         """
-        generation = self.db.acquire_lease(rotation.secret, self.owner, self.lease_ttl)
+        generation, fresh = self.db.lease_and_read(rotation.id, rotation.secret, self.owner, self.lease_ttl)
         fence = Fence(rotation.secret, self.owner, generation)
         stop = threading.Event()
         keeper = threading.Thread(target=self._keep_alive, args=(fence, stop), daemon=True, name="lease-keeper")
         keeper.start()
         try:
             with self.db.fenced(fence):
-                # re-read under the lease: another process may have moved it on meanwhile
-                return work(self.db.get(rotation.id))
+                return work(fresh)  # read under the lease: another process may have moved it on meanwhile
         finally:
+            self.engine.forget(rotation.id)
             stop.set()
             keeper.join()
             self.db.release_lease(rotation.secret, self.owner)

@@ -106,15 +106,14 @@ def consumers(engine: Engine, t: Target) -> SignalCheck:
         for consumer in t.spec.consumers:
             seen = dict(state.get(consumer.name, {}))
             if consumer.reload is not None and not seen.get("reloaded"):
+                engine.before_side_effect(rotation)
                 ok, _ = _call(consumer.reload, t.hooks, timeout, context)
                 seen["reloaded"] = ok
-                engine.db.audit(
-                    rotation,
-                    secret=rotation.secret,
-                    actor=engine.actor,
-                    event="consumer.reload",
-                    detail={"consumer": consumer.name, "ok": ok},
-                )
+                engine.audit(rotation, "consumer.reload", {"consumer": consumer.name, "ok": ok})
+                # written at once: a restart must not call the reload hook again
+                state[consumer.name] = seen
+                _save(engine, rotation, "consumers", state)
+                engine.flush(rotation)
             if consumer.confirm is None:
                 state[consumer.name] = seen
                 return Signal("consumers", Status.UNAVAILABLE, f"{consumer.name} has no confirm hook")
@@ -122,12 +121,8 @@ def consumers(engine: Engine, t: Target) -> SignalCheck:
                 ok, answer = _call(consumer.confirm, t.hooks, timeout, context)
                 seen["confirmed"] = ok and confirms(answer, fingerprint)
                 if seen["confirmed"]:
-                    engine.db.audit(
-                        rotation,
-                        secret=rotation.secret,
-                        actor=engine.actor,
-                        event="consumer.confirmed",
-                        detail={"consumer": consumer.name, "fingerprint": fingerprint},
+                    engine.audit(
+                        rotation, "consumer.confirmed", {"consumer": consumer.name, "fingerprint": fingerprint}
                     )
             state[consumer.name] = seen
             if not seen.get("confirmed"):
@@ -194,6 +189,4 @@ def _counter(engine: Engine, rotation: Rotation, remaining: int, now: datetime) 
 
 
 def _save(engine: Engine, rotation: Rotation, key: str, value: dict[str, Any]) -> None:
-    gate_state = {**(rotation.gate_state or {}), key: value}
-    rotation.gate_state = gate_state
-    engine.db.update(rotation, actor=engine.actor, gate_state=gate_state)
+    engine.record(rotation, gate_state={**(rotation.gate_state or {}), key: value})

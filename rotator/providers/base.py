@@ -16,6 +16,7 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from rotator.errors import KeyNotProven
+from rotator.ratelimit import Limit
 
 
 class ManagedBy(enum.Enum):
@@ -64,6 +65,8 @@ class Usage:
 
 class Provider(abc.ABC):
     kind: str
+    default_limits: tuple[Limit, ...] = ()
+    """The vendor's documented request limits, held client-side unless rotator.yaml says otherwise."""
     managed_by: ManagedBy
 
     @abc.abstractmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from rotator.errors import (
     ProviderUnavailable,
     UnexpectedResponse,
 )
+from rotator.ratelimit import Window, take_all
 
 _log = log.get(__name__)
 
@@ -98,8 +99,11 @@ class HttpCore:
         attempts: int = 4,
         max_backoff: float = 20.0,
         transport: httpx.BaseTransport | None = None,
+        limits: Sequence[Window] = (),
+        connections: int = 64,
     ) -> None:
         self.provider = provider
+        self.limits = tuple(limits)
         self._read_error = read_error
         self._attempts = attempts
         self._max_backoff = max_backoff
@@ -108,6 +112,8 @@ class HttpCore:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             headers={"User-Agent": "rotator/0.1", "Accept": "application/json"},
+            # as many kept-alive connections as rotations run at once: none is reopened per request
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=connections),
         )
 
     def close(self) -> None:
@@ -154,6 +160,7 @@ class HttpCore:
         params: Mapping[str, Any] | None,
         idempotent: bool,
     ) -> httpx.Response:
+        take_all(self.limits)
         started = time.monotonic()
         try:
             response = self._client.request(method, path, headers=dict(headers), json=json, params=params)

@@ -12,6 +12,7 @@ Assumptions beyond providers.md, each failing loudly when broken:
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -19,6 +20,7 @@ from pydantic import SecretStr
 from rotator.errors import PermissionDenied, UnexpectedResponse
 from rotator.providers.base import OperatorProvider, ProbeResult, Usage
 from rotator.providers.http import HttpCore, require
+from rotator.ratelimit import Limit
 
 
 class _Operated(OperatorProvider):
@@ -51,6 +53,7 @@ class Blueticks(_Operated):
 
 class TextingBlue(_Operated):
     kind = "texting-blue"
+    default_limits = (Limit(60, timedelta(minutes=1)),)  # the smallest plan's team window
     default_base_url = "https://api.texting.blue/v1"
     default_dashboard = "the Texting Blue dashboard, Settings > API Keys (Create Key)"
     key_pattern = re.compile(r"tb_(?:live|test)_[A-Za-z0-9]{32}")
@@ -73,6 +76,7 @@ class TextingBlue(_Operated):
 
 class GoBlue(_Operated):
     kind = "goblue"
+    default_limits = (Limit(100, timedelta(minutes=1)), Limit(1000, timedelta(hours=1)))
     default_base_url = "https://api.goblue.app/v1"
     default_dashboard = (
         "the GoBlue iOS app, Settings > API Access (a second key while the old stays active comes from GoBlue support)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -119,6 +120,22 @@ def _private_files(path: str) -> None:
             os.chmod(name, 0o600)
 
 
+@dataclass
+class Change:
+    """One recorded change of a rotation: fields, and the audit event, notifications and key left
+    alive that come with it. The engine records several and writes them in one transaction."""
+
+    fields: dict[str, Any]
+    from_state: str
+    at: datetime
+    event: str | None = None
+    detail: dict[str, Any] | None = None
+    outbox: Sequence[dict[str, Any]] = ()
+    leftover: dict[str, Any] | None = None
+    moves: bool = True
+    """False for an audit event that records no state change (from/to states left empty)."""
+
+
 class ActiveRotationExists(RotationError):
     def __init__(self, rotation: Rotation) -> None:
         super().__init__(f"secret {rotation.secret!r} already has rotation {rotation.id} in state {rotation.state}")
@@ -135,6 +152,8 @@ class StateDB:
         self.schema_was = migrate.ensure(self.engine, upgrade=upgrade)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.claimed_by = os.environ.get("SUDO_USER") or None
+        self._trusted: dict[Fence, float] = {}
+        self._trusted_lock = threading.Lock()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -278,6 +297,14 @@ class StateDB:
             ).all()
         return {str(secret): finished for secret, finished in rows if finished is not None}
 
+    def completed_since(self, secret: str, since: datetime | None) -> bool:
+        """Whether a rotation of `secret` completed after `since` (ever, for None)."""
+        query = select(Rotation.id).where(Rotation.secret == secret, Rotation.state == "completed")
+        if since is not None:
+            query = query.where(Rotation.finished_at > since)
+        with self.session() as s:
+            return s.scalars(query.limit(1)).first() is not None
+
     def last_completed(self, secret: str) -> Rotation | None:
         with self.session() as s:
             return s.scalars(
@@ -299,30 +326,48 @@ class StateDB:
     ) -> Rotation:
         """Write fields (and a state change) of a rotation, its audit event, the notifications that
         tell of it (`outbox`) and a key it leaves alive (`leftover`), all in one transaction."""
-        now = utcnow()
-        from_state = rotation.state
-        fields.setdefault("updated_at", now)
+        change = Change(fields, rotation.state, utcnow(), event=event, detail=detail, outbox=outbox, leftover=leftover)
         with self.session() as s:
-            self._check_fence(s, rotation.secret)
+            self._write(s, rotation, [change], actor=actor)
+            fresh = s.get(Rotation, rotation.id, populate_existing=True)
+        assert fresh is not None
+        return fresh
+
+    def apply(self, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
+        """Write `changes` of a rotation, in order, in one fenced transaction; nothing is read back."""
+        with self.session() as s:
+            self._write(s, rotation, changes, actor=actor)
+
+    def _write(self, s: Session, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
+        now = utcnow()
+        self._check_fence(s, rotation.secret)
+        fields: dict[str, Any] = {}
+        for change in changes:
+            fields.update(change.fields)
+        if fields:
+            fields.setdefault("updated_at", now)
             s.execute(update(Rotation).where(Rotation.id == rotation.id).values(**fields))
-            self._add_outbox(s, outbox, now)
-            if leftover is not None:
+        for change in changes:
+            self._add_outbox(s, change.outbox, now)
+            if change.leftover is not None:
                 s.add(
                     LeftoverKey(
                         secret=rotation.secret,
                         provider=rotation.provider,
                         rotation_id=rotation.id,
-                        recorded_at=now,
-                        **leftover,
+                        recorded_at=change.at,
+                        **change.leftover,
                     )
                 )
-            if event is not None:
-                self._append(s, self._event(rotation, actor, event, from_state, fields.get("state"), detail or {}))
-            if "state" in fields and fields["state"] != from_state:
-                self._finish_step(s, rotation.id, from_state, now)
-            fresh = s.get(Rotation, rotation.id, populate_existing=True)
-        assert fresh is not None
-        return fresh
+            to_state = change.fields.get("state")
+            if change.event is not None:
+                from_state = change.from_state if change.moves else None
+                event = self._event(
+                    rotation, actor, change.event, from_state, to_state, change.detail or {}, at=change.at
+                )
+                self._append(s, event)
+            if to_state is not None and to_state != change.from_state:
+                self._finish_step(s, rotation.id, change.from_state, change.at)
 
     def audit(
         self,
@@ -482,11 +527,13 @@ class StateDB:
         from_state: str | None,
         to_state: str | None,
         detail: dict[str, Any],
+        *,
+        at: datetime | None = None,
     ) -> AuditEvent:
         return AuditEvent(
             rotation_id=rotation.id,
             secret=rotation.secret,
-            at=utcnow(),
+            at=at or utcnow(),
             actor=actor,
             event=event,
             from_state=from_state,
@@ -555,32 +602,61 @@ class StateDB:
         Renewing our own lease keeps its generation; taking it (new, expired, or from a holder
         provably dead) increments it, so a writer that lost it can no longer pass the fence.
         """
+        started = time.monotonic()
         with self.session() as s:
-            now = self._now(s)
-            current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
-            if current is None:
-                try:
-                    with s.begin_nested():
-                        s.add(Lease(secret=secret, owner=owner, expires_at=now + ttl, generation=1))
-                    return 1
-                except IntegrityError:
-                    current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
-            if current is None:
-                raise LeaseHeld(f"secret {secret!r}: lease row vanished; try again", retry_after=1.0)
-            if current.owner == owner and current.expires_at > now:
-                current.expires_at = now + ttl
-                return current.generation
-            if current.expires_at <= now or _holder_is_dead(current.owner):
-                current.owner, current.expires_at = owner, now + ttl
-                current.generation += 1
-                return current.generation
-            until = current.expires_at.isoformat(timespec="seconds")
-            raise LeaseHeld(
-                f"secret {secret!r} is being advanced by {current.owner} (lease until {until})", retry_after=1.0
-            )
+            generation = self._acquire(s, secret, owner, ttl)
+        self._trust(Fence(secret, owner, generation), started, ttl)
+        return generation
+
+    def lease_and_read(self, rotation_id: str, secret: str, owner: str, ttl: timedelta) -> tuple[int, Rotation]:
+        """acquire_lease, and the rotation as it is under the lease, in one transaction."""
+        started = time.monotonic()
+        with self.session() as s:
+            generation = self._acquire(s, secret, owner, ttl)
+            rotation = s.get(Rotation, rotation_id)
+        if rotation is None:
+            raise RotationError(f"no rotation with id {rotation_id!r}")
+        self._trust(Fence(secret, owner, generation), started, ttl)
+        return generation, rotation
+
+    def _acquire(self, s: Session, secret: str, owner: str, ttl: timedelta) -> int:
+        now = self._now(s)
+        current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
+        if current is None:
+            try:
+                with s.begin_nested():
+                    s.add(Lease(secret=secret, owner=owner, expires_at=now + ttl, generation=1))
+                return 1
+            except IntegrityError:
+                current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
+        if current is None:
+            raise LeaseHeld(f"secret {secret!r}: lease row vanished; try again", retry_after=1.0)
+        if current.owner == owner and current.expires_at > now:
+            current.expires_at = now + ttl
+            return current.generation
+        if current.expires_at <= now or _holder_is_dead(current.owner):
+            current.owner, current.expires_at = owner, now + ttl
+            current.generation += 1
+            return current.generation
+        until = current.expires_at.isoformat(timespec="seconds")
+        raise LeaseHeld(
+            f"secret {secret!r} is being advanced by {current.owner} (lease until {until})", retry_after=1.0
+        )
+
+    def _trust(self, fence: Fence, started: float, ttl: timedelta) -> None:
+        """The lease was set to expire `ttl` after a moment later than `started` (monotonic), and
+        nobody takes an unexpired lease from a live holder: until half the TTL has passed, the
+        fence holds without asking the database."""
+        with self._trusted_lock:
+            self._trusted[fence] = started + ttl.total_seconds() / 2
+
+    def _distrust(self, fence: Fence) -> None:
+        with self._trusted_lock:
+            self._trusted.pop(fence, None)
 
     def renew_lease(self, fence: Fence, ttl: timedelta) -> None:
         """Extend a lease still held under `fence`; raise LeaseLost when it is not."""
+        started = time.monotonic()
         with self.session() as s:
             now = self._now(s)
             renewed = _rowcount(
@@ -596,10 +672,15 @@ class StateDB:
                 )
             )
         if not renewed:
+            self._distrust(fence)
             raise LeaseLost(f"secret {fence.secret!r}: the lease (generation {fence.generation}) was lost")
+        self._trust(fence, started, ttl)
 
     def release_lease(self, secret: str, owner: str) -> None:
         """Let the lease go; the row (and its generation) stays, expired, so generations only grow."""
+        with self._trusted_lock:
+            for fence in [f for f in self._trusted if f.secret == secret and f.owner == owner]:
+                del self._trusted[fence]
         with self.session() as s:
             now = self._now(s)
             s.execute(
@@ -637,10 +718,21 @@ class StateDB:
             .with_for_update()
         ).first()
         if held is None:
+            self._distrust(fence)
             raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) is no longer ours")
 
     def check_fence(self, secret: str) -> None:
-        """Before a side effect that cannot be fenced (create, revoke, promote): still ours?"""
+        """Before a side effect that cannot be fenced (create, revoke, promote): still ours?
+
+        Answered from memory while the lease was confirmed (taken or renewed) less than half its
+        TTL ago and not found lost since; else by the database.
+        """
+        fence: Fence | None = getattr(_fences, "current", None)
+        if fence is not None and fence.secret == secret:
+            with self._trusted_lock:
+                until = self._trusted.get(fence)
+            if until is not None and time.monotonic() < until:
+                return
         with self.session() as s:
             self._check_fence(s, secret)
 

@@ -6,6 +6,7 @@ Applications must read with the AWSCURRENT stage (the default of GetSecretValue 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -19,13 +20,17 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from rotator import ratelimit
 from rotator.errors import StoreConflict, StoreError, StorePermissionError, StoreUnavailable
-from rotator.stores.base import Store, StoredValue, Version
+from rotator.ratelimit import Limit
+from rotator.stores.base import KnownValues, Store, StoredValue, Version
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
+_WRITES = ("PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage")
+"""The actions that share AWS's write quota (50 per second per account and region, not adjustable)."""
 _TEMPORARY = {
     "ThrottlingException",
     "InternalServiceError",
@@ -85,15 +90,31 @@ class AwsSecretsManager(Store):
         endpoint_url: str | None = None,
         timeout: float = 10.0,
         client: SecretsManagerClient | None = None,
+        writes_per_second: int = 50,
+        tags_per_second: int = 50,
+        connections: int = 64,
     ) -> None:
         self._client: SecretsManagerClient = client or boto3.client(
             "secretsmanager",
             region_name=region,
             endpoint_url=endpoint_url,
             config=Config(
-                connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "max_attempts": 4}
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"mode": "standard", "max_attempts": 4},
+                # botocore's default of 10 would make rotations beyond the tenth queue for a connection
+                max_pool_connections=connections,
             ),
         )
+        self.known = KnownValues()
+        # AWS counts these per account and region: every store (and client) of the region shares a window
+        where = (region, endpoint_url)
+        writes = ratelimit.shared(("aws-writes", *where), Limit(writes_per_second, timedelta(seconds=1)))
+        tags = ratelimit.shared(("aws-tags", *where), Limit(tags_per_second, timedelta(seconds=1)))
+        events = self._client.meta.events
+        for action in _WRITES:
+            events.register(f"before-call.secrets-manager.{action}", lambda **_: writes.take())
+        events.register("before-call.secrets-manager.TagResource", lambda **_: tags.take())
 
     def _call(self, action: str, location: str, **kwargs: Any) -> Any:
         try:
@@ -115,65 +136,98 @@ class AwsSecretsManager(Store):
         got = self._call("GetSecretValue", location, SecretId=location, VersionStage=CURRENT)
         if got is None or "SecretString" not in got:
             return None
-        return Version(got["VersionId"], StoredValue.from_json(got["SecretString"], where=location))
+        value = StoredValue.from_json(got["SecretString"], where=location)
+        self.known.put(location, got["VersionId"], value)
+        return Version(got["VersionId"], value)
 
     def read_version(self, *, location: str, version_id: str) -> StoredValue | None:
+        if (known := self.known.get(location, version_id)) is not None:
+            return known
         got = self._call("GetSecretValue", location, SecretId=location, VersionId=version_id)
         if got is None or "SecretString" not in got:
             return None
-        return StoredValue.from_json(got["SecretString"], where=location)
+        value = StoredValue.from_json(got["SecretString"], where=location)
+        self.known.put(location, version_id, value)
+        return value
 
     def read_pending(self, *, location: str, token: str) -> StoredValue | None:
-        # AWS keeps a version after its label is removed: only a labelled one is pending
-        if PENDING not in self._stages(location).get(token, []):
+        # one call: the version by id comes with its labels, and AWS keeps a version after its
+        # label is removed, so only a labelled one is pending
+        got = self._call("GetSecretValue", location, SecretId=location, VersionId=token)
+        if got is None or "SecretString" not in got or PENDING not in got.get("VersionStages", []):
             return None
+        value = StoredValue.from_json(got["SecretString"], where=location)
+        self.known.put(location, token, value)
+        return value
+
+    def read_staged(self, *, location: str, token: str) -> StoredValue | None:
+        # the version id is the token, pending or since promoted
         return self.read_version(location=location, version_id=token)
 
-    def stage(self, *, location: str, token: str, value: StoredValue) -> None:
-        existing = self.read_version(location=location, version_id=token)
-        if existing is not None:
+    def stage(self, *, location: str, token: str, value: StoredValue, first: bool = False) -> None:
+        # PutSecretValue is idempotent on its ClientRequestToken: the same value again succeeds and
+        # changes nothing, another value is refused (ResourceExistsException). moto lets a version
+        # labelled AWSPENDING be overwritten, so unless this is the token's first write, look first.
+        if not first and (existing := self.read_version(location=location, version_id=token)) is not None:
             if existing.api_key.get_secret_value() != value.api_key.get_secret_value():
                 raise StoreConflict(f"{location!r}: version {token} already holds another key")
             return
-        self._call(
-            "PutSecretValue",
-            location,
-            SecretId=location,
-            ClientRequestToken=token,
-            SecretString=value.to_json(),
-            VersionStages=[PENDING],
-        )
+        try:
+            self._client.put_secret_value(
+                SecretId=location, ClientRequestToken=token, SecretString=value.to_json(), VersionStages=[PENDING]
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ResourceExistsException":
+                raise StoreConflict(f"{location!r}: version {token} already holds another key") from None
+            if code == "ResourceNotFoundException":
+                raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist") from None
+            raise _translate(exc, location=location, action="PutSecretValue") from None
+        except BotoCoreError as exc:
+            raise _translate(exc, location=location, action="PutSecretValue") from None
+        self.known.put(location, token, value)
 
     def promote(self, *, location: str, token: str, expected_current: str) -> None:
-        stages = self._stages(location)
-        if not stages:
-            raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist")
-        current = next((v for v, labels in stages.items() if CURRENT in labels), None)
-        if current != token:
-            if current != expected_current:
-                raise StoreConflict(
-                    f"{location!r}: current version is {current}, not {expected_current} as when the rotation "
-                    "started; someone else changed the secret — not overwriting it"
-                )
-            self._call(
-                "UpdateSecretVersionStage",
-                location,
-                SecretId=location,
-                VersionStage=CURRENT,
-                MoveToVersionId=token,
-                RemoveFromVersionId=current,
+        # one call that is also the check: AWS moves AWSCURRENT only if `expected_current` holds it
+        try:
+            self._client.update_secret_version_stage(
+                SecretId=location, VersionStage=CURRENT, MoveToVersionId=token, RemoveFromVersionId=expected_current
             )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ResourceNotFoundException":
+                raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist") from None
+            if code != "InvalidParameterException":
+                raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
+            self._after_refused_move(location, token, expected_current)  # a resumed promote, or a conflict
+        except BotoCoreError as exc:
+            raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
         self.clear_pending(location=location, token=token)
 
-    def clear_pending(self, *, location: str, token: str) -> None:
-        if PENDING in self._stages(location).get(token, []):
-            self._call(
-                "UpdateSecretVersionStage",
-                location,
-                SecretId=location,
-                VersionStage=PENDING,
-                RemoveFromVersionId=token,
+    def _after_refused_move(self, location: str, token: str, expected_current: str) -> None:
+        """AWS refused to move AWSCURRENT from `expected_current` to `token`: fine if `token` is
+        current already (a promote resumed after a crash), a conflict if someone else's is."""
+        stages = self._stages(location)
+        current = next((v for v, labels in stages.items() if CURRENT in labels), None)
+        if current == token:
+            return
+        if current != expected_current:
+            raise StoreConflict(
+                f"{location!r}: current version is {current}, not {expected_current} as when the rotation "
+                "started; someone else changed the secret — not overwriting it"
             )
+        raise StoreError(f"AWS Secrets Manager: {location!r} has no version {token} to promote")
+
+    def clear_pending(self, *, location: str, token: str) -> None:
+        # AWS refuses to remove a label the version does not carry: then nothing is pending
+        try:
+            self._client.update_secret_version_stage(SecretId=location, VersionStage=PENDING, RemoveFromVersionId=token)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("InvalidParameterException", "ResourceNotFoundException"):
+                return
+            raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
+        except BotoCoreError as exc:
+            raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
 
     def pending_tokens(self, *, location: str) -> list[str]:
         return [v for v, labels in self._stages(location).items() if PENDING in labels]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import abc
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +76,33 @@ class Version:
     value: StoredValue
 
 
+class KnownValues:
+    """Values whose content can never change, as this process last read or wrote them: a store
+    version by id (AWS version ids and Vault version numbers are immutable) and the value a
+    rotation staged under its token. A rotation reads the same versions several times (the old
+    key to act with and to probe, the new one to probe and act with); each is read at most once.
+    Bounded: the least recently used go first."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._values: OrderedDict[tuple[str, str], StoredValue] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, location: str, version: str) -> StoredValue | None:
+        with self._lock:
+            value = self._values.get((location, version))
+            if value is not None:
+                self._values.move_to_end((location, version))
+            return value
+
+    def put(self, location: str, version: str, value: StoredValue) -> None:
+        with self._lock:
+            self._values[(location, version)] = value
+            self._values.move_to_end((location, version))
+            while len(self._values) > self._limit:
+                self._values.popitem(last=False)
+
+
 class Store(abc.ABC):
     """Slots of one store backend; `location` is the secret's place in it (secret id, KV path)."""
 
@@ -89,11 +118,21 @@ class Store(abc.ABC):
     def read_pending(self, *, location: str, token: str) -> StoredValue | None:
         """The value in the pending slot written under `token`, or None."""
 
+    def read_staged(self, *, location: str, token: str) -> StoredValue | None:
+        """The value a rotation wrote under `token`, whether still pending or since promoted; None
+        when the store holds none. Stores answer from memory what this process wrote or read already."""
+        value = self.read_pending(location=location, token=token)
+        if value is None:
+            current = self.read_current(location=location)  # promoted since, and the pending slot cleared
+            value = current.value if current is not None and current.value.rotation_id == token else None
+        return value
+
     @abc.abstractmethod
-    def stage(self, *, location: str, token: str, value: StoredValue) -> None:
+    def stage(self, *, location: str, token: str, value: StoredValue, first: bool = False) -> None:
         """Write `value` to the pending slot, keyed by `token`; writing the same again is a no-op.
 
-        Raises StoreConflict when `token` already holds a different value.
+        Raises StoreConflict when `token` already holds a different value. `first`: the caller
+        knows nothing was ever written under `token` (a store may then skip looking first).
         """
 
     @abc.abstractmethod

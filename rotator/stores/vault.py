@@ -25,7 +25,7 @@ from hvac import exceptions as vault_errors
 from pydantic import SecretStr
 
 from rotator.errors import StoreConflict, StoreError, StorePermissionError, StoreUnavailable
-from rotator.stores.base import Store, StoredValue, Version
+from rotator.stores.base import KnownValues, Store, StoredValue, Version
 
 _CAPABILITY = {"read": "read", "write": "create/update", "delete": "delete", "list": "list", "patch": "patch"}
 
@@ -62,6 +62,7 @@ class VaultKV(Store):
         self._logged_in = False
         self.renewals = 0
         self.logins = 0
+        self.known = KnownValues()
 
     # auth ----------------------------------------------------------------------------------------
 
@@ -177,44 +178,64 @@ class VaultKV(Store):
     def read_current(self, *, location: str) -> Version | None:
         mount, path = split(location)
         got = self._read(mount, path)
-        return Version(str(got[0]), self._value(got[1], location)) if got else None
+        if got is None:
+            return None
+        value = self._value(got[1], location)
+        self.known.put(location, str(got[0]), value)
+        return Version(str(got[0]), value)
 
     def read_version(self, *, location: str, version_id: str) -> StoredValue | None:
+        if (known := self.known.get(location, version_id)) is not None:
+            return known
         mount, path = split(location)
         got = self._read(mount, path, int(version_id))
-        return self._value(got[1], location) if got else None
+        if got is None:
+            return None
+        value = self._value(got[1], location)
+        self.known.put(location, version_id, value)
+        return value
 
     def read_pending(self, *, location: str, token: str) -> StoredValue | None:
         got = self._read(self.pending_mount, self._pending_path(location, token))
         return self._value(got[1], location) if got else None
 
-    def stage(self, *, location: str, token: str, value: StoredValue) -> None:
-        existing = self.read_pending(location=location, token=token)
-        if existing is None:
-            try:
-                self._write(self.pending_mount, self._pending_path(location, token), json.loads(value.to_json()), cas=0)
-                return
-            except StoreConflict:
-                existing = self.read_pending(location=location, token=token)
-        if existing is None or existing.api_key.get_secret_value() != value.api_key.get_secret_value():
-            raise StoreConflict(f"{location}: the pending slot of rotation {token} already holds another key")
+    def read_staged(self, *, location: str, token: str) -> StoredValue | None:
+        if (known := self.known.get(location, token)) is not None:
+            return known
+        value = super().read_staged(location=location, token=token)
+        if value is not None:
+            self.known.put(location, token, value)
+        return value
+
+    def stage(self, *, location: str, token: str, value: StoredValue, first: bool = False) -> None:
+        try:
+            # cas=0: written only if the pending slot is empty, so a second write never replaces a first
+            self._write(self.pending_mount, self._pending_path(location, token), json.loads(value.to_json()), cas=0)
+        except StoreConflict:
+            existing = self.read_pending(location=location, token=token)
+            if existing is None or existing.api_key.get_secret_value() != value.api_key.get_secret_value():
+                raise StoreConflict(
+                    f"{location}: the pending slot of rotation {token} already holds another key"
+                ) from None
+        self.known.put(location, token, value)
 
     def promote(self, *, location: str, token: str, expected_current: str) -> None:
-        current = self.read_current(location=location)
-        if current is not None and current.value.rotation_id == token:
-            self.clear_pending(location=location, token=token)
-            return
-        if current is None or current.version_id != expected_current:
-            seen = current.version_id if current else "none"
-            raise StoreConflict(
-                f"{location}: current version is {seen}, not {expected_current} as when the rotation "
-                "started; someone else wrote the secret — not overwriting it"
-            )
-        pending = self.read_pending(location=location, token=token)
+        pending = self.read_staged(location=location, token=token)
         if pending is None:
             raise StoreError(f"{location}: the pending slot of rotation {token} is empty; nothing to promote")
         mount, path = split(location)
-        self._write(mount, path, json.loads(pending.to_json()), cas=int(expected_current))
+        try:
+            # the check-and-set on the version read when the rotation started is the conflict check
+            version = self._write(mount, path, json.loads(pending.to_json()), cas=int(expected_current))
+            self.known.put(location, str(version), pending)
+        except StoreConflict:
+            current = self.read_current(location=location)
+            if current is None or current.value.rotation_id != token:  # not a resumed promote: someone else's
+                seen = current.version_id if current else "none"
+                raise StoreConflict(
+                    f"{location}: current version is {seen}, not {expected_current} as when the rotation "
+                    "started; someone else wrote the secret — not overwriting it"
+                ) from None
         self.clear_pending(location=location, token=token)
 
     def clear_pending(self, *, location: str, token: str) -> None:

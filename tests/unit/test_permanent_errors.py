@@ -119,7 +119,7 @@ def _working_store() -> Store:
         def read_pending(self, *, location: str, token: str) -> StoredValue | None:
             return None
 
-        def stage(self, *, location: str, token: str, value: StoredValue) -> None:
+        def stage(self, *, location: str, token: str, value: StoredValue, first: bool = False) -> None:
             return None
 
         def promote(self, *, location: str, token: str, expected_current: str) -> None:

@@ -1,0 +1,81 @@
+"""Client-side rate limits, shared by every concurrent rotation of the process.
+
+A provider or AWS answers a request over its quota with 429 / ThrottlingException; an incident
+that leans on those retries is slower than one that never sends them, and a vendor may lock an
+account that keeps trying. So each limit the vendor documents (or the operator configures) is a
+window that a request waits on before it is sent: at most `requests` in any `per`, counted the
+vendor's way ("100 per minute", "1,000 per hour", "50 per second"). The window is padded by 2%
+(at least 10 ms) so that network jitter never lets the server count one request too many.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Limit:
+    requests: int
+    per: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.requests} per {self.per.total_seconds():g} s"
+
+
+class Window:
+    """At most `limit.requests` sends in any `limit.per`; `take` waits for a free slot."""
+
+    def __init__(
+        self,
+        limit: Limit,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if limit.requests < 1 or limit.per <= timedelta(0):
+            raise ValueError("a rate limit needs at least one request per positive period")
+        self.limit = limit
+        seconds = limit.per.total_seconds()
+        self._span = seconds + max(seconds * 0.02, 0.01)
+        self._sent: deque[float] = deque()
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self.waited = 0.0
+        """Seconds callers spent waiting here, in total (metrics and benchmarks read it)."""
+
+    def take(self) -> None:
+        """Wait until a request may be sent, and count it as sent then."""
+        with self._lock:
+            now = self._clock()
+            at = now
+            if len(self._sent) >= self.limit.requests:
+                at = max(now, self._sent[-self.limit.requests] + self._span)
+            # the slot is reserved now, so callers are served in the order they came
+            self._sent.append(at)
+            while len(self._sent) > self.limit.requests:
+                self._sent.popleft()
+            self.waited += at - now
+        if at > now:
+            self._sleep(at - now)
+
+
+def take_all(windows: Sequence[Window]) -> None:
+    for window in windows:
+        window.take()
+
+
+_shared: dict[tuple[object, ...], Window] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(key: tuple[object, ...], limit: Limit) -> Window:
+    """One window per key in the process: AWS's quota is per account and region, not per client."""
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = Window(limit)
+        return _shared[key]

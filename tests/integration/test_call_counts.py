@@ -1,0 +1,78 @@
+"""What one rotation costs at the store and the state database (issue 13): counted, not timed.
+
+An incident over thousands of secrets is bounded by these counts (AWS's write quota, the
+database's commits), so they are held here as limits; the benchmark reports the times.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import event
+
+from rotator.app import App
+from rotator.stores.aws import AwsSecretsManager
+from rotator.stores.vault import VaultKV
+from tests.world import World
+
+
+def _count_aws(app: App) -> Counter[str]:
+    store = app.store("aws")
+    assert isinstance(store, AwsSecretsManager)
+    calls: Counter[str] = Counter()
+
+    def seen(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    store._client.meta.events.register("before-call.secrets-manager", seen)
+    return calls
+
+
+def _count_commits(app: App) -> list[int]:
+    commits = [0]
+
+    def committed(_: Any) -> None:
+        commits[0] += 1
+
+    event.listen(app.db.engine, "commit", committed)
+    return commits
+
+
+def _rotate(world: World, app: App) -> str:
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="incident", reason="test", actor="test"
+    )
+    return app.runner("test").run(rotation.id, follow=True).state
+
+
+def test_a_rotation_makes_five_aws_calls_and_a_dozen_transactions(world: World) -> None:
+    """The essential set: read current, write pending, move AWSCURRENT, drop AWSPENDING, tag."""
+    app = world.app()
+    _rotate(world, app)  # the first rotation proves the seeded key at the provider; the second uses the record
+    calls, commits = _count_aws(app), _count_commits(app)
+    assert _rotate(world, app) == "completed"
+    assert sum(calls.values()) <= 5, dict(calls)
+    assert calls["PutSecretValue"] == 1 and calls["UpdateSecretVersionStage"] <= 2, dict(calls)
+    assert commits[0] <= 12, commits[0]
+    assert world.probe(world.current()["api_key"]) == 200 and not world.pending_left()
+
+
+def test_a_rotation_in_vault_makes_five_calls(vault_world: World) -> None:
+    """Read current, write pending (check-and-set 0), write current (check-and-set on the version
+    read), delete pending, patch metadata: the new key is never read back."""
+    app = vault_world.app()
+    _rotate(vault_world, app)
+    store = app.store("vault")
+    assert isinstance(store, VaultKV)
+    calls: Counter[str] = Counter()
+    adapter = store._client.adapter
+    send = adapter.request
+
+    def counting(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        calls[f"{method.upper()} {url.split('?')[0]}"] += 1
+        return send(method, url, *args, **kwargs)
+
+    adapter.request = counting  # type: ignore[method-assign]
+    assert _rotate(vault_world, app) == "completed"
+    assert sum(calls.values()) <= 5, dict(calls)
