@@ -25,7 +25,8 @@ class Progress:
         self._rows: dict[str, tuple[str, float, str]] = {s: ("queued", self._started, "") for s in secrets}
         self._quiet = quiet
         self._console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-        self._live = Live(self._table(), console=self._console, refresh_per_second=4) if live else None
+        # the table is built when the screen refreshes (4 times a second), not on each of thousands of steps
+        self._live = Live(console=self._console, refresh_per_second=4, get_renderable=self._table) if live else None
 
     def __enter__(self) -> Progress:
         if self._live is not None:
@@ -34,7 +35,7 @@ class Progress:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._live is not None:
-            self._live.update(self._table())
+            self._live.refresh()
             self._live.__exit__(kind, exc, tb)
 
     def step(self, s: Step) -> None:
@@ -46,9 +47,7 @@ class Progress:
             if changed:
                 since = time.monotonic()
             self._rows[rotation.secret] = (rotation.state, since, waits)
-            if self._live is not None:
-                self._live.update(self._table())
-            elif changed and not self._quiet:
+            if self._live is None and changed and not self._quiet:
                 tail = f"  ({waits})" if waits else ""
                 print(f"{utcnow():%H:%M:%S} {rotation.secret} [{rotation.id[:8]}] {rotation.state}{tail}", flush=True)
 
@@ -56,8 +55,6 @@ class Progress:
         with self._lock:
             _, since, _ = self._rows.get(o.secret, ("", time.monotonic(), ""))
             self._rows[o.secret] = (o.state, since, o.note)
-            if self._live is not None:
-                self._live.update(self._table())
 
     def _table(self) -> Table:
         """The rotations under way (thousands queued or finished would not fit a screen: counted instead)."""
@@ -83,6 +80,9 @@ class Progress:
         return table
 
     def summary(self, outcomes: list[Outcome]) -> None:
+        if len(outcomes) > _TABLE_ROWS:
+            self._plain(outcomes)
+            return
         table = Table(box=None, pad_edge=False, show_lines=False)
         for column in ("secret", "provider", "outcome", "rotation", "note"):
             table.add_column(column, overflow="fold")
@@ -90,6 +90,22 @@ class Progress:
             table.add_row(o.secret, o.provider, o.state, o.rotation_id or "-", o.note)
         self._console.print()
         self._console.print(table)
+
+    def _plain(self, outcomes: list[Outcome]) -> None:
+        """Aligned columns without a table layout: laying out thousands of rows takes rich seconds."""
+        rows = [("secret", "provider", "outcome", "rotation", "note")]
+        rows += [(o.secret, o.provider, o.state, o.rotation_id or "-", o.note) for o in outcomes]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+            for row in rows
+        ]
+        self._console.file.write("\n" + "\n".join(line.rstrip() for line in lines) + "\n")
+        self._console.file.flush()
+
+
+_TABLE_ROWS = 200
+"""Above this many outcomes the summary is plain aligned lines."""
 
 
 def _settled(state: str) -> bool:

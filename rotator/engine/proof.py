@@ -25,13 +25,8 @@ def prove(db: StateDB, *, secret: str, provider: ApiProvider, value: StoredValue
     key_id, fingerprint = value.key_id, value.fingerprint
     if key_id is None:
         raise KeyNotProven("the stored value has no key_id")
-    for past in db.rotations_of(secret):
-        if past.state == "completed" and past.new_key_id == key_id and past.new_fingerprint == fingerprint:
-            return f"recorded: created by rotation {past.id}"
-    for event in db.events(secret=secret):
-        detail = event.detail
-        if event.event == ADOPTED and detail.get("key_id") == key_id and detail.get("fingerprint") == fingerprint:
-            return f"adopted by {event.actor}"
+    if (how := db.key_on_record(secret, key_id, fingerprint, adopted=ADOPTED)) is not None:
+        return how
     try:
         how = provider.prove_key(key_id=key_id, key=value.api_key)
     except KeyRefused:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import CursorResult, Engine, Table, create_engine, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,12 @@ from rotator.errors import LeaseHeld, LeaseLost, RotationError
 from rotator.state import migrate
 from rotator.state.chain import GENESIS, hash_of
 from rotator.state.schema import TERMINAL, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
+
+# the tables, for the hot path's Core statements (the ORM's bookkeeping costs more than the SQL)
+_ROTATIONS = cast(Table, Rotation.__table__)
+_AUDIT = cast(Table, AuditEvent.__table__)
+_STEPS = cast(Table, StepProgress.__table__)
+_LEASES = cast(Table, Lease.__table__)
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
@@ -95,7 +101,9 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # a server's connections can die between uses (restart, failover, idle timeout): ping on checkout;
+    # a SQLite file cannot, and the ping would be one more statement per transaction
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -297,6 +305,31 @@ class StateDB:
             ).all()
         return {str(secret): finished for secret, finished in rows if finished is not None}
 
+    def key_on_record(self, secret: str, key_id: str, fingerprint: str, *, adopted: str) -> str | None:
+        """How rotator knows `key_id` is the key with `fingerprint` of `secret`, if it does: a
+        completed rotation of the secret created it, or someone adopted it (`adopted` events)."""
+        with self.session() as s:
+            made = s.scalar(
+                select(Rotation.id)
+                .where(
+                    Rotation.secret == secret,
+                    Rotation.state == "completed",
+                    Rotation.new_key_id == key_id,
+                    Rotation.new_fingerprint == fingerprint,
+                )
+                .limit(1)
+            )
+            if made is not None:
+                return f"recorded: created by rotation {made}"
+            for who, detail in s.execute(
+                select(AuditEvent.actor, AuditEvent.detail).where(
+                    AuditEvent.secret == secret, AuditEvent.event == adopted
+                )
+            ):
+                if detail.get("key_id") == key_id and detail.get("fingerprint") == fingerprint:
+                    return f"adopted by {who}"
+        return None
+
     def completed_since(self, secret: str, since: datetime | None) -> bool:
         """Whether a rotation of `secret` completed after `since` (ever, for None)."""
         query = select(Rotation.id).where(Rotation.secret == secret, Rotation.state == "completed")
@@ -346,7 +379,11 @@ class StateDB:
             fields.update(change.fields)
         if fields:
             fields.setdefault("updated_at", now)
-            s.execute(update(Rotation).where(Rotation.id == rotation.id).values(**fields))
+            # Core, not the ORM's update: no session objects to synchronise, and it is the hot path
+            rotations = _ROTATIONS
+            s.connection().execute(rotations.update().where(rotations.c.id == rotation.id).values(**fields))
+        events: list[AuditEvent] = []
+        finished: dict[str, datetime] = {}
         for change in changes:
             self._add_outbox(s, change.outbox, now)
             if change.leftover is not None:
@@ -362,12 +399,15 @@ class StateDB:
             to_state = change.fields.get("state")
             if change.event is not None:
                 from_state = change.from_state if change.moves else None
-                event = self._event(
-                    rotation, actor, change.event, from_state, to_state, change.detail or {}, at=change.at
+                events.append(
+                    self._event(rotation, actor, change.event, from_state, to_state, change.detail or {}, at=change.at)
                 )
-                self._append(s, event)
             if to_state is not None and to_state != change.from_state:
-                self._finish_step(s, rotation.id, change.from_state, change.at)
+                finished[change.from_state] = change.at
+        if events:
+            self._append(s, *events)
+        if finished:
+            self._finish_steps(s, rotation.id, finished)
 
     def audit(
         self,
@@ -483,21 +523,26 @@ class StateDB:
                 ),
             )
 
-    def _append(self, s: Session, row: AuditEvent) -> None:
-        """Add `row` to the audit chain: hashed over its content and the newest row's hash.
+    def _append(self, s: Session, *rows: AuditEvent) -> None:
+        """Add `rows`, in order, to the audit chain: each hashed over its content and the hash of
+        the row before it, the first over the newest row's.
 
         Appends are serialised (PostgreSQL: an advisory lock held to commit; SQLite: BEGIN
-        IMMEDIATE), so the row read as newest is still the newest when this one commits.
+        IMMEDIATE), so the row read as newest is still the newest when these commit.
         """
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
         s.flush()  # rows added earlier in this transaction come first in the chain
-        prev = s.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
-        row.claimed_by = self.claimed_by
-        row.prev_hash = prev
-        row.hash = hash_of(prev, row)
-        s.add(row)
-        s.flush()
+        conn = s.connection()
+        table = _AUDIT
+        prev = conn.execute(select(table.c.hash).order_by(table.c.id.desc()).limit(1)).scalar() or GENESIS
+        values = []
+        for row in rows:
+            row.claimed_by = self.claimed_by
+            row.prev_hash = prev
+            row.hash = prev = hash_of(prev, row)
+            values.append({column.key: getattr(row, column.key) for column in table.columns if column.key != "id"})
+        conn.execute(table.insert(), values)
 
     def verify_audit(self) -> tuple[int, AuditEvent | None]:
         """Walk the chain: (rows checked, the first row whose hash or link does not match, or None)."""
@@ -578,13 +623,26 @@ class StateDB:
             ).all()
 
     @staticmethod
-    def _finish_step(s: Session, rotation_id: str, step: str, now: datetime) -> None:
-        progress = s.get(StepProgress, (rotation_id, step))
-        if progress is None:
-            s.add(StepProgress(rotation_id=rotation_id, step=step, started_at=now, attempts=1, finished_at=now))
-        else:
-            progress.finished_at = now
-            progress.next_attempt_at = None
+    def _finish_steps(s: Session, rotation_id: str, finished: dict[str, datetime]) -> None:
+        """Mark steps finished (step → when): rows of retried steps exist, the others are added."""
+        s.flush()  # a retried step's row may have been added in this transaction
+        conn, table = s.connection(), _STEPS
+        mine = (table.c.rotation_id == rotation_id) & table.c.step.in_(finished)
+        for step in conn.execute(select(table.c.step).where(mine)).scalars().all():
+            at = finished.pop(step)
+            conn.execute(
+                table.update()
+                .where((table.c.rotation_id == rotation_id) & (table.c.step == step))
+                .values(finished_at=at, next_attempt_at=None)
+            )
+        if finished:
+            conn.execute(
+                table.insert(),
+                [
+                    {"rotation_id": rotation_id, "step": step, "started_at": at, "attempts": 1, "finished_at": at}
+                    for step, at in finished.items()
+                ],
+            )
 
     # leases ------------------------------------------------------------------------------------
 
@@ -621,27 +679,30 @@ class StateDB:
 
     def _acquire(self, s: Session, secret: str, owner: str, ttl: timedelta) -> int:
         now = self._now(s)
-        current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
+        conn, leases = s.connection(), _LEASES
+        find = select(leases.c.owner, leases.c.expires_at, leases.c.generation).where(leases.c.secret == secret)
+        current = conn.execute(find.with_for_update()).first()
         if current is None:
             try:
-                with s.begin_nested():
-                    s.add(Lease(secret=secret, owner=owner, expires_at=now + ttl, generation=1))
+                with conn.begin_nested():
+                    conn.execute(leases.insert().values(secret=secret, owner=owner, expires_at=now + ttl, generation=1))
                 return 1
             except IntegrityError:
-                current = s.scalars(select(Lease).where(Lease.secret == secret).with_for_update()).first()
+                current = conn.execute(find.with_for_update()).first()
         if current is None:
             raise LeaseHeld(f"secret {secret!r}: lease row vanished; try again", retry_after=1.0)
-        if current.owner == owner and current.expires_at > now:
-            current.expires_at = now + ttl
-            return current.generation
-        if current.expires_at <= now or _holder_is_dead(current.owner):
-            current.owner, current.expires_at = owner, now + ttl
-            current.generation += 1
-            return current.generation
-        until = current.expires_at.isoformat(timespec="seconds")
-        raise LeaseHeld(
-            f"secret {secret!r} is being advanced by {current.owner} (lease until {until})", retry_after=1.0
-        )
+        holder, expires_at, generation = current
+        mine = leases.c.secret == secret
+        if holder == owner and expires_at > now:
+            conn.execute(leases.update().where(mine).values(expires_at=now + ttl))
+            return int(generation)
+        if expires_at <= now or _holder_is_dead(holder):
+            conn.execute(
+                leases.update().where(mine).values(owner=owner, expires_at=now + ttl, generation=generation + 1)
+            )
+            return int(generation) + 1
+        until = expires_at.isoformat(timespec="seconds")
+        raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
 
     def _trust(self, fence: Fence, started: float, ttl: timedelta) -> None:
         """The lease was set to expire `ttl` after a moment later than `started` (monotonic), and
@@ -683,9 +744,9 @@ class StateDB:
                 del self._trusted[fence]
         with self.session() as s:
             now = self._now(s)
-            s.execute(
-                update(Lease)
-                .where(Lease.secret == secret, Lease.owner == owner)
+            s.connection().execute(
+                _LEASES.update()
+                .where(_LEASES.c.secret == secret, _LEASES.c.owner == owner)
                 .values(expires_at=now - timedelta(seconds=1))
             )
 
@@ -706,17 +767,23 @@ class StateDB:
         fence: Fence | None = getattr(_fences, "current", None)
         if fence is None or fence.secret != secret:
             return
-        now = self._now(s)
-        held = s.scalars(
-            select(Lease.generation)
-            .where(
-                Lease.secret == fence.secret,
-                Lease.owner == fence.owner,
-                Lease.generation == fence.generation,
-                Lease.expires_at > now,
+        leases = _LEASES
+        # PostgreSQL compares with its own clock in the same statement; SQLite with this host's
+        now = func.now() if s.get_bind().dialect.name == "postgresql" else utcnow()
+        held = (
+            s.connection()
+            .execute(
+                select(leases.c.generation)
+                .where(
+                    leases.c.secret == fence.secret,
+                    leases.c.owner == fence.owner,
+                    leases.c.generation == fence.generation,
+                    leases.c.expires_at > now,
+                )
+                .with_for_update()
             )
-            .with_for_update()
-        ).first()
+            .first()
+        )
         if held is None:
             self._distrust(fence)
             raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) is no longer ours")

@@ -88,6 +88,10 @@ def test_a_step_slower_than_the_lease_keeps_its_lease_and_one_writer(world: Worl
     world.config.write_text(
         world.config.read_text().replace("lease_ttl: 10s", "lease_ttl: 8s").replace("timeout: 1s", "timeout: 25s")
     )
+    # a second of soak, as the other outage pollers: without it the old key can be revoked between
+    # the poller's read of AWSCURRENT and its call with what it read, which is no outage
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 1s"))
     world.faults(rules=[{"kind": "latency", "method": "POST", "path": PATH, "seconds": 18}])
     app = world.app()
     rotation = app.db.create_rotation(

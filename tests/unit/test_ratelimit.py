@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rotator import config
+from rotator.app import App
+from rotator.errors import InputError
+from rotator.policies import PolicySet
 from rotator.ratelimit import Limit, Window
 
 
@@ -57,3 +63,29 @@ def test_an_hourly_limit_counts_the_hour() -> None:
         sent.append(time.now)
         time.now += 60
     assert sent[:3] == [0, 60, 120] and sent[3] >= 3600
+
+
+def test_each_provider_instance_gets_its_vendors_limits_unless_rotator_yaml_says_otherwise(tmp_path: Path) -> None:
+    (tmp_path / "rotator.yaml").write_text("""\
+providers:
+  tb: {type: texting-blue}
+  gb: {type: goblue}
+  bw: {type: brandwave, admin_token: {env: BW}}
+  tb-enterprise: {type: texting-blue, rate_limits: [{requests: 5000, per: 1m}]}
+  gb-unlimited: {type: goblue, rate_limits: []}
+""")
+    app = App(config.load(tmp_path / "rotator.yaml", environ={}), PolicySet())
+    minute, hour = timedelta(minutes=1), timedelta(hours=1)
+    assert app.rate_limits("tb") == [Limit(60, minute)]
+    assert app.rate_limits("gb") == [Limit(100, minute), Limit(1000, hour)]
+    assert app.rate_limits("bw") == []
+    assert app.rate_limits("tb-enterprise") == [Limit(5000, minute)]
+    assert app.rate_limits("gb-unlimited") == []
+
+
+def test_a_limit_of_nothing_is_refused_with_where_it_is(tmp_path: Path) -> None:
+    (tmp_path / "rotator.yaml").write_text(
+        "providers:\n  tb: {type: texting-blue, rate_limits: [{requests: 0, per: 1m}]}\n"
+    )
+    with pytest.raises(InputError, match=r"rotator.yaml:2"):
+        config.load(tmp_path / "rotator.yaml", environ={})
