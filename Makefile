@@ -44,8 +44,8 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/rotation_throughput.py
-	$(BIN)/python benchmarks/incident_throughput.py
+	$(BIN)/python benchmarks/incident.py
+	$(BIN)/python benchmarks/fleet_tick.py
 
 # the loader fuzzer at length: 10,000 mutated rotator.yaml and 10,000 mutated policy files (minutes; the
 # suite's 300 s per-test timeout would cut it short)
