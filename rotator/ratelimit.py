@@ -4,8 +4,9 @@ A provider or AWS answers a request over its quota with 429 / ThrottlingExceptio
 that leans on those retries is slower than one that never sends them, and a vendor may lock an
 account that keeps trying. So each limit the vendor documents (or the operator configures) is a
 window that a request waits on before it is sent: at most `requests` in any `per`, counted the
-vendor's way ("100 per minute", "1,000 per hour", "50 per second"). The window is padded by 2%
-(at least 10 ms) so that network jitter never lets the server count one request too many.
+vendor's way ("100 per minute", "1,000 per hour", "50 per second"). The window is padded by 10%
+(at least 50 ms): a request leaves some time after its slot (signing, a busy interpreter, the
+network), and the server must never count one too many in any of its seconds.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Window:
             raise ValueError("a rate limit needs at least one request per positive period")
         self.limit = limit
         seconds = limit.per.total_seconds()
-        self._span = seconds + max(seconds * 0.02, 0.01)
+        self._span = seconds + max(seconds * 0.1, 0.05)
         self._sent: deque[float] = deque()
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()

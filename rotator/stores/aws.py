@@ -111,10 +111,10 @@ class AwsSecretsManager(Store):
         where = (region, endpoint_url)
         writes = ratelimit.shared(("aws-writes", *where), Limit(writes_per_second, timedelta(seconds=1)))
         tags = ratelimit.shared(("aws-tags", *where), Limit(tags_per_second, timedelta(seconds=1)))
-        events = self._client.meta.events
+        events = self._client.meta.events  # before-send: botocore's own retries count against the quota too
         for action in _WRITES:
-            events.register(f"before-call.secrets-manager.{action}", lambda **_: writes.take())
-        events.register("before-call.secrets-manager.TagResource", lambda **_: tags.take())
+            events.register(f"before-send.secrets-manager.{action}", lambda **_: writes.take())
+        events.register("before-send.secrets-manager.TagResource", lambda **_: tags.take())
 
     def _call(self, action: str, location: str, **kwargs: Any) -> Any:
         try:
