@@ -36,6 +36,7 @@ from rotator.durations import render
 from rotator.engine.rotation import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError
 from rotator.state.db import ActiveRotationExists, utcnow
+from rotator.state.schema import Rotation
 
 _log = log.get(__name__)
 
@@ -131,7 +132,8 @@ class Daemon:
         app = self.app
         try:
             self._start_due(app)
-            due = [r.id for r in app.db.active() if r.next_attempt_at <= utcnow()]
+            now = utcnow()
+            due = [r.id for r in sorted(app.db.active(), key=urgent_first) if r.next_attempt_at <= now]
             with ThreadPoolExecutor(max_workers=app.settings.daemon.workers) as pool:
                 list(pool.map(lambda rid: self._advance(app, rid), due))
             if self.db_problem is not None:
@@ -237,3 +239,13 @@ class Daemon:
 
         routes: list[Any] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
         return Starlette(routes=routes)
+
+
+URGENT = frozenset({"incident", "offboarding"})
+"""Triggers (and the bulk commands' policies, which an escalated rotation takes on) that go first."""
+
+
+def urgent_first(rotation: Rotation) -> tuple[bool, datetime]:
+    """Sort key: an incident's or an offboarding's rotations before scheduled ones, then the longest due."""
+    urgent = rotation.trigger in URGENT or rotation.policy in URGENT
+    return (not urgent, rotation.next_attempt_at)
