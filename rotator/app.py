@@ -67,6 +67,9 @@ class App:
         self._stores: dict[str, Store] = {}
         self._clients: dict[str, HttpCore] = {}
         self._sessions: dict[str, BoltlySession] = {}
+        self.connections = 64
+        """Kept-alive connections per store and provider client: at least the rotations run at once
+        (bulk.rotate_many raises it before its threads start; clients made earlier keep theirs)."""
 
     @classmethod
     def load(cls, config_path: Path | None = None, policies_dir: Path | None = None) -> App:
@@ -107,6 +110,7 @@ class App:
                     timeout=cfg.timeout.total_seconds(),
                     writes_per_second=cfg.writes_per_second,
                     tags_per_second=cfg.tags_per_second,
+                    connections=self.connections,
                 )
         return self._stores[instance]
 
@@ -133,6 +137,7 @@ class App:
             ca_file=cfg.ca_file,
             timeout=cfg.timeout.total_seconds(),
             namespace=cfg.namespace,
+            connections=self.connections,
         )
 
     def _credential(
@@ -199,7 +204,9 @@ class App:
         """One HTTP client per provider instance and process: its connections and rate limits are shared."""
         if instance not in self._clients:
             windows = [Window(limit) for limit in self.rate_limits(instance)]
-            self._clients[instance] = HttpCore(provider=instance, base_url=base_url, timeout=timeout, limits=windows)
+            self._clients[instance] = HttpCore(
+                provider=instance, base_url=base_url, timeout=timeout, limits=windows, connections=self.connections
+            )
         return self._clients[instance]
 
     def rate_limits(self, instance: str) -> list[Limit]:

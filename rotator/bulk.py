@@ -72,6 +72,7 @@ def rotate_many(
         return outcome
 
     workers = max(1, min(len(secrets), per_provider * max(1, len(limits))))
+    app.connections = max(app.connections, workers)  # no rotation queues for a connection
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, secrets))
 

@@ -48,11 +48,21 @@ class VaultKV(Store):
         ca_file: Path | None = None,
         timeout: float = 10.0,
         namespace: str | None = None,
+        connections: int = 64,
     ) -> None:
         if (token is None) == (approle is None):
             raise StoreError("vault: configure exactly one of token or approle auth")
+        session = requests.Session()
+        # requests keeps 10 connections per host by default: more rotations at once would reopen them
+        pooled = requests.adapters.HTTPAdapter(pool_maxsize=connections)
+        session.mount("http://", pooled)
+        session.mount("https://", pooled)
         self._client = hvac.Client(
-            url=url, verify=str(ca_file) if ca_file else verify, timeout=max(1, round(timeout)), namespace=namespace
+            url=url,
+            verify=str(ca_file) if ca_file else verify,
+            timeout=max(1, round(timeout)),
+            namespace=namespace,
+            session=session,
         )
         self._token = token
         self._approle = approle
