@@ -55,6 +55,7 @@ class Daemon:
         self.ready = False
         self.db_problem: str | None = None
         self.planner = Planner(app)
+        self._last_plans: list[schedule.Plan] | None = None
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
         collector = StateCollector(
@@ -116,6 +117,7 @@ class Daemon:
             return
         old, self.app = self.app, fresh
         self.planner = Planner(fresh)
+        self._last_plans = None  # removed secrets leave /metrics at once, not a tick later
         fresh.notifier.start()
         old.notifier.stop()
         old.db.close()
@@ -173,7 +175,8 @@ class Daemon:
 
     def _start_due(self, app: App) -> None:
         now = utcnow()
-        for p in self.planner.plans(now):
+        self._last_plans = self.planner.plans(now)
+        for p in self._last_plans:
             self._announce(app, p, now)
             if self.stopping.is_set() or not p.startable(now) or app.db.active_for(p.secret) is not None:
                 continue
@@ -219,7 +222,9 @@ class Daemon:
             )
 
     def plans(self) -> list[schedule.Plan]:
-        return self.planner.plans()
+        """What /metrics shows: the last tick's plans (a scrape must not plan the whole fleet again;
+        key ages are computed at scrape time from them), or planned now before the first tick."""
+        return self._last_plans if self._last_plans is not None else self.planner.plans()
 
     # health and metrics -------------------------------------------------------------------------------
 
