@@ -380,8 +380,7 @@ class StateDB:
         if fields:
             fields.setdefault("updated_at", now)
             # Core, not the ORM's update: no session objects to synchronise, and it is the hot path
-            rotations = _ROTATIONS
-            s.connection().execute(rotations.update().where(rotations.c.id == rotation.id).values(**fields))
+            s.connection().execute(_ROTATIONS.update().where(_ROTATIONS.c.id == rotation.id).values(**fields))
         events: list[AuditEvent] = []
         finished: dict[str, datetime] = {}
         for change in changes:
@@ -533,8 +532,7 @@ class StateDB:
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
         s.flush()  # rows added earlier in this transaction come first in the chain
-        conn = s.connection()
-        table = _AUDIT
+        conn, table = s.connection(), _AUDIT
         prev = conn.execute(select(table.c.hash).order_by(table.c.id.desc()).limit(1)).scalar() or GENESIS
         values = []
         for row in rows:

@@ -116,15 +116,17 @@ class AwsSecretsManager(Store):
             events.register(f"before-send.secrets-manager.{action}", lambda **_: writes.take())
         events.register("before-send.secrets-manager.TagResource", lambda **_: tags.take())
 
-    def _call(self, action: str, location: str, **kwargs: Any) -> Any:
+    def _call(self, action: str, location: str, *, refused: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        """The action's answer; None for a secret (or version) that does not exist; _Refused for
+        an error code in `refused` (an answer the caller expects); any other error translated."""
         try:
             return getattr(self._client, _snake(action))(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            if (
-                isinstance(exc, ClientError)
-                and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-            ):
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+            if code == "ResourceNotFoundException":
                 return None
+            if code in refused:
+                raise _Refused(code) from None
             raise _translate(exc, location=location, action=action) from None
 
     def _stages(self, location: str) -> dict[str, list[str]]:
@@ -132,33 +134,31 @@ class AwsSecretsManager(Store):
         described = self._call("DescribeSecret", location, SecretId=location)
         return dict(described.get("VersionIdsToStages", {})) if described else {}
 
-    def read_current(self, *, location: str) -> Version | None:
-        got = self._call("GetSecretValue", location, SecretId=location, VersionStage=CURRENT)
+    def _get(self, location: str, **selector: Any) -> tuple[Any, StoredValue] | None:
+        """GetSecretValue by stage or version id: the answer and its value, kept by version id."""
+        got = self._call("GetSecretValue", location, SecretId=location, **selector)
         if got is None or "SecretString" not in got:
             return None
         value = StoredValue.from_json(got["SecretString"], where=location)
         self.known.put(location, got["VersionId"], value)
-        return Version(got["VersionId"], value)
+        return got, value
+
+    def read_current(self, *, location: str) -> Version | None:
+        found = self._get(location, VersionStage=CURRENT)
+        return Version(found[0]["VersionId"], found[1]) if found else None
 
     def read_version(self, *, location: str, version_id: str) -> StoredValue | None:
-        if (known := self.known.get(location, version_id)) is not None:
-            return known
-        got = self._call("GetSecretValue", location, SecretId=location, VersionId=version_id)
-        if got is None or "SecretString" not in got:
-            return None
-        value = StoredValue.from_json(got["SecretString"], where=location)
-        self.known.put(location, version_id, value)
-        return value
+        def read() -> StoredValue | None:
+            found = self._get(location, VersionId=version_id)
+            return found[1] if found else None
+
+        return self.known.recall(location, version_id, read)
 
     def read_pending(self, *, location: str, token: str) -> StoredValue | None:
         # one call: the version by id comes with its labels, and AWS keeps a version after its
         # label is removed, so only a labelled one is pending
-        got = self._call("GetSecretValue", location, SecretId=location, VersionId=token)
-        if got is None or "SecretString" not in got or PENDING not in got.get("VersionStages", []):
-            return None
-        value = StoredValue.from_json(got["SecretString"], where=location)
-        self.known.put(location, token, value)
-        return value
+        found = self._get(location, VersionId=token)
+        return found[1] if found and PENDING in found[0].get("VersionStages", []) else None
 
     def read_staged(self, *, location: str, token: str) -> StoredValue | None:
         # the version id is the token, pending or since promoted
@@ -168,40 +168,44 @@ class AwsSecretsManager(Store):
         # PutSecretValue is idempotent on its ClientRequestToken: the same value again succeeds and
         # changes nothing, another value is refused (ResourceExistsException). moto lets a version
         # labelled AWSPENDING be overwritten, so unless this is the token's first write, look first.
+        taken = f"{location!r}: version {token} already holds another key"
         if not first and (existing := self.read_version(location=location, version_id=token)) is not None:
             if existing.api_key.get_secret_value() != value.api_key.get_secret_value():
-                raise StoreConflict(f"{location!r}: version {token} already holds another key")
+                raise StoreConflict(taken)
             return
         try:
-            self._client.put_secret_value(
-                SecretId=location, ClientRequestToken=token, SecretString=value.to_json(), VersionStages=[PENDING]
+            written = self._call(
+                "PutSecretValue",
+                location,
+                refused=("ResourceExistsException",),
+                SecretId=location,
+                ClientRequestToken=token,
+                SecretString=value.to_json(),
+                VersionStages=[PENDING],
             )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "ResourceExistsException":
-                raise StoreConflict(f"{location!r}: version {token} already holds another key") from None
-            if code == "ResourceNotFoundException":
-                raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist") from None
-            raise _translate(exc, location=location, action="PutSecretValue") from None
-        except BotoCoreError as exc:
-            raise _translate(exc, location=location, action="PutSecretValue") from None
+        except _Refused:
+            raise StoreConflict(taken) from None
+        if written is None:
+            raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist")
         self.known.put(location, token, value)
 
     def promote(self, *, location: str, token: str, expected_current: str) -> None:
         # one call that is also the check: AWS moves AWSCURRENT only if `expected_current` holds it
         try:
-            self._client.update_secret_version_stage(
-                SecretId=location, VersionStage=CURRENT, MoveToVersionId=token, RemoveFromVersionId=expected_current
+            moved = self._call(
+                "UpdateSecretVersionStage",
+                location,
+                refused=("InvalidParameterException",),
+                SecretId=location,
+                VersionStage=CURRENT,
+                MoveToVersionId=token,
+                RemoveFromVersionId=expected_current,
             )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "ResourceNotFoundException":
-                raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist") from None
-            if code != "InvalidParameterException":
-                raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
+        except _Refused:
             self._after_refused_move(location, token, expected_current)  # a resumed promote, or a conflict
-        except BotoCoreError as exc:
-            raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
+        else:
+            if moved is None:
+                raise StoreError(f"AWS Secrets Manager: secret {location!r} does not exist")
         self.clear_pending(location=location, token=token)
 
     def _after_refused_move(self, location: str, token: str, expected_current: str) -> None:
@@ -221,13 +225,16 @@ class AwsSecretsManager(Store):
     def clear_pending(self, *, location: str, token: str) -> None:
         # AWS refuses to remove a label the version does not carry: then nothing is pending
         try:
-            self._client.update_secret_version_stage(SecretId=location, VersionStage=PENDING, RemoveFromVersionId=token)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("InvalidParameterException", "ResourceNotFoundException"):
-                return
-            raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
-        except BotoCoreError as exc:
-            raise _translate(exc, location=location, action="UpdateSecretVersionStage") from None
+            self._call(
+                "UpdateSecretVersionStage",
+                location,
+                refused=("InvalidParameterException",),
+                SecretId=location,
+                VersionStage=PENDING,
+                RemoveFromVersionId=token,
+            )
+        except _Refused:
+            return
 
     def pending_tokens(self, *, location: str) -> list[str]:
         return [v for v, labels in self._stages(location).items() if PENDING in labels]
@@ -276,6 +283,14 @@ class AwsSecretsManager(Store):
     def set_metadata(self, *, location: str, metadata: dict[str, str]) -> None:
         tags = [{"Key": f"rotator:{k}", "Value": v} for k, v in sorted(metadata.items())]
         self._call("TagResource", location, SecretId=location, Tags=tags)
+
+
+class _Refused(Exception):
+    """AWS refused a request with an error code its caller expects (and handles)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def _snake(action: str) -> str:

@@ -11,6 +11,7 @@ import abc
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +95,15 @@ class KnownValues:
             if value is not None:
                 self._values.move_to_end((location, version))
             return value
+
+    def recall(self, location: str, version: str, read: Callable[[], StoredValue | None]) -> StoredValue | None:
+        """The value kept for (location, version), else `read()`'s, kept when there is one."""
+        if (known := self.get(location, version)) is not None:
+            return known
+        value = read()
+        if value is not None:
+            self.put(location, version, value)
+        return value
 
     def put(self, location: str, version: str, value: StoredValue) -> None:
         with self._lock:

@@ -195,27 +195,21 @@ class VaultKV(Store):
         return Version(str(got[0]), value)
 
     def read_version(self, *, location: str, version_id: str) -> StoredValue | None:
-        if (known := self.known.get(location, version_id)) is not None:
-            return known
-        mount, path = split(location)
-        got = self._read(mount, path, int(version_id))
-        if got is None:
-            return None
-        value = self._value(got[1], location)
-        self.known.put(location, version_id, value)
-        return value
+        def read() -> StoredValue | None:
+            mount, path = split(location)
+            got = self._read(mount, path, int(version_id))
+            return self._value(got[1], location) if got else None
+
+        return self.known.recall(location, version_id, read)
 
     def read_pending(self, *, location: str, token: str) -> StoredValue | None:
         got = self._read(self.pending_mount, self._pending_path(location, token))
         return self._value(got[1], location) if got else None
 
     def read_staged(self, *, location: str, token: str) -> StoredValue | None:
-        if (known := self.known.get(location, token)) is not None:
-            return known
-        value = super().read_staged(location=location, token=token)
-        if value is not None:
-            self.known.put(location, token, value)
-        return value
+        return self.known.recall(
+            location, token, lambda: super(VaultKV, self).read_staged(location=location, token=token)
+        )
 
     def stage(self, *, location: str, token: str, value: StoredValue, first: bool = False) -> None:
         try:
