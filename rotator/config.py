@@ -122,18 +122,26 @@ class RateLimit(_Strict):
     per: PositiveDuration
 
 
-class BrandwaveInstance(_Strict):
-    type: Literal["brandwave"]
-    base_url: str = "https://api.gobrandwave.com"
-    admin_token: CredentialSource = CredentialSource(current=True)
+class _ProviderInstance(_Strict):
+    """What every provider instance has, whatever its type."""
+
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: PositiveDuration = timedelta(seconds=10)
     rate_limits: list[RateLimit] | None = None
     """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """At most this many of the instance's rotations advanced at once by the daemons, across all
+    replicas together (counted in the state database); default: no limit beyond `daemon.workers`."""
 
 
-class BoltlyInstance(_Strict):
+class BrandwaveInstance(_ProviderInstance):
+    type: Literal["brandwave"]
+    base_url: str = "https://api.gobrandwave.com"
+    admin_token: CredentialSource = CredentialSource(current=True)
+
+
+class BoltlyInstance(_ProviderInstance):
     """Boltly: keys are made with a user's JWT. The refresh token rotates on every refresh, so
     rotator keeps it in a file of its own (written atomically, mode 0600) the moment it changes."""
 
@@ -144,14 +152,9 @@ class BoltlyInstance(_Strict):
     """Used when no refresh token works (first start, or a crash lost the newest one)."""
     refresh_token_file: Path | None = None
     """Default: <state directory>/<instance>.refresh"""
-    grants: list[Grant] = []
-    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
-    timeout: PositiveDuration = timedelta(seconds=10)
-    rate_limits: list[RateLimit] | None = None
-    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
 
 
-class OperatorInstance(_Strict):
+class OperatorInstance(_ProviderInstance):
     """A provider whose keys only a person can make and revoke, in a dashboard."""
 
     type: Literal["blueticks", "texting-blue", "goblue"]
@@ -159,11 +162,6 @@ class OperatorInstance(_Strict):
     """Default: the vendor's documented base URL."""
     dashboard: str | None = None
     """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""
-    grants: list[Grant] = []
-    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
-    timeout: PositiveDuration = timedelta(seconds=10)
-    rate_limits: list[RateLimit] | None = None
-    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
 
 
 ProviderInstance = Annotated[BrandwaveInstance | BoltlyInstance | OperatorInstance, Field(discriminator="type")]

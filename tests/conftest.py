@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,9 +144,9 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
     server.process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A throwaway database on the machine's PostgreSQL (TESTBED.md); dropped at the end."""
+@contextmanager
+def _throwaway_database() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL (TESTBED.md), dropped at the end."""
     import sqlalchemy
 
     base = os.environ.get("ROTATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -156,10 +157,29 @@ def postgres_url() -> Iterator[str]:
             conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
     except sqlalchemy.exc.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at {base}: {exc.orig}")
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throwaway database for the session's tests that do not mind each other's rows."""
+    with _throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A state database that holds nothing but what the test puts in it (on PostgreSQL, its own)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    with _throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

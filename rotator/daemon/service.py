@@ -36,7 +36,6 @@ from rotator.durations import render
 from rotator.engine.rotation import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError
 from rotator.state.db import ActiveRotationExists, utcnow
-from rotator.state.schema import Rotation
 
 _log = log.get(__name__)
 
@@ -134,10 +133,14 @@ class Daemon:
         app = self.app
         try:
             self._start_due(app)
-            now = utcnow()
-            due = [r.id for r in sorted(app.db.active(), key=urgent_first) if r.next_attempt_at <= now]
+            due_by, handled = utcnow(), set[str]()
+            limits = {name: p.max_concurrent for name, p in app.settings.providers.items() if p.max_concurrent}
             with ThreadPoolExecutor(max_workers=app.settings.daemon.workers) as pool:
-                list(pool.map(lambda rid: self._advance(app, rid), due))
+                workers = [
+                    pool.submit(self._work, app, due_by, limits, handled) for _ in range(app.settings.daemon.workers)
+                ]
+                for worker in workers:
+                    worker.result()  # a database error ends the tick below
             if self.db_problem is not None:
                 _log.info("state.reachable_again")
             self.db_problem = None
@@ -154,20 +157,28 @@ class Daemon:
         except RotatorError as exc:
             _log.error("tick.failed", error=str(exc))
 
-    def _advance(self, app: App, rotation_id: str) -> None:
-        if self.stopping.is_set():
-            return
-        try:
-            app.runner(self.actor).run(
-                rotation_id, follow=False, on_step=self._observe, should_stop=self.stopping.is_set
-            )
-        except LeaseHeld:
-            pass  # another process advances it right now (or took it from us: LeaseLost)
-        except RotatorError as exc:
-            _log.error("rotation.advance_failed", rotation_id=rotation_id, error=str(exc))
-        except DBAPIError as exc:
-            # the step's writes are fenced and idempotent: it resumes when the database is back
-            _log.error("rotation.advance_interrupted", rotation_id=rotation_id, error=type(exc).__name__)
+    def _work(self, app: App, due_by: datetime, limits: dict[str, int], handled: set[str]) -> None:
+        """One worker of a tick: claim the most urgent due rotation nobody holds, advance it, again,
+        until none is left (replicas claim from the same queue, so they split the work); each
+        rotation at most once per tick here, so one that cannot move does not spin."""
+        runner = app.runner(self.actor)
+        while not self.stopping.is_set():
+            try:
+                advanced = runner.advance_next(
+                    due_by=due_by,
+                    urgent=URGENT,
+                    limits=limits,
+                    handled=handled,
+                    on_step=self._observe,
+                    should_stop=self.stopping.is_set,
+                )
+            except LeaseHeld:
+                continue  # lost to another replica mid-step (LeaseLost): it goes on from there
+            except RotatorError as exc:
+                _log.error("rotation.advance_failed", error=str(exc))
+                continue
+            if advanced is None:
+                return
 
     def _observe(self, step: Step) -> None:
         if step.step:
@@ -247,10 +258,5 @@ class Daemon:
 
 
 URGENT = frozenset({"incident", "offboarding"})
-"""Triggers (and the bulk commands' policies, which an escalated rotation takes on) that go first."""
-
-
-def urgent_first(rotation: Rotation) -> tuple[bool, datetime]:
-    """Sort key: an incident's or an offboarding's rotations before scheduled ones, then the longest due."""
-    urgent = rotation.trigger in URGENT or rotation.policy in URGENT
-    return (not urgent, rotation.next_attempt_at)
+"""Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
+each tick advances first, so a backlog of scheduled rotations never delays them."""

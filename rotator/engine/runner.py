@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -89,26 +89,55 @@ class Runner:
 
         return self._under_lease(rotation, acted)
 
+    def advance_next(
+        self,
+        *,
+        due_by: datetime,
+        urgent: Collection[str] = (),
+        limits: Mapping[str, int] | None = None,
+        handled: set[str],
+        on_step: Callable[[Step], None] = lambda _: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Rotation | None:
+        """Claim the most urgent rotation due by `due_by` that no one holds (StateDB.claim_due) and
+        advance it like `run` without `follow`; None when nothing is left to claim.
+
+        `handled` holds the ids this caller advanced (this tick) that are due still: they are passed
+        over. The one claimed now is added before it is advanced and taken out once it no longer is
+        due, so one that fails without moving is not claimed again and again.
+        """
+        claimed = self.db.claim_due(
+            self.owner, self.lease_ttl, due_by=due_by, urgent=urgent, limits=limits, skip=handled
+        )
+        if claimed is None:
+            return None
+        generation, fresh = claimed
+        handled.add(fresh.id)
+        fence = Fence(fresh.secret, self.owner, generation)
+        advanced = self._holding(fence, fresh, lambda r: self._steps(r, on_step, should_stop)).rotation
+        if advanced.terminal or advanced.next_attempt_at > due_by:
+            handled.discard(advanced.id)
+        return advanced
+
     def _advance_while_due(
         self, rotation: Rotation, on_step: Callable[[Step], None], should_stop: Callable[[], bool]
     ) -> Step:
+        return self._under_lease(rotation, lambda fresh: self._steps(fresh, on_step, should_stop))
+
+    def _steps(self, fresh: Rotation, on_step: Callable[[Step], None], should_stop: Callable[[], bool]) -> Step:
         """The steps that are due, one after another under one lease; what they recorded is
         written before each side effect and once at the end (Engine.record)."""
-
-        def steps(fresh: Rotation) -> Step:
-            last = Step(fresh, "nothing due", waiting_until=fresh.next_attempt_at)
-            while not fresh.terminal and fresh.next_attempt_at <= self.clock() and not should_stop():
-                state, started = fresh.state, time.monotonic()
-                done = self.engine.advance(fresh, defer=True)
-                last = replace(done, step=state, seconds=time.monotonic() - started)
-                on_step(last)
-                fresh = done.rotation
-                if done.held or done.waiting_until is not None:
-                    break
-            self.engine.flush(fresh)
-            return last
-
-        return self._under_lease(rotation, steps)
+        last = Step(fresh, "nothing due", waiting_until=fresh.next_attempt_at)
+        while not fresh.terminal and fresh.next_attempt_at <= self.clock() and not should_stop():
+            state, started = fresh.state, time.monotonic()
+            done = self.engine.advance(fresh, defer=True)
+            last = replace(done, step=state, seconds=time.monotonic() - started)
+            on_step(last)
+            fresh = done.rotation
+            if done.held or done.waiting_until is not None:
+                break
+        self.engine.flush(fresh)
+        return last
 
     def _under_lease(self, rotation: Rotation, work: Callable[[Rotation], T]) -> T:
         """`work` on the rotation, re-read under the secret's lease, fenced and kept alive.
@@ -121,7 +150,10 @@ class Runner:
         when the work returns, whatever happened.
         """
         generation, fresh = self.db.lease_and_read(rotation.id, rotation.secret, self.owner, self.lease_ttl)
-        fence = Fence(rotation.secret, self.owner, generation)
+        return self._holding(Fence(rotation.secret, self.owner, generation), fresh, work)
+
+    def _holding(self, fence: Fence, fresh: Rotation, work: Callable[[Rotation], T]) -> T:
+        """`work` on `fresh`, read under the lease `fence` names: renewed, fenced, let go at the end."""
         stop = threading.Event()
         keeper = threading.Thread(target=self._keep_alive, args=(fence, stop), daemon=True, name="lease-keeper")
         keeper.start()
@@ -129,10 +161,10 @@ class Runner:
             with self.db.fenced(fence):
                 return work(fresh)  # read under the lease: another process may have moved it on meanwhile
         finally:
-            self.engine.forget(rotation.id)
+            self.engine.forget(fresh.id)
             stop.set()
             keeper.join()
-            self.db.release_lease(rotation.secret, self.owner)
+            self.db.release_lease(fence.secret, self.owner)
 
     def _keep_alive(self, fence: Fence, stop: threading.Event) -> None:
         interval = max(self.lease_ttl.total_seconds() / 3, 0.05)

@@ -10,14 +10,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Table, create_engine, event, func, select, text, update
+from sqlalchemy import CursorResult, Engine, Table, case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +35,8 @@ _LEASES = cast(Table, Lease.__table__)
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
+_PROVIDER_LOCK = 74_061
+"""With a provider instance's name hashed: serialises the claims that count its rotations in flight."""
 
 
 def utcnow() -> datetime:
@@ -674,6 +676,81 @@ class StateDB:
             raise RotationError(f"no rotation with id {rotation_id!r}")
         self._trust(Fence(secret, owner, generation), started, ttl)
         return generation, rotation
+
+    def claim_due(
+        self,
+        owner: str,
+        ttl: timedelta,
+        *,
+        due_by: datetime,
+        urgent: Collection[str] = (),
+        limits: Mapping[str, int] | None = None,
+        skip: Collection[str] = (),
+    ) -> tuple[int, Rotation] | None:
+        """Take the lease of the most urgent rotation due by `due_by` that nobody holds, and read it
+        in the same transaction; None when there is none left for this caller.
+
+        Replicas call this side by side and split the work: on PostgreSQL the candidates are locked
+        with SKIP LOCKED, so two replicas never wait for each other or take the same rotation.
+        Rotations whose trigger or policy is in `urgent` come first, then the longest due.
+        `limits` caps how many rotations of a provider instance are under lease at once, across
+        every replica: the count and the claim are one transaction, serialised per instance.
+        Ids in `skip` (advanced by this caller in this tick, and due still) are passed over.
+        """
+        limits = limits or {}
+        started = time.monotonic()
+        with self.session() as s:
+            now, conn = self._now(s), s.connection()
+            postgres = conn.dialect.name == "postgresql"
+            full = {p for p in limits if self._leased_of(s, p, now) >= limits[p]}
+            r, leases = _ROTATIONS, _LEASES
+            urgency = case((or_(r.c.trigger.in_(list(urgent)), r.c.policy.in_(list(urgent))), 0), else_=1)
+            free = or_(leases.c.secret.is_(None), leases.c.expires_at <= now)
+            # a holder on this host may be provably dead (a restarted daemon): _holder_is_dead decides
+            local = leases.c.owner.startswith(f"{socket.gethostname()}:", autoescape=True)
+            query = (
+                select(r.c.id, r.c.secret, r.c.provider, leases.c.owner, leases.c.expires_at)
+                .select_from(r.outerjoin(leases, leases.c.secret == r.c.secret))
+                .where(r.c.state.not_in(TERMINAL), r.c.next_attempt_at <= due_by, or_(free, local))
+                .order_by(urgency, r.c.next_attempt_at)
+                .limit(8)
+            )
+            if full:
+                query = query.where(r.c.provider.not_in(sorted(full)))
+            if skip:
+                query = query.where(r.c.id.not_in(sorted(skip)))
+            if postgres:
+                query = query.with_for_update(of=r, skip_locked=True)
+            for rotation_id, secret, provider, holder, expires_at in conn.execute(query).all():
+                if holder is not None and expires_at > now and not _holder_is_dead(holder):
+                    continue
+                if provider in limits:
+                    if postgres:
+                        conn.execute(select(func.pg_advisory_xact_lock(_PROVIDER_LOCK, func.hashtext(provider))))
+                    if self._leased_of(s, provider, now, but=secret) >= limits[provider]:
+                        continue
+                try:
+                    generation = self._acquire(s, secret, owner, ttl)
+                except LeaseHeld:
+                    continue  # taken a moment ago by a caller that does not claim (a CLI)
+                rotation = s.get(Rotation, rotation_id)
+                assert rotation is not None
+                self._trust(Fence(secret, owner, generation), started, ttl)
+                return generation, rotation
+        return None
+
+    @staticmethod
+    def _leased_of(s: Session, provider: str, now: datetime, *, but: str | None = None) -> int:
+        """Rotations in flight of a provider instance whose secret is under an unexpired lease."""
+        r, leases = _ROTATIONS, _LEASES
+        query = (
+            select(func.count())
+            .select_from(leases.join(r, r.c.secret == leases.c.secret))
+            .where(r.c.provider == provider, r.c.state.not_in(TERMINAL), leases.c.expires_at > now)
+        )
+        if but is not None:
+            query = query.where(leases.c.secret != but)
+        return int(s.connection().execute(query).scalar_one())
 
     def _acquire(self, s: Session, secret: str, owner: str, ttl: timedelta) -> int:
         now = self._now(s)

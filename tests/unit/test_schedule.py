@@ -1,9 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from rotator.daemon.schedule import jitter_offset, plan
-from rotator.daemon.service import urgent_first
 from rotator.policies import Policy
-from rotator.state.schema import Rotation
 from rotator.windows import Window
 
 MONDAY_NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
@@ -68,23 +66,3 @@ def test_inside_an_open_window_a_passed_slot_starts_at_once() -> None:
     policy = Policy(max_age=timedelta(days=1), window="Mon-Sun 00:00-23:59 UTC", jitter=timedelta(minutes=1))
     p = plan("app", "q", policy, last_rotated=MONDAY_NOON - timedelta(days=2), now=MONDAY_NOON)
     assert p.startable(MONDAY_NOON)
-
-
-def test_an_incidents_rotations_go_before_scheduled_work_however_long_that_waited() -> None:
-    """The daemon advances due rotations in this order: a fleet's backlog never delays an incident."""
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def rotation(rid: str, trigger: str, policy: str, due_minutes_ago: int) -> Rotation:
-        return Rotation(
-            id=rid, trigger=trigger, policy=policy, next_attempt_at=now - timedelta(minutes=due_minutes_ago)
-        )
-
-    due = [
-        rotation("scheduled-old", "policy", "quarterly", 600),
-        rotation("incident-new", "incident", "incident", 0),
-        rotation("escalated", "policy", "offboarding", 1),
-        rotation("scheduled", "policy", "quarterly", 5),
-        rotation("incident-older", "incident", "incident", 2),
-    ]
-    order = [r.id for r in sorted(due, key=urgent_first)]
-    assert order == ["incident-older", "escalated", "incident-new", "scheduled-old", "scheduled"]
