@@ -8,6 +8,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -28,7 +29,7 @@ from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
 from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
-from rotator.providers.boltly import Boltly, BoltlySession
+from rotator.providers.boltly import Boltly, BoltlySession, FileKeeper, StoreKeeper, TokenKeeper
 from rotator.providers.brandwave import Brandwave
 from rotator.providers.http import HttpCore
 from rotator.providers.operated import OPERATED
@@ -192,11 +193,21 @@ class App:
             cfg = self.settings.providers[instance]
             assert isinstance(cfg, BoltlyInstance)
             password = cfg.password
+            keeper: TokenKeeper
+            if (ref := cfg.refresh_token_store) is not None:
+                where = f"{ref.instance}:{ref.location}"
+                keeper = StoreKeeper(self.store(ref.instance), ref.location, where=where)
+            else:
+                keeper = FileKeeper(cfg.refresh_token_file or self.settings.state_dir() / f"{instance}.refresh")
+            # one refresh at a time across every process on this state database: a refresh spends
+            # the token, and two processes spending the same one would lock each other out
+            hold = max(timedelta(minutes=1), 3 * cfg.timeout)
             self._sessions[instance] = BoltlySession(
                 http=self._http(instance, cfg.base_url, cfg.timeout.total_seconds()),
                 email=cfg.email,
                 password=(lambda: read_credential(password, f"providers.{instance}.password")) if password else None,
-                refresh_file=cfg.refresh_token_file or self.settings.state_dir() / f"{instance}.refresh",
+                keeper=keeper,
+                serialised=lambda: self.db.exclusive(f"boltly-refresh:{instance}", ttl=hold, wait=hold),
             )
         return self._sessions[instance]
 

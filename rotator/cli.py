@@ -411,7 +411,7 @@ def login(ctx: click.Context, instance: str) -> None:
     except RotatorError as exc:
         click.echo(f"login failed: {exc}", err=True)
         ctx.exit(EXIT_FAILED)
-    click.echo(f"logged in as {session.email}; refresh token saved to {session.refresh_file}")
+    click.echo(f"logged in as {session.email}; refresh token saved to {session.keeper.where}")
 
 
 @main.command()

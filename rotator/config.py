@@ -122,6 +122,61 @@ class RateLimit(_Strict):
     per: PositiveDuration
 
 
+class AwsRef(_Strict):
+    secret_id: str
+    instance: str = "aws"
+
+    @field_validator("secret_id")
+    @classmethod
+    def _a_name_or_arn(cls, value: str) -> str:
+        if not AWS_SECRET_ID.fullmatch(value) or "*" in value or "?" in value:
+            raise ValueError(
+                f"secret_id {value!r} is not an AWS secret name (letters, digits, / _ + = . @ -) or secret ARN"
+            )
+        return value
+
+
+class VaultRef(_Strict):
+    path: str
+    mount: str = "secret"
+    instance: str = "vault"
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError("a KV path like support/brandwave (no mount, no ':')")
+        return check_vault_path(value, "path")
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        return check_vault_path(value, "mount")
+
+
+class StoreRef(_Strict):
+    aws: AwsRef | None = None
+    vault: VaultRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StoreRef:
+        if (self.aws is None) == (self.vault is None):
+            raise ValueError("name exactly one store: {aws: {secret_id: prod/app/key}} or {vault: {path: app/key}}")
+        return self
+
+    @property
+    def instance(self) -> str:
+        return self.aws.instance if self.aws is not None else self.vault.instance  # type: ignore[union-attr]
+
+    @property
+    def location(self) -> str:
+        """The secret's place in its store: an AWS secret id, or `<mount>:<path>` in Vault."""
+        if self.aws is not None:
+            return self.aws.secret_id
+        assert self.vault is not None
+        return f"{self.vault.mount}:{self.vault.path}"
+
+
 class _ProviderInstance(_Strict):
     """What every provider instance has, whatever its type."""
 
@@ -151,7 +206,17 @@ class BoltlyInstance(_ProviderInstance):
     password: CredentialSource | None = None
     """Used when no refresh token works (first start, or a crash lost the newest one)."""
     refresh_token_file: Path | None = None
-    """Default: <state directory>/<instance>.refresh"""
+    """Default: <state directory>/<instance>.refresh. One host only: use refresh_token_store for replicas."""
+    refresh_token_store: StoreRef | None = None
+    """Keep the refresh token in a store instead, where every replica and command can reach it:
+    `{aws: {secret_id: ...}}` or `{vault: {path: ...}}`, a secret that exists (any value to start
+    with). It is replaced by compare-and-set, and refreshes are serialised through the state database."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> BoltlyInstance:
+        if self.refresh_token_file is not None and self.refresh_token_store is not None:
+            raise ValueError("keep the refresh token in refresh_token_file or refresh_token_store, not both")
+        return self
 
 
 class OperatorInstance(_ProviderInstance):
@@ -430,6 +495,17 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     except ValidationError as exc:
         problems = yamlsource.problems_from(exc, doc, path or Path("(environment)"), overridden=overridden)
         raise InputError(problems) from None
+    problems = [
+        f"{path or '(environment)'}:{yamlsource.line_of(doc, ('providers', name, 'refresh_token_store'))}: "
+        f"providers.{name}.refresh_token_store names store {p.refresh_token_store.instance!r}, which is not "
+        f"in stores (known: {', '.join(sorted(settings.stores)) or 'none'})"
+        for name, p in settings.providers.items()
+        if isinstance(p, BoltlyInstance)
+        and p.refresh_token_store is not None
+        and p.refresh_token_store.instance not in settings.stores
+    ]
+    if problems:
+        raise InputError(problems)
     if path is not None and not settings.policies_dir.is_absolute():
         settings = settings.model_copy(update={"policies_dir": path.parent / settings.policies_dir})
     return settings

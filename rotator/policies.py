@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rotator import yamlfast, yamlsource
-from rotator.config import AWS_SECRET_ID, Settings, check_vault_path
+from rotator.config import Settings, StoreRef
 from rotator.durations import Duration, PositiveDuration
 from rotator.errors import InputError
 from rotator.windows import Window
@@ -51,61 +51,6 @@ class Policy(_Strict):
         if value is not None:
             Window.parse(value)
         return value
-
-
-class AwsRef(_Strict):
-    secret_id: str
-    instance: str = "aws"
-
-    @field_validator("secret_id")
-    @classmethod
-    def _a_name_or_arn(cls, value: str) -> str:
-        if not AWS_SECRET_ID.fullmatch(value) or "*" in value or "?" in value:
-            raise ValueError(
-                f"secret_id {value!r} is not an AWS secret name (letters, digits, / _ + = . @ -) or secret ARN"
-            )
-        return value
-
-
-class VaultRef(_Strict):
-    path: str
-    mount: str = "secret"
-    instance: str = "vault"
-
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, value: str) -> str:
-        if ":" in value:
-            raise ValueError("a KV path like support/brandwave (no mount, no ':')")
-        return check_vault_path(value, "path")
-
-    @field_validator("mount")
-    @classmethod
-    def _mount(cls, value: str) -> str:
-        return check_vault_path(value, "mount")
-
-
-class StoreRef(_Strict):
-    aws: AwsRef | None = None
-    vault: VaultRef | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> StoreRef:
-        if (self.aws is None) == (self.vault is None):
-            raise ValueError("name exactly one store: {aws: {secret_id: prod/app/key}} or {vault: {path: app/key}}")
-        return self
-
-    @property
-    def instance(self) -> str:
-        return self.aws.instance if self.aws is not None else self.vault.instance  # type: ignore[union-attr]
-
-    @property
-    def location(self) -> str:
-        """The secret's place in its store: an AWS secret id, or `<mount>:<path>` in Vault."""
-        if self.aws is not None:
-            return self.aws.secret_id
-        assert self.vault is not None
-        return f"{self.vault.mount}:{self.vault.path}"
 
 
 class HeaderCredential(_Strict):

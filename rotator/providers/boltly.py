@@ -1,9 +1,11 @@
 """Boltly (providers.md, seed 004): API keys made with a user's JWT; the new key gets the old one's scopes.
 
 The refresh token is itself a rotating secret: every refresh returns a new one and kills the old.
-`BoltlySession` writes each new refresh token to its file (atomically, fsync'd, mode 0600) before
-anything else happens; if a crash still loses it, the next run logs in again with the password,
-or a person runs `rotator login INSTANCE`.
+`BoltlySession` saves each new refresh token (a `TokenKeeper`: a file, written atomically, fsync'd,
+mode 0600, or a secret in a store, replaced by compare-and-set) before anything else happens, and
+refreshes one process at a time (the caller's `serialised`, a lock every replica and command shares),
+reading the newest token inside the lock, so two processes never spend the same token. If a crash
+still loses it, the next run logs in again with the password, or a person runs `rotator login INSTANCE`.
 Assumptions beyond providers.md: login/refresh answer `{"access_token", "refresh_token"}` (also
 accepted under `data`, or camelCase); the create answer carries `id` and `secret_key` (top level or
 under `data`); the list is `{"data": [...]}` with `id`, `name`, `scopes`, `revoked_at`; an API key
@@ -19,9 +21,11 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -33,10 +37,12 @@ from rotator.errors import (
     KeyRefused,
     PermissionDenied,
     RotationError,
+    StoreConflict,
 )
 from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
+from rotator.stores.base import Store, StoredValue
 
 PATH = "/v1/developer-access/api-keys"
 MIN_PREFIX = len("sk_live_") + 4
@@ -76,16 +82,92 @@ def _field(body: Any, *names: str) -> str | None:
     return None
 
 
+class TokenKeeper(Protocol):
+    """Where the refresh token lives between refreshes."""
+
+    where: str
+    """Named in messages: a path, or `store:location`."""
+
+    def load(self) -> SecretStr | None:
+        """The newest saved token, or None when there is none."""
+
+    def save(self, token: SecretStr) -> None:
+        """Replace the token `load` returned last (only that one: a store refuses otherwise)."""
+
+
+class FileKeeper:
+    """A file of its own on this host (the default): replicas on other hosts cannot share it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+
+    def load(self) -> SecretStr | None:
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return secret(text) if text else None
+
+    def save(self, token: SecretStr) -> None:
+        write_private(self.path, token.get_secret_value() + "\n")
+
+
+class StoreKeeper:
+    """A secret in a store (AWS Secrets Manager or Vault) that every replica reaches. A new token is
+    staged and made current only if the version read before the refresh is current still: the same
+    compare-and-set a rotation's promote uses, so a writer that lost the race cannot overwrite."""
+
+    def __init__(self, store: Store, location: str, *, where: str) -> None:
+        self._store = store
+        self._location = location
+        self._version: str | None = None
+        self.where = where
+
+    def load(self) -> SecretStr | None:
+        current = self._store.read_current(location=self._location)
+        if current is None:
+            raise RotationError(
+                f"boltly: the refresh token's secret {self.where} does not exist or has no value; "
+                "create it (any value) and run `rotator login <instance>`"
+            )
+        self._version = current.version_id
+        return current.value.api_key
+
+    def save(self, token: SecretStr) -> None:
+        if self._version is None:
+            self.load()
+        assert self._version is not None
+        version = str(uuid.uuid4())
+        value = StoredValue.new(api_key=token, key_id=None, provider="boltly-refresh-token", rotation_id=version)
+        self._store.stage(location=self._location, token=version, value=value, first=True)
+        try:
+            self._store.promote(location=self._location, token=version, expected_current=self._version)
+        except StoreConflict as exc:
+            raise RotationError(
+                f"boltly: the refresh token in {self.where} was replaced by another process during this "
+                f"refresh ({exc}); the next attempt reads the newest"
+            ) from None
+        self._version = version
+
+
 class BoltlySession:
     """A user's JWT for Boltly, from the saved refresh token, or from a login."""
 
     def __init__(
-        self, *, http: HttpCore, email: str, password: Callable[[], SecretStr] | None, refresh_file: Path
+        self,
+        *,
+        http: HttpCore,
+        email: str,
+        password: Callable[[], SecretStr] | None,
+        keeper: TokenKeeper,
+        serialised: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         self._http = http
         self.email = email
         self._password = password
-        self.refresh_file = refresh_file
+        self.keeper = keeper
+        self._serialised = serialised
         self._access: SecretStr | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -93,7 +175,8 @@ class BoltlySession:
     def access_token(self) -> SecretStr:
         with self._lock:
             if self._access is None or time.time() >= self._expires - 30:
-                self._renew()
+                with self._serialised():
+                    self._renew()
             assert self._access is not None
             return self._access
 
@@ -101,7 +184,7 @@ class BoltlySession:
         self._access = None
 
     def _renew(self) -> None:
-        saved = self._saved_refresh_token()
+        saved = self.keeper.load()  # inside the lock: the newest, whoever refreshed last
         if saved is not None:
             try:
                 body = self._http.request(
@@ -115,13 +198,18 @@ class BoltlySession:
                 return
             except (KeyRefused, CreateOutcomeUnknown):
                 pass  # dead or unknown: a login below replaces it
-        self.login()
+        self._login(None)
 
     def login(self, password: SecretStr | None = None) -> None:
         """Log in with the password; raise RotationError saying how to recover when there is none."""
+        with self._lock, self._serialised():
+            self.keeper.load()  # a store's keeper replaces only the version it read
+            self._login(password)
+
+    def _login(self, password: SecretStr | None) -> None:
         if password is None and self._password is None:
             raise RotationError(
-                f"boltly: no usable refresh token in {self.refresh_file} and no password configured; "
+                f"boltly: no usable refresh token in {self.keeper.where} and no password configured; "
                 "run `rotator login <instance>` to log in again"
             )
         password = password or (self._password() if self._password else None)
@@ -143,17 +231,10 @@ class BoltlySession:
             raise RotationError(f"boltly: {what} answer had no access_token/refresh_token; fields seen: {seen}")
         failpoints.hit("boltly-before-refresh-saved")
         # the old refresh token is dead from now on: save the new one before anything else
-        write_private(self.refresh_file, secret(refresh).get_secret_value() + "\n")
+        self.keeper.save(secret(refresh))
         failpoints.hit("boltly-after-refresh-saved")
         self._access = secret(access)
         self._expires = _jwt_expiry(access) or time.time() + 600
-
-    def _saved_refresh_token(self) -> SecretStr | None:
-        try:
-            text = self.refresh_file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return secret(text) if text else None
 
 
 def _jwt_expiry(token: str) -> float | None:

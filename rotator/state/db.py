@@ -779,6 +779,26 @@ class StateDB:
         until = expires_at.isoformat(timespec="seconds")
         raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
 
+    @contextmanager
+    def exclusive(self, name: str, *, ttl: timedelta, wait: timedelta) -> Iterator[None]:
+        """A lock across every process on this database, for work that is not a rotation's (a
+        Boltly refresh): a lease named `name` (never a secret's name: those have no ':'), waited
+        for up to `wait`, held at most `ttl`, let go at the end. LeaseHeld when it stays taken."""
+        owner, deadline, pause = process_identity(), time.monotonic() + wait.total_seconds(), 0.05
+        while True:
+            try:
+                self.acquire_lease(name, owner, ttl)
+                break
+            except LeaseHeld:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        try:
+            yield
+        finally:
+            self.release_lease(name, owner)
+
     def _trust(self, fence: Fence, started: float, ttl: timedelta) -> None:
         """The lease was set to expire `ttl` after a moment later than `started` (monotonic), and
         nobody takes an unexpired lease from a live holder: until half the TTL has passed, the

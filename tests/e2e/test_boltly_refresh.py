@@ -1,0 +1,101 @@
+"""Boltly's refresh token is spent by every refresh: processes sharing one Boltly instance (a
+rotation and `reconcile`s at once, as a daemon and a person at 3 a.m. would) refresh one at a
+time, each with the newest token, so none is locked out — with the token in a file on one host, or
+in a secret of the store that replicas on many hosts share (replaced by compare-and-set)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+
+from tests.provider_world import ProviderWorld
+
+pytestmark = pytest.mark.e2e
+
+
+def _keep_token_in(w: ProviderWorld, where: str) -> str:
+    """rotator.yaml without a password (a lost refresh token would be an error, not a quiet login);
+    the token in a file, or in an AWS secret made beforehand. Returns the refresh token's place."""
+    config = w.dir / "rotator.yaml"
+    text = config.read_text()
+    text = "\n".join(line for line in text.splitlines() if "password:" not in line) + "\n"
+    if where == "store":
+        secret_id = f"test/{w.name}-refresh"
+        w.sm.create_secret(Name=secret_id, SecretString="placeholder")
+        text = text.replace(
+            f"refresh_token_file: {w.dir}/boltly.refresh", f"refresh_token_store: {{aws: {{secret_id: {secret_id}}}}}"
+        )
+        place = secret_id
+    else:
+        place = str(w.dir / "boltly.refresh")
+    config.write_text(text)
+    password = (w.dir / "boltly.password").read_text()
+    logged_in = w.cli("login", "p", input=password)
+    assert logged_in.returncode == 0 and place in logged_in.stdout, logged_in.stdout + logged_in.stderr
+    return place
+
+
+def _saved(w: ProviderWorld, where: str, place: str) -> str:
+    if where == "store":
+        got = w.sm.get_secret_value(SecretId=place, VersionStage="AWSCURRENT")
+        return str(json.loads(got["SecretString"])["api_key"])
+    return (w.dir / "boltly.refresh").read_text().strip()
+
+
+@pytest.mark.parametrize("where", ["file", "store"])
+@pytest.mark.parametrize("provider_world", ["boltly"], indirect=True)
+def test_processes_refreshing_at_once_never_spend_each_others_token(provider_world: ProviderWorld, where: str) -> None:
+    w = provider_world
+    place = _keep_token_in(w, where)
+    w.config(access_ttl=1)  # JWTs live a second: every call to Boltly refreshes first
+    logins_before = sum(r["path"] == "/v1/auth/login" for r in w.requests())
+
+    failures: list[str] = []
+
+    def reconcile_again_and_again() -> None:
+        for _ in range(6):
+            done = w.cli("reconcile")
+            if done.returncode not in (0, 1):  # 1: findings; anything else is an error
+                failures.append(done.stdout + done.stderr)
+
+    others = [threading.Thread(target=reconcile_again_and_again) for _ in range(2)]
+    for t in others:
+        t.start()
+    rotated = w.cli("rotate", w.name)
+    for t in others:
+        t.join(timeout=300)
+
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert not failures, failures[0]
+    refreshes = [r for r in w.requests() if r["path"] == "/v1/auth/refresh"]
+    assert len(refreshes) >= 10 and all(r.get("status") == 200 for r in refreshes), [r.get("status") for r in refreshes]
+    assert sum(r["path"] == "/v1/auth/login" for r in w.requests()) == logins_before  # nobody was locked out
+    w.config(access_ttl=900)
+    answer = httpx.post(f"{w.sandbox.base_url}/v1/auth/refresh", json={"refresh_token": _saved(w, where, place)})
+    assert answer.status_code == 200  # the saved token is the live one
+
+
+def test_a_store_keeper_refuses_to_overwrite_a_token_replaced_meanwhile(aws_url: str, sm: object) -> None:
+    """The compare-and-set: a keeper that read version A does not replace version B."""
+    import uuid
+
+    from pydantic import SecretStr
+
+    from rotator.errors import RotationError
+    from rotator.providers.boltly import StoreKeeper
+    from rotator.stores.aws import AwsSecretsManager
+
+    store = AwsSecretsManager(region="us-east-1", endpoint_url=aws_url)
+    secret_id = f"test/refresh-{uuid.uuid4().hex[:8]}"
+    store._client.create_secret(Name=secret_id, SecretString="placeholder")
+    first, second = (StoreKeeper(store, secret_id, where=f"aws:{secret_id}") for _ in range(2))
+    assert first.load() is not None and second.load() is not None  # both read the placeholder
+    first.save(SecretStr("rt_from_first"))
+    with pytest.raises(RotationError, match="replaced by another process"):
+        second.save(SecretStr("rt_from_second"))
+    assert (loaded := second.load()) is not None and loaded.get_secret_value() == "rt_from_first"
+    second.save(SecretStr("rt_from_second"))  # after reading the newest, it may replace it
+    assert (loaded := first.load()) is not None and loaded.get_secret_value() == "rt_from_second"
