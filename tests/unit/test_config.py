@@ -62,3 +62,30 @@ def test_unknown_provider_type_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_override_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="environment variable ROTATOR_STAT__URL: no such setting"):
         config.load(None, environ={"ROTATOR_STAT__URL": "sqlite://"})
+
+
+BOLTLY = """\
+providers:
+  bo:
+    type: boltly
+    email: rotator@example.com
+    refresh_token_store: {{vault: {{path: rotator/bo-refresh}}}}
+{extra}"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "",
+            "rotator.yaml:5: providers.bo.refresh_token_store names store 'vault', which is not in stores (known: aws)",
+        ),
+        ("    refresh_token_file: /tmp/bo.refresh\n", "rotator.yaml:2: providers.bo.boltly: keep the refresh token in"),
+    ],
+)
+def test_the_boltly_refresh_tokens_place_is_checked(tmp_path: Path, extra: str, expected: str) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(BOLTLY.format(extra=extra))
+    with pytest.raises(InputError) as caught:
+        config.load(path, environ={})
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
