@@ -7,10 +7,12 @@ deadline) rather than started twice; the audit trail records the escalation.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from rotator.app import App
 from rotator.engine.rotation import Step
@@ -59,13 +61,7 @@ def rotate_many(
             try:
                 rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
                 final = app.runner(actor).run(rotation.id, follow=True, on_step=on_step)
-                outcome = Outcome(
-                    name,
-                    spec.provider,
-                    final.id,
-                    _state(final),
-                    final.held_reason or final.failed_reason or final.waiting_for or "",
-                )
+                outcome = _outcome(final)
             except RotatorError as exc:
                 outcome = Outcome(name, spec.provider, None, "error", str(exc))
         on_done(outcome)
@@ -75,6 +71,65 @@ def rotate_many(
     app.connections = max(app.connections, workers)  # no rotation queues for a connection
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, secrets))
+
+
+def hand_to_daemons(
+    app: App,
+    secrets: list[str],
+    *,
+    policy: str,
+    trigger: str,
+    reason: str,
+    actor: str,
+    on_step: Callable[[Step], None],
+    on_done: Callable[[Outcome], None],
+    poll: float = 1.0,
+    stall: timedelta | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Outcome]:
+    """Record a rotation of every secret under `policy` and let the running daemons advance them
+    (every replica claims from the same queue, urgent rotations first); follow their states in the
+    state database until each has settled (ended, held, or waiting on a person).
+
+    Stops following early, the rotations staying queued for the daemons, when none of them has
+    moved for `stall` (default: six daemon ticks, at least 10 s): no daemon is advancing them.
+    """
+    outcomes: dict[str, Outcome] = {}
+    started: dict[str, Rotation] = {}
+    for name in secrets:
+        spec = app.policies.secret(name)
+        try:
+            started[name] = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
+        except RotatorError as exc:
+            outcomes[name] = Outcome(name, spec.provider, None, "error", str(exc))
+            on_done(outcomes[name])
+    stall = stall or max(timedelta(seconds=10), 6 * app.settings.daemon.tick)
+    seen = {r.id: (r.state, r.updated_at) for r in started.values()}
+    last_move = time.monotonic()
+    following = {r.id: name for name, r in started.items()}
+    while following and time.monotonic() - last_move < stall.total_seconds():
+        sleep(poll)
+        for rotation in app.db.rotations(list(following)):
+            if (rotation.state, rotation.updated_at) != seen[rotation.id]:
+                seen[rotation.id] = (rotation.state, rotation.updated_at)
+                last_move = time.monotonic()
+                on_step(Step(rotation, rotation.state))
+            if _settled(rotation):
+                name = following.pop(rotation.id)
+                outcomes[name] = _outcome(rotation)
+                on_done(outcomes[name])
+    for rotation in app.db.rotations(list(following)):  # still under way (or never picked up)
+        outcomes[following[rotation.id]] = _outcome(rotation)
+    return [outcomes[name] for name in secrets]
+
+
+def _settled(rotation: Rotation) -> bool:
+    return rotation.terminal or bool(rotation.held_reason) or rotation.state.startswith("awaiting_")
+
+
+def _outcome(rotation: Rotation) -> Outcome:
+    note = rotation.held_reason or rotation.failed_reason or rotation.waiting_for or ""
+    return Outcome(rotation.secret, rotation.provider, rotation.id, _state(rotation), note)
 
 
 def _start(app: App, name: str, *, policy: str, trigger: str, reason: str, actor: str) -> Rotation:

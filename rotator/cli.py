@@ -447,32 +447,48 @@ def _bulk(
     reason: str,
     per_provider: int,
     as_json: bool = False,
+    via_daemons: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    from rotator.bulk import rotate_many
+    from rotator.bulk import hand_to_daemons, rotate_many
     from rotator.progress import Progress
 
     if not secrets:
         click.echo("no secret matches", err=True)
         ctx.exit(EXIT_INPUT)
     if not as_json:
-        click.echo(
-            f"{trigger}: {len(secrets)} secrets under policy {policy}, at most {per_provider} at a time per provider"
+        how = (
+            "handed to the running daemons (this command follows them; stopping it stops nothing)"
+            if via_daemons
+            else f"at most {per_provider} at a time per provider"
         )
+        click.echo(f"{trigger}: {len(secrets)} secrets under policy {policy}, {how}")
     # a terminal gets a live table; a pipe or a file a line per change; --json nothing until the end
     progress = Progress(secrets, live=sys.stdout.isatty() and not as_json, quiet=as_json)
     with progress:
-        outcomes = rotate_many(
-            app,
-            secrets,
-            policy=policy,
-            trigger=trigger,
-            reason=reason,
-            actor=actor_name(),
-            per_provider=per_provider,
-            on_step=progress.step,
-            on_done=progress.done,
-        )
+        if via_daemons:
+            outcomes = hand_to_daemons(
+                app,
+                secrets,
+                policy=policy,
+                trigger=trigger,
+                reason=reason,
+                actor=actor_name(),
+                on_step=progress.step,
+                on_done=progress.done,
+            )
+        else:
+            outcomes = rotate_many(
+                app,
+                secrets,
+                policy=policy,
+                trigger=trigger,
+                reason=reason,
+                actor=actor_name(),
+                per_provider=per_provider,
+                on_step=progress.step,
+                on_done=progress.done,
+            )
     failed = [o for o in outcomes if o.state in ("failed", "error") or o.state.startswith("held")]
     waiting = [o for o in outcomes if o.state.startswith("awaiting_")]
     completed = sum(o.state == "completed" for o in outcomes)
@@ -497,6 +513,12 @@ def _bulk(
             f"{completed} completed, {len(failed)} failed or held, {len(waiting)} waiting on a person, "
             f"{in_progress} still in progress"
         )
+        if via_daemons and in_progress:
+            click.echo(
+                f"{in_progress} rotations did not move for a while: is `rotator run` running on this state "
+                "database? They stay queued for the daemons (`rotator status` follows them).",
+                err=True,
+            )
     ctx.exit(
         EXIT_FAILED
         if failed
@@ -520,6 +542,11 @@ def _bulk(
 )
 @click.option("--reason", default="", help="the incident: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
+@click.option(
+    "--via-daemons",
+    is_flag=True,
+    help="hand the rotations to the running daemons (all replicas share them) and follow their progress",
+)
 @click.option("--dry-run", is_flag=True, help="only say which secrets would rotate (and whose key a leaked key is)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: each secret and its outcome")
 @click.pass_context
@@ -531,6 +558,7 @@ def incident(
     leaked_key: str | None,
     reason: str,
     concurrency: int,
+    via_daemons: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -540,6 +568,7 @@ def incident(
     Examples:
       rotator incident --all --reason "vendor breach 2026-12-01"
       rotator incident --leaked-key - --reason "key in a public repo" < leaked.txt
+      rotator incident --provider brandwave-prod --via-daemons --reason "vendor breach"
     """
     app = _load(ctx)
     if sum([bool(secrets), provider is not None, everything, leaked_key is not None]) != 1:
@@ -575,6 +604,7 @@ def incident(
         reason=reason,
         per_provider=concurrency,
         as_json=as_json,
+        via_daemons=via_daemons,
         extra={"leaked_key": found} if found is not None else {},
     )
 
@@ -645,10 +675,17 @@ def _dry_run(app: App, chosen: list[str], found: list[dict[str, Any]] | None, *,
 @click.argument("person")
 @click.option("--reason", default="", help="why: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
+@click.option(
+    "--via-daemons",
+    is_flag=True,
+    help="hand the rotations to the running daemons (all replicas share them) and follow their progress",
+)
 @click.option("--dry-run", is_flag=True, help="only list the secrets the person could see")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: each secret and its outcome")
 @click.pass_context
-def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry_run: bool, as_json: bool) -> None:
+def offboard(
+    ctx: click.Context, person: str, reason: str, concurrency: int, via_daemons: bool, dry_run: bool, as_json: bool
+) -> None:
     """Rotate every secret whose `access` names PERSON, directly or through a team.
 
     \b
@@ -678,6 +715,7 @@ def offboard(ctx: click.Context, person: str, reason: str, concurrency: int, dry
         reason=f"{person}: {reason}",
         per_provider=concurrency,
         as_json=as_json,
+        via_daemons=via_daemons,
         extra={"person": person},
     )
 

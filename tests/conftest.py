@@ -172,14 +172,19 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A state database that holds nothing but what the test puts in it (on PostgreSQL, its own)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/state.db"
-        return
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database for this test alone (daemons claim every due rotation they find there)."""
     with _throwaway_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A state database that holds nothing but what the test puts in it (on PostgreSQL, its own)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return str(request.getfixturevalue("own_postgres_url"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

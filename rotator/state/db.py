@@ -227,6 +227,11 @@ class StateDB:
         with self.session() as s:
             return s.get(Rotation, rotation_id)
 
+    def rotations(self, ids: Sequence[str]) -> Sequence[Rotation]:
+        """The rotations with these ids, in one query."""
+        with self.session() as s:
+            return s.scalars(select(Rotation).where(Rotation.id.in_(ids))).all() if ids else []
+
     def active_for(self, secret: str) -> Rotation | None:
         with self.session() as s:
             return s.scalars(select(Rotation).where(Rotation.secret == secret, Rotation.state.not_in(TERMINAL))).first()

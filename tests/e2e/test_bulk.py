@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from rotator.sandbox.server import Running
+from rotator.state.db import StateDB
 from tests.provider_world import BOLTLY_SCOPES
 
 pytestmark = pytest.mark.e2e
@@ -157,3 +161,77 @@ def test_plan_changes_nothing_and_is_stable(
     assert all(s["in_flight"] is False and "max_age" in s["why"] for s in first["secrets"])
     for secret in fleet.keys:
         assert not fleet.revoked(secret)
+
+
+def _replica(fleet: Fleet, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "ROTATOR_CONFIG": str(fleet.dir / "rotator.yaml"),
+        "ROTATOR_DAEMON__LISTEN": f"127.0.0.1:{port}",
+        "ROTATOR_REPLICA_ID": name,
+    }
+    log = (fleet.dir / f"{name}.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "rotator", "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, f"http://127.0.0.1:{port}/readyz"
+
+
+def test_an_incident_handed_to_two_daemon_replicas_completes_every_rotation_once(
+    tmp_path: Path, sandboxes: dict[str, Running], aws_url: str, sm: SecretsManagerClient, own_postgres_url: str
+) -> None:
+    fleet = build_fleet(tmp_path, sandboxes, aws_url, sm, 16)
+    config = fleet.dir / "rotator.yaml"
+    config.write_text(
+        config.read_text().replace(f"sqlite:///{tmp_path}/state.db", own_postgres_url)
+        + "daemon: {tick: 300ms, workers: 3}\n"
+    )
+    replicas = [_replica(fleet, name) for name in ("one", "two")]
+    try:
+        deadline = time.monotonic() + 60
+        for _, ready in replicas:
+            while not _answers(ready):
+                assert time.monotonic() < deadline, "a replica did not become ready"
+                time.sleep(0.2)
+        result = fleet.cli("incident", "--all", "--via-daemons", "--reason", "INC-9 vendor breach", "--json")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        document = json.loads(result.stdout)
+        assert document["summary"]["completed"] == 16
+        assert {row["state"] for row in document["secrets"]} == {"completed"}
+    finally:
+        for process, _ in replicas:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(timeout=30) for process, _ in replicas]
+    assert codes == [0, 0]
+    for secret in fleet.keys:
+        assert fleet.revoked(secret), secret
+    db = StateDB(own_postgres_url)
+    for secret in fleet.keys:
+        (rotation,) = db.rotations_of(secret)  # one rotation per secret, started by the command
+        assert rotation.trigger == "incident" and rotation.started_by.startswith("cli:")
+        creates = [e for e in db.events(rotation_id=rotation.id) if e.event == "key.created"]
+        assert len(creates) == 1, secret
+    workers = {e.actor.rsplit("/", 1)[-1] for e in db.events() if e.actor.startswith("daemon:")}
+    assert workers == {"one", "two"}, workers  # both replicas took part
+
+
+def test_an_incident_handed_to_daemons_that_are_not_running_says_so_and_leaves_them_queued(
+    tmp_path: Path, sandboxes: dict[str, Running], aws_url: str, sm: SecretsManagerClient
+) -> None:
+    fleet = build_fleet(tmp_path, sandboxes, aws_url, sm, 2)
+    started = time.monotonic()
+    result = fleet.cli("incident", "--all", "--via-daemons", "--reason", "INC-10")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert time.monotonic() - started < 60
+    assert "is `rotator run` running on this state database?" in result.stderr
+    assert "0 completed, 0 failed or held, 0 waiting on a person, 2 still in progress" in result.stdout
+    status = fleet.cli("status", "--json")
+    assert status.returncode in (0, 3), status.stdout + status.stderr
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
