@@ -46,6 +46,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/incident.py
 	$(BIN)/python benchmarks/fleet_tick.py
+	$(BIN)/python benchmarks/replicas.py
 
 # the loader fuzzer at length: 10,000 mutated rotator.yaml and 10,000 mutated policy files (minutes; the
 # suite's 300 s per-test timeout would cut it short)

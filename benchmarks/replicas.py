@@ -1,0 +1,223 @@
+"""Replicas (issue 12): an incident over N Brandwave secrets handed to 1 and to 3 `rotator run`
+replicas on one PostgreSQL database (`rotator incident --all --via-daemons`), then the same with
+3 replicas where the one holding the most leases is SIGKILLed a third of the way through.
+
+Servers as in incident.py (moto and the Brandwave sandbox, each in its own process, the sandbox
+answering after BENCH_LATENCY). The AWS write limit is set high (BENCH_WRITES, default 1000/s) so
+that the store quota is not the bound. Prints one table and asserts nothing. Columns:
+  wall       the incident command, start to exit (the daemons were ready before it started)
+  speedup    wall of the one-replica row / this row's wall
+  creates    keys created at the provider per secret (the sandbox's count): 1.00 means no second writer
+  spread     rotations each replica advanced (audit events' replica ids), one number per replica
+  takeover   after the SIGKILL: for each rotation the killed replica held a lease on, the time until
+             another replica wrote its next event; max and median (lease_ttl is BENCH_LEASE_TTL)
+
+Run: `.venv/bin/python benchmarks/replicas.py` (make bench runs it). Environment: BENCH_N (1000),
+BENCH_WORKERS (daemon.workers per replica, 16), BENCH_LATENCY (0.05), BENCH_LEASE_TTL (10s),
+BENCH_PG_ADMIN (postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database is made per row).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from incident import PATH, Fleet, Servers, seed
+
+ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def database() -> str:
+    name = f"rotator_replicas_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop(url: str) -> None:
+    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"))
+    admin.dispose()
+
+
+class Replica:
+    def __init__(self, fleet: Fleet, name: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.name = name
+        env = {
+            **os.environ,
+            "ROTATOR_CONFIG": str(fleet.dir / "rotator.yaml"),
+            "ROTATOR_DAEMON__LISTEN": f"127.0.0.1:{self.port}",
+            "ROTATOR_REPLICA_ID": name,
+        }
+        log = (fleet.dir / f"{name}.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rotator", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def creates(srv: Servers) -> int:
+    requests = httpx.get(f"{srv.base_url}/_sandbox/requests", timeout=120).json()["requests"]
+    return sum(1 for r in requests if r["method"] == "POST" and r["path"] == PATH and r.get("status") in (200, 201))
+
+
+def spread(url: str) -> list[int]:
+    """Rotations each replica advanced: distinct rotation ids per replica id in the audit trail."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT DISTINCT actor, rotation_id FROM audit_events WHERE actor LIKE 'daemon:%'"))
+        counted = Counter(actor.rsplit("/", 1)[-1] for actor, _ in rows)
+    engine.dispose()
+    return [counted[name] for name in sorted(counted)]
+
+
+def run_row(srv: Servers, n: int, replicas: int, *, workers: int, ttl: str, kill: bool) -> dict[str, object]:
+    url = database()
+    fleet = seed(srv, n, writes=int(os.environ.get("BENCH_WRITES", "1000")), state_url=url)
+    config = fleet.dir / "rotator.yaml"
+    config.write_text(
+        config.read_text().replace("engine: {", f"engine: {{lease_ttl: {ttl}, ")
+        + f"daemon: {{tick: 1s, workers: {workers}}}\n"
+    )
+    before = creates(srv)
+    daemons = [Replica(fleet, f"r{i}") for i in range(replicas)]
+    takeovers: list[float] = []
+    try:
+        deadline = time.monotonic() + 600
+        while not all(d.ready() for d in daemons):
+            if time.monotonic() > deadline or any(d.process.poll() is not None for d in daemons):
+                raise SystemExit(f"a replica did not become ready; see {fleet.dir}/r*.log")
+            time.sleep(0.2)
+        env = {**os.environ, "ROTATOR_CONFIG": str(config)}
+        started = time.monotonic()
+        command = subprocess.Popen(
+            [sys.executable, "-m", "rotator", "incident", "--all", "--via-daemons", "--reason", "bench", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if kill:
+            takeovers = kill_one_midway(url, daemons, n)
+        out, err = command.communicate(timeout=3600)
+        wall = time.monotonic() - started
+        summary = json.loads(out)["summary"] if out.strip() else {"error": err[-500:]}
+    finally:
+        for d in daemons:
+            d.stop()
+    made = creates(srv) - before
+    row: dict[str, object] = {
+        "n": n,
+        "replicas": replicas,
+        "killed": kill,
+        "wall": wall,
+        "completed": summary.get("completed"),
+        "creates": made / n,
+        "spread": spread(url),
+        "takeovers": takeovers,
+    }
+    drop(url)
+    return row
+
+
+def kill_one_midway(url: str, daemons: list[Replica], n: int) -> list[float]:
+    """SIGKILL the replica holding the most leases once a third of the rotations completed; for each
+    rotation it held, the seconds until another replica wrote its next audit event."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        while conn.execute(text("SELECT count(*) FROM rotations WHERE state = 'completed'")).scalar_one() < n / 3:
+            time.sleep(0.2)
+            conn.commit()
+        by_pid = {str(d.process.pid): d for d in daemons}
+        leases = conn.execute(text("SELECT secret, owner FROM leases WHERE expires_at > now()")).all()
+        held = Counter(owner.split(":")[1] for _, owner in leases if owner.split(":")[1] in by_pid)
+        victim = by_pid[held.most_common(1)[0][0]] if held else daemons[0]
+        victim.process.kill()
+        killed_at = datetime.now(UTC)
+        secrets = [s for s, owner in leases if owner.split(":")[1] == str(victim.process.pid)]
+        conn.commit()
+        waits: list[float] = []
+        pending = set(secrets)
+        deadline = time.monotonic() + 300
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rows = conn.execute(
+                text(
+                    "SELECT secret, min(at) FROM audit_events WHERE at > :killed AND actor LIKE 'daemon:%' "
+                    "AND actor NOT LIKE :victim AND secret = ANY(:secrets) GROUP BY secret"
+                ),
+                {"killed": killed_at, "victim": f"%/{victim.name}", "secrets": list(pending)},
+            ).all()
+            conn.commit()
+            for secret, at in rows:
+                waits.append((at - killed_at).total_seconds())
+                pending.discard(secret)
+    engine.dispose()
+    return waits
+
+
+def main() -> None:
+    n = int(os.environ.get("BENCH_N", "1000"))
+    workers = int(os.environ.get("BENCH_WORKERS", "16"))
+    ttl = os.environ.get("BENCH_LEASE_TTL", "10s")
+    srv = Servers.start(float(os.environ.get("BENCH_LATENCY", "0.05")))
+    print(f"N={n}, daemon.workers={workers} per replica, lease_ttl={ttl}, {os.cpu_count()} cores")
+    print(
+        f"{'replicas':>8} {'killed':>6} {'done':>5} {'wall_s':>7} {'speedup':>7} {'creates':>7} "
+        f"{'takeover max/median s':>22}  spread"
+    )
+    base = None
+    try:
+        for replicas, kill in ((1, False), (3, False), (3, True)):
+            row = run_row(srv, n, replicas, workers=workers, ttl=ttl, kill=kill)
+            wall = float(row["wall"])  # type: ignore[arg-type]
+            base = base or wall
+            waits = row["takeovers"]
+            assert isinstance(waits, list)
+            taken = f"{max(waits):.1f}/{statistics.median(waits):.1f} ({len(waits)})" if waits else "-"
+            print(
+                f"{replicas:>8} {'yes' if kill else 'no':>6} {row['completed']!s:>5} {wall:>7.1f} "
+                f"{base / wall:>7.2f} {row['creates']:>7.2f} {taken:>22}  {row['spread']}",
+                flush=True,
+            )
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
