@@ -1,4 +1,5 @@
-"""Client-side rate limits, shared by every concurrent rotation of the process.
+"""Client-side rate limits, shared by every concurrent rotation of the process, and split evenly
+between daemon replicas (`share_between`).
 
 A provider or AWS answers a request over its quota with 429 / ThrottlingException; an incident
 that leans on those retries is slower than one that never sends them, and a vendor may lock an
@@ -51,18 +52,29 @@ class Window:
 
     def take(self) -> None:
         """Wait until a request may be sent, and count it as sent then."""
+        allowed = max(1, self.limit.requests // _processes)
         with self._lock:
             now = self._clock()
             at = now
-            if len(self._sent) >= self.limit.requests:
-                at = max(now, self._sent[-self.limit.requests] + self._span)
+            if len(self._sent) >= allowed:
+                at = max(now, self._sent[-allowed] + self._span)
             # the slot is reserved now, so callers are served in the order they came
             self._sent.append(at)
-            while len(self._sent) > self.limit.requests:
+            while len(self._sent) > allowed:
                 self._sent.popleft()
             self.waited += at - now
         if at > now:
             self._sleep(at - now)
+
+
+_processes = 1
+
+
+def share_between(processes: int) -> None:
+    """This process is one of `processes` (daemon replicas) that send under the same limits: each
+    keeps to its share, so all of them together stay within each limit."""
+    global _processes
+    _processes = max(1, processes)
 
 
 def take_all(windows: Sequence[Window]) -> None:

@@ -9,6 +9,7 @@ and the old ones stay in force); SIGTERM lets the step under way finish and exit
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rotator import log
+from rotator import log, ratelimit
 from rotator.app import App, actor_name
 from rotator.background_http import serve_app
 from rotator.daemon import schedule
@@ -35,7 +36,7 @@ from rotator.daemon.planning import Planner
 from rotator.durations import render
 from rotator.engine.rotation import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError
-from rotator.state.db import ActiveRotationExists, utcnow
+from rotator.state.db import ActiveRotationExists, process_identity, utcnow
 
 _log = log.get(__name__)
 
@@ -57,6 +58,8 @@ class Daemon:
         self._last_plans: list[schedule.Plan] | None = None
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
+        self.identity = process_identity()
+        self.replicas = 1
         collector = StateCollector(
             lambda: self.app.db,
             self.plans,
@@ -78,6 +81,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        with contextlib.suppress(DBAPIError):  # a database down at start: the first tick says so
+            self._heartbeat()
         scheduler.start()
         _log.info(
             "daemon.started", listen=served.url, tick=render(settings.tick), secrets=len(self.app.policies.secrets)
@@ -87,25 +92,43 @@ class Daemon:
         self.notifier.notify("STOPPING=1")
         _log.info("daemon.stopping")
         scheduler.shutdown(wait=True)  # the tick under way finishes its current steps
+        with contextlib.suppress(DBAPIError):
+            self.app.db.farewell(self.identity)  # the other replicas take this one's share at once
         self.app.close()
         served.stop()
         _log.info("daemon.stopped")
         return 0
 
     def _serve_until_stopped(self) -> None:
+        beat = 0
         while not self.stopping.wait(1.0):
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
             if self.healthy():
                 self.notifier.notify("WATCHDOG=1")
+            beat += 1
+            if beat % 5 != 1:
+                continue
             try:
+                self._heartbeat()
                 active = self.app.db.active()
             except DBAPIError:
                 self.notifier.notify(f"STATUS={self.db_problem or 'state database unreachable'}")
                 continue
             waiting = sum(1 for r in active if r.state.startswith("awaiting_"))
-            self.notifier.notify(f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person")
+            self.notifier.notify(
+                f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person, "
+                f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
+            )
+
+    def _heartbeat(self) -> None:
+        """Count the live replicas (this one too) and keep to this replica's share of every rate limit."""
+        replicas = self.app.db.heartbeat(self.identity, HEARTBEAT_TTL)
+        if replicas != self.replicas:
+            _log.info("replicas.counted", replicas=replicas, rate_limits=f"1/{replicas} of each limit here")
+        self.replicas = replicas
+        ratelimit.share_between(replicas)
 
     def reload(self) -> None:
         """Read rotator.yaml and the policies again; keep the old ones if anything is wrong."""
@@ -257,6 +280,8 @@ class Daemon:
         return Starlette(routes=routes)
 
 
+HEARTBEAT_TTL = timedelta(seconds=30)
+"""A replica not heard of for this long stops counting (heartbeats go every 5 s)."""
 URGENT = frozenset({"incident", "offboarding"})
 """Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
 each tick advances first, so a backlog of scheduled rotations never delays them."""

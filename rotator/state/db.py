@@ -35,6 +35,8 @@ _LEASES = cast(Table, Lease.__table__)
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
+REPLICA = "replica:"
+"""Leases named so are replicas' heartbeats, not secrets' (a secret's name has no ':')."""
 _PROVIDER_LOCK = 74_061
 """With a provider instance's name hashed: serialises the claims that count its rotations in flight."""
 
@@ -783,6 +785,22 @@ class StateDB:
             return int(generation) + 1
         until = expires_at.isoformat(timespec="seconds")
         raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
+
+    def heartbeat(self, owner: str, ttl: timedelta) -> int:
+        """Say this replica is alive for `ttl` more; return how many replicas are alive (itself too).
+
+        A lease named `replica:<owner>`, renewed every tick: replicas need no table of their own
+        to count each other, and a dead one stops counting when its lease expires."""
+        name = f"{REPLICA}{owner}"[:200]
+        with self.session() as s:
+            self._acquire(s, name, owner, ttl)
+            now, leases = self._now(s), _LEASES
+            alive = select(func.count()).where(leases.c.secret.startswith(REPLICA), leases.c.expires_at > now)
+            return int(s.connection().execute(alive).scalar_one())
+
+    def farewell(self, owner: str) -> None:
+        """This replica stops: the others count without it at once."""
+        self.release_lease(f"{REPLICA}{owner}"[:200], owner)
 
     @contextmanager
     def exclusive(self, name: str, *, ttl: timedelta, wait: timedelta) -> Iterator[None]:

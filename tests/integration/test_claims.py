@@ -116,3 +116,15 @@ def test_a_providers_concurrency_limit_holds_across_claimers(empty_state_url: st
     first.release_lease(a[1].secret, "a:1:a")
     d = third.claim_due("c:1:c", TTL, due_by=utcnow(), limits=limits, skip={other, a[1].id})
     assert d is not None and d[1].provider == "slow" and d[1].id not in (a[1].id, b[1].id)
+
+
+def test_replicas_count_each_other_by_heartbeat_and_a_silent_one_stops_counting(empty_state_url: str) -> None:
+    one, two = StateDB(empty_state_url), StateDB(empty_state_url)
+    assert one.heartbeat("host-a:1:a", TTL) == 1
+    assert two.heartbeat("host-b:2:b", timedelta(milliseconds=300)) == 2
+    assert one.heartbeat("host-a:1:a", TTL) == 2  # renewing is not counting twice
+    time.sleep(0.5)
+    assert one.heartbeat("host-a:1:a", TTL) == 1  # b went silent: its heartbeat expired
+    two.heartbeat("host-b:2:b", TTL)
+    two.farewell("host-b:2:b")
+    assert one.heartbeat("host-a:1:a", TTL) == 1  # b stopped and said so

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotator import config
+from rotator import config, ratelimit
 from rotator.app import App
 from rotator.errors import InputError
 from rotator.policies import PolicySet
@@ -52,6 +52,21 @@ def test_a_burst_within_the_limit_does_not_wait_and_the_next_waits_a_window() ->
     assert time.now == 0.0
     window.take()
     assert 1.0 <= time.now <= 1.1 and window.waited == time.now
+
+
+@pytest.mark.parametrize(("replicas", "each"), [(1, 50), (3, 16), (64, 1)])
+def test_replicas_split_a_limit_so_that_together_they_stay_within_it(replicas: int, each: int) -> None:
+    time = FakeTime()
+    window = Window(Limit(50, timedelta(seconds=1)), clock=time.clock, sleep=time.sleep)
+    ratelimit.share_between(replicas)
+    try:
+        for _ in range(each):
+            window.take()
+        assert time.now == 0.0  # this replica's share goes at once
+        window.take()
+        assert 1.0 <= time.now <= 1.1  # one more waits a window
+    finally:
+        ratelimit.share_between(1)
 
 
 def test_an_hourly_limit_counts_the_hour() -> None:
