@@ -29,7 +29,7 @@ from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
 from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
-from rotator.providers.boltly import Boltly, BoltlySession, FileKeeper, StoreKeeper, TokenKeeper
+from rotator.providers.boltly import SPENDING_TIMEOUT, Boltly, BoltlySession, FileKeeper, StoreKeeper, TokenKeeper
 from rotator.providers.brandwave import Brandwave
 from rotator.providers.http import HttpCore
 from rotator.providers.operated import OPERATED
@@ -201,7 +201,7 @@ class App:
                 keeper = FileKeeper(cfg.refresh_token_file or self.settings.state_dir() / f"{instance}.refresh")
             # one refresh at a time across every process on this state database: a refresh spends
             # the token, and two processes spending the same one would lock each other out
-            hold = max(timedelta(minutes=1), 3 * cfg.timeout)
+            hold = max(timedelta(seconds=4 * SPENDING_TIMEOUT), 4 * cfg.timeout)  # two refreshes and a login
             self._sessions[instance] = BoltlySession(
                 http=self._http(instance, cfg.base_url, cfg.timeout.total_seconds()),
                 email=cfg.email,

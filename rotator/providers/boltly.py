@@ -46,6 +46,8 @@ from rotator.stores.base import Store, StoredValue
 
 PATH = "/v1/developer-access/api-keys"
 MIN_PREFIX = len("sk_live_") + 4
+SPENDING_TIMEOUT = 30.0
+"""Seconds to wait for a login's or refresh's answer, however short the instance's timeout."""
 """A listed prefix shorter than the vendor's fixed part plus four characters cannot tell keys apart."""
 
 
@@ -185,7 +187,11 @@ class BoltlySession:
 
     def _renew(self) -> None:
         saved = self.keeper.load()  # inside the lock: the newest, whoever refreshed last
-        if saved is not None:
+        # A refresh whose answer was lost may not have reached Boltly: the same token is tried
+        # once more (a spent one is refused, and a login below replaces it).
+        for last in (False, True):
+            if saved is None:
+                break
             try:
                 body = self._http.request(
                     "POST",
@@ -193,12 +199,22 @@ class BoltlySession:
                     headers={},
                     json={"refresh_token": saved.get_secret_value()},
                     idempotent=False,
+                    timeout=self._spending_timeout(),
                 ).json()
-                self._accept(body, "refresh")
-                return
-            except (KeyRefused, CreateOutcomeUnknown):
-                pass  # dead or unknown: a login below replaces it
+            except KeyRefused:
+                break
+            except CreateOutcomeUnknown:
+                if last:
+                    break
+                continue
+            self._accept(body, "refresh")
+            return
         self._login(None)
+
+    def _spending_timeout(self) -> float:
+        """Login and refresh answers carry the only copy of the next refresh token: waiting long
+        for them costs seconds, giving up on one that arrives late costs the token family."""
+        return max(self._http.timeout, SPENDING_TIMEOUT)
 
     def login(self, password: SecretStr | None = None) -> None:
         """Log in with the password; raise RotationError saying how to recover when there is none."""
@@ -220,6 +236,7 @@ class BoltlySession:
             headers={},
             json={"email": self.email, "password": password.get_secret_value()},
             idempotent=False,
+            timeout=self._spending_timeout(),
         ).json()
         self._accept(body, "login")
 

@@ -107,6 +107,7 @@ class HttpCore:
         self._read_error = read_error
         self._attempts = attempts
         self._max_backoff = max_backoff
+        self.timeout = timeout
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout),
@@ -128,8 +129,10 @@ class HttpCore:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         idempotent: bool = True,
+        timeout: float | None = None,
     ) -> httpx.Response:
-        """Send one request, retrying what is safe to retry; return a 2xx response or raise."""
+        """Send one request, retrying what is safe to retry; return a 2xx response or raise.
+        `timeout` replaces the instance's for this request."""
 
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, ProviderUnavailable) or isinstance(exc, CreateOutcomeUnknown):
@@ -142,7 +145,7 @@ class HttpCore:
             wait=self._wait,
             reraise=True,
         )
-        return retrying(self._send, method, path, headers, json, params, idempotent)
+        return retrying(self._send, method, path, headers, json, params, idempotent, timeout)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -159,11 +162,19 @@ class HttpCore:
         json: Any,
         params: Mapping[str, Any] | None,
         idempotent: bool,
+        timeout: float | None = None,
     ) -> httpx.Response:
         take_all(self.limits)
         started = time.monotonic()
         try:
-            response = self._client.request(method, path, headers=dict(headers), json=json, params=params)
+            response = self._client.request(
+                method,
+                path,
+                headers=dict(headers),
+                json=json,
+                params=params,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # the request never reached the server: safe to retry even a create
             raise ProviderUnavailable(f"cannot connect ({type(exc).__name__})", provider=self.provider) from None

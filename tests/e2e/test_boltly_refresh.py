@@ -58,7 +58,8 @@ def test_processes_refreshing_at_once_never_spend_each_others_token(provider_wor
     def reconcile_again_and_again() -> None:
         for _ in range(6):
             done = w.cli("reconcile")
-            if done.returncode not in (0, 1):  # 1: findings; anything else is an error
+            # 1 is findings too: an error is told by its message
+            if done.returncode not in (0, 1) or "error:" in done.stderr:
                 failures.append(done.stdout + done.stderr)
 
     others = [threading.Thread(target=reconcile_again_and_again) for _ in range(2)]
@@ -99,3 +100,19 @@ def test_a_store_keeper_refuses_to_overwrite_a_token_replaced_meanwhile(aws_url:
     assert (loaded := second.load()) is not None and loaded.get_secret_value() == "rt_from_first"
     second.save(SecretStr("rt_from_second"))  # after reading the newest, it may replace it
     assert (loaded := first.load()) is not None and loaded.get_secret_value() == "rt_from_second"
+
+
+@pytest.mark.parametrize("provider_world", ["boltly"], indirect=True)
+def test_a_refresh_answered_after_the_provider_timeout_is_still_waited_for(provider_world: ProviderWorld) -> None:
+    """A refresh spends the token it sends: its answer holds the only copy of the next one, so
+    giving up on it after the usual timeout (1 s here) would lose the token for good."""
+    w = provider_world
+    place = _keep_token_in(w, "file")
+    w.config(access_ttl=1)
+    w.faults(rules=[{"kind": "latency", "method": "POST", "path": "/v1/auth/refresh", "seconds": 2.5}])
+    reconciled = w.cli("reconcile")
+    assert reconciled.returncode in (0, 1), reconciled.stdout + reconciled.stderr
+    assert "no usable refresh token" not in reconciled.stdout + reconciled.stderr
+    w.config(access_ttl=900)
+    answer = httpx.post(f"{w.sandbox.base_url}/v1/auth/refresh", json={"refresh_token": _saved(w, "file", place)})
+    assert answer.status_code == 200  # the token the slow answer carried was saved
