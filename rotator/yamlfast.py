@@ -56,7 +56,7 @@ if AVAILABLE:
     _resolver("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
     _resolver(
         "tag:yaml.org,2002:int",
-        r"^[-+]?(?:[0-9_]+|0[oO][0-7_]+|0[xX][0-9a-fA-F_]+|0[bB][01_]+)$",
+        r"^[-+]?(?:[0-9_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+)$",
         "-+0123456789",
     )
     _resolver(
@@ -68,12 +68,15 @@ if AVAILABLE:
     def _int(loader: Any, node: Any) -> int:
         text = str(node.value)
         digits = text.lstrip("+-")
-        if "_" in text or (len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX"):
+        # YAML 1.2 reads 0X1F as text and a signed hex as text or a number depending on the reader
+        if "_" in text or (len(digits) > 1 and digits[0] == "0" and (digits[1] != "x" or digits != text)):
             raise Unsure("an integer the two readers may read differently")
-        return int(text, 16) if digits[:2] in ("0x", "0X") else int(text)
+        return int(text, 16) if digits[:2] == "0x" else int(text)
 
     def _float(loader: Any, node: Any) -> float:
-        if "_" in str(node.value) or "nan" in str(node.value).lower():
+        text = str(node.value).lower()
+        # the careful reader takes .5e1 for text
+        if "_" in text or "nan" in text or (text.lstrip("+-").startswith(".") and "e" in text):
             raise Unsure("a number the two readers may read differently")
         return float(yaml.SafeLoader.construct_yaml_float(loader, node))
 
