@@ -31,6 +31,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check rotator tests benchmarks mutation
 	$(BIN)/ruff format --check rotator tests benchmarks mutation
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -8,20 +8,18 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar, cast
 
 from pydantic import SecretStr
 
 from rotator import config as config_module
 from rotator import policies as policies_module
-from rotator.config import (
-    BoltlyInstance,
-    CredentialSource,
-    OperatorInstance,
-    Settings,
-    VaultStoreSettings,
-)
+from rotator import registry
+from rotator.config import Settings
+from rotator.config_parts import CredentialSource
 from rotator.credentials import read_credential
 from rotator.engine.rotation import Engine, Target
 from rotator.engine.runner import Runner
@@ -29,14 +27,11 @@ from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
 from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
-from rotator.providers.boltly import SPENDING_TIMEOUT, Boltly, BoltlySession, FileKeeper, StoreKeeper, TokenKeeper
-from rotator.providers.brandwave import Brandwave
 from rotator.providers.http import HttpCore
-from rotator.providers.operated import OPERATED
 from rotator.ratelimit import Limit, Window
+from rotator.registry import Context
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
-from rotator.stores.aws import AwsSecretsManager
 from rotator.stores.base import Store
 
 
@@ -56,6 +51,7 @@ def actor_name(kind: str = "cli") -> str:
 
 
 _REPLICA = uuid.uuid4().hex[:6]
+T = TypeVar("T")
 
 
 class App:
@@ -67,7 +63,8 @@ class App:
         self.notifier = Notifier(settings.notifications, db=lambda: self.db)
         self._stores: dict[str, Store] = {}
         self._clients: dict[str, HttpCore] = {}
-        self._sessions: dict[str, BoltlySession] = {}
+        self._shared: dict[str, object] = {}
+        self._shared_lock = threading.RLock()
         self.connections = 64
         """Kept-alive connections per store and provider client: at least the rotations run at once
         (bulk.rotate_many raises it before its threads start; clients made earlier keep theirs)."""
@@ -102,47 +99,11 @@ class App:
     def store(self, instance: str) -> Store:
         if instance not in self._stores:
             cfg = self.settings.stores[instance]
-            if isinstance(cfg, VaultStoreSettings):
-                self._stores[instance] = self._vault(instance, cfg)
-            else:
-                self._stores[instance] = AwsSecretsManager(
-                    region=cfg.region,
-                    endpoint_url=cfg.endpoint_url,
-                    timeout=cfg.timeout.total_seconds(),
-                    writes_per_second=cfg.writes_per_second,
-                    tags_per_second=cfg.tags_per_second,
-                    connections=self.connections,
-                )
+            self._stores[instance] = registry.store(cfg.type).build(cfg, self, instance)
         return self._stores[instance]
 
-    def _vault(self, instance: str, cfg: VaultStoreSettings) -> Store:
-        from rotator.stores.vault import VaultKV
-
-        what = f"stores.{instance}.auth"
-        token = approle = None
-        if cfg.auth.token is not None:
-            token = read_credential(cfg.auth.token, f"{what}.token")
-        else:
-            assert cfg.auth.approle is not None
-            approle = (
-                cfg.auth.approle.role_id,
-                read_credential(cfg.auth.approle.secret_id, f"{what}.approle.secret_id"),
-            )
-        return VaultKV(
-            url=cfg.url,
-            token=token,
-            approle=approle,
-            pending_mount=cfg.pending_mount,
-            pending_prefix=cfg.pending_prefix,
-            verify=cfg.verify,
-            ca_file=cfg.ca_file,
-            timeout=cfg.timeout.total_seconds(),
-            namespace=cfg.namespace,
-            connections=self.connections,
-        )
-
-    def _credential(
-        self, source: CredentialSource, spec: SecretSpec, what: str, rotation: Rotation | None
+    def credential(
+        self, source: CredentialSource, what: str, spec: SecretSpec | None, rotation: Rotation | None
     ) -> Callable[[], SecretStr]:
         """Reads the admin credential when a call needs it, so a rotated credential is picked up.
 
@@ -151,11 +112,13 @@ class App:
         keys it knows, and after promotion it never touches the old key (whose use the cutover gate
         watches). Outside a rotation it is what the secret holds now.
         """
+        if not source.current:
+            return lambda: read_credential(source, what)
+        if spec is None:
+            raise RotationError(f"{what}: `current: true` names a secret's own key, and no secret is acted on here")
         store = self.store(spec.store.instance)
 
         def read() -> SecretStr:
-            if not source.current:
-                return read_credential(source, what)
             # each read is answered from memory after the first (Store.read_version, read_staged)
             if rotation is not None and rotation.old_version and rotation.promoted_at is None:
                 old = store.read_version(location=spec.store.location, version_id=rotation.old_version)
@@ -175,41 +138,26 @@ class App:
     def provider_for(self, spec: SecretSpec, rotation: Rotation | None = None) -> Provider:
         """The adapter for a secret's provider instance, acting for `rotation` when given."""
         cfg = self.settings.providers[spec.provider]
-        if isinstance(cfg, OperatorInstance):
-            kind = OPERATED[cfg.type]
-            return kind(
-                http=self._http(spec.provider, cfg.base_url or kind.default_base_url, cfg.timeout.total_seconds()),
-                dashboard=cfg.dashboard,
-            )
-        http = self._http(spec.provider, cfg.base_url, cfg.timeout.total_seconds())
-        if isinstance(cfg, BoltlyInstance):
-            return Boltly(http=http, session=self.boltly_session(spec.provider))
-        what = f"providers.{spec.provider}.admin_token"
-        return Brandwave(http=http, admin_token=self._credential(cfg.admin_token, spec, what, rotation))
+        context = Context(instance=spec.provider, services=self, spec=spec, rotation=rotation)
+        provider: Provider = registry.provider(cfg.type).build(cfg, context)
+        return provider
 
-    def boltly_session(self, instance: str) -> BoltlySession:
-        """One session per Boltly instance and process: its JWT and rotating refresh token are shared."""
-        if instance not in self._sessions:
-            cfg = self.settings.providers[instance]
-            assert isinstance(cfg, BoltlyInstance)
-            password = cfg.password
-            keeper: TokenKeeper
-            if (ref := cfg.refresh_token_store) is not None:
-                where = f"{ref.instance}:{ref.location}"
-                keeper = StoreKeeper(self.store(ref.instance), ref.location, where=where)
-            else:
-                keeper = FileKeeper(cfg.refresh_token_file or self.settings.state_dir() / f"{instance}.refresh")
-            # one refresh at a time across every process on this state database: a refresh spends
-            # the token, and two processes spending the same one would lock each other out
-            hold = max(timedelta(seconds=4 * SPENDING_TIMEOUT), 4 * cfg.timeout)  # two refreshes and a login
-            self._sessions[instance] = BoltlySession(
-                http=self._http(instance, cfg.base_url, cfg.timeout.total_seconds()),
-                email=cfg.email,
-                password=(lambda: read_credential(password, f"providers.{instance}.password")) if password else None,
-                keeper=keeper,
-                serialised=lambda: self.db.exclusive(f"boltly-refresh:{instance}", ttl=hold, wait=hold),
-            )
-        return self._sessions[instance]
+    # what factories may ask for (registry.Services) ------------------------------------------------
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        with self._shared_lock:
+            if key not in self._shared:
+                self._shared[key] = make()
+            return cast(T, self._shared[key])
+
+    def exclusive(self, name: str, *, ttl: timedelta, wait: timedelta) -> AbstractContextManager[None]:
+        return self.db.exclusive(name, ttl=ttl, wait=wait)
+
+    def state_dir(self) -> Path:
+        return self.settings.state_dir()
+
+    def http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
+        return self._http(instance, base_url, timeout)
 
     def _http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
         """One HTTP client per provider instance and process: its connections and rate limits are shared."""
@@ -225,9 +173,7 @@ class App:
         cfg = self.settings.providers[instance]
         if cfg.rate_limits is not None:
             return [Limit(r.requests, r.per) for r in cfg.rate_limits]
-        if isinstance(cfg, OperatorInstance):
-            return list(OPERATED[cfg.type].default_limits)
-        return list((Boltly if isinstance(cfg, BoltlyInstance) else Brandwave).default_limits)
+        return list(registry.provider(cfg.type).default_limits)
 
     def target(self, rotation: Rotation) -> Target:
         spec = self.policies.secret(rotation.secret)

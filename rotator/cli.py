@@ -398,14 +398,16 @@ def adopt(ctx: click.Context, secret: str, reason: str) -> None:
 @click.pass_context
 def login(ctx: click.Context, instance: str) -> None:
     """Log in to a Boltly INSTANCE again (password from stdin or a hidden prompt); save its refresh token."""
-    from rotator.config import BoltlyInstance
     from rotator.keys import secret as wrap
+    from rotator.providers.boltly import BoltlySettings, session_of
+    from rotator.registry import Context
 
     app = _load(ctx)
-    if not isinstance(app.settings.providers.get(instance), BoltlyInstance):
+    cfg = app.settings.providers.get(instance)
+    if not isinstance(cfg, BoltlySettings):
         click.echo(f"{instance!r} is not a Boltly provider instance in rotator.yaml", err=True)
         ctx.exit(EXIT_INPUT)
-    session = app.boltly_session(instance)
+    session = session_of(cfg, Context(instance=instance, services=app))
     try:
         session.login(wrap(_read_hidden(f"password for {session.email}")))
     except RotatorError as exc:

@@ -11,295 +11,55 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
-from rotator import yamlsource
+from rotator import registry, yamlsource
+from rotator.config_parts import (
+    CredentialSource,
+    ProviderSettings,
+    StoreSettings,
+    Strict,
+    plain_http,
+)
 from rotator.durations import PositiveDuration
 from rotator.errors import InputError
+from rotator.stores.aws_settings import AwsStoreSettings
 
 ENV_PREFIX = "ROTATOR_"
 _NOT_OVERRIDES = {"ROTATOR_CONFIG", "ROTATOR_FAILPOINTS", "ROTATOR_REPLICA_ID"}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+if TYPE_CHECKING:
+    ProviderInstance = ProviderSettings
+    StoreInstance = StoreSettings
+else:
+    # one discriminated union over the installed types: an unknown `type:` is refused naming them
+    ProviderInstance = Annotated[
+        Union[tuple(t.settings for t in registry.providers().values())], Field(discriminator="type")  # noqa: UP007
+    ]
+    StoreInstance = Annotated[
+        Union[tuple(t.settings for t in registry.stores().values())], Field(discriminator="type")  # noqa: UP007
+    ]
 
 
-class CredentialSource(_Strict):
-    """Where an admin credential comes from. `current: true` means the secret's own current key."""
-
-    env: str | None = None
-    file: Path | None = None
-    current: bool = False
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> CredentialSource:
-        chosen = [self.env is not None, self.file is not None, self.current]
-        if sum(chosen) != 1:
-            raise ValueError("give exactly one of env, file or current: true")
-        return self
-
-
-AWS_SECRET_ID = re.compile(
-    r"[A-Za-z0-9/_+=.@*?-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@*?-]+"
-)
-_UNSAFE_PATH = re.compile(r"[%?#\\\s\x00-\x1f\x7f]")
-
-
-def check_vault_path(value: str, what: str, *, allow_glob: bool = False) -> str:
-    """A Vault mount or path that no HTTP client or Vault re-interprets: no `.`/`..`/empty segments,
-    no `%`, `?`, `#`, backslash, white space or control characters."""
-    stripped = value.strip("/")
-    if not stripped:
-        raise ValueError(f"{what} is empty")
-    if _UNSAFE_PATH.search(value) or (not allow_glob and ("*" in value or "[" in value)):
-        raise ValueError(f"{what} {value!r}: only letters, digits and - _ . / (no %, ?, #, \\, spaces)")
-    if any(part in ("", ".", "..") for part in stripped.split("/")):
-        raise ValueError(f"{what} {value!r} has an empty, '.' or '..' segment")
-    return stripped
-
-
-class Grant(_Strict):
-    """Store locations a provider instance may serve, as glob patterns (`*` any run of characters).
-
-    AWS: `{store: aws, secret_id: "prod/support/*"}` (a name or ARN pattern);
-    Vault: `{store: vault, mount: secret, path: "support/*"}`.
-    """
-
-    store: str = "aws"
-    """The store instance; default `aws` for a secret_id grant, `vault` for a path grant."""
-    secret_id: str | None = None
-    mount: str = "secret"
-    path: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_store(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "store" not in data and "path" in data:
-            return {**data, "store": "vault"}
-        return data
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Grant:
-        if (self.secret_id is None) == (self.path is None):
-            raise ValueError("a grant names secret_id (AWS) or path (Vault), one of them")
-        if self.secret_id is not None and not AWS_SECRET_ID.fullmatch(self.secret_id):
-            raise ValueError(f"secret_id pattern {self.secret_id!r} is not an AWS secret name or ARN")
-        if self.path is not None:
-            check_vault_path(self.path, "grant path", allow_glob=True)
-            check_vault_path(self.mount, "grant mount")
-        return self
-
-    def covers(self, *, store: str, location: str) -> bool:
-        """Whether this grant allows `location` (an AWS secret id, or `<mount>:<path>`) in store `store`."""
-        if store != self.store:
-            return False
-        if self.secret_id is not None:
-            return fnmatch.fnmatchcase(location, self.secret_id)
-        mount, _, path = location.partition(":")
-        return (
-            mount == self.mount.strip("/") and self.path is not None and fnmatch.fnmatchcase(path, self.path.strip("/"))
-        )
-
-    def describe(self) -> str:
-        return (
-            f"{self.store}:{self.secret_id}" if self.secret_id is not None else f"{self.store}:{self.mount}:{self.path}"
-        )
-
-
-class RateLimit(_Strict):
-    """At most `requests` in any `per`, the way vendors write their limits (100 per minute), held
-    by rotator itself for all rotations of the process. Defaults: Texting Blue 60 per minute (its
-    smallest plan), GoBlue 100 per minute and 1,000 per hour; none for the others."""
-
-    requests: int = Field(ge=1)
-    per: PositiveDuration
-
-
-class AwsRef(_Strict):
-    secret_id: str
-    instance: str = "aws"
-
-    @field_validator("secret_id")
-    @classmethod
-    def _a_name_or_arn(cls, value: str) -> str:
-        if not AWS_SECRET_ID.fullmatch(value) or "*" in value or "?" in value:
-            raise ValueError(
-                f"secret_id {value!r} is not an AWS secret name (letters, digits, / _ + = . @ -) or secret ARN"
-            )
-        return value
-
-
-class VaultRef(_Strict):
-    path: str
-    mount: str = "secret"
-    instance: str = "vault"
-
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, value: str) -> str:
-        if ":" in value:
-            raise ValueError("a KV path like support/brandwave (no mount, no ':')")
-        return check_vault_path(value, "path")
-
-    @field_validator("mount")
-    @classmethod
-    def _mount(cls, value: str) -> str:
-        return check_vault_path(value, "mount")
-
-
-class StoreRef(_Strict):
-    aws: AwsRef | None = None
-    vault: VaultRef | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> StoreRef:
-        if (self.aws is None) == (self.vault is None):
-            raise ValueError("name exactly one store: {aws: {secret_id: prod/app/key}} or {vault: {path: app/key}}")
-        return self
-
-    @property
-    def instance(self) -> str:
-        return self.aws.instance if self.aws is not None else self.vault.instance  # type: ignore[union-attr]
-
-    @property
-    def location(self) -> str:
-        """The secret's place in its store: an AWS secret id, or `<mount>:<path>` in Vault."""
-        if self.aws is not None:
-            return self.aws.secret_id
-        assert self.vault is not None
-        return f"{self.vault.mount}:{self.vault.path}"
-
-
-class _ProviderInstance(_Strict):
-    """What every provider instance has, whatever its type."""
-
-    grants: list[Grant] = []
-    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
-    timeout: PositiveDuration = timedelta(seconds=10)
-    rate_limits: list[RateLimit] | None = None
-    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
-    max_concurrent: int | None = Field(default=None, ge=1)
-    """At most this many of the instance's rotations advanced at once by the daemons, across all
-    replicas together (counted in the state database); default: no limit beyond `daemon.workers`."""
-
-
-class BrandwaveInstance(_ProviderInstance):
-    type: Literal["brandwave"]
-    base_url: str = "https://api.gobrandwave.com"
-    admin_token: CredentialSource = CredentialSource(current=True)
-
-
-class BoltlyInstance(_ProviderInstance):
-    """Boltly: keys are made with a user's JWT. The refresh token rotates on every refresh, so
-    rotator keeps it in a file of its own (written atomically, mode 0600) the moment it changes."""
-
-    type: Literal["boltly"]
-    base_url: str = "https://api.boltly.online"
-    email: str
-    password: CredentialSource | None = None
-    """Used when no refresh token works (first start, or a crash lost the newest one)."""
-    refresh_token_file: Path | None = None
-    """Default: <state directory>/<instance>.refresh. One host only: use refresh_token_store for replicas."""
-    refresh_token_store: StoreRef | None = None
-    """Keep the refresh token in a store instead, where every replica and command can reach it:
-    `{aws: {secret_id: ...}}` or `{vault: {path: ...}}`, a secret that exists (any value to start
-    with). It is replaced by compare-and-set, and refreshes are serialised through the state database."""
-
-    @model_validator(mode="after")
-    def _one_place(self) -> BoltlyInstance:
-        if self.refresh_token_file is not None and self.refresh_token_store is not None:
-            raise ValueError("keep the refresh token in refresh_token_file or refresh_token_store, not both")
-        return self
-
-
-class OperatorInstance(_ProviderInstance):
-    """A provider whose keys only a person can make and revoke, in a dashboard."""
-
-    type: Literal["blueticks", "texting-blue", "goblue"]
-    base_url: str | None = None
-    """Default: the vendor's documented base URL."""
-    dashboard: str | None = None
-    """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""
-
-
-ProviderInstance = Annotated[BrandwaveInstance | BoltlyInstance | OperatorInstance, Field(discriminator="type")]
-
-
-class AwsStoreSettings(_Strict):
-    type: Literal["aws"] = "aws"
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    timeout: PositiveDuration = timedelta(seconds=10)
-    writes_per_second: int = Field(default=50, ge=1)
-    """PutSecretValue, UpdateSecret and UpdateSecretVersionStage share one AWS quota of 50 per second
-    per account and region; rotator sends no more (all stores of one region share the limit)."""
-    tags_per_second: int = Field(default=50, ge=1)
-    """TagResource's own quota, likewise."""
-
-
-class VaultAppRole(_Strict):
-    role_id: str
-    secret_id: CredentialSource
-    mount: str = "approle"
-
-
-class VaultAuth(_Strict):
-    """Exactly one way to log in: a token (from env or file), or AppRole."""
-
-    token: CredentialSource | None = None
-    approle: VaultAppRole | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> VaultAuth:
-        if (self.token is None) == (self.approle is None):
-            raise ValueError("give exactly one of token or approle")
-        if self.token is not None and self.token.current:
-            raise ValueError("a Vault token comes from env or file, not current")
-        return self
-
-
-class VaultStoreSettings(_Strict):
-    type: Literal["vault"]
-    url: str = "http://127.0.0.1:8200"
-    auth: VaultAuth = VaultAuth(token=CredentialSource(env="VAULT_TOKEN"))
-    namespace: str | None = None
-    pending_mount: str = "secret"
-    pending_prefix: str = "rotator-pending"
-    """Where new keys wait before promotion: a path applications do not read."""
-
-    @field_validator("pending_mount", "pending_prefix")
-    @classmethod
-    def _safe(cls, value: str) -> str:
-        return check_vault_path(value, "pending location")
-
-    verify: bool = True
-    ca_file: Path | None = None
-    timeout: PositiveDuration = timedelta(seconds=10)
-
-
-StoreSettings = Annotated[AwsStoreSettings | VaultStoreSettings, Field(discriminator="type")]
-
-
-class StateSettings(_Strict):
+class StateSettings(Strict):
     url: str = ""
     auto_upgrade: bool = False
     """Upgrade an older state database's schema at start instead of refusing it (`rotator db upgrade`)."""
 
 
-class LogSettings(_Strict):
+class LogSettings(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
     """`auto`: readable lines when stderr is a terminal, JSON otherwise (systemd, containers, pipes)."""
 
 
-class EngineSettings(_Strict):
+class EngineSettings(Strict):
     probe_deadline: PositiveDuration = timedelta(minutes=2)
     """How long a new key may keep being refused before the rotation rolls back."""
     verify_deadline: PositiveDuration = timedelta(minutes=10)
@@ -318,7 +78,7 @@ class EngineSettings(_Strict):
     lease_ttl: PositiveDuration = timedelta(minutes=2)
 
 
-class DaemonSettings(_Strict):
+class DaemonSettings(Strict):
     listen: str = "127.0.0.1:9464"
     """host:port of /healthz, /readyz and /metrics; loopback unless you mean otherwise."""
     tick: PositiveDuration = timedelta(seconds=5)
@@ -327,7 +87,7 @@ class DaemonSettings(_Strict):
     """Rotations advanced at the same time."""
 
 
-class NotificationTarget(_Strict):
+class NotificationTarget(Strict):
     url: str
     """A webhook URL; treat it as a secret (Slack's are): it is never logged."""
     format: Literal["json", "slack"] = "json"
@@ -354,7 +114,7 @@ class NotificationTarget(_Strict):
         return hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
 
-class CommandHook(_Strict):
+class CommandHook(Strict):
     """A command a policy file may run as a consumer hook, by name: only rotator.yaml says what runs."""
 
     command: list[str] = Field(min_length=1)
@@ -367,7 +127,7 @@ class CommandHook(_Strict):
         return value
 
 
-class HooksSettings(_Strict):
+class HooksSettings(Strict):
     """What consumer hooks in policy files may do: commands by name, HTTP only to these hosts."""
 
     commands: dict[str, CommandHook] = {}
@@ -389,12 +149,12 @@ class HooksSettings(_Strict):
         return any(fnmatch.fnmatchcase(c, p.lower()) for c in candidates for p in self.allowed_hosts)
 
 
-class Settings(_Strict):
+class Settings(Strict):
     state: StateSettings = StateSettings()
     policies_dir: Path = Path("policies")
     log: LogSettings = LogSettings()
     providers: dict[str, ProviderInstance] = {}
-    stores: dict[str, StoreSettings] = {"aws": AwsStoreSettings()}
+    stores: dict[str, StoreInstance] = {"aws": AwsStoreSettings()}
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
     notifications: list[NotificationTarget] = []
@@ -412,27 +172,15 @@ class Settings(_Strict):
         return self.state.url or f"sqlite:///{self.state_dir() / 'rotator.db'}"
 
 
-def _plain_http(url: str | None) -> bool:
-    parsed = urlsplit(url or "")
-    host = (parsed.hostname or "").lower()
-    return parsed.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127.")
-
-
 def transport_warnings(settings: Settings) -> list[str]:
     """Settings that send credentials where others could read or replace them: plain HTTP off
     this host, Vault without TLS verification."""
     notes = []
     for name, provider in sorted(settings.providers.items()):
-        if _plain_http(provider.base_url):
+        if plain_http(provider.endpoint()):
             notes.append(f"providers.{name}.base_url is plain http to another host: keys travel unencrypted")
     for name, store in sorted(settings.stores.items()):
-        if isinstance(store, VaultStoreSettings):
-            if not store.verify:
-                notes.append(f"stores.{name}.verify is false: anyone on the path can pose as Vault")
-            if _plain_http(store.url):
-                notes.append(f"stores.{name}.url is plain http to another host: tokens and keys travel unencrypted")
-        elif _plain_http(store.endpoint_url):
-            notes.append(f"stores.{name}.endpoint_url is plain http to another host")
+        notes.extend(store.transport_warnings(name))
     return notes
 
 
@@ -496,13 +244,12 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         problems = yamlsource.problems_from(exc, doc, path or Path("(environment)"), overridden=overridden)
         raise InputError(problems) from None
     problems = [
-        f"{path or '(environment)'}:{yamlsource.line_of(doc, ('providers', name, 'refresh_token_store'))}: "
-        f"providers.{name}.refresh_token_store names store {p.refresh_token_store.instance!r}, which is not "
+        f"{path or '(environment)'}:{yamlsource.line_of(doc, ('providers', name, field))}: "
+        f"providers.{name}.{field} names store {ref.instance!r}, which is not "
         f"in stores (known: {', '.join(sorted(settings.stores)) or 'none'})"
         for name, p in settings.providers.items()
-        if isinstance(p, BoltlyInstance)
-        and p.refresh_token_store is not None
-        and p.refresh_token_store.instance not in settings.stores
+        for field, ref in p.store_refs().items()
+        if ref.instance not in settings.stores
     ]
     if problems:
         raise InputError(problems)

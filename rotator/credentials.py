@@ -6,7 +6,7 @@ import os
 
 from pydantic import SecretStr
 
-from rotator.config import CredentialSource
+from rotator.config_parts import CredentialSource
 from rotator.errors import InputError
 from rotator.keys import secret
 

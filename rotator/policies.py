@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rotator import yamlfast, yamlsource
-from rotator.config import Settings, StoreRef
+from rotator.config import Settings
 from rotator.durations import Duration, PositiveDuration
 from rotator.errors import InputError
+from rotator.stores.refs import StoreRef
 from rotator.windows import Window
 
 
@@ -166,7 +167,7 @@ def _check_references(
         problems.append(
             f"{path}:{line}: secret {spec.name!r} names unknown provider {spec.provider!r} (known: {known})"
         )
-    kind = "aws" if spec.store.aws is not None else "vault"
+    kind = spec.store.kind
     store = settings.stores.get(spec.store.instance)
     if store is None or store.type != kind:
         line = yamlsource.line_of(doc, (*where, "store"))

@@ -159,6 +159,9 @@ def problems_from(
             message = f"unknown field '{keys[-1]}'" if keys else "unknown field"
         elif err["type"] == "missing":
             message = f"missing required field '{keys[-1]}'" if keys else "missing field"
+        elif err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            message = f"{where}: unknown type {ctx.get('tag')!r} (installed: {ctx.get('expected_tags')})"
         else:
             message = f"{where}: {message.removeprefix('Value error, ')}"
         out.append(f"{path}:{line}: {message}")

@@ -24,12 +24,15 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from rotator import failpoints
+from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart
+from rotator.credentials import read_credential
 from rotator.errors import (
     CreateOutcomeUnknown,
     KeyNotFound,
@@ -42,7 +45,9 @@ from rotator.errors import (
 from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
+from rotator.registry import Context, ProviderType
 from rotator.stores.base import Store, StoredValue
+from rotator.stores.refs import StoreRef
 
 PATH = "/v1/developer-access/api-keys"
 MIN_PREFIX = len("sk_live_") + 4
@@ -352,3 +357,65 @@ class Boltly(ApiProvider):
         with contextlib.suppress(PermissionDenied):
             self._http.request("GET", PATH, headers={"X-API-Key": key.get_secret_value()})
         return ProbeResult()
+
+
+class BoltlySettings(ProviderSettings):
+    """Boltly: keys are made with a user's JWT. The refresh token rotates on every refresh, so
+    rotator keeps it in a file of its own (written atomically, mode 0600) the moment it changes."""
+
+    type: Literal["boltly"]
+    base_url: str = "https://api.boltly.online"
+    email: str
+    password: CredentialSource | None = None
+    """Used when no refresh token works (first start, or a crash lost the newest one)."""
+    refresh_token_file: Path | None = None
+    """Default: <state directory>/<instance>.refresh. One host only: use refresh_token_store for replicas."""
+    refresh_token_store: StoreRef | None = None
+    """Keep the refresh token in a store instead, where every replica and command can reach it:
+    `{aws: {secret_id: ...}}` or `{vault: {path: ...}}`, a secret that exists (any value to start
+    with). It is replaced by compare-and-set, and refreshes are serialised through the state database."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> BoltlySettings:
+        if self.refresh_token_file is not None and self.refresh_token_store is not None:
+            raise ValueError("keep the refresh token in refresh_token_file or refresh_token_store, not both")
+        return self
+
+    def endpoint(self) -> str | None:
+        return self.base_url
+
+    def store_refs(self) -> dict[str, StoreRefPart]:
+        return {"refresh_token_store": self.refresh_token_store.part} if self.refresh_token_store else {}
+
+
+def session_of(settings: BoltlySettings, ctx: Context) -> BoltlySession:
+    """One session per Boltly instance and process: its JWT and rotating refresh token are shared."""
+
+    def make() -> BoltlySession:
+        services, instance = ctx.services, ctx.instance
+        keeper: TokenKeeper
+        if (ref := settings.refresh_token_store) is not None:
+            keeper = StoreKeeper(services.store(ref.instance), ref.location, where=f"{ref.instance}:{ref.location}")
+        else:
+            keeper = FileKeeper(settings.refresh_token_file or services.state_dir() / f"{instance}.refresh")
+        password = settings.password
+        # one refresh at a time across every process on this state database: a refresh spends
+        # the token, and two processes spending the same one would lock each other out
+        hold = max(timedelta(seconds=4 * SPENDING_TIMEOUT), 4 * settings.timeout)  # two refreshes and a login
+        return BoltlySession(
+            http=services.http(instance, settings.base_url, settings.timeout.total_seconds()),
+            email=settings.email,
+            password=(lambda: read_credential(password, f"providers.{instance}.password")) if password else None,
+            keeper=keeper,
+            serialised=lambda: services.exclusive(f"boltly-refresh:{instance}", ttl=hold, wait=hold),
+        )
+
+    return ctx.services.once(f"boltly-session:{ctx.instance}", make)
+
+
+def _build(settings: BoltlySettings, ctx: Context) -> Boltly:
+    http = ctx.services.http(ctx.instance, settings.base_url, settings.timeout.total_seconds())
+    return Boltly(http=http, session=session_of(settings, ctx))
+
+
+TYPE = ProviderType(name="boltly", settings=BoltlySettings, build=_build)

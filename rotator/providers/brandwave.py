@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from pydantic import SecretStr
 
+from rotator.config_parts import CredentialSource, ProviderSettings
 from rotator.errors import KeyNotFound, KeyNotProven
 from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
+from rotator.registry import Context, ProviderType
 
 PATH = "/v1/personal-access-tokens"
 PAGE_SIZE = 100
@@ -105,3 +108,23 @@ class Brandwave(ApiProvider):
     def probe(self, *, key: SecretStr) -> ProbeResult:
         self._http.request("GET", PATH, headers=self._auth(key), params={"page": 1, "pageSize": 1})
         return ProbeResult()
+
+
+class BrandwaveSettings(ProviderSettings):
+    type: Literal["brandwave"]
+    base_url: str = "https://api.gobrandwave.com"
+    admin_token: CredentialSource = CredentialSource(current=True)
+
+    def endpoint(self) -> str | None:
+        return self.base_url
+
+
+def _build(settings: BrandwaveSettings, ctx: Context) -> Brandwave:
+    what = f"providers.{ctx.instance}.admin_token"
+    return Brandwave(
+        http=ctx.services.http(ctx.instance, settings.base_url, settings.timeout.total_seconds()),
+        admin_token=ctx.services.credential(settings.admin_token, what, ctx.spec, ctx.rotation),
+    )
+
+
+TYPE = ProviderType(name="brandwave", settings=BrandwaveSettings, build=_build)

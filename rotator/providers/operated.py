@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
+from rotator.config_parts import ProviderSettings
 from rotator.errors import PermissionDenied, UnexpectedResponse
 from rotator.providers.base import OperatorProvider, ProbeResult, Usage
 from rotator.providers.http import HttpCore, require
 from rotator.ratelimit import Limit
+from rotator.registry import Context, ProviderType
 
 
 class _Operated(OperatorProvider):
@@ -110,4 +112,39 @@ def _forms(body: Any) -> list[str]:
     return [str(require(item, "id", provider="goblue", what="form")["id"]) for item in items]
 
 
-OPERATED: dict[str, type[_Operated]] = {p.kind: p for p in (Blueticks, TextingBlue, GoBlue)}
+class _OperatedSettings(ProviderSettings):
+    """A provider whose keys only a person can make and revoke, in a dashboard."""
+
+    base_url: str | None = None
+    """Default: the vendor's documented base URL."""
+    dashboard: str | None = None
+    """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""
+
+    def endpoint(self) -> str | None:
+        return self.base_url
+
+
+class BluetickSettings(_OperatedSettings):
+    type: Literal["blueticks"]
+
+
+class TextingBlueSettings(_OperatedSettings):
+    type: Literal["texting-blue"]
+
+
+class GoBlueSettings(_OperatedSettings):
+    type: Literal["goblue"]
+
+
+def _registered(adapter: type[_Operated], settings: type[_OperatedSettings]) -> ProviderType:
+    def build(cfg: _OperatedSettings, ctx: Context) -> _Operated:
+        base_url = cfg.base_url or adapter.default_base_url
+        http = ctx.services.http(ctx.instance, base_url, cfg.timeout.total_seconds())
+        return adapter(http=http, dashboard=cfg.dashboard)
+
+    return ProviderType(name=adapter.kind, settings=settings, build=build, default_limits=adapter.default_limits)
+
+
+BLUETICKS = _registered(Blueticks, BluetickSettings)
+TEXTING_BLUE = _registered(TextingBlue, TextingBlueSettings)
+GOBLUE = _registered(GoBlue, GoBlueSettings)

@@ -55,7 +55,7 @@ def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> No
     from starlette.routing import Route
 
     from rotator.background_http import serve_app
-    from rotator.config import CredentialSource
+    from rotator.config_parts import CredentialSource
     from rotator.state.db import StateDB
 
     received: list[dict[str, Any]] = []

@@ -1,0 +1,167 @@
+"""The pieces of rotator.yaml that every adapter's own settings are made of.
+
+A provider type's settings subclass `ProviderSettings`, a store type's `StoreSettings`, and a
+store type's reference in policy files `StoreRefPart` (see rotator.registry). Nothing here knows
+any vendor or store by name, except the AWS and Vault shapes of a `Grant`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rotator.durations import PositiveDuration
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CredentialSource(Strict):
+    """Where an admin credential comes from. `current: true` means the secret's own current key."""
+
+    env: str | None = None
+    file: Path | None = None
+    current: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CredentialSource:
+        chosen = [self.env is not None, self.file is not None, self.current]
+        if sum(chosen) != 1:
+            raise ValueError("give exactly one of env, file or current: true")
+        return self
+
+
+AWS_SECRET_ID = re.compile(
+    r"[A-Za-z0-9/_+=.@*?-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@*?-]+"
+)
+_UNSAFE_PATH = re.compile(r"[%?#\\\s\x00-\x1f\x7f]")
+
+
+def check_vault_path(value: str, what: str, *, allow_glob: bool = False) -> str:
+    """A Vault mount or path that no HTTP client or Vault re-interprets: no `.`/`..`/empty segments,
+    no `%`, `?`, `#`, backslash, white space or control characters."""
+    stripped = value.strip("/")
+    if not stripped:
+        raise ValueError(f"{what} is empty")
+    if _UNSAFE_PATH.search(value) or (not allow_glob and ("*" in value or "[" in value)):
+        raise ValueError(f"{what} {value!r}: only letters, digits and - _ . / (no %, ?, #, \\, spaces)")
+    if any(part in ("", ".", "..") for part in stripped.split("/")):
+        raise ValueError(f"{what} {value!r} has an empty, '.' or '..' segment")
+    return stripped
+
+
+class Grant(Strict):
+    """Store locations a provider instance may serve, as glob patterns (`*` any run of characters).
+
+    AWS: `{store: aws, secret_id: "prod/support/*"}` (a name or ARN pattern);
+    Vault: `{store: vault, mount: secret, path: "support/*"}`.
+    """
+
+    store: str = "aws"
+    """The store instance; default `aws` for a secret_id grant, `vault` for a path grant."""
+    secret_id: str | None = None
+    mount: str = "secret"
+    path: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_store(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "store" not in data and "path" in data:
+            return {**data, "store": "vault"}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Grant:
+        if (self.secret_id is None) == (self.path is None):
+            raise ValueError("a grant names secret_id (AWS) or path (Vault), one of them")
+        if self.secret_id is not None and not AWS_SECRET_ID.fullmatch(self.secret_id):
+            raise ValueError(f"secret_id pattern {self.secret_id!r} is not an AWS secret name or ARN")
+        if self.path is not None:
+            check_vault_path(self.path, "grant path", allow_glob=True)
+            check_vault_path(self.mount, "grant mount")
+        return self
+
+    def covers(self, *, store: str, location: str) -> bool:
+        """Whether this grant allows `location` (an AWS secret id, or `<mount>:<path>`) in store `store`."""
+        if store != self.store:
+            return False
+        if self.secret_id is not None:
+            return fnmatch.fnmatchcase(location, self.secret_id)
+        mount, _, path = location.partition(":")
+        return (
+            mount == self.mount.strip("/") and self.path is not None and fnmatch.fnmatchcase(path, self.path.strip("/"))
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.store}:{self.secret_id}" if self.secret_id is not None else f"{self.store}:{self.mount}:{self.path}"
+        )
+
+
+class RateLimit(Strict):
+    """At most `requests` in any `per`, the way vendors write their limits (100 per minute), held
+    by rotator itself for all rotations of the process. Defaults: Texting Blue 60 per minute (its
+    smallest plan), GoBlue 100 per minute and 1,000 per hour; none for the others."""
+
+    requests: int = Field(ge=1)
+    per: PositiveDuration
+
+
+class ProviderSettings(Strict):
+    """What every provider instance has, whatever its type; a type adds its own fields and
+    `type: Literal["<its name>"]`."""
+
+    type: str
+    grants: list[Grant] = []
+    """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
+    timeout: PositiveDuration = timedelta(seconds=10)
+    rate_limits: list[RateLimit] | None = None
+    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """At most this many of the instance's rotations advanced at once by the daemons, across all
+    replicas together (counted in the state database); default: no limit beyond `daemon.workers`."""
+
+    def endpoint(self) -> str | None:
+        """The URL rotator sends this instance's credentials to (checked for plain HTTP)."""
+        return None
+
+    def store_refs(self) -> dict[str, StoreRefPart]:
+        """Store locations the settings name (field → reference), checked against `stores`."""
+        return {}
+
+
+class StoreSettings(Strict):
+    """What every store instance has; a type adds its own fields and `type: Literal["<its name>"]`."""
+
+    type: str
+    timeout: PositiveDuration = timedelta(seconds=10)
+
+    def transport_warnings(self, name: str) -> list[str]:
+        """Settings that send credentials where others could read or replace them."""
+        return []
+
+
+class StoreRefPart(Strict):
+    """A secret's place in one store type, as policy files write it under the type's name:
+    `store: {aws: {secret_id: ...}}`. `instance` names the store instance in rotator.yaml."""
+
+    instance: str
+
+    @property
+    def location(self) -> str:
+        """The secret's place in its store as the store adapter takes it."""
+        raise NotImplementedError
+
+
+def plain_http(url: str | None) -> bool:
+    """A plain http:// URL to another host (loopback is fine)."""
+    parsed = urlsplit(url or "")
+    host = (parsed.hostname or "").lower()
+    return parsed.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127.")

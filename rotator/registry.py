@@ -1,0 +1,140 @@
+"""The extension points: provider types and store types, each registered under a Python entry point.
+
+A provider type is one object, `ProviderType`, registered in the `rotator.providers` group (a
+store type: `StoreType`, `rotator.stores`). rotator's own five providers and two stores are
+registered the same way, in its pyproject.toml:
+
+    [project.entry-points."rotator.providers"]
+    brandwave = "rotator.providers.brandwave:TYPE"
+
+The type brings its rotator.yaml settings (a `ProviderSettings` / `StoreSettings` model whose
+`type` field is the literal name), its factory, and what it can do (API-managed or made by a person
+is the adapter class's `managed_by`; its documented rate limits are `default_limits`). rotator.yaml's
+provider and store sections and the policy files' store references are built from what is
+installed, so an unknown type is refused naming the installed ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import SecretStr
+
+from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart, StoreSettings
+from rotator.errors import InputError
+from rotator.ratelimit import Limit
+
+if TYPE_CHECKING:
+    from rotator.policies import SecretSpec
+    from rotator.providers.base import Provider
+    from rotator.providers.http import HttpCore
+    from rotator.state.schema import Rotation
+    from rotator.stores.base import Store
+
+T = TypeVar("T")
+PROVIDERS, STORES = "rotator.providers", "rotator.stores"
+
+
+class Services(Protocol):
+    """What a factory may ask of rotator (the App): shared clients, credentials, other stores."""
+
+    connections: int
+
+    def http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
+        """The instance's HTTP client: connections and rate limits shared by the whole process."""
+
+    def credential(
+        self, source: CredentialSource, what: str, spec: SecretSpec | None, rotation: Rotation | None
+    ) -> Callable[[], SecretStr]:
+        """A credential read when a call needs it (`current: true`: the secret's own key)."""
+
+    def store(self, instance: str) -> Store:
+        """A store instance of rotator.yaml."""
+
+    def exclusive(self, name: str, *, ttl: timedelta, wait: timedelta) -> AbstractContextManager[None]:
+        """A lock across every process on the state database."""
+
+    def state_dir(self) -> Path:
+        """rotator's private state directory."""
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """One object per `key` and process (a session shared by every rotation)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a provider factory is given besides its settings."""
+
+    instance: str
+    """The provider instance's name in rotator.yaml."""
+    services: Services
+    spec: SecretSpec | None = None
+    """The secret acted on, when there is one (a credential `current: true` needs it)."""
+    rotation: Rotation | None = None
+
+
+@dataclass(frozen=True)
+class ProviderType:
+    name: str
+    settings: type[ProviderSettings]
+    build: Callable[[Any, Context], Provider]
+    """(the instance's settings, context) → the adapter."""
+    default_limits: tuple[Limit, ...] = ()
+    """The vendor's documented request limits, held client-side unless rotator.yaml says otherwise."""
+
+
+@dataclass(frozen=True)
+class StoreType:
+    name: str
+    settings: type[StoreSettings]
+    ref: type[StoreRefPart]
+    """What a policy file writes under `store: {<name>: {...}}`."""
+    build: Callable[[Any, Services, str], Store]
+    """(the instance's settings, services, the instance's name) → the store."""
+
+
+def _load(group: str, kind: type[T]) -> dict[str, T]:
+    found: dict[str, T] = {}
+    for point in sorted(entry_points(group=group), key=lambda p: p.name):
+        registered = point.load()
+        if not isinstance(registered, kind):
+            raise InputError([f"entry point {group}:{point.name} ({point.value}) is not a {kind.__name__}"])
+        if point.name != getattr(registered, "name", None):
+            raise InputError([f"entry point {group}:{point.name} registers a type named {registered.name!r}"])  # type: ignore[attr-defined]
+        found[point.name] = registered
+    if not found:
+        raise InputError([f"no {group} installed: install rotator (`pip install .`), not only its sources"])
+    return found
+
+
+@functools.cache
+def providers() -> dict[str, ProviderType]:
+    """Every installed provider type, by name."""
+    return _load(PROVIDERS, ProviderType)
+
+
+@functools.cache
+def stores() -> dict[str, StoreType]:
+    """Every installed store type, by name."""
+    return _load(STORES, StoreType)
+
+
+def provider(name: str) -> ProviderType:
+    try:
+        return providers()[name]
+    except KeyError:
+        raise InputError([f"unknown provider type {name!r} (installed: {', '.join(providers())})"]) from None
+
+
+def store(name: str) -> StoreType:
+    try:
+        return stores()[name]
+    except KeyError:
+        raise InputError([f"unknown store type {name!r} (installed: {', '.join(stores())})"]) from None

@@ -1,0 +1,55 @@
+"""`store:` in a policy file: one installed store type's reference, `{aws: {secret_id: ...}}` or
+`{vault: {path: ...}}`, the model built from the installed store types (rotator.registry)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import create_model, model_validator
+
+from rotator import registry
+from rotator.config_parts import StoreRefPart, Strict
+
+
+class StoreRefBase(Strict):
+    """Exactly one of the fields (one per installed store type) is set."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StoreRefBase:
+        if len(self._chosen()) != 1:
+            shapes = " or ".join(f"{{{name}: {{...}}}}" for name in type(self).model_fields)
+            raise ValueError(f"name exactly one store: {shapes}")
+        return self
+
+    def _chosen(self) -> list[tuple[str, StoreRefPart]]:
+        return [(name, value) for name in type(self).model_fields if (value := getattr(self, name)) is not None]
+
+    @property
+    def kind(self) -> str:
+        """The store type named: `aws`, `vault`, …"""
+        return self._chosen()[0][0]
+
+    @property
+    def part(self) -> StoreRefPart:
+        return self._chosen()[0][1]
+
+    @property
+    def instance(self) -> str:
+        """The store instance in rotator.yaml."""
+        return self.part.instance
+
+    @property
+    def location(self) -> str:
+        """The secret's place in its store: an AWS secret id, or `<mount>:<path>` in Vault."""
+        return self.part.location
+
+
+def _model() -> type[StoreRefBase]:
+    fields: dict[str, Any] = {name: (t.ref | None, None) for name, t in registry.stores().items()}
+    return cast(type[StoreRefBase], create_model("StoreRef", __base__=StoreRefBase, **fields))
+
+
+if TYPE_CHECKING:
+    StoreRef = StoreRefBase
+else:
+    StoreRef = _model()

@@ -1,0 +1,113 @@
+"""HashiCorp Vault / OpenBao KV v2 as rotator.yaml and policy files name it; the adapter is
+stores/vault.py (imported when a store is made: hvac loads only for those who use Vault)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+
+from rotator.config_parts import CredentialSource, StoreRefPart, StoreSettings, Strict, check_vault_path, plain_http
+from rotator.registry import Services, StoreType
+from rotator.stores.base import Store
+
+
+class VaultAppRole(Strict):
+    role_id: str
+    secret_id: CredentialSource
+    mount: str = "approle"
+
+
+class VaultAuth(Strict):
+    """Exactly one way to log in: a token (from env or file), or AppRole."""
+
+    token: CredentialSource | None = None
+    approle: VaultAppRole | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VaultAuth:
+        if (self.token is None) == (self.approle is None):
+            raise ValueError("give exactly one of token or approle")
+        if self.token is not None and self.token.current:
+            raise ValueError("a Vault token comes from env or file, not current")
+        return self
+
+
+class VaultStoreSettings(StoreSettings):
+    type: Literal["vault"]
+    url: str = "http://127.0.0.1:8200"
+    auth: VaultAuth = VaultAuth(token=CredentialSource(env="VAULT_TOKEN"))
+    namespace: str | None = None
+    pending_mount: str = "secret"
+    pending_prefix: str = "rotator-pending"
+    """Where new keys wait before promotion: a path applications do not read."""
+
+    @field_validator("pending_mount", "pending_prefix")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return check_vault_path(value, "pending location")
+
+    verify: bool = True
+    ca_file: Path | None = None
+
+    def transport_warnings(self, name: str) -> list[str]:
+        notes = []
+        if not self.verify:
+            notes.append(f"stores.{name}.verify is false: anyone on the path can pose as Vault")
+        if plain_http(self.url):
+            notes.append(f"stores.{name}.url is plain http to another host: tokens and keys travel unencrypted")
+        return notes
+
+
+class VaultRef(StoreRefPart):
+    path: str
+    mount: str = "secret"
+    instance: str = "vault"
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError("a KV path like support/brandwave (no mount, no ':')")
+        return check_vault_path(value, "path")
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        return check_vault_path(value, "mount")
+
+    @property
+    def location(self) -> str:
+        return f"{self.mount}:{self.path}"
+
+
+def _build(settings: VaultStoreSettings, services: Services, instance: str) -> Store:
+    from rotator.credentials import read_credential
+    from rotator.stores.vault import VaultKV
+
+    what = f"stores.{instance}.auth"
+    token = approle = None
+    if settings.auth.token is not None:
+        token = read_credential(settings.auth.token, f"{what}.token")
+    else:
+        assert settings.auth.approle is not None
+        approle = (
+            settings.auth.approle.role_id,
+            read_credential(settings.auth.approle.secret_id, f"{what}.approle.secret_id"),
+        )
+    return VaultKV(
+        url=settings.url,
+        token=token,
+        approle=approle,
+        pending_mount=settings.pending_mount,
+        pending_prefix=settings.pending_prefix,
+        verify=settings.verify,
+        ca_file=settings.ca_file,
+        timeout=settings.timeout.total_seconds(),
+        namespace=settings.namespace,
+        connections=services.connections,
+    )
+
+
+TYPE = StoreType(name="vault", settings=VaultStoreSettings, ref=VaultRef, build=_build)
