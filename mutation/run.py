@@ -98,14 +98,14 @@ MUTANTS = [
     ),
     Mutant(
         "confirm-on-any-2xx",
-        "rotator/engine/signals.py",
+        "rotator/engine/gate_signals.py",
         "    text = answer.strip()\n",
         "    return True\n",
         (GATE,),
     ),
     Mutant(
         "failure-after-promotion-rolls-back",
-        "rotator/engine/lifecycle.py",
+        "rotator/lifecycle.py",
         "    return state in BEFORE_PROMOTION",
         "    return state is not S.VERIFYING",
         (UNIT, ENGINE, GATE),

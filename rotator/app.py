@@ -21,8 +21,9 @@ from rotator import registry
 from rotator.config import Settings
 from rotator.config_parts import CredentialSource
 from rotator.credentials import read_credential
-from rotator.engine.rotation import Engine, Target
+from rotator.engine.rotation import Engine
 from rotator.engine.runner import Runner
+from rotator.engine.steps import Target
 from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
 from rotator.policies import PolicySet, SecretSpec

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rotator.app import App
-from rotator.engine.rotation import Step
-from rotator.errors import RotatorError
-from rotator.state.db import ActiveRotationExists
+from rotator.engine.steps import Step
+from rotator.errors import ActiveRotationExists, RotatorError
+from rotator.lifecycle import WITH_OPERATOR
 from rotator.state.schema import Rotation
 
 
@@ -124,7 +124,7 @@ def hand_to_daemons(
 
 
 def _settled(rotation: Rotation) -> bool:
-    return rotation.terminal or bool(rotation.held_reason) or rotation.state.startswith("awaiting_")
+    return rotation.terminal or bool(rotation.held_reason) or rotation.state in WITH_OPERATOR
 
 
 def _outcome(rotation: Rotation) -> Outcome:

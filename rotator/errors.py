@@ -5,6 +5,7 @@
     ├── LeaseHeld                      another process advances this secret right now
     │   └── LeaseLost                  this process's lease was taken: its write was refused (fencing)
     ├── SchemaMismatch                 the state database's schema is older or newer than this rotator's
+    ├── NotYet                         temporary: something outside has not happened yet (a new key accepted)
     ├── ProviderError                  a provider answered with an error (status, vendor code)
     │   ├── KeyRefused                 401: the key is unknown, revoked or expired
     │   ├── PermissionDenied           403: the key authenticates but lacks a permission
@@ -17,12 +18,19 @@
     │   ├── StorePermissionError       the store refused an operation (names path and capability)
     │   └── StoreUnavailable           temporary: throttling, 5xx, sealed, unreachable
     └── RotationError                  the engine cannot go on with this rotation as it stands
-        └── KeyNotProven               the stored key cannot be shown to be the key `key_id` names
+        ├── KeyNotProven               the stored key cannot be shown to be the key `key_id` names
+        ├── KeyRejected                the operator's key failed a check; the rotation waits for a good one
+        └── ActiveRotationExists       the secret has a rotation in flight already (carries it)
 
 Messages never contain key material: they name keys by id or fingerprint only.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rotator.state.schema import Rotation
 
 
 class RotatorError(Exception):
@@ -57,12 +65,28 @@ class SchemaMismatch(RotatorError):
     """The state database is at another schema revision; the message says what to run."""
 
 
+class NotYet(RotatorError):
+    """Something outside has not happened yet (a new key not accepted yet); look again later."""
+
+    temporary = True
+
+
 class RotationError(RotatorError):
     pass
 
 
 class KeyNotProven(RotationError):
     """rotator will not revoke `key_id`: nothing shows the stored key is the key it names."""
+
+
+class KeyRejected(RotationError):
+    """An operator's key failed a check; the rotation keeps waiting for a good one."""
+
+
+class ActiveRotationExists(RotationError):
+    def __init__(self, rotation: Rotation) -> None:
+        super().__init__(f"secret {rotation.secret!r} already has rotation {rotation.id} in state {rotation.state}")
+        self.rotation = rotation
 
 
 class ProviderError(RotatorError):

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from rotator.app import App
 from rotator.keys import fingerprint
+from rotator.lifecycle import State
 from rotator.state.schema import Rotation
 
 CURRENT, PENDING, PREVIOUS = "current", "pending", "previous"
@@ -92,7 +93,7 @@ def _match(app: App, name: str, leaked: SecretStr, wanted: str, recorded: list[R
             if kept is not None and not _same(kept.api_key, leaked):
                 continue  # the 48-bit fingerprint collided; the version itself says otherwise
             # the key this rotation replaced: dead once the rotation completed (revocation verified)
-            return Match(name, PREVIOUS, rotation, alive=rotation.state != "completed")
+            return Match(name, PREVIOUS, rotation, alive=rotation.state != State.COMPLETED)
     return None
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from rotator.app import App
 from rotator.errors import KeyRefused, PermissionDenied, RotatorError
-from rotator.providers.base import ApiProvider, OperatorProvider
+from rotator.providers.base import ApiProvider, DashboardProvider
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def provider_check(app: App, secret: str) -> Check:
         if isinstance(provider, ApiProvider):
             keys = provider.list_keys()
             return Check(item, True, f"admin credential accepted ({len(keys)} live keys listed)")
-        if not isinstance(provider, OperatorProvider):
+        if not isinstance(provider, DashboardProvider):
             return Check(item, False, f"unknown kind of provider {provider.kind}")
         current = app.store(spec.store.instance).read_current(location=spec.store.location)
         if current is None:

@@ -13,9 +13,9 @@ from rich.live import Live
 from rich.table import Table
 
 from rotator.bulk import Outcome
-from rotator.engine.rotation import Step
+from rotator.engine.steps import Step
+from rotator.lifecycle import TERMINAL
 from rotator.state.db import utcnow
-from rotator.state.schema import TERMINAL
 
 
 class Progress:

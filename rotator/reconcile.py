@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rotator.app import App
 from rotator.keys import rotation_id_of
+from rotator.lifecycle import State
 from rotator.policies import SecretSpec
 from rotator.providers.base import ApiProvider
 
@@ -51,7 +52,7 @@ def _orphan_keys(app: App, specs: list[SecretSpec]) -> list[tuple[SecretSpec, Fi
             why = "no rotation with this id"
         elif not rotation.terminal:
             continue
-        elif rotation.state == "failed":
+        elif rotation.state == State.FAILED:
             why = f"rotation {rid} failed"
         elif rotation.new_key_id != key.id:
             why = f"rotation {rid} completed with key {rotation.new_key_id}, not this one"

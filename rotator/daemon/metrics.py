@@ -11,9 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rotator.daemon.schedule import Plan
+from rotator.lifecycle import TERMINAL, WITH_OPERATOR
 from rotator.state.db import StateDB
-
-TERMINAL = ("completed", "failed")
 
 
 class StateCollector(Collector):
@@ -49,7 +48,7 @@ class StateCollector(Collector):
             in_flight.add_metric([state], n)
         yield finished
         yield in_flight
-        pending = sum(n for state, n in by_state.items() if state.startswith("awaiting_"))
+        pending = sum(n for state, n in by_state.items() if state in WITH_OPERATOR)
         yield GaugeMetricFamily("rotator_operator_actions_pending", "Rotations waiting on a person", value=pending)
         now = self._now()
         held_by_provider, oldest_wait = self._db().attention()

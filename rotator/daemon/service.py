@@ -34,9 +34,10 @@ from rotator.daemon import schedule
 from rotator.daemon.metrics import StateCollector, registry
 from rotator.daemon.planning import Planner
 from rotator.durations import render
-from rotator.engine.rotation import Step
-from rotator.errors import InputError, LeaseHeld, RotatorError
-from rotator.state.db import ActiveRotationExists, process_identity, utcnow
+from rotator.engine.steps import Step
+from rotator.errors import ActiveRotationExists, InputError, LeaseHeld, RotatorError
+from rotator.lifecycle import WITH_OPERATOR
+from rotator.state.db import process_identity, utcnow
 
 _log = log.get(__name__)
 
@@ -116,7 +117,7 @@ class Daemon:
             except DBAPIError:
                 self.notifier.notify(f"STATUS={self.db_problem or 'state database unreachable'}")
                 continue
-            waiting = sum(1 for r in active if r.state.startswith("awaiting_"))
+            waiting = sum(1 for r in active if r.state in WITH_OPERATOR)
             self.notifier.notify(
                 f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person, "
                 f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"

@@ -2,7 +2,7 @@
 
 Each signal answers passed / waiting / unavailable. The gate opens only when `min_soak` has
 passed and every signal the policy requires has passed; "unavailable" never counts as passed.
-The signals that need the world (consumers, old_key_idle) come from `engine.signals`; a required
+The signals that need the world (consumers, old_key_idle) come from `engine.gate_signals`; a required
 signal nobody supplies is unavailable.
 """
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from rotator.engine import operator
-from rotator.engine.lifecycle import ABORTABLE_AFTER_PROMOTION, TERMINAL, State, can_roll_back
+from rotator.engine import handoff
 from rotator.engine.rotation import Engine
 from rotator.errors import RotationError
-from rotator.providers.base import OperatorProvider
+from rotator.lifecycle import ABORTABLE_AFTER_PROMOTION, TERMINAL, State, can_roll_back
+from rotator.providers.base import DashboardProvider
 from rotator.state.schema import Rotation
 
 
@@ -16,9 +16,9 @@ def release(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
         raise RotationError(f"rotation {rot.id} is {rot.state}; only a rotation at the cutover gate can be released")
     t = engine.resolve(rot)
     detail = {"by": engine.actor, "why": why}
-    if isinstance(t.provider, OperatorProvider):
-        return engine.write(operator.ask_for_revocation(engine, rot, t, "cutover.released", detail))
-    return engine.write(engine._move(rot, State.REVOKING, event="cutover.released", detail=detail))
+    if isinstance(t.provider, DashboardProvider):
+        return engine.write(handoff.ask_for_revocation(engine, rot, t, "cutover.released", detail))
+    return engine.write(engine.move(rot, State.REVOKING, event="cutover.released", detail=detail))
 
 
 def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
@@ -27,7 +27,7 @@ def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
     reason = f"aborted by {engine.actor}: {why}"
     if can_roll_back(state):
         return engine.write(
-            engine._move(rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason)
+            engine.move(rot, State.ROLLING_BACK, event="rotation.aborted", detail={"why": why}, failed_reason=reason)
         )
     if state in ABORTABLE_AFTER_PROMOTION:
         detail = {
@@ -41,7 +41,7 @@ def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
             "why": f"aborted at the cutover gate ({why}): the old key was not revoked",
         }
         return engine.write(
-            engine._move(
+            engine.move(
                 rot,
                 State.FAILED,
                 event="rotation.aborted",

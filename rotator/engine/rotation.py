@@ -11,58 +11,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
 
 from rotator import failpoints, log
-from rotator.config import EngineSettings, HooksSettings
+from rotator.config import EngineSettings
 from rotator.durations import render
-from rotator.engine import gate, operator, proof, signals
-from rotator.engine.lifecycle import TERMINAL, State, can_roll_back, check
-from rotator.errors import KeyNotProven, KeyRefused, LeaseHeld, RotationError, RotatorError, StoreError
+from rotator.engine import gate, gate_signals, handoff, proof
+from rotator.engine.steps import Step, Target
+from rotator.errors import KeyNotProven, KeyRefused, LeaseHeld, NotYet, RotationError, RotatorError, StoreError
 from rotator.keys import key_name
-from rotator.policies import Policy, SecretSpec
-from rotator.providers.base import ApiProvider, KeyInfo, OperatorProvider, Provider
+from rotator.lifecycle import TERMINAL, State, can_roll_back, check
+from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo
 from rotator.state.db import Change, StateDB, utcnow
 from rotator.state.schema import Rotation
-from rotator.stores.base import Store, StoredValue
+from rotator.stores.base import StoredValue
 
 _log = log.get(__name__)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Everything a rotation acts on, resolved from the current configuration and policies."""
-
-    spec: SecretSpec
-    policy: Policy
-    provider: Provider
-    store: Store
-    location: str
-    hooks: HooksSettings = field(default_factory=HooksSettings)
-    """What consumer hooks may run and reach (rotator.yaml)."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """What one call of `advance` did: the rotation after it, and when to look at it again."""
-
-    rotation: Rotation
-    note: str
-    waiting_until: datetime | None = None
-    held: bool = False
-    step: str = ""
-    """The state the step ran in."""
-    seconds: float = 0.0
-
-
-class NotYet(RotatorError):
-    """Something outside has not happened yet (a new key not accepted yet); look again later."""
-
-    temporary = True
 
 
 class Engine:
@@ -95,8 +62,8 @@ class Engine:
             State.REVOKING: self._revoke,
             State.VERIFYING: self._verify,
             State.ROLLING_BACK: self._roll_back,
-            State.AWAITING_NEW_KEY: lambda r, t: operator.wait_for_key(self, r, t),
-            State.AWAITING_REVOCATION: lambda r, t: operator.wait_for_revocation(self, r, t),
+            State.AWAITING_NEW_KEY: lambda r, t: handoff.wait_for_key(self, r, t),
+            State.AWAITING_REVOCATION: lambda r, t: handoff.wait_for_revocation(self, r, t),
         }
 
     def advance(self, rotation: Rotation, *, defer: bool = False) -> Step:
@@ -151,7 +118,7 @@ class Engine:
             old_fingerprint=current.value.fingerprint,
             old_key_proof=how,
         )
-        if isinstance(t.provider, OperatorProvider):
+        if isinstance(t.provider, DashboardProvider):
             # what the old key belongs to, to hold the operator's new key against
             try:
                 identity = t.provider.probe(key=current.value.api_key).identity
@@ -160,8 +127,8 @@ class Engine:
                 self.audit(
                     rot, "old_key.refused", {"note": "the old key is already refused; the account cannot be compared"}
                 )
-            return operator.ask_for_key(self, rot, t, identity)
-        return self._move(rot, State.CREATING, event="creating")
+            return handoff.ask_for_key(self, rot, t, identity)
+        return self.move(rot, State.CREATING, event="creating")
 
     def _create(self, rot: Rotation, t: Target) -> Step:
         provider = _api(t)
@@ -170,7 +137,7 @@ class Engine:
         staged = t.store.read_pending(location=t.location, token=rot.id) if rot.create_started_at else None
         if staged is not None:
             # the key reached the pending slot before a crash: adopt it
-            return self._move(
+            return self.move(
                 rot,
                 State.STAGED,
                 event="key.adopted",
@@ -195,7 +162,7 @@ class Engine:
         self.before_side_effect(rot)
         t.store.stage(location=t.location, token=rot.id, value=value, first=first)
         failpoints.hit("after-stage-write")
-        return self._move(
+        return self.move(
             rot,
             State.STAGED,
             event="key.created",
@@ -222,11 +189,11 @@ class Engine:
         detail = {"fingerprint": value.fingerprint, **result.identity}
         if isinstance(t.provider, ApiProvider) and t.provider.copies_scopes:
             detail["scopes"] = self._same_scopes(rot, t.provider)
-        elif isinstance(t.provider, OperatorProvider) and (
-            problem := operator.same_account(rot.old_identity or {}, result)
+        elif isinstance(t.provider, DashboardProvider) and (
+            problem := handoff.same_account(rot.old_identity or {}, result)
         ):
             raise RotationError(f"the new key {problem}")
-        return self._move(rot, State.PROBED, event="key.probed", detail=detail)
+        return self.move(rot, State.PROBED, event="key.probed", detail=detail)
 
     def _promote(self, rot: Rotation, t: Target) -> Step:
         if rot.old_version is None:
@@ -248,7 +215,7 @@ class Engine:
         except StoreError as exc:
             # metadata is a convenience for humans; the key itself is already current
             self.audit(rot, "store.metadata_failed", {"error": str(exc)})
-        return self._move(
+        return self.move(
             rot,
             State.PROMOTED,
             event="key.promoted",
@@ -257,7 +224,7 @@ class Engine:
         )
 
     def _enter_cutover(self, rot: Rotation, t: Target) -> Step:
-        return self._move(
+        return self.move(
             rot,
             State.CUTOVER_WAIT,
             event="cutover.started",
@@ -267,21 +234,21 @@ class Engine:
     def _cutover(self, rot: Rotation, t: Target) -> Step:
         cutover = t.policy.cutover
         available = {
-            "consumers": signals.consumers(self, t),
-            "old_key_idle": signals.old_key_idle(self, t, cutover.idle_for),
+            "consumers": gate_signals.consumers(self, t),
+            "old_key_idle": gate_signals.old_key_idle(self, t, cutover.idle_for),
         }
         verdict = gate.evaluate(cutover, rot, self.clock(), available)
         detail = {"signals": verdict.describe()}
         if verdict.open or (verdict.timed_out and cutover.on_timeout == "revoke"):
             event = "cutover.open" if verdict.open else "cutover.deadline_revoke"
-            if isinstance(t.provider, OperatorProvider):
-                return operator.ask_for_revocation(self, rot, t, event, detail)
-            return self._move(rot, State.REVOKING, event=event, detail=detail)
+            if isinstance(t.provider, DashboardProvider):
+                return handoff.ask_for_revocation(self, rot, t, event, detail)
+            return self.move(rot, State.REVOKING, event=event, detail=detail)
         if verdict.timed_out:
             waited = render(cutover.max_wait) if cutover.max_wait else "-"
-            return self._hold(rot, f"cutover gate still shut after max_wait {waited}: {verdict.describe()}")
+            return self.hold(rot, f"cutover gate still shut after max_wait {waited}: {verdict.describe()}")
         assert verdict.check_again_at is not None
-        return self._wait(rot, verdict.check_again_at, f"cutover gate: {verdict.describe()}")
+        return self.wait(rot, verdict.check_again_at, f"cutover gate: {verdict.describe()}")
 
     def _revoke(self, rot: Rotation, t: Target) -> Step:
         provider = _api(t)
@@ -296,7 +263,7 @@ class Engine:
             self.before_side_effect(rot)
             provider.revoke_key(key_id=old_key_id)
             failpoints.hit("after-revoke-call")
-        step = self._move(
+        step = self.move(
             rot,
             State.VERIFYING,
             event="key.revoked",
@@ -335,7 +302,7 @@ class Engine:
         try:
             old = self._old_value(rot, t)
         except RotationError as exc:
-            return self._hold(rot, str(exc))
+            return self.hold(rot, str(exc))
         try:
             t.provider.probe(key=old.api_key)
         except KeyRefused:
@@ -346,7 +313,7 @@ class Engine:
                 "new_key_id": rot.new_key_id,
                 "new_fingerprint": rot.new_fingerprint,
             }
-            return self._move(rot, State.COMPLETED, event="rotation.completed", detail=detail, finished_at=self.clock())
+            return self.move(rot, State.COMPLETED, event="rotation.completed", detail=detail, finished_at=self.clock())
         return None
 
     def _verify(self, rot: Rotation, t: Target) -> Step:
@@ -356,12 +323,12 @@ class Engine:
             return done
         waited = self.clock() - rot.revoked_at
         if waited >= self.settings.verify_deadline:
-            return self._hold(
+            return self.hold(
                 rot,
                 f"old key {rot.old_key_id} still accepted {render(self.settings.verify_deadline)} after revocation",
                 retry=self.settings.verify_interval,
             )
-        return self._wait(
+        return self.wait(
             rot,
             self.clock() + self.settings.verify_interval,
             f"old key {rot.old_key_id} still accepted; probing until refused",
@@ -373,7 +340,7 @@ class Engine:
             current.version_id == rot.id or current.value.fingerprint == rot.new_fingerprint
         )
         if ours:
-            return self._hold(
+            return self.hold(
                 rot, "the new key is already current: refusing to roll back; fix the cause and let the rotation go on"
             )
         detail: dict[str, Any] = {"reason": rot.failed_reason}
@@ -391,13 +358,13 @@ class Engine:
             leftover = {"key_id": None, "fingerprint": rot.new_fingerprint, "why": detail["operator"]}
         self.before_side_effect(rot)
         t.store.clear_pending(location=t.location, token=rot.id)
-        return self._move(
+        return self.move(
             rot, State.FAILED, event="rotation.failed", detail=detail, leftover=leftover, finished_at=self.clock()
         )
 
     def supply(self, rotation: Rotation, key: SecretStr) -> Rotation:
         """An operator hands over a new key; raise KeyRejected (the rotation keeps waiting) on a failed check."""
-        supplied = operator.supply(self, rotation, self.resolve(rotation), key)
+        supplied = handoff.supply(self, rotation, self.resolve(rotation), key)
         self.flush(supplied)
         return supplied
 
@@ -474,7 +441,7 @@ class Engine:
         """Drop what was recorded and not written (the lease was lost: a stale writer writes nothing)."""
         self._journal.pop(rotation_id, None)
 
-    def _move(
+    def move(
         self,
         rot: Rotation,
         to: State,
@@ -520,14 +487,14 @@ class Engine:
             payload["reason"] = reason
         return payload
 
-    def _wait(self, rot: Rotation, until: datetime, why: str) -> Step:
+    def wait(self, rot: Rotation, until: datetime, why: str) -> Step:
         if rot.waiting_for != why:
             self.audit(rot, "waiting", {"state": rot.state, "for": why})
         since = rot.waiting_since if rot.waiting_for == why and rot.waiting_since else self.clock()
         rot = self.record(rot, next_attempt_at=until, waiting_for=why, waiting_since=since)
         return Step(rot, why, waiting_until=until)
 
-    def _hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
+    def hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
         now = self.clock()
         news = rot.held_reason != reason
         if news:
@@ -570,7 +537,7 @@ class Engine:
                     "fingerprint": rot.new_fingerprint,
                     "why": f"the rollback could not revoke the new key: {exc}",
                 }
-            return self._move(
+            return self.move(
                 rot,
                 State.FAILED,
                 event="rotation.failed",
@@ -580,14 +547,14 @@ class Engine:
                 finished_at=now,
             )
         if can_roll_back(state):
-            return self._move(
+            return self.move(
                 rot,
                 State.ROLLING_BACK,
                 event="step.failed",
                 detail={"step": state.value, "error": str(exc)},
                 failed_reason=str(exc),
             )
-        return self._hold(rot, f"{state.value} failed: {exc}")
+        return self.hold(rot, f"{state.value} failed: {exc}")
 
 
 def _api(t: Target) -> ApiProvider:

@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from rotator import log
-from rotator.engine.rotation import Engine, Step
+from rotator.engine.rotation import Engine
+from rotator.engine.steps import Step
 from rotator.errors import LeaseHeld, LeaseLost
+from rotator.lifecycle import WITH_OPERATOR
 from rotator.state.db import Fence, StateDB, process_identity, utcnow
 from rotator.state.schema import Rotation
 
@@ -74,7 +76,7 @@ class Runner:
                 self.sleep(1.0)
                 rotation = self.db.get(rotation_id)
                 continue
-            if step.held or (step.waiting_until and step.rotation.state.startswith("awaiting_")):
+            if step.held or (step.waiting_until and step.rotation.state in WITH_OPERATOR):
                 return step.rotation  # a person must act; following would only wait on them
             rotation = step.rotation  # as this process wrote it, under the lease it just let go
 

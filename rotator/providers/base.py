@@ -1,7 +1,7 @@
 """The provider interfaces. Adapters hold only their vendor's API calls; they know no lifecycle.
 
 Two families (providers.md): `ApiProvider`s create and revoke keys through their API;
-`OperatorProvider`s only let a person do it in a dashboard, so rotator asks, waits, and checks
+`DashboardProvider`s only let a person do it in a dashboard, so rotator asks, waits, and checks
 what the person did (format, the provider accepts it, same account as the old key).
 """
 
@@ -118,7 +118,7 @@ class ApiProvider(Provider):
         """Revoke a key. A key that is already gone counts as revoked."""
 
 
-class OperatorProvider(Provider):
+class DashboardProvider(Provider):
     managed_by = ManagedBy.OPERATOR
     key_pattern: re.Pattern[str]
     key_form: str

@@ -21,11 +21,11 @@ from sqlalchemy import CursorResult, Engine, Table, case, create_engine, event, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rotator.engine.lifecycle import State
-from rotator.errors import LeaseHeld, LeaseLost, RotationError
+from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationError
+from rotator.lifecycle import TERMINAL, State
 from rotator.state import migrate
 from rotator.state.chain import GENESIS, hash_of
-from rotator.state.schema import TERMINAL, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
+from rotator.state.schema import AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
 
 # the tables, for the hot path's Core statements (the ORM's bookkeeping costs more than the SQL)
 _ROTATIONS = cast(Table, Rotation.__table__)
@@ -146,12 +146,6 @@ class Change:
     leftover: dict[str, Any] | None = None
     moves: bool = True
     """False for an audit event that records no state change (from/to states left empty)."""
-
-
-class ActiveRotationExists(RotationError):
-    def __init__(self, rotation: Rotation) -> None:
-        super().__init__(f"secret {rotation.secret!r} already has rotation {rotation.id} in state {rotation.state}")
-        self.rotation = rotation
 
 
 class StateDB:
@@ -299,7 +293,7 @@ class StateDB:
             ).all()
         failed = 0
         for rotation in recent:
-            if rotation.state != "failed":
+            if rotation.state != State.FAILED:
                 break
             failed += 1
         return failed, (recent[0].finished_at if failed else None)
@@ -309,7 +303,7 @@ class StateDB:
         with self.session() as s:
             rows = s.execute(
                 select(Rotation.secret, func.max(Rotation.finished_at))
-                .where(Rotation.state == "completed", Rotation.finished_at.is_not(None))
+                .where(Rotation.state == State.COMPLETED, Rotation.finished_at.is_not(None))
                 .group_by(Rotation.secret)
             ).all()
         return {str(secret): finished for secret, finished in rows if finished is not None}
@@ -322,7 +316,7 @@ class StateDB:
                 select(Rotation.id)
                 .where(
                     Rotation.secret == secret,
-                    Rotation.state == "completed",
+                    Rotation.state == State.COMPLETED,
                     Rotation.new_key_id == key_id,
                     Rotation.new_fingerprint == fingerprint,
                 )
@@ -341,7 +335,7 @@ class StateDB:
 
     def completed_since(self, secret: str, since: datetime | None) -> bool:
         """Whether a rotation of `secret` completed after `since` (ever, for None)."""
-        query = select(Rotation.id).where(Rotation.secret == secret, Rotation.state == "completed")
+        query = select(Rotation.id).where(Rotation.secret == secret, Rotation.state == State.COMPLETED)
         if since is not None:
             query = query.where(Rotation.finished_at > since)
         with self.session() as s:
@@ -351,7 +345,7 @@ class StateDB:
         with self.session() as s:
             return s.scalars(
                 select(Rotation)
-                .where(Rotation.secret == secret, Rotation.state == "completed")
+                .where(Rotation.secret == secret, Rotation.state == State.COMPLETED)
                 .order_by(Rotation.finished_at.desc())
             ).first()
 

@@ -13,6 +13,8 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from rotator.lifecycle import TERMINAL
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """SQLite drops time zones; every timestamp is stored and returned as aware UTC."""
@@ -35,9 +37,6 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
-
-
-TERMINAL = ("completed", "failed")
 
 
 class Rotation(Base):
@@ -85,6 +84,7 @@ class Rotation(Base):
             "one_active_rotation_per_secret",
             "secret",
             unique=True,
+            # lifecycle.TERMINAL, spelt out: the index is DDL, fixed by its migration
             sqlite_where=text("state NOT IN ('completed', 'failed')"),
             postgresql_where=text("state NOT IN ('completed', 'failed')"),
         ),

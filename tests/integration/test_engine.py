@@ -136,7 +136,7 @@ def test_one_writer_per_secret(world: World) -> None:
 
 
 def test_a_second_rotation_of_the_same_secret_is_refused_while_one_is_in_flight(world: World) -> None:
-    from rotator.state.db import ActiveRotationExists
+    from rotator.errors import ActiveRotationExists
 
     app = world.app()
     first = app.db.create_rotation(

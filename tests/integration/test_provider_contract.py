@@ -6,7 +6,7 @@ import pytest
 
 from rotator.errors import CreateOutcomeUnknown, KeyRefused, ProviderUnavailable
 from rotator.keys import key_name, secret
-from rotator.providers.base import ApiProvider, KeyInfo, OperatorProvider, Provider
+from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo, Provider
 from tests.provider_world import ALL, API, BOLTLY_SCOPES, OPERATED, ProviderWorld
 
 WELL_FORMED_UNKNOWN = {
@@ -90,7 +90,7 @@ def test_a_timed_out_create_is_unknown_and_findable_by_name(provider_world: Prov
 @pytest.mark.parametrize("provider_world", OPERATED, indirect=True)
 def test_format_checks(provider_world: ProviderWorld) -> None:
     provider = adapter(provider_world)
-    assert isinstance(provider, OperatorProvider)
+    assert isinstance(provider, DashboardProvider)
     assert provider.check_format(secret(provider_world.first["secret"])) is None
     for bad in ("", "sk_live_" + "a" * 32, provider_world.first["secret"][:14], provider_world.first["secret"] + " "):
         problem = provider.check_format(secret(bad))

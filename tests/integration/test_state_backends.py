@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from rotator.errors import LeaseHeld
-from rotator.state.db import ActiveRotationExists, StateDB
+from rotator.errors import ActiveRotationExists, LeaseHeld
+from rotator.state.db import StateDB
 
 
 @pytest.fixture

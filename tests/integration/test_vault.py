@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rotator.engine.lifecycle import State
 from rotator.errors import StorePermissionError, StoreUnavailable
 from rotator.keys import secret
+from rotator.lifecycle import State
 from rotator.stores.vault import VaultKV
 from tests.conftest import OpenBao, start_openbao
 from tests.world import World

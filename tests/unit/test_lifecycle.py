@@ -2,7 +2,8 @@ import itertools
 
 import pytest
 
-from rotator.engine.lifecycle import (
+from rotator.errors import RotationError
+from rotator.lifecycle import (
     ALLOWED,
     BEFORE_PROMOTION,
     HAPPY_PATH,
@@ -11,7 +12,6 @@ from rotator.engine.lifecycle import (
     can_roll_back,
     check,
 )
-from rotator.errors import RotationError
 
 
 def test_happy_path_is_a_chain_of_allowed_transitions() -> None:

@@ -12,9 +12,10 @@ import pytest
 from pydantic import SecretStr
 
 from rotator.config import EngineSettings
-from rotator.engine.lifecycle import BEFORE_PROMOTION, TERMINAL, State
-from rotator.engine.rotation import Engine, Target
+from rotator.engine.rotation import Engine
+from rotator.engine.steps import Target
 from rotator.errors import KeyRefused, StorePermissionError
+from rotator.lifecycle import BEFORE_PROMOTION, TERMINAL, State
 from rotator.policies import Cutover, Policy, SecretSpec, StoreRef
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.state.db import StateDB

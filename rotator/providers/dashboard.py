@@ -19,13 +19,13 @@ from pydantic import SecretStr
 
 from rotator.config_parts import ProviderSettings
 from rotator.errors import PermissionDenied, UnexpectedResponse
-from rotator.providers.base import OperatorProvider, ProbeResult, Usage
+from rotator.providers.base import DashboardProvider, ProbeResult, Usage
 from rotator.providers.http import HttpCore, require
 from rotator.ratelimit import Limit
 from rotator.registry import Context, ProviderType
 
 
-class _Operated(OperatorProvider):
+class _Dashboard(DashboardProvider):
     default_base_url: str
     default_dashboard: str
 
@@ -38,7 +38,7 @@ class _Operated(OperatorProvider):
         return f"create a {self.kind} key named {name}{wanted} at {self.dashboard}"
 
 
-class Blueticks(_Operated):
+class Blueticks(_Dashboard):
     kind = "blueticks"
     default_base_url = "https://api.blueticks.co"
     default_dashboard = "app.blueticks.co/blueticks-api (Create key)"
@@ -53,7 +53,7 @@ class Blueticks(_Operated):
         return ProbeResult({"account_id": str(data["account_id"])})
 
 
-class TextingBlue(_Operated):
+class TextingBlue(_Dashboard):
     kind = "texting-blue"
     default_limits = (Limit(60, timedelta(minutes=1)),)  # the smallest plan's team window
     default_base_url = "https://api.texting.blue/v1"
@@ -76,7 +76,7 @@ class TextingBlue(_Operated):
         return f"revoke the old key with prefix {prefix} in the Texting Blue dashboard, Settings > API Keys"
 
 
-class GoBlue(_Operated):
+class GoBlue(_Dashboard):
     kind = "goblue"
     default_limits = (Limit(100, timedelta(minutes=1)), Limit(1000, timedelta(hours=1)))
     default_base_url = "https://api.goblue.app/v1"
@@ -136,8 +136,8 @@ class GoBlueSettings(_OperatedSettings):
     type: Literal["goblue"]
 
 
-def _registered(adapter: type[_Operated], settings: type[_OperatedSettings]) -> ProviderType:
-    def build(cfg: _OperatedSettings, ctx: Context) -> _Operated:
+def _registered(adapter: type[_Dashboard], settings: type[_OperatedSettings]) -> ProviderType:
+    def build(cfg: _OperatedSettings, ctx: Context) -> _Dashboard:
         base_url = cfg.base_url or adapter.default_base_url
         http = ctx.services.http(ctx.instance, base_url, cfg.timeout.total_seconds())
         return adapter(http=http, dashboard=cfg.dashboard)

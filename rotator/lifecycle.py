@@ -1,4 +1,6 @@
-"""States of one rotation and the transitions allowed between them (SPEC §3). Pure: no I/O."""
+"""States of one rotation and the transitions allowed between them (SPEC §3). Pure: no I/O.
+
+Below the engine and the state database, which both speak of states only through `State`."""
 
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ BEFORE_PROMOTION = frozenset({S.REQUESTED, S.CREATING, S.AWAITING_NEW_KEY, S.STA
 """Failures here roll back: the new key is revoked and the old one stays current."""
 
 TERMINAL = frozenset({S.COMPLETED, S.FAILED})
+
+WITH_OPERATOR = frozenset({S.AWAITING_NEW_KEY, S.AWAITING_REVOCATION})
+"""The operator (a person) has the next move: make the new key, or revoke the old one."""
 
 ABORTABLE_AFTER_PROMOTION = frozenset({S.CUTOVER_WAIT, S.AWAITING_REVOCATION})
 """A person may stop these: the new key stays current and the old key is left alive, not revoked."""

@@ -7,11 +7,10 @@ import json
 import click
 
 from rotator import config
+from rotator.cli.exit import Exit
 from rotator.errors import InputError
 from rotator.state import migrate
 from rotator.state.db import StateDB, open_engine
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 
 def _url(ctx: click.Context) -> str:
@@ -20,7 +19,7 @@ def _url(ctx: click.Context) -> str:
     except InputError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     return settings.state_url()
 
 
@@ -40,7 +39,7 @@ def db_status(ctx: click.Context) -> None:
     finally:
         engine.dispose()
     click.echo(f"database: {found or 'empty'}; this rotator: {migrate.HEAD}")
-    ctx.exit(EXIT_OK if found in (None, migrate.HEAD) else EXIT_FAILED)
+    ctx.exit(Exit.OK if found in (None, migrate.HEAD) else Exit.FAILED)
 
 
 @db.command("upgrade")
@@ -79,4 +78,4 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
             f"audit trail broken at row {bad.id} ({bad.at.isoformat(timespec='seconds')} {bad.event} "
             f"on {bad.secret}): its hash does not follow from the rows before; {checked} rows before it are intact"
         )
-    ctx.exit(EXIT_OK if bad is None else EXIT_FAILED)
+    ctx.exit(Exit.OK if bad is None else Exit.FAILED)

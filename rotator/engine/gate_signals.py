@@ -31,7 +31,7 @@ from rotator.policies import Hook, HttpHook
 from rotator.state.schema import Rotation
 
 if TYPE_CHECKING:
-    from rotator.engine.rotation import Engine, Target
+    from rotator.engine.steps import StepContext, Target
 
 _log = log.get(__name__)
 
@@ -94,7 +94,7 @@ def confirms(answer: str, fingerprint: str) -> bool:
     return isinstance(parsed, dict) and parsed.get("fingerprint") == fingerprint and bool(fingerprint)
 
 
-def consumers(engine: Engine, t: Target) -> SignalCheck:
+def consumers(engine: StepContext, t: Target) -> SignalCheck:
     def check(rotation: Rotation, now: datetime) -> Signal:
         if not t.spec.consumers:
             return Signal("consumers", Status.UNAVAILABLE, "no consumers declared for this secret")
@@ -140,7 +140,7 @@ def consumers(engine: Engine, t: Target) -> SignalCheck:
     return check
 
 
-def old_key_idle(engine: Engine, t: Target, idle_for: timedelta) -> SignalCheck:
+def old_key_idle(engine: StepContext, t: Target, idle_for: timedelta) -> SignalCheck:
     def check(rotation: Rotation, now: datetime) -> Signal:
         assert rotation.old_version is not None
         old = t.store.read_version(location=t.location, version_id=rotation.old_version)
@@ -174,7 +174,7 @@ def old_key_idle(engine: Engine, t: Target, idle_for: timedelta) -> SignalCheck:
     return check
 
 
-def _counter(engine: Engine, rotation: Rotation, remaining: int, now: datetime) -> datetime | None:
+def _counter(engine: StepContext, rotation: Rotation, remaining: int, now: datetime) -> datetime | None:
     """From a per-key counter, when the old key was last used by someone other than us."""
     state = dict((rotation.gate_state or {}).get("old_key_counter", {}))
     previous = state.get("remaining")
@@ -188,5 +188,5 @@ def _counter(engine: Engine, rotation: Rotation, remaining: int, now: datetime) 
     return datetime.fromisoformat(used_at) if isinstance(used_at, str) else None
 
 
-def _save(engine: Engine, rotation: Rotation, key: str, value: dict[str, Any]) -> None:
+def _save(engine: StepContext, rotation: Rotation, key: str, value: dict[str, Any]) -> None:
     engine.record(rotation, gate_state={**(rotation.gate_state or {}), key: value})

@@ -17,24 +17,17 @@ from typing import Any, TypeVar
 
 import click
 
-from rotator import hardening, log, state_commands
+from rotator import hardening, log
 from rotator.app import App, actor_name
+from rotator.cli import state as state_commands
+from rotator.cli.exit import Exit
 from rotator.config import transport_warnings
 from rotator.engine import interventions
-from rotator.engine.rotation import Step
-from rotator.errors import InputError, LeaseHeld, RotatorError, SchemaMismatch
-from rotator.state.db import ActiveRotationExists, utcnow
+from rotator.engine.steps import Step
+from rotator.errors import ActiveRotationExists, InputError, KeyRejected, LeaseHeld, RotatorError, SchemaMismatch
+from rotator.lifecycle import WITH_OPERATOR, State
+from rotator.state.db import utcnow
 from rotator.state.schema import Rotation
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_IN_PROGRESS, EXIT_OPERATOR, EXIT_HELD, EXIT_LOCKED = (
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +38,7 @@ def _load(ctx: click.Context) -> App:
     except InputError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     fmt = app.settings.log.format
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
@@ -62,10 +55,10 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (InputError, SchemaMismatch) as exc:
             click.echo(str(exc), err=True)
-            ctx.exit(EXIT_INPUT)
+            ctx.exit(Exit.INPUT)
         except RotatorError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_FAILED)
+            ctx.exit(Exit.FAILED)
 
 
 @click.group(cls=_Commands)
@@ -98,17 +91,17 @@ def main(ctx: click.Context, config: Path | None, policies: Path | None, log_lev
 
 
 def _require_secrets(ctx: click.Context, app: App, names: Iterable[str]) -> None:
-    """Exit with EXIT_INPUT, before anything runs, if a name is not a secret of the policies."""
+    """Exit with Exit.INPUT, before anything runs, if a name is not a secret of the policies."""
     for name in names:
         try:
             app.policies.secret(name)
         except InputError as exc:
             click.echo(exc.problems[0], err=True)
-            ctx.exit(EXIT_INPUT)
+            ctx.exit(Exit.INPUT)
 
 
 def _preflight(ctx: click.Context, app: App, secrets: list[str]) -> None:
-    """Exit with EXIT_INPUT, before any rotation is recorded, when a credential or permission is
+    """Exit with Exit.INPUT, before any rotation is recorded, when a credential or permission is
     wrong; a temporary failure (unreachable) is only reported: the rotation's retries may ride it out."""
     from rotator import preflight
 
@@ -118,7 +111,7 @@ def _preflight(ctx: click.Context, app: App, secrets: list[str]) -> None:
         click.echo(f"{'warning' if check.temporary else 'error'}: {check.item}: {check.detail}", err=True)
     if any(not c.temporary for c in failed):
         click.echo("nothing was changed; fix the above (`rotator check` shows every permission)", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
 
 
 def _print_step(rotation: Rotation) -> Callable[[Step], None]:
@@ -140,34 +133,34 @@ def _print_blocked(secret: str) -> Callable[[str], None]:
     return lambda why: click.echo(f"{secret}: waiting: {why}", err=True)
 
 
-def _outcome(rotation: Rotation) -> int:
-    if rotation.state == "completed":
+def _outcome(rotation: Rotation) -> Exit:
+    if rotation.state == State.COMPLETED:
         new = f"{rotation.new_key_id} ({rotation.new_fingerprint})" if rotation.new_key_id else rotation.new_fingerprint
         old = rotation.old_key_id or rotation.old_fingerprint
         click.echo(
             f"rotation {rotation.id} of {rotation.secret} completed: new key {new} is current; "
             f"old key {old} revoked and refused"
         )
-        return EXIT_OK
-    if rotation.state == "failed":
+        return Exit.OK
+    if rotation.state == State.FAILED:
         old_key = rotation.old_key_id or rotation.old_fingerprint
         click.echo(
             f"rotation {rotation.id} of {rotation.secret} failed and was rolled back: {rotation.failed_reason}; "
             f"the old key{' ' + old_key if old_key else ''} is still current"
         )
-        return EXIT_FAILED
+        return Exit.FAILED
     if rotation.held_reason:
         click.echo(f"rotation {rotation.id} of {rotation.secret} is HELD in {rotation.state}: {rotation.held_reason}")
-        return EXIT_HELD
-    if rotation.state.startswith("awaiting_"):
+        return Exit.HELD
+    if rotation.state in WITH_OPERATOR:
         click.echo(f"rotation {rotation.id} of {rotation.secret} waits on an operator ({rotation.state}):")
         click.echo(f"  {rotation.waiting_for.removeprefix('operator: ')}")
-        return EXIT_OPERATOR
+        return Exit.OPERATOR
     click.echo(
         f"rotation {rotation.id} of {rotation.secret} is in progress ({rotation.state}: "
         f"{rotation.waiting_for}); next look at {rotation.next_attempt_at.isoformat(timespec='seconds')}"
     )
-    return EXIT_IN_PROGRESS
+    return Exit.IN_PROGRESS
 
 
 @main.command()
@@ -187,10 +180,10 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
     _require_secrets(ctx, app, secrets)
     if policy is not None and policy not in app.policies.policies:
         click.echo(f"unknown policy {policy!r} (known: {', '.join(sorted(app.policies.policies))})", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     _preflight(ctx, app, list(secrets))
     runner = app.runner(actor)
-    codes = []
+    codes: list[Exit] = []
     for name in secrets:
         spec = app.policies.secret(name)
         try:
@@ -216,7 +209,7 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
             )
         except LeaseHeld as exc:
             click.echo(str(exc), err=True)
-            codes.append(EXIT_LOCKED)
+            codes.append(Exit.LOCKED)
             continue
         codes.append(_outcome(final))
     ctx.exit(max(codes))
@@ -272,7 +265,6 @@ def supply(ctx: click.Context, rotation_id: str) -> None:
     The key is checked (format, the provider accepts it, same account as the old key) before it is
     stored; a rejected key leaves the rotation waiting.
     """
-    from rotator.engine.operator import KeyRejected
     from rotator.keys import secret as wrap
 
     app = _load(ctx)
@@ -282,7 +274,7 @@ def supply(ctx: click.Context, rotation_id: str) -> None:
         runner, rotation = _under_lease(ctx, app, rotation, lambda engine, r: engine.supply(r, key), "operator")
     except KeyRejected as exc:
         click.echo(f"key rejected — {exc}; rotation {rotation_id} still waits for a key", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     click.echo(f"{rotation.secret}: key accepted ({rotation.new_fingerprint}); continuing rotation {rotation.id}")
     final = runner.run(
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
@@ -300,7 +292,7 @@ def _find(ctx: click.Context, app: App, rotation_id: str) -> Rotation:
     rotation = app.db.find(rotation_id)
     if rotation is None:
         click.echo(f"no rotation with id {rotation_id!r}", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     assert rotation is not None
     return rotation
 
@@ -309,7 +301,6 @@ def _under_lease(
     ctx: click.Context, app: App, rotation: Rotation, act: Callable[[Any, Rotation], Rotation], kind: str = "cli"
 ) -> tuple[Any, Rotation]:
     """Run a person's action on a rotation while holding its secret's lease. KeyRejected passes through."""
-    from rotator.engine.operator import KeyRejected
 
     runner = app.runner(actor_name(kind))
     try:
@@ -318,11 +309,11 @@ def _under_lease(
         raise
     except LeaseHeld as exc:
         click.echo(str(exc), err=True)
-        ctx.exit(EXIT_LOCKED)
+        ctx.exit(Exit.LOCKED)
     except RotatorError as exc:
         # temporary (provider unreachable): try again later; otherwise the request itself was wrong
         click.echo(f"{exc}{'; try again' if exc.temporary else ''}", err=True)
-        ctx.exit(EXIT_FAILED if exc.temporary else EXIT_INPUT)
+        ctx.exit(Exit.FAILED if exc.temporary else Exit.INPUT)
     return runner, rotation
 
 
@@ -357,7 +348,7 @@ def abort(ctx: click.Context, rotation_id: str, reason: str) -> None:
         rotation.id, follow=True, on_step=_print_step(rotation), on_blocked=_print_blocked(rotation.secret)
     )
     click.echo(f"rotation {final.id} of {final.secret} aborted ({final.state}): {final.failed_reason}")
-    ctx.exit(EXIT_OK)
+    ctx.exit(Exit.OK)
 
 
 @main.command()
@@ -379,7 +370,7 @@ def adopt(ctx: click.Context, secret: str, reason: str) -> None:
     current = app.store(spec.store.instance).read_current(location=spec.store.location)
     if current is None or current.value.key_id is None:
         click.echo(f"{spec.store.location}: no current value with a key_id to adopt", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     assert current is not None
     try:
         app.provider_for(spec).probe(key=current.value.api_key)
@@ -387,7 +378,7 @@ def adopt(ctx: click.Context, secret: str, reason: str) -> None:
         click.echo(
             f"the stored api_key ({current.value.fingerprint}) is refused by the provider: not adopted", err=True
         )
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     detail = {"key_id": current.value.key_id, "fingerprint": current.value.fingerprint, "reason": reason}
     app.db.audit(None, secret=secret, actor=actor_name(), event=ADOPTED, detail=detail)
     click.echo(f"{secret}: key {current.value.key_id} ({current.value.fingerprint}) adopted as this secret's own")
@@ -406,13 +397,13 @@ def login(ctx: click.Context, instance: str) -> None:
     cfg = app.settings.providers.get(instance)
     if not isinstance(cfg, BoltlySettings):
         click.echo(f"{instance!r} is not a Boltly provider instance in rotator.yaml", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     session = session_of(cfg, Context(instance=instance, services=app))
     try:
         session.login(wrap(_read_hidden(f"password for {session.email}")))
     except RotatorError as exc:
         click.echo(f"login failed: {exc}", err=True)
-        ctx.exit(EXIT_FAILED)
+        ctx.exit(Exit.FAILED)
     click.echo(f"logged in as {session.email}; refresh token saved to {session.keeper.where}")
 
 
@@ -457,7 +448,7 @@ def _bulk(
 
     if not secrets:
         click.echo("no secret matches", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     if not as_json:
         how = (
             "handed to the running daemons (this command follows them; stopping it stops nothing)"
@@ -491,9 +482,9 @@ def _bulk(
                 on_step=progress.step,
                 on_done=progress.done,
             )
-    failed = [o for o in outcomes if o.state in ("failed", "error") or o.state.startswith("held")]
-    waiting = [o for o in outcomes if o.state.startswith("awaiting_")]
-    completed = sum(o.state == "completed" for o in outcomes)
+    failed = [o for o in outcomes if o.state in (State.FAILED, "error") or o.state.startswith("held")]
+    waiting = [o for o in outcomes if o.state in WITH_OPERATOR]
+    completed = sum(o.state == State.COMPLETED for o in outcomes)
     in_progress = len(outcomes) - completed - len(failed) - len(waiting)
     if as_json:
         document = {
@@ -522,13 +513,13 @@ def _bulk(
                 err=True,
             )
     ctx.exit(
-        EXIT_FAILED
+        Exit.FAILED
         if failed
-        else EXIT_OPERATOR
+        else Exit.OPERATOR
         if waiting
-        else EXIT_OK
+        else Exit.OK
         if completed == len(outcomes)
-        else EXIT_IN_PROGRESS
+        else Exit.IN_PROGRESS
     )
 
 
@@ -575,13 +566,13 @@ def incident(
     app = _load(ctx)
     if sum([bool(secrets), provider is not None, everything, leaked_key is not None]) != 1:
         click.echo("name secrets, or --provider P, or --all, or --leaked-key - (one of them)", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     if provider is not None and provider not in app.settings.providers:
         click.echo(f"unknown provider instance {provider!r}", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     if not reason and not dry_run:
         click.echo("--reason is required (it goes to the audit trail)", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     found: list[dict[str, Any]] | None = None
     if leaked_key is not None:
         chosen, found = _leaked(ctx, app, leaked_key, reason=reason, dry_run=dry_run, as_json=as_json)
@@ -621,11 +612,11 @@ def _leaked(
     if flag != "-":
         # never echo the value: it may be the key itself, now in the shell history and the process list
         click.echo("--leaked-key takes '-' and reads the key from standard input, never from an argument", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     raw = _read_hidden("leaked key")
     if not raw:
         click.echo("no key on standard input", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     key = secret(raw)
     printed = fingerprint(key)
     search = leaked.find(app, key)
@@ -635,7 +626,7 @@ def _leaked(
             f"{search.recorded} rotations matched; current values read: {search.read} secrets)",
             err=True,
         )
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     found = [
         {
             "secret": m.secret,
@@ -701,13 +692,13 @@ def offboard(
     chosen = people_of(app, person)
     if not chosen:
         click.echo(f"no secret names {person} in its access (directly or through a team)", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     if dry_run:
         _dry_run(app, chosen, None, as_json=as_json)
         return
     if not reason:
         click.echo("--reason is required (it goes to the audit trail)", err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     _bulk(
         ctx,
         app,
@@ -776,7 +767,7 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json:
             App.load(ctx.obj["config"], ctx.obj["policies"])
         except InputError as exc:
             click.echo(json.dumps({"ok": False, "problems": exc.problems, "warnings": []}, indent=2))
-            ctx.exit(EXIT_INPUT)
+            ctx.exit(Exit.INPUT)
     app = _load(ctx)
     warnings = [*transport_warnings(app.settings)]
     if not offline:
@@ -816,7 +807,7 @@ def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
             click.echo(item.line())
         bad = sum(not c.ok for c in checks)
         click.echo(f"{len(checks) - bad} ok, {bad} failed" if checks else "nothing to check: no secrets")
-    ctx.exit(EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED)
+    ctx.exit(Exit.OK if all(c.ok for c in checks) else Exit.FAILED)
 
 
 @main.command()
@@ -836,7 +827,7 @@ def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, 
     if ack:
         if not reason:
             click.echo("--ack needs --reason (recorded in the audit trail)", err=True)
-            ctx.exit(EXIT_INPUT)
+            ctx.exit(Exit.INPUT)
         for leftover_id in ack:
             app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
             click.echo(f"left-alive key #{leftover_id} acknowledged")
@@ -849,7 +840,7 @@ def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, 
             click.echo(finding.describe(fixed=fix))
         if not findings:
             click.echo("nothing orphaned")
-    ctx.exit(EXIT_FAILED if findings and not fix else EXIT_OK)
+    ctx.exit(Exit.FAILED if findings and not fix else Exit.OK)
 
 
 @main.command()
@@ -881,7 +872,7 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
     except InputError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(Exit.INPUT)
     host, _, port = settings.daemon.listen.rpartition(":")
     # a daemon listening on every address answers on loopback
     host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104 (a lookup)
@@ -890,9 +881,9 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
         answer = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as exc:
         click.echo(f"{url}: {type(exc).__name__}", err=True)
-        ctx.exit(EXIT_FAILED)
+        ctx.exit(Exit.FAILED)
     click.echo(f"{url}: {answer.status_code} {answer.text.strip()}")
-    ctx.exit(EXIT_OK if answer.status_code == 200 else EXIT_FAILED)
+    ctx.exit(Exit.OK if answer.status_code == 200 else Exit.FAILED)
 
 
 @main.command()
@@ -920,13 +911,13 @@ def sandbox(host: str, ports: tuple[str, ...]) -> None:
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="keep the demo's files here")
 def demo(workdir: Path | None) -> None:
     """A full rotation against local sandboxes (moto server + provider simulators), step by step."""
-    from rotator.demo import run_demo
+    from rotator.cli.demo import run_demo
 
     try:
         code = run_demo(workdir)
     except RotatorError as exc:
         click.echo(f"demo failed: {exc}", err=True)
-        code = EXIT_FAILED
+        code = Exit.FAILED
     sys.exit(code)
 
 

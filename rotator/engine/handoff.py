@@ -12,19 +12,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from rotator.engine.lifecycle import State
-from rotator.errors import KeyRefused, RotationError
+from rotator.errors import KeyRefused, KeyRejected, RotationError
 from rotator.keys import fingerprint, key_name
-from rotator.providers.base import OperatorProvider, ProbeResult
+from rotator.lifecycle import State
+from rotator.providers.base import DashboardProvider, ProbeResult
 from rotator.state.schema import Rotation
 from rotator.stores.base import StoredValue
 
 if TYPE_CHECKING:
-    from rotator.engine.rotation import Engine, Step, Target
-
-
-class KeyRejected(RotationError):
-    """An operator's key failed a check; the rotation keeps waiting for a good one."""
+    from rotator.engine.steps import Step, StepContext, Target
 
 
 def same_account(old: dict[str, str], new: ProbeResult) -> str | None:
@@ -41,15 +37,15 @@ def same_account(old: dict[str, str], new: ProbeResult) -> str | None:
     return None
 
 
-def ask_for_key(engine: Engine, rot: Rotation, t: Target, old_identity: dict[str, str]) -> Step:
+def ask_for_key(engine: StepContext, rot: Rotation, t: Target, old_identity: dict[str, str]) -> Step:
     provider = t.provider
-    assert isinstance(provider, OperatorProvider)
+    assert isinstance(provider, DashboardProvider)
     permissions = list(t.spec.permissions) or None
     ask = (
         f"{provider.create_instructions(name=key_name(rot.id), permissions=permissions)}, "
         f"then run: rotator supply {rot.id}"
     )
-    return engine._move(
+    return engine.move(
         rot,
         State.AWAITING_NEW_KEY,
         event="operator.action_needed",
@@ -59,14 +55,14 @@ def ask_for_key(engine: Engine, rot: Rotation, t: Target, old_identity: dict[str
     )
 
 
-def wait_for_key(engine: Engine, rot: Rotation, t: Target) -> Step:
-    return engine._wait(rot, engine.clock() + engine.settings.hold_interval, rot.waiting_for)
+def wait_for_key(engine: StepContext, rot: Rotation, t: Target) -> Step:
+    return engine.wait(rot, engine.clock() + engine.settings.hold_interval, rot.waiting_for)
 
 
-def supply(engine: Engine, rot: Rotation, t: Target, key: SecretStr) -> Rotation:
+def supply(engine: StepContext, rot: Rotation, t: Target, key: SecretStr) -> Rotation:
     """Check an operator's key and stage it; raise KeyRejected naming the failed check."""
     provider = t.provider
-    assert isinstance(provider, OperatorProvider)
+    assert isinstance(provider, DashboardProvider)
     if rot.state != State.AWAITING_NEW_KEY:
         raise RotationError(f"rotation {rot.id} is {rot.state}, not waiting for a new key")
     try:
@@ -78,7 +74,7 @@ def supply(engine: Engine, rot: Rotation, t: Target, key: SecretStr) -> Rotation
     value = StoredValue.new(api_key=key, key_id=None, provider=provider.kind, rotation_id=rot.id)
     engine.before_side_effect(rot)
     t.store.stage(location=t.location, token=rot.id, value=value)
-    return engine._move(
+    return engine.move(
         rot,
         State.STAGED,
         event="key.supplied",
@@ -88,7 +84,7 @@ def supply(engine: Engine, rot: Rotation, t: Target, key: SecretStr) -> Rotation
     ).rotation
 
 
-def _check(provider: OperatorProvider, rot: Rotation, t: Target, key: SecretStr) -> None:
+def _check(provider: DashboardProvider, rot: Rotation, t: Target, key: SecretStr) -> None:
     if (problem := provider.check_format(key)) is not None:
         raise KeyRejected(f"format: {problem}")
     if fingerprint(key) == rot.old_fingerprint:
@@ -101,13 +97,13 @@ def _check(provider: OperatorProvider, rot: Rotation, t: Target, key: SecretStr)
         raise KeyRejected(f"account: {problem}")
 
 
-def ask_for_revocation(engine: Engine, rot: Rotation, t: Target, event: str, detail: dict[str, str]) -> Step:
+def ask_for_revocation(engine: StepContext, rot: Rotation, t: Target, event: str, detail: dict[str, str]) -> Step:
     provider = t.provider
-    assert isinstance(provider, OperatorProvider) and rot.old_version is not None
+    assert isinstance(provider, DashboardProvider) and rot.old_version is not None
     old = t.store.read_version(location=t.location, version_id=rot.old_version)
     prefix = provider.prefix(old.api_key) if old else f"with fingerprint {rot.old_fingerprint}"
     ask = provider.revoke_instructions(prefix=prefix)
-    return engine._move(
+    return engine.move(
         rot,
         State.AWAITING_REVOCATION,
         event="operator.action_needed",
@@ -116,7 +112,7 @@ def ask_for_revocation(engine: Engine, rot: Rotation, t: Target, event: str, det
     )
 
 
-def wait_for_revocation(engine: Engine, rot: Rotation, t: Target) -> Step:
+def wait_for_revocation(engine: StepContext, rot: Rotation, t: Target) -> Step:
     if (done := engine.complete_if_old_key_dead(rot, t)) is not None:
         return done
-    return engine._wait(rot, engine.clock() + engine.settings.operator_poll, rot.waiting_for)
+    return engine.wait(rot, engine.clock() + engine.settings.operator_poll, rot.waiting_for)

@@ -8,9 +8,9 @@ commands a user would: an API-managed rotation (Brandwave) end to end, and an op
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import httpx
 
+from rotator.cli.exit import Exit
 from rotator.errors import RotatorError
 from rotator.keys import fingerprint
 from rotator.sandbox.server import Running, serve
@@ -97,15 +98,10 @@ def _seed(client: Any, sandbox: Running, secret_id: str, *, with_id: bool) -> di
 
 
 def _cli(config: Path, *args: str, stdin: str | None = None) -> int:
-    from rotator.cli import main
-
-    saved = sys.stdin
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    try:
-        return int(main(["--config", str(config), *args], standalone_mode=False) or 0)
-    finally:
-        sys.stdin = saved
+    """Run `rotator ARGS` as a person would: its own process, its output on this terminal."""
+    sys.stdout.flush()
+    done = subprocess.run([sys.executable, "-m", "rotator", "--config", str(config), *args], input=stdin, text=True)
+    return done.returncode
 
 
 def run_demo(workdir: Path | None) -> int:
@@ -129,7 +125,7 @@ def run_demo(workdir: Path | None) -> int:
     print("\n== 2. Operator-assisted: only a person can make Blueticks keys ==")
     old = _seed(client, blueticks, "demo/blueticks", with_id=False)
     code = _cli(config, "rotate", "demo-blueticks", "--reason", "demo")
-    if code != 4:
+    if code != Exit.OPERATOR:
         return code or 1
     from rotator.app import App
 

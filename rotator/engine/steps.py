@@ -1,0 +1,97 @@
+"""What the step modules work with: a rotation's target, what one step did, and the step interface.
+
+The steps of the lifecycle live in `rotation.py` (the API-managed path), `handoff.py` (where the
+operator makes or revokes a key) and `gate_signals.py` (what the cutover gate asks consumers). The
+last two see the engine only through `StepContext`, so no step module imports the engine back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from rotator.config import EngineSettings, HooksSettings
+from rotator.lifecycle import State
+from rotator.policies import Policy, SecretSpec
+from rotator.providers.base import Provider
+from rotator.state.schema import Rotation
+from rotator.stores.base import Store
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a rotation acts on, resolved from the current configuration and policies."""
+
+    spec: SecretSpec
+    policy: Policy
+    provider: Provider
+    store: Store
+    location: str
+    hooks: HooksSettings = field(default_factory=HooksSettings)
+    """What consumer hooks may run and reach (rotator.yaml)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one call of `advance` did: the rotation after it, and when to look at it again."""
+
+    rotation: Rotation
+    note: str
+    waiting_until: datetime | None = None
+    held: bool = False
+    step: str = ""
+    """The state the step ran in."""
+    seconds: float = 0.0
+
+
+class StepContext(Protocol):
+    """The engine as a step sees it. Every change is recorded first and written in one fenced
+    transaction at the next side effect or at the end of the turn; a step never writes itself."""
+
+    settings: EngineSettings
+    actor: str
+    clock: Callable[[], datetime]
+
+    def move(
+        self,
+        rot: Rotation,
+        to: State,
+        *,
+        event: str,
+        detail: dict[str, Any] | None = None,
+        leftover: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Step:
+        """Move `rot` to `to` (checked against the lifecycle), with its audit event and notifications."""
+
+    def wait(self, rot: Rotation, until: datetime, why: str) -> Step:
+        """Look at `rot` again at `until`; `why` is shown to people (audited when it changes)."""
+
+    def hold(self, rot: Rotation, reason: str, *, retry: timedelta | None = None) -> Step:
+        """Stop for a person: `rot` stays where it is, said once in the audit trail and notifications."""
+
+    def record(
+        self,
+        rot: Rotation,
+        *,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+        outbox: Sequence[dict[str, Any]] = (),
+        leftover: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Rotation:
+        """Change fields of `rot` without a move (and an audit event when `event` is given)."""
+
+    def audit(self, rot: Rotation, event: str, detail: dict[str, Any]) -> None:
+        """An audit event that changes nothing."""
+
+    def flush(self, rot: Rotation) -> bool:
+        """Write what was recorded now (fenced); False when there was nothing."""
+
+    def before_side_effect(self, rot: Rotation) -> None:
+        """Call before anything that changes the world: what led to it is written, the lease is ours."""
+
+    def complete_if_old_key_dead(self, rot: Rotation, t: Target) -> Step | None:
+        """Complete `rot` when the provider refuses the old key; None while it still works; else a hold."""
