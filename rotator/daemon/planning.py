@@ -31,6 +31,19 @@ class Planner:
             for name, spec in sorted(self.app.policies.secrets.items())
         ]
 
+    def plan(self, secret: str, now: datetime) -> schedule.Plan:
+        """One secret's plan, its last rotation read now (the agenda re-plans only what changed)."""
+        spec = self.app.policies.secret(secret)
+        last = self.app.db.last_completed(secret)
+        finished = {secret: last.finished_at} if last is not None and last.finished_at is not None else {}
+        return schedule.plan(
+            secret,
+            spec.policy,
+            self.app.policies.policies[spec.policy],
+            last_rotated=self.last_rotated(spec, finished),
+            now=now,
+        )
+
     def last_rotated(self, spec: SecretSpec, finished: dict[str, datetime]) -> datetime | None:
         """The last completed rotation; for a secret never rotated here, the stored value's rotated_at (read once)."""
         if spec.name in finished:

@@ -31,6 +31,7 @@ from rotator import log, ratelimit
 from rotator.app import App, actor_name
 from rotator.background_http import serve_app
 from rotator.daemon import schedule
+from rotator.daemon.agenda import Agenda
 from rotator.daemon.metrics import StateCollector, registry
 from rotator.daemon.planning import Planner
 from rotator.durations import render
@@ -56,7 +57,7 @@ class Daemon:
         self.ready = False
         self.db_problem: str | None = None
         self.planner = Planner(app)
-        self._last_plans: list[schedule.Plan] | None = None
+        self.agenda = self._agenda(app)
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
         self.identity = process_identity()
@@ -140,7 +141,7 @@ class Daemon:
             return
         old, self.app = self.app, fresh
         self.planner = Planner(fresh)
-        self._last_plans = None  # removed secrets leave /metrics at once, not a tick later
+        self.agenda = self._agenda(fresh)  # removed secrets leave /metrics at once, not a tick later
         fresh.notifier.start()
         old.notifier.stop()
         old.db.close()
@@ -165,6 +166,7 @@ class Daemon:
                 ]
                 for worker in workers:
                     worker.result()  # a database error ends the tick below
+            self.agenda.refresh(utcnow())  # what ended in this tick shows in /metrics at once
             if self.db_problem is not None:
                 _log.info("state.reachable_again")
             self.db_problem = None
@@ -208,22 +210,35 @@ class Daemon:
         if step.step:
             self.step_seconds.labels(step=step.step).observe(step.seconds)
 
+    def _agenda(self, app: App) -> Agenda:
+        return Agenda(self.planner, notify_before=lambda policy: app.policies.policies[policy].notify_before)
+
     def _start_due(self, app: App) -> None:
-        now = utcnow()
-        self._last_plans = self.planner.plans(now)
-        for p in self._last_plans:
+        now, agenda = utcnow(), self.agenda
+        tick = app.settings.daemon.tick
+        for p in agenda.due(now):
             self._announce(app, p, now)
-            if self.stopping.is_set() or not p.startable(now) or app.db.active_for(p.secret) is not None:
+            if self.stopping.is_set():
+                agenda.again(p, now, now)
+                continue
+            if not p.startable(now):
+                agenda.again(p, now)  # announced: its start is next
+                continue
+            if app.db.active_for(p.secret) is not None:
+                agenda.again(p, now, now + RECHECK)  # its end brings it back sooner (Agenda.due)
                 continue
             failed, last = app.db.failures_since_success(p.secret)
             if failed and last is not None:
                 # a secret whose rotations keep failing is tried again later and later, not every tick
                 backoff = min(app.settings.engine.hold_interval * 2 ** min(failed - 1, 8), timedelta(days=1))
                 if now < last + backoff:
+                    agenda.again(p, now, last + backoff)
                     continue
             if app.db.completed_since(p.secret, p.last_rotated):
-                continue  # completed (here or by a replica) since the plan was read: the next tick re-plans
+                agenda.again(p, now, now + tick)  # completed (here or by a replica) since it was planned
+                continue
             spec = app.policies.secret(p.secret)
+            agenda.again(p, now, now + RECHECK)
             try:
                 rotation = app.db.create_rotation(
                     secret=spec.name,
@@ -257,9 +272,9 @@ class Daemon:
             )
 
     def plans(self) -> list[schedule.Plan]:
-        """What /metrics shows: the last tick's plans (a scrape must not plan the whole fleet again;
+        """What /metrics shows: the agenda's plans (a scrape must not plan the whole fleet again;
         key ages are computed at scrape time from them), or planned now before the first tick."""
-        return self._last_plans if self._last_plans is not None else self.planner.plans()
+        return list(self.agenda.plans.values()) if self.agenda.plans else self.planner.plans()
 
     # health and metrics -------------------------------------------------------------------------------
 
@@ -286,3 +301,6 @@ HEARTBEAT_TTL = timedelta(seconds=30)
 URGENT = frozenset({"incident", "offboarding"})
 """Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
 each tick advances first, so a backlog of scheduled rotations never delays them."""
+RECHECK = timedelta(minutes=15)
+"""A secret with a rotation in flight is looked at again after this long at the latest; its
+rotation's end brings it back at the next tick."""

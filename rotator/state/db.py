@@ -308,6 +308,16 @@ class StateDB:
             ).all()
         return {str(secret): finished for secret, finished in rows if finished is not None}
 
+    def finished_since(self, since: datetime) -> dict[str, datetime]:
+        """Secrets whose rotations ended (completed or failed) after `since`, with the newest end."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Rotation.secret, func.max(Rotation.finished_at))
+                .where(Rotation.finished_at > since)
+                .group_by(Rotation.secret)
+            ).all()
+        return {str(secret): finished for secret, finished in rows if finished is not None}
+
     def key_on_record(self, secret: str, key_id: str, fingerprint: str, *, adopted: str) -> str | None:
         """How rotator knows `key_id` is the key with `fingerprint` of `secret`, if it does: a
         completed rotation of the secret created it, or someone adopted it (`adopted` events)."""

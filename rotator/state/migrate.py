@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from rotator.errors import SchemaMismatch
 
-HEAD = "0004"
-REVISIONS = ("0001", "0002", "0003", "0004")
+HEAD = "0005"
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 """Every revision, oldest first; a test checks this against the migration scripts."""
 BASELINE = "0001"
 _LOCK_KEY = 7_406_118_001  # any constant: all rotator processes agree on it

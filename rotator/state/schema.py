@@ -66,7 +66,7 @@ class Rotation(Base):
     promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoke_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
     old_identity: Mapped[dict[str, str] | None] = mapped_column(JSON)
     gate_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)

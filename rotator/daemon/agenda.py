@@ -1,0 +1,89 @@
+"""The daemon's agenda: each secret's plan, kept between ticks, and the moments something happens.
+
+A plan changes only when the secret's last rotation changes (one ended: the state database says
+which, through an index), when the policies are reloaded (a new agenda), or when time reaches its
+next start or its `notify_before` announcement. So a tick re-plans the secrets whose rotations
+ended since the last one and looks only at those whose moment has come: its cost follows what is
+due, not the size of the fleet. Plans come from the same pure `schedule.plan`, so windows, jitter
+and `notify_before` mean what they always meant.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from rotator.daemon.planning import Planner
+from rotator.daemon.schedule import Plan
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""Replicas write finished_at with their own clocks: ended rotations are asked for this far back."""
+
+
+class Agenda:
+    def __init__(self, planner: Planner, notify_before: Callable[[str], timedelta | None]) -> None:
+        self._planner = planner
+        self._notify_before = notify_before
+        """A policy's notify_before (None: no announcement)."""
+        self.plans: dict[str, Plan] = {}
+        self._wake: dict[str, datetime] = {}
+        self._heap: list[tuple[datetime, str]] = []
+        self._asked_at: datetime | None = None
+        self._ended: dict[str, datetime] = {}
+        """The newest end of a rotation seen per secret (seen again while within CLOCK_SKEW)."""
+        self._heralded: dict[str, datetime] = {}
+        """The start each secret's announcement was handed out for (notify_before)."""
+
+    def due(self, now: datetime) -> list[Plan]:
+        """The plans whose start or announcement has come, freshly planned; each is off the agenda
+        until `again` (or an ended rotation of its secret) puts it back."""
+        self.refresh(now)
+        came: list[Plan] = []
+        while self._heap and self._heap[0][0] <= now:
+            at, secret = heapq.heappop(self._heap)
+            if self._wake.get(secret) != at:
+                continue  # re-planned since: a newer moment stands
+            del self._wake[secret]
+            plan = self._planner.plan(secret, now)
+            self.plans[secret] = plan
+            ahead = self._notify_before(plan.policy)
+            if ahead is not None and plan.next_start is not None and plan.next_start - ahead <= now:
+                self._heralded[secret] = plan.next_start  # the caller announces it now
+            came.append(plan)
+        return came
+
+    def refresh(self, now: datetime) -> None:
+        """Plan every secret the first time; later, re-plan those whose rotations ended since."""
+        if self._asked_at is None:
+            for plan in self._planner.plans(now):
+                self._put(plan, now)
+        else:
+            ended = self._planner.app.db.finished_since(self._asked_at - CLOCK_SKEW)
+            for secret, finished in ended.items():
+                if secret in self.plans and finished != self._ended.get(secret):
+                    self._ended[secret] = finished
+                    self._put(self._planner.plan(secret, now), now)
+        self._asked_at = now
+
+    def again(self, plan: Plan, now: datetime, at: datetime | None = None) -> None:
+        """Look at `plan`'s secret again at `at`, or at its next moment after `now`."""
+        if at is not None:
+            self._schedule(plan.secret, at)
+        else:
+            self._put(plan, now)
+
+    def _put(self, plan: Plan, now: datetime) -> None:
+        self.plans[plan.secret] = plan
+        if plan.next_start is None:
+            self._wake.pop(plan.secret, None)  # no max_age: nothing will ever be due
+            return
+        moment = plan.next_start
+        ahead = self._notify_before(plan.policy)
+        if ahead is not None and self._heralded.get(plan.secret) != plan.next_start:
+            moment = plan.next_start - ahead  # or now, when the announcement is due already
+        self._schedule(plan.secret, max(moment, now))
+
+    def _schedule(self, secret: str, at: datetime) -> None:
+        self._wake[secret] = at
+        heapq.heappush(self._heap, (at, secret))

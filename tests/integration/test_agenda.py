@@ -1,0 +1,125 @@
+"""The daemon's agenda: after the first tick, a tick plans only the secrets whose moment came or
+whose rotation ended since the last one, never the whole fleet."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from rotator.app import App
+from rotator.daemon.agenda import Agenda
+from rotator.daemon.planning import Planner
+from rotator.daemon.schedule import Plan
+from rotator.lifecycle import State
+from rotator.state.db import utcnow
+from rotator.state.schema import Rotation
+
+FLEET = 40
+
+CONFIG = """\
+state: {{url: "sqlite:///{dir}/state.db"}}
+policies_dir: policies
+providers:
+  bw:
+    type: brandwave
+    base_url: http://127.0.0.1:9
+    admin_token: {{current: true}}
+    grants: [{{store: aws, secret_id: "fleet/*"}}]
+stores:
+  aws: {{type: aws, region: us-east-1, endpoint_url: "http://127.0.0.1:9"}}
+"""
+
+
+class CountingPlanner(Planner):
+    """The real planner, counting the secrets it plans one by one."""
+
+    planned: list[str]
+
+    def plan(self, secret: str, now: datetime) -> Plan:
+        self.planned.append(secret)
+        return super().plan(secret, now)
+
+
+def ended(app: App, secret: str, at: datetime, state: State = State.COMPLETED) -> None:
+    row = {
+        "id": str(uuid.uuid4()),
+        "secret": secret,
+        "provider": "bw",
+        "policy": "quarterly",
+        "state": state.value,
+        "trigger": "policy",
+        "reason": "",
+        "started_by": "test",
+        "created_at": at,
+        "updated_at": at,
+        "next_attempt_at": at,
+        "waiting_for": "",
+        "finished_at": at,
+    }
+    with app.db.session() as s:
+        s.execute(insert(Rotation), [row])
+
+
+AGES = {"app-03": 91, "app-07": 89}
+"""Days since each secret's last rotation (10 for the rest): app-03 is overdue, app-07 due in a day."""
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> App:
+    (tmp_path / "rotator.yaml").write_text(CONFIG.format(dir=tmp_path))
+    (tmp_path / "policies").mkdir()
+    lines = ["policies:", "  quarterly:", "    max_age: 90d", "    notify_before: 2d", "secrets:"]
+    for i in range(FLEET):
+        lines += [
+            f"  - name: app-{i:02d}",
+            "    provider: bw",
+            f"    store: {{aws: {{secret_id: fleet/app-{i:02d}}}}}",
+            "    policy: quarterly",
+        ]
+    (tmp_path / "policies" / "fleet.yaml").write_text("\n".join(lines) + "\n")
+    app = App.load(tmp_path / "rotator.yaml")
+    for i in range(FLEET):
+        ended(app, f"app-{i:02d}", utcnow() - timedelta(days=AGES.get(f"app-{i:02d}", 10)))
+    return app
+
+
+def agenda_of(app: App) -> tuple[Agenda, CountingPlanner]:
+    planner = CountingPlanner(app)
+    planner.planned = []
+    return Agenda(planner, notify_before=lambda policy: app.policies.policies[policy].notify_before), planner
+
+
+def test_after_the_first_tick_a_tick_plans_only_what_came(fleet: App) -> None:
+    agenda, planner = agenda_of(fleet)
+    now = utcnow()
+    came = {p.secret: p for p in agenda.due(now)}
+    assert sorted(came) == ["app-03", "app-07"] and len(agenda.plans) == FLEET
+    assert came["app-03"].startable(now) and not came["app-07"].startable(now)  # app-07: announced, starts tomorrow
+    agenda.again(came["app-03"], now, now + timedelta(minutes=15))  # say, its rotation is in flight
+    agenda.again(came["app-07"], now)
+    planner.planned.clear()
+    for minutes in (1, 5, 14):
+        assert agenda.due(now + timedelta(minutes=minutes)) == []
+    assert planner.planned == []  # nothing came: nothing planned, whatever the fleet's size
+    assert [p.secret for p in agenda.due(now + timedelta(minutes=15))] == ["app-03"]
+    start = agenda.plans["app-07"].next_start
+    assert start is not None and [p.secret for p in agenda.due(start)] == ["app-07"]  # announced once
+
+
+def test_a_rotation_that_ended_re_plans_its_secret_and_no_other(fleet: App) -> None:
+    agenda, planner = agenda_of(fleet)
+    now = utcnow()
+    for plan in agenda.due(now):
+        agenda.again(plan, now, now + timedelta(minutes=15))
+    ended(fleet, "app-12", utcnow(), State.FAILED)  # not due: a failure changes nothing but is looked at
+    ended(fleet, "app-03", utcnow())  # rotated: no longer due
+    planner.planned.clear()
+    assert agenda.due(utcnow()) == []
+    assert sorted(planner.planned) == ["app-03", "app-12"]
+    plan = agenda.plans["app-03"]
+    assert plan.last_rotated is not None and plan.last_rotated > now - timedelta(minutes=1)
+    assert [p.secret for p in agenda.due(now + timedelta(minutes=15))] == ["app-07"]  # app-03's old moment is gone
