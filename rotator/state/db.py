@@ -25,7 +25,7 @@ from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationE
 from rotator.lifecycle import TERMINAL, State
 from rotator.state import migrate
 from rotator.state.chain import GENESIS, hash_of
-from rotator.state.schema import AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
+from rotator.state.schema import IN_FLIGHT, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
 
 # the tables, for the hot path's Core statements (the ORM's bookkeeping costs more than the SQL)
 _ROTATIONS = cast(Table, Rotation.__table__)
@@ -311,12 +311,13 @@ class StateDB:
     def finished_since(self, since: datetime) -> dict[str, datetime]:
         """Secrets whose rotations ended (completed or failed) after `since`, with the newest end."""
         with self.session() as s:
-            rows = s.execute(
-                select(Rotation.secret, func.max(Rotation.finished_at))
-                .where(Rotation.finished_at > since)
-                .group_by(Rotation.secret)
-            ).all()
-        return {str(secret): finished for secret, finished in rows if finished is not None}
+            # no GROUP BY: SQLite would walk the secret index instead of the finished_at range
+            rows = s.execute(select(Rotation.secret, Rotation.finished_at).where(Rotation.finished_at > since)).all()
+        newest: dict[str, datetime] = {}
+        for secret, finished in rows:
+            if finished is not None and (secret not in newest or finished > newest[secret]):
+                newest[str(secret)] = finished
+        return newest
 
     def key_on_record(self, secret: str, key_id: str, fingerprint: str, *, adopted: str) -> str | None:
         """How rotator knows `key_id` is the key with `fingerprint` of `secret`, if it does: a
@@ -722,7 +723,7 @@ class StateDB:
             query = (
                 select(r.c.id, r.c.secret, r.c.provider, leases.c.owner, leases.c.expires_at)
                 .select_from(r.outerjoin(leases, leases.c.secret == r.c.secret))
-                .where(r.c.state.not_in(TERMINAL), r.c.next_attempt_at <= due_by, or_(free, local))
+                .where(IN_FLIGHT, r.c.next_attempt_at <= due_by, or_(free, local))
                 .order_by(urgency, r.c.next_attempt_at)
                 .limit(8)
             )
@@ -757,7 +758,7 @@ class StateDB:
         query = (
             select(func.count())
             .select_from(leases.join(r, r.c.secret == leases.c.secret))
-            .where(r.c.provider == provider, r.c.state.not_in(TERMINAL), leases.c.expires_at > now)
+            .where(r.c.provider == provider, IN_FLIGHT, leases.c.expires_at > now)
         )
         if but is not None:
             query = query.where(leases.c.secret != but)

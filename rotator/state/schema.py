@@ -39,6 +39,13 @@ class Base(DeclarativeBase):
     pass
 
 
+IN_FLIGHT_SQL = "state NOT IN ('completed', 'failed')"
+"""lifecycle.TERMINAL spelt out (a test holds them together): partial indexes are DDL, fixed by
+their migrations, and SQLite uses a partial index only for a query that states its condition
+in the same literal words, so the queries over rotations in flight use `IN_FLIGHT` too."""
+IN_FLIGHT = text(IN_FLIGHT_SQL)
+
+
 class Rotation(Base):
     __tablename__ = "rotations"
 
@@ -84,10 +91,11 @@ class Rotation(Base):
             "one_active_rotation_per_secret",
             "secret",
             unique=True,
-            # lifecycle.TERMINAL, spelt out: the index is DDL, fixed by its migration
-            sqlite_where=text("state NOT IN ('completed', 'failed')"),
-            postgresql_where=text("state NOT IN ('completed', 'failed')"),
+            sqlite_where=IN_FLIGHT,
+            postgresql_where=IN_FLIGHT,
         ),
+        # what claim_due searches: rotations in flight by when to look again, not the history
+        Index("ix_rotations_in_flight", "next_attempt_at", sqlite_where=IN_FLIGHT, postgresql_where=IN_FLIGHT),
     )
 
     @property

@@ -42,3 +42,9 @@ def test_terminal_states_go_nowhere(state: State) -> None:
 def test_skipping_the_probe_is_illegal() -> None:
     with pytest.raises(RotationError, match="staged → promoted"):
         check(State.STAGED, State.PROMOTED)
+
+
+def test_the_in_flight_condition_of_the_partial_indexes_is_the_terminal_set_spelt_out() -> None:
+    from rotator.state.schema import IN_FLIGHT_SQL
+
+    assert f"state NOT IN ({', '.join(repr(s.value) for s in sorted(TERMINAL))})" == IN_FLIGHT_SQL
