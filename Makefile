@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup tools demo test lint typecheck unit bench mutation fuzz constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./sandbox
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,8 +29,8 @@ demo: $(STAMP)
 	$(BIN)/rotator demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check rotator tests benchmarks mutation
-	$(BIN)/ruff format --check rotator tests benchmarks mutation
+	$(BIN)/ruff check rotator sandbox tests benchmarks mutation
+	$(BIN)/ruff format --check rotator sandbox tests benchmarks mutation
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

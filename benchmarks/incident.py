@@ -44,7 +44,7 @@ from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rotator.sandbox.server import serve
+from rotator_sandbox.server import serve
 
 WRITES = ("PutSecretValue", "UpdateSecretVersionStage", "UpdateSecret")
 PATH = "/v1/personal-access-tokens"

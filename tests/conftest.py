@@ -19,9 +19,9 @@ import hvac
 import pytest
 from moto.server import ThreadedMotoServer
 from mypy_boto3_secretsmanager import SecretsManagerClient
+from rotator_sandbox.server import Running, serve_all
 
 from rotator import log
-from rotator.sandbox.server import Running, serve_all
 from tests.provider_world import ProviderWorld
 from tests.world import World
 

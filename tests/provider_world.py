@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 from mypy_boto3_secretsmanager import SecretsManagerClient
+from rotator_sandbox.server import Running
 
 from rotator.app import App
-from rotator.sandbox.server import Running
 
 OPERATED = ("blueticks", "texting-blue", "goblue")
 API = ("brandwave", "boltly")

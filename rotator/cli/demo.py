@@ -18,11 +18,11 @@ from typing import Any
 
 import boto3
 import httpx
+from rotator_sandbox.server import Running, serve
 
 from rotator.cli.exit import Exit
 from rotator.errors import RotatorError
 from rotator.keys import fingerprint
-from rotator.sandbox.server import Running, serve
 
 CONFIG = """\
 state: {{url: "sqlite:///{workdir}/rotator.db"}}

@@ -891,7 +891,11 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
 @click.option("--port", "ports", multiple=True, help="NAME=PORT to fix a simulator's port")
 def sandbox(host: str, ports: tuple[str, ...]) -> None:
     """Run local simulators of the providers; print `<provider> <base_url>` for each, until stopped."""
-    from rotator.sandbox.server import serve_all
+    try:
+        from rotator_sandbox.server import serve_all
+    except ImportError:
+        click.echo(f"error: {SANDBOX_MISSING}", err=True)
+        sys.exit(Exit.INPUT)
 
     log.configure(level="warning")
     fixed = {name: int(port) for name, _, port in (p.partition("=") for p in ports)}
@@ -911,7 +915,11 @@ def sandbox(host: str, ports: tuple[str, ...]) -> None:
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="keep the demo's files here")
 def demo(workdir: Path | None) -> None:
     """A full rotation against local sandboxes (moto server + provider simulators), step by step."""
-    from rotator.cli.demo import run_demo
+    try:
+        from rotator.cli.demo import run_demo
+    except ImportError:
+        click.echo(f"error: {SANDBOX_MISSING}", err=True)
+        sys.exit(Exit.INPUT)
 
     try:
         code = run_demo(workdir)
@@ -920,6 +928,11 @@ def demo(workdir: Path | None) -> None:
         code = Exit.FAILED
     sys.exit(code)
 
+
+SANDBOX_MISSING = (
+    "the provider simulators are not installed: they are a package of their own (rotator-sandbox, "
+    "never for production); from rotator's source tree run `make setup`, or `pip install ./sandbox`"
+)
 
 main.add_command(state_commands.db)
 main.add_command(state_commands.audit)

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rotator.sandbox.faults import Recorder
+from rotator_sandbox.faults import Recorder
 
 ALPHANUMERIC = string.ascii_letters + string.digits
 

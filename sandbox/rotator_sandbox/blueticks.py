@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from rotator.sandbox.base import Sandbox, random_text
+from rotator_sandbox.base import Sandbox, random_text
 
 
 class BlueticksSandbox(Sandbox):

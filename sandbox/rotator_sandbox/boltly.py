@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rotator.sandbox.base import Key, Sandbox, iso, random_text
+from rotator_sandbox.base import Key, Sandbox, iso, random_text
 
 PATH = "/v1/developer-access/api-keys"
 SCOPES = {

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from rotator.sandbox.base import Key, Sandbox, iso, random_text
+from rotator_sandbox.base import Key, Sandbox, iso, random_text
 
 PATH = "/v1/personal-access-tokens"
 

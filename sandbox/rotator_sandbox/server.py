@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rotator.background_http import Served, serve_app
-from rotator.sandbox.base import Sandbox
-from rotator.sandbox.blueticks import BlueticksSandbox
-from rotator.sandbox.boltly import BoltlySandbox
-from rotator.sandbox.brandwave import BrandwaveSandbox
-from rotator.sandbox.goblue import GoBlueSandbox
-from rotator.sandbox.textingblue import TextingBlueSandbox
+from rotator_sandbox.base import Sandbox
+from rotator_sandbox.blueticks import BlueticksSandbox
+from rotator_sandbox.boltly import BoltlySandbox
+from rotator_sandbox.brandwave import BrandwaveSandbox
+from rotator_sandbox.goblue import GoBlueSandbox
+from rotator_sandbox.textingblue import TextingBlueSandbox
 
 SIMULATORS: dict[str, type[Sandbox]] = {
     s.name: s for s in (BrandwaveSandbox, BoltlySandbox, BlueticksSandbox, TextingBlueSandbox, GoBlueSandbox)

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from rotator.sandbox.base import Key, Sandbox, random_text
-from rotator.sandbox.ratelimit import Window
+from rotator_sandbox.base import Key, Sandbox, random_text
+from rotator_sandbox.ratelimit import Window
 
 
 class TextingBlueSandbox(Sandbox):

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from mypy_boto3_secretsmanager import SecretsManagerClient
+from rotator_sandbox.server import Running
 
-from rotator.sandbox.server import Running
 from rotator.state.db import StateDB
 from tests.provider_world import BOLTLY_SCOPES
 
