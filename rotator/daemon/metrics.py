@@ -1,5 +1,6 @@
 """Prometheus metrics. Counts come from the state database at scrape time, so they match it exactly
-and survive restarts; step latency is measured in this process."""
+and survive restarts; step latency is measured in this process; the per-secret families come from
+the daemon's agenda (`per_secret`)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,11 @@ class StateCollector(Collector):
     def __init__(
         self,
         db: Callable[[], StateDB],
-        plans: Callable[[], list[Plan]],
         now: Callable[[], datetime],
         notification_failures: Callable[[], int] = lambda: 0,
         last_tick: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._db = db
-        self._plans = plans
         self._now = now
         self._notification_failures = notification_failures
         self._last_tick = last_tick
@@ -68,23 +67,6 @@ class StateCollector(Collector):
             yield GaugeMetricFamily(
                 "rotator_last_tick_timestamp_seconds", "When the daemon last finished a tick (Unix time)", last_tick
             )
-        age = GaugeMetricFamily("rotator_key_age_seconds", "Age of each secret's current key", labels=["secret"])
-        due = GaugeMetricFamily(
-            "rotator_next_due_timestamp_seconds", "When each secret is next due (Unix time)", labels=["secret"]
-        )
-        max_age = GaugeMetricFamily(
-            "rotator_key_max_age_seconds", "The max_age each secret's policy allows its key", labels=["secret"]
-        )
-        for plan in self._plans():
-            if plan.last_rotated is not None:
-                age.add_metric([plan.secret], (now - plan.last_rotated).total_seconds())
-            if plan.max_age is not None:
-                max_age.add_metric([plan.secret], plan.max_age.total_seconds())
-            if plan.due is not None:
-                due.add_metric([plan.secret], plan.due.timestamp())
-        yield age
-        yield max_age
-        yield due
         yield CounterMetricFamily(
             "rotator_notification_failures",
             "Notification delivery attempts that failed, since this process started",
@@ -97,6 +79,35 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "rotator_notifications_given_up", "Notifications given up on after every retry", given_up
         )
+
+
+def per_secret(plans: list[Plan], now: datetime, labels: dict[str, str]) -> bytes:
+    """The three families with a sample per secret, in the text format.
+
+    Written here rather than through prometheus_client: at 100,000 secrets its per-sample
+    rendering (validation, escaping, float formatting) took 1.5 s of a 1.8 s scrape. `labels`
+    keeps each secret's rendered label between scrapes."""
+    lines = {name: [f"# HELP {name} {text}", f"# TYPE {name} gauge"] for name, text in _PER_SECRET.items()}
+    age, max_age, due = (lines[name] for name in _PER_SECRET)
+    for plan in plans:
+        label = labels.get(plan.secret)
+        if label is None:
+            escaped = plan.secret.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            label = labels[plan.secret] = f'{{secret="{escaped}"}} '
+        if plan.last_rotated is not None:
+            age.append(f"rotator_key_age_seconds{label}{(now - plan.last_rotated).total_seconds()!r}")
+        if plan.max_age is not None:
+            max_age.append(f"rotator_key_max_age_seconds{label}{plan.max_age.total_seconds()!r}")
+        if plan.due is not None:
+            due.append(f"rotator_next_due_timestamp_seconds{label}{plan.due.timestamp()!r}")
+    return ("\n".join(line for family in lines.values() for line in family) + "\n").encode()
+
+
+_PER_SECRET = {
+    "rotator_key_age_seconds": "Age of each secret's current key",
+    "rotator_key_max_age_seconds": "The max_age each secret's policy allows its key",
+    "rotator_next_due_timestamp_seconds": "When each secret is next due (Unix time)",
+}
 
 
 def registry(collector: StateCollector) -> tuple[CollectorRegistry, Histogram]:

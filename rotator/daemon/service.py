@@ -32,7 +32,7 @@ from rotator.app import App, actor_name
 from rotator.background_http import serve_app
 from rotator.daemon import schedule
 from rotator.daemon.agenda import Agenda
-from rotator.daemon.metrics import StateCollector, registry
+from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import Planner
 from rotator.durations import render
 from rotator.engine.steps import Step
@@ -64,12 +64,13 @@ class Daemon:
         self.replicas = 1
         collector = StateCollector(
             lambda: self.app.db,
-            self.plans,
             utcnow,
             lambda: self.app.notifier.failures,
             lambda: self.last_tick_wall,
         )
         self.registry, self.step_seconds = registry(collector)
+        self._labels: dict[str, str] = {}
+        """Each secret's rendered label for /metrics, kept between scrapes."""
 
     # the service ----------------------------------------------------------------------------------
 
@@ -271,6 +272,10 @@ class Daemon:
                 },
             )
 
+    def scrape(self) -> bytes:
+        """What /metrics answers."""
+        return generate_latest(self.registry) + per_secret(self.plans(), utcnow(), self._labels)
+
     def plans(self) -> list[schedule.Plan]:
         """What /metrics shows: the agenda's plans (a scrape must not plan the whole fleet again;
         key ages are computed at scrape time from them), or planned now before the first tick."""
@@ -290,7 +295,7 @@ class Daemon:
             return JSONResponse(body, status_code=200 if self.ready else 503)
 
         async def metrics(_: Request) -> Response:
-            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+            return Response(self.scrape(), media_type=CONTENT_TYPE_LATEST)
 
         routes: list[Any] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
         return Starlette(routes=routes)
