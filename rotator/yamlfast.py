@@ -12,17 +12,30 @@ the last), scalars YAML 1.1 and 1.2 read differently (libyaml's resolvers are re
 any `!` (tags), and a document
 that is not a mapping, has a null value, nests deeper than the careful reader allows, or
 expands aliases beyond its budget.
+
+Before libyaml, a file without anchors or aliases is read by ryaml (Rust, where it is installed),
+about twenty times faster than libyaml's constructors and without its node graph in memory. Its
+answer is taken only when every key and value is a string that no YAML reader (1.1 or 1.2) would
+have read as anything else, which is what a fleet's generated policy files hold; anything else
+(a number, a boolean, a string that looks like one, an error) goes on to libyaml as before.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from rotator.yamlsource import MAX_DEPTH, too_deep
+
+_rust_loads: Callable[[str], Any] | None
+try:
+    from ryaml import loads as _rust_loads  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # no wheel for this platform: libyaml alone
+    _rust_loads = None
 
 
 class Unsure(Exception):
@@ -108,6 +121,14 @@ def load(text: str, size: int) -> Any:
         raise Unsure("too deep")
     if "!" in text:  # an explicit tag (or a "!" in a value): ruamel keeps tags the fast reader would drop
         raise Unsure("a tag")
+    if _rust_loads is not None and not _ALIASES.search(text):
+        try:
+            doc = _rust_loads(text)
+        except Exception:  # noqa: S110 (libyaml reads it next, and says what is wrong)
+            pass
+        else:
+            if isinstance(doc, dict) and _only_plain_strings(doc, budget=10 * size + 10_000):
+                return doc
     try:
         doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader: only plain types)
     except Unsure:
@@ -118,6 +139,46 @@ def load(text: str, size: int) -> Any:
         raise Unsure("the top level is not a mapping")
     _check_shape(doc, budget=10 * size + 10_000)
     return doc
+
+
+_ALIASES = re.compile(r"(?:^|[\s\[{,])[&*]|<<")
+"""An anchor, an alias or a merge key (or text that looks like one): left to libyaml's budget."""
+
+_TYPED = re.compile(
+    r"""^(?:
+      [-+]?[0-9_][0-9_:]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?
+    | [-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    | [-+]?0[xXoObB][0-9a-fA-F_]+
+    | [-+]?\.(?:inf|Inf|INF) | \.(?:nan|NaN|NAN)
+    | [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt\s].*)?
+    | ~ | null|Null|NULL | true|True|TRUE | false|False|FALSE
+    | yes|Yes|YES | no|No|NO | on|On|ON | off|Off|OFF | y|Y | n|N
+    | = | <<
+    )?$""",
+    re.X,
+)
+"""Every plain scalar YAML 1.1 or 1.2 could read as other than a string, and the empty one."""
+
+
+def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
+    """Every key and value a string no reader types otherwise, within the careful reader's limits."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    visited = 0
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        if visited > budget or depth > MAX_DEPTH:
+            return False
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str) or _TYPED.match(key):
+                    return False
+                stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif not isinstance(node, str) or _TYPED.match(node):
+            return False
+    return True
 
 
 def _check_shape(doc: Any, *, budget: int) -> None:

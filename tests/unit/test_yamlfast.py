@@ -127,3 +127,24 @@ def test_a_broken_file_still_gets_file_and_line(tmp_path: Path, text: str, where
     with pytest.raises(InputError) as caught:
         load_dir(tmp_path, settings_)
     assert caught.value.problems[0].startswith(f"{tmp_path / 'a.yaml'}{where}")
+
+
+def test_a_fleet_file_of_plain_strings_never_reaches_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Rust reader takes what a large fleet's policy files hold; it is installed wherever
+    rotator's tests run (x86_64), so a silent fall back to libyaml would be a defect here."""
+    text = "secrets:\n" + "".join(
+        f"  - name: app-{i}\n    provider: bw\n    store: {{aws: {{secret_id: fleet/app-{i}}}}}\n"
+        "    policy: quarterly\n    access: [alice@example.com]\n"
+        for i in range(50)
+    )
+    text += 'policies:\n  quarterly: {max_age: 90d, window: "Mon-Fri 02:00-04:00 UTC", jitter: 30m}\n'
+
+    def not_libyaml(*_: object, **__: object) -> None:
+        raise AssertionError("libyaml was used")
+
+    monkeypatch.setattr(yamlfast.yaml, "load", not_libyaml)
+    doc = yamlfast.load(text, len(text))
+    assert len(doc["secrets"]) == 50 and doc["policies"]["quarterly"]["max_age"] == "90d"
+    for typed in ("a: 12\n", "a: yes\n", 'a: "12"\n', "a: &x b\nc: *x\n"):
+        with pytest.raises(yamlfast.Unsure, match="AssertionError"):  # reached libyaml
+            yamlfast.load(typed, len(typed))
