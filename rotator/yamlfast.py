@@ -158,6 +158,8 @@ _TYPED = re.compile(
     re.X,
 )
 """Every plain scalar YAML 1.1 or 1.2 could read as other than a string, and the empty one."""
+_TYPED_FIRST = frozenset("0123456789+-._~=<nNtTfFyYoO")
+"""The characters such a scalar can start with: most strings need no regex."""
 
 
 def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
@@ -171,12 +173,12 @@ def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
             return False
         if isinstance(node, dict):
             for key, value in node.items():
-                if not isinstance(key, str) or _TYPED.match(key):
+                if not isinstance(key, str) or ((not key or key[0] in _TYPED_FIRST) and _TYPED.match(key)):
                     return False
                 stack.append((value, depth + 1))
         elif isinstance(node, list):
             stack.extend((item, depth + 1) for item in node)
-        elif not isinstance(node, str) or _TYPED.match(node):
+        elif not isinstance(node, str) or ((not node or node[0] in _TYPED_FIRST) and _TYPED.match(node)):
             return False
     return True
 

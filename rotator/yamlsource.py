@@ -7,6 +7,7 @@ that caused them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,11 +66,17 @@ def load(path: Path) -> Any:
     return doc
 
 
+_NESTING = re.compile(r"[\n\"'\[\]{}]")
+
+
 def too_deep(text: str) -> int | None:
     """The line where `[`/`{` nesting passes MAX_DEPTH, found before the (recursive, slow) parser
     sees it; quoted text is skipped roughly, which is enough to bound the parser's work."""
     depth, line, quote = 0, 1, ""
-    for char in text:
+    # only the characters that matter, found by the regex engine (a Python loop over every
+    # character took a second for a fleet's 14 MB of policies)
+    for found in _NESTING.finditer(text):
+        char = found.group()
         if char == "\n":
             line += 1
         elif quote:

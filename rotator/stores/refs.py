@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import create_model, model_validator
@@ -22,16 +23,22 @@ class StoreRefBase(Strict):
         return self
 
     def _chosen(self) -> list[tuple[str, StoreRefPart]]:
-        return [(name, value) for name in type(self).model_fields if (value := getattr(self, name)) is not None]
+        # the fields' values, read from __dict__: pydantic's model_fields costs microseconds a call
+        return [(name, value) for name, value in vars(self).items() if value is not None and name[0] != "_"]
+
+    @functools.cached_property
+    def _choice(self) -> tuple[str, StoreRefPart]:
+        """The store type named and its reference, found once (a fleet asks for them per secret)."""
+        return self._chosen()[0]
 
     @property
     def kind(self) -> str:
         """The store type named: `aws`, `vault`, …"""
-        return self._chosen()[0][0]
+        return self._choice[0]
 
     @property
     def part(self) -> StoreRefPart:
-        return self._chosen()[0][1]
+        return self._choice[1]
 
     @property
     def instance(self) -> str:
