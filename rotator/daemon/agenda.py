@@ -56,7 +56,8 @@ class Agenda:
     def refresh(self, now: datetime) -> None:
         """Plan every secret the first time; later, re-plan those whose rotations ended since."""
         if self._asked_at is None:
-            for plan in self._planner.plans(now):
+            # ages only a store can tell are read by the daemon's discovery, off this path (replan)
+            for plan in self._planner.plans(now, discover=False):
                 self._put(plan, now)
         else:
             ended = self._planner.app.db.finished_since(self._asked_at - CLOCK_SKEW)
@@ -65,6 +66,12 @@ class Agenda:
                     self._ended[secret] = finished
                     self._put(self._planner.plan(secret, now), now)
         self._asked_at = now
+
+    def replan(self, secrets: list[str], now: datetime) -> None:
+        """Plan `secrets` again now (their stored ages were just discovered)."""
+        for secret in secrets:
+            if secret in self.plans:
+                self._put(self._planner.plan(secret, now), now)
 
     def again(self, plan: Plan, now: datetime, at: datetime | None = None) -> None:
         """Look at `plan`'s secret again at `at`, or at its next moment after `now`."""

@@ -23,7 +23,9 @@ class StateCollector(Collector):
         now: Callable[[], datetime],
         notification_failures: Callable[[], int] = lambda: 0,
         last_tick: Callable[[], float | None] = lambda: None,
+        discovery_left: Callable[[], int] = lambda: 0,
     ) -> None:
+        self._discovery_left = discovery_left
         self._db = db
         self._now = now
         self._notification_failures = notification_failures
@@ -67,6 +69,11 @@ class StateCollector(Collector):
             yield GaugeMetricFamily(
                 "rotator_last_tick_timestamp_seconds", "When the daemon last finished a tick (Unix time)", last_tick
             )
+        yield GaugeMetricFamily(
+            "rotator_discovery_pending",
+            "Secrets never rotated here whose key age is still to be read from their store",
+            value=self._discovery_left(),
+        )
         yield CounterMetricFamily(
             "rotator_notification_failures",
             "Notification delivery attempts that failed, since this process started",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rotator import log
 from rotator.app import App
 from rotator.daemon import schedule
 from rotator.errors import RotatorError
@@ -11,47 +12,71 @@ from rotator.policies import SecretSpec
 from rotator.providers.http import parse_time
 from rotator.state.db import utcnow
 
+_log = log.get(__name__)
+
+
+DISCOVERY_BATCH = 500
+"""Secrets whose stored age is read in one go (a store reads them 20 to a call where it can)."""
+
 
 class Planner:
+    """Plans from the state database's completed rotations; for a secret never rotated here, from
+    the `rotated_at` of the value in its store, read once ("discovery", in bulk per store)."""
+
     def __init__(self, app: App) -> None:
         self.app = app
         self._stored_age: dict[str, datetime | None] = {}
 
-    def plans(self, now: datetime | None = None) -> list[schedule.Plan]:
+    def plans(self, now: datetime | None = None, *, discover: bool = True) -> list[schedule.Plan]:
+        """Every secret's plan. With `discover`, ages unknown are read from the stores first (in
+        bulk); without, such a secret's plan says it is being discovered and starts nothing."""
         now = now or utcnow()
         finished = self.app.db.last_completed_at()
-        return [
-            schedule.plan(
-                name,
-                spec.policy,
-                self.app.policies.policies[spec.policy],
-                last_rotated=self.last_rotated(spec, finished),
-                now=now,
-            )
-            for name, spec in sorted(self.app.policies.secrets.items())
-        ]
+        if discover:
+            self.discover(sorted(self.undiscovered(finished)))
+        return [self._plan(spec, finished, now) for _, spec in sorted(self.app.policies.secrets.items())]
 
     def plan(self, secret: str, now: datetime) -> schedule.Plan:
         """One secret's plan, its last rotation read now (the agenda re-plans only what changed)."""
         spec = self.app.policies.secret(secret)
         last = self.app.db.last_completed(secret)
         finished = {secret: last.finished_at} if last is not None and last.finished_at is not None else {}
-        return schedule.plan(
-            secret,
-            spec.policy,
-            self.app.policies.policies[spec.policy],
-            last_rotated=self.last_rotated(spec, finished),
-            now=now,
-        )
+        if secret not in finished and secret not in self._stored_age:
+            self.discover([secret])
+        return self._plan(spec, finished, now)
 
-    def last_rotated(self, spec: SecretSpec, finished: dict[str, datetime]) -> datetime | None:
-        """The last completed rotation; for a secret never rotated here, the stored value's rotated_at (read once)."""
-        if spec.name in finished:
-            return finished[spec.name]
-        if spec.name not in self._stored_age:
-            try:
-                current = self.app.store(spec.store.instance).read_current(location=spec.store.location)
-            except RotatorError:
-                return None
-            self._stored_age[spec.name] = parse_time(current.value.rotated_at) if current else None
-        return self._stored_age[spec.name]
+    def undiscovered(self, finished: dict[str, datetime] | None = None) -> list[str]:
+        """Secrets whose age only their store can tell and that were not read yet."""
+        finished = self.app.db.last_completed_at() if finished is None else finished
+        return [n for n in self.app.policies.secrets if n not in finished and n not in self._stored_age]
+
+    def discover(self, secrets: list[str]) -> list[str]:
+        """Read the stored values of `secrets` in bulk, per store; return those now known (a store
+        that cannot be read now leaves its secrets for a later try)."""
+        by_store: dict[str, list[SecretSpec]] = {}
+        for name in secrets:
+            spec = self.app.policies.secret(name)
+            by_store.setdefault(spec.store.instance, []).append(spec)
+        known: list[str] = []
+        for instance, specs in by_store.items():
+            for chunk in (specs[i : i + DISCOVERY_BATCH] for i in range(0, len(specs), DISCOVERY_BATCH)):
+                try:
+                    found = self.app.store(instance).read_current_many([s.store.location for s in chunk])
+                except RotatorError as exc:
+                    _log.warning("discovery.failed", store=instance, error=str(exc))
+                    break
+                for spec in chunk:
+                    if spec.store.location in found:
+                        current = found[spec.store.location]
+                        self._stored_age[spec.name] = parse_time(current.value.rotated_at) if current else None
+                        known.append(spec.name)
+        return known
+
+    def _plan(self, spec: SecretSpec, finished: dict[str, datetime], now: datetime) -> schedule.Plan:
+        policy = self.app.policies.policies[spec.policy]
+        if spec.name not in finished and spec.name not in self._stored_age:
+            return schedule.Plan(
+                spec.name, spec.policy, None, None, None, "age not known yet: reading the store", policy.max_age
+            )
+        last = finished.get(spec.name) or self._stored_age.get(spec.name)
+        return schedule.plan(spec.name, spec.policy, policy, last_rotated=last, now=now)

@@ -33,7 +33,7 @@ from rotator.background_http import serve_app
 from rotator.daemon import schedule
 from rotator.daemon.agenda import Agenda
 from rotator.daemon.metrics import StateCollector, per_secret, registry
-from rotator.daemon.planning import Planner
+from rotator.daemon.planning import DISCOVERY_BATCH, Planner
 from rotator.durations import render
 from rotator.engine.steps import Step
 from rotator.errors import ActiveRotationExists, InputError, LeaseHeld, RotatorError
@@ -58,6 +58,13 @@ class Daemon:
         self.db_problem: str | None = None
         self.planner = Planner(app)
         self.agenda = self._agenda(app)
+        self._discovered: list[str] = []
+        """Secrets whose stored ages discovery found since the last tick."""
+        self._discovered_lock = threading.Lock()
+        self.discovery_left = 0
+        self._rediscover = threading.Event()
+        """Set by a reload (new secrets, a new planner) and at the stop: discovery looks at once."""
+        """Secrets whose age is still to be read from their store."""
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
         self.identity = process_identity()
@@ -67,6 +74,7 @@ class Daemon:
             utcnow,
             lambda: self.app.notifier.failures,
             lambda: self.last_tick_wall,
+            lambda: self.discovery_left,
         )
         self.registry, self.step_seconds = registry(collector)
         self._labels: dict[str, str] = {}
@@ -81,6 +89,8 @@ class Daemon:
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_job(self.tick, "interval", seconds=settings.tick.total_seconds(), next_run_time=datetime.now())
         self.app.notifier.start()  # delivers what earlier runs left in the outbox, too
+        discovery = threading.Thread(target=self._discover, name="discovery", daemon=True)
+        discovery.start()
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
@@ -95,6 +105,8 @@ class Daemon:
         self.notifier.notify("STOPPING=1")
         _log.info("daemon.stopping")
         scheduler.shutdown(wait=True)  # the tick under way finishes its current steps
+        self._rediscover.set()
+        discovery.join(timeout=10)
         with contextlib.suppress(DBAPIError):
             self.app.db.farewell(self.identity)  # the other replicas take this one's share at once
         self.app.close()
@@ -143,6 +155,7 @@ class Daemon:
         old, self.app = self.app, fresh
         self.planner = Planner(fresh)
         self.agenda = self._agenda(fresh)  # removed secrets leave /metrics at once, not a tick later
+        self._rediscover.set()
         fresh.notifier.start()
         old.notifier.stop()
         old.db.close()
@@ -211,11 +224,38 @@ class Daemon:
         if step.step:
             self.step_seconds.labels(step=step.step).observe(step.seconds)
 
+    def _discover(self) -> None:
+        """Read the stored ages of secrets never rotated here, in bulk, beside the ticks: the daemon
+        is ready at once, and each batch found is planned at the next tick. Looks again every
+        minute for secrets added by a reload or left by a store that could not be read."""
+        while not self.stopping.is_set():
+            planner = self.planner
+            try:
+                left = planner.undiscovered()
+            except DBAPIError:
+                left = []
+            self.discovery_left = len(left)
+            for start in range(0, len(left), DISCOVERY_BATCH):
+                if self.stopping.is_set() or planner is not self.planner:
+                    break
+                found = planner.discover(left[start : start + DISCOVERY_BATCH])
+                with self._discovered_lock:
+                    self._discovered.extend(found)
+                self.discovery_left -= len(found)
+            if self.discovery_left == 0 and left:
+                _log.info("discovery.done", secrets=len(left))
+            self._rediscover.wait(60.0 if self.discovery_left == 0 or not left else 5.0)
+            self._rediscover.clear()
+
     def _agenda(self, app: App) -> Agenda:
         return Agenda(self.planner, notify_before=lambda policy: app.policies.policies[policy].notify_before)
 
     def _start_due(self, app: App) -> None:
         now, agenda = utcnow(), self.agenda
+        with self._discovered_lock:
+            found, self._discovered = self._discovered, []
+        agenda.refresh(now)
+        agenda.replan(found, now)
         tick = app.settings.daemon.tick
         for p in agenda.due(now):
             self._announce(app, p, now)
@@ -279,7 +319,7 @@ class Daemon:
     def plans(self) -> list[schedule.Plan]:
         """What /metrics shows: the agenda's plans (a scrape must not plan the whole fleet again;
         key ages are computed at scrape time from them), or planned now before the first tick."""
-        return list(self.agenda.plans.values()) if self.agenda.plans else self.planner.plans()
+        return list(self.agenda.plans.values()) if self.agenda.plans else self.planner.plans(discover=False)
 
     # health and metrics -------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import abc
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +119,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def read_current(self, *, location: str) -> Version | None:
         """What applications read now; None when the secret does not exist or has no value."""
+
+    def read_current_many(self, locations: Sequence[str]) -> dict[str, Version | None]:
+        """`read_current` of many locations, for discovering a fleet: a store with a batch read
+        overrides this. A location that cannot be read now (or holds no readable value) is left
+        out, for a later try; one that does not exist maps to None."""
+        found: dict[str, Version | None] = {}
+        for location in locations:
+            try:
+                found[location] = self.read_current(location=location)
+            except StoreError:
+                continue
+        return found
 
     @abc.abstractmethod
     def read_version(self, *, location: str, version_id: str) -> StoredValue | None:

@@ -282,3 +282,33 @@ def test_notify_before_announces_an_upcoming_rotation(world: World, daemons: lis
         assert d.stop() == 0
     finally:
         served.stop()
+
+
+def test_a_cold_start_reads_stored_ages_beside_the_ticks_and_rotates_only_what_is_due(
+    world: World, daemons: list[Daemon]
+) -> None:
+    """Secrets never rotated here: their ages come from the store, read in bulk by discovery
+    while the daemon already ticks; the one found old is rotated, the fresh ones are not."""
+    make_due(world)
+    now = datetime.now(UTC).isoformat()
+    fresh = [f"{world.name}-fresh-{i:02d}" for i in range(60)]
+    lines = []
+    for i, name in enumerate(fresh):
+        value = {"api_key": f"unused-{i}", "key_id": f"unused-{i}", "rotated_at": now}
+        world.sm.create_secret(Name=f"test/{name}", SecretString=json.dumps(value))
+        lines.append(f"  - {{name: {name}, provider: bw, store: {{aws: {{secret_id: test/{name}}}}}, policy: fast}}\n")
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("teams:\n", "".join(lines) + "teams:\n"))
+    d = Daemon(world)
+    daemons.append(d)
+    wait_for(lambda: completed(world) == 1, what="the secret discovery found old to be rotated")
+
+    def pending() -> float:
+        families = {f.name: f for f in text_string_to_metric_families(d.get("/metrics").text)}
+        return families["rotator_discovery_pending"].samples[0].value
+
+    wait_for(lambda: pending() == 0, what="discovery to finish")
+    time.sleep(1.0)  # a few more ticks with every age known
+    app = world.app()
+    assert not [n for n in fresh if app.db.rotations_of(n)]
+    assert d.stop() == 0

@@ -76,3 +76,25 @@ def test_a_rotation_in_vault_makes_five_calls(vault_world: World) -> None:
     adapter.request = counting  # type: ignore[method-assign]
     assert _rotate(vault_world, app) == "completed"
     assert sum(calls.values()) <= 5, dict(calls)
+
+
+def test_discovering_a_fleet_reads_twenty_secrets_a_call(aws_url: str, sm: Any) -> None:
+    """A daemon's cold start reads the stored ages of secrets never rotated here: in bulk
+    (BatchGetSecretValue, 20 ids a call), not one GetSecretValue each."""
+    import json
+    import uuid
+
+    store = AwsSecretsManager(region="us-east-1", endpoint_url=aws_url)
+    prefix = f"test/fleet-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}/app-{i:02d}" for i in range(45)]
+    for i, name in enumerate(names):
+        value = {"api_key": f"key-{i}", "key_id": f"k{i}", "rotated_at": f"2026-01-{1 + i % 28:02d}T00:00:00Z"}
+        sm.create_secret(Name=name, SecretString=json.dumps(value))
+    calls: Counter[str] = Counter()
+    store._client.meta.events.register("before-call.secrets-manager", lambda model, **_: calls.update([model.name]))
+    missing = f"{prefix}/never-made"
+    found = store.read_current_many([*names, missing])
+    assert dict(calls) == {"BatchGetSecretValue": 3}
+    assert found[missing] is None and len(found) == 46
+    assert all((v := found[n]) is not None and v.value.key_id == f"k{i}" for i, n in enumerate(names))
+    assert found[names[3]] is not None and found[names[3]].value.rotated_at == "2026-01-04T00:00:00Z"
