@@ -46,7 +46,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/incident.py
-	$(BIN)/python benchmarks/fleet_tick.py
+	$(BIN)/python benchmarks/fleet.py
 	$(BIN)/python benchmarks/replicas.py
 
 # the loader fuzzer at length: 10,000 mutated rotator.yaml and 10,000 mutated policy files (minutes; the

@@ -169,7 +169,7 @@ class Daemon:
     # one tick ---------------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        app = self.app
+        app, started = self.app, time.perf_counter()
         try:
             self._start_due(app)
             due_by, handled = utcnow(), set[str]()
@@ -187,6 +187,7 @@ class Daemon:
             self.ready = True
             self.last_tick = time.monotonic()
             self.last_tick_wall = time.time()
+            _log.debug("tick.done", ms=round((time.perf_counter() - started) * 1000, 1))
         except DBAPIError as exc:
             # the database is away (restart, failover, network): stay up, say so, try next tick
             self.db_problem = (
