@@ -87,6 +87,43 @@ TYPE = ProviderType(name="sixth", settings=SixthSettings, build=_build)
 '''
 
 
+CONTRACT = '''\
+"""The sixth adapter's own tests: rotator's provider contract, against its vendor's API."""
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rotator.app import App
+from rotator.testing import ApiProviderContract, IssuedKey
+
+API, ADMIN = os.environ["SIXTH_API"], {"Authorization": "Bearer " + os.environ["SIXTH_ADMIN"]}
+
+
+class TestSixth(ApiProviderContract):
+    unknown_key = "six_" + "0" * 32
+
+    @pytest.fixture
+    def provider(self):
+        app = App.load(Path(os.environ["ROTATOR_CONFIG"]))
+        return app.provider_for(app.policies.secret("six-app"))
+
+    @pytest.fixture
+    def issue(self):
+        def made():
+            body = httpx.post(API + "/keys", headers=ADMIN, json={"name": "made-by-a-person"}).json()
+            return IssuedKey(id=body["id"], secret=body["secret"])
+
+        return made
+
+    @pytest.fixture
+    def revoke(self):
+        return lambda key_id: httpx.delete(API + "/keys/" + key_id, headers=ADMIN).raise_for_status()
+'''
+
+
 class SixthApi(BaseHTTPRequestHandler):
     """The vendor: keys by id; a request authenticates with a live key as bearer."""
 
@@ -192,6 +229,39 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
     refused = rotator("validate", "--offline", installed=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"{config}:4:" in refused.stderr and "'sixth'" in refused.stderr and "'brandwave'" in refused.stderr
+
+    # the adapter's own tests: the contract that ships with rotator (rotator/testing.py)
+    (tmp_path / "test_sixth_contract.py").write_text(CONTRACT)
+    admin = mint("admin")
+    env = {
+        **os.environ,
+        "ROTATOR_CONFIG": str(config),
+        "SIXTH_API": sixth_api,
+        "SIXTH_ADMIN": admin["secret"],
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(plugin), os.environ.get("PYTHONPATH")])),
+    }
+    contract = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-o",
+            "addopts=",
+            str(tmp_path / "test_sixth_contract.py"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert contract.returncode == 0 and "5 passed" in contract.stdout, contract.stdout[-3000:] + contract.stderr
 
     rotated = rotator("rotate", "six-app")
     assert rotated.returncode == 0, rotated.stdout + rotated.stderr
