@@ -12,20 +12,24 @@ revoked by id, likewise). pytest collects the inherited tests:
         @pytest.fixture
         def provider(self, ...) -> Provider: ...
 
-A new adapter passes these before it is used on production keys. Needs pytest (rotator's `dev`
-extra); rotator itself never imports this module.
+A store type's tests subclass `StoreContract` likewise, with a `case` fixture (a secret in the
+store and how applications see it). A new adapter passes these before it touches production keys.
+Needs pytest (rotator's `dev` extra); rotator itself never imports this module.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from rotator.errors import KeyNotProven, KeyRefused
+from rotator.errors import KeyNotProven, KeyRefused, StoreConflict
 from rotator.keys import key_name, secret
 from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo, Provider
+from rotator.stores.base import Store, StoredValue
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,116 @@ class DashboardProviderContract(ProviderContract):
         assert isinstance(provider, DashboardProvider)
         name = key_name("contract")
         assert name in provider.create_instructions(name=name, permissions=None)
+
+
+@dataclass
+class StoreCase:
+    """A secret in the store under test, and how an application and other people see it."""
+
+    store: Store
+    location: str
+    """Holds `{"api_key": "old-key-value", "key_id": "old"}` and one metadata entry `team: support`
+    set by someone else."""
+    app_read: Callable[[], dict[str, Any]]
+    """What an application reads as current."""
+    foreign_write: Callable[[dict[str, Any]], None]
+    """Someone else writes the secret."""
+    metadata: Callable[[], dict[str, str]]
+    """The secret's metadata, rotator's entries prefixed `rotator:`."""
+    history: Callable[[], int]
+    """How many versions carry a value."""
+
+
+def _value(key: str, rotation_id: str) -> StoredValue:
+    return StoredValue.new(api_key=secret(key), key_id=f"id-{key}", provider="brandwave", rotation_id=rotation_id)
+
+
+def _token() -> str:
+    return str(uuid.uuid4())
+
+
+class StoreContract:
+    """Every store: staging never touches what applications read, writes are idempotent on their
+    token, promotion is a compare-and-set, metadata is merged. A subclass gives a `case` fixture."""
+
+    @pytest.fixture
+    def case(self) -> StoreCase:
+        raise NotImplementedError("give a `case` fixture: a StoreCase in the store under test")
+
+    def test_stage_twice_with_the_same_token_writes_once(self, case: StoreCase) -> None:
+        t = _token()
+        before = case.history()
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        assert case.store.pending_tokens(location=case.location) == [t]
+        pending = case.store.read_pending(location=case.location, token=t)
+        assert pending is not None and pending.api_key.get_secret_value() == "new-key-value"
+        assert case.history() - before <= 1  # AWS counts the pending version; Vault keeps it elsewhere
+
+    def test_stage_refuses_a_different_key_under_the_same_token(self, case: StoreCase) -> None:
+        t = _token()
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        with pytest.raises(StoreConflict):
+            case.store.stage(location=case.location, token=t, value=_value("other-key-value", t))
+
+    def test_the_current_value_is_never_a_pending_key(self, case: StoreCase) -> None:
+        t = _token()
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        assert case.app_read()["api_key"] == "old-key-value"
+        current = case.store.read_current(location=case.location)
+        assert current is not None and current.value.api_key.get_secret_value() == "old-key-value"
+
+    def test_promote_is_idempotent_and_keeps_the_previous_readable(self, case: StoreCase) -> None:
+        old = case.store.read_current(location=case.location)
+        assert old is not None
+        t = _token()
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        case.store.promote(location=case.location, token=t, expected_current=old.version_id)
+        versions = case.history()
+        case.store.promote(location=case.location, token=t, expected_current=old.version_id)
+        assert case.history() == versions
+        assert case.app_read()["api_key"] == "new-key-value"
+        previous = case.store.read_version(location=case.location, version_id=old.version_id)
+        assert previous is not None and previous.api_key.get_secret_value() == "old-key-value"
+        assert case.store.pending_tokens(location=case.location) == []
+
+    def test_promote_refuses_to_overwrite_someone_elses_write(self, case: StoreCase) -> None:
+        old = case.store.read_current(location=case.location)
+        assert old is not None
+        t = _token()
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        case.foreign_write({"api_key": "someone-else", "key_id": "x"})
+        with pytest.raises(StoreConflict, match="someone else"):
+            case.store.promote(location=case.location, token=t, expected_current=old.version_id)
+        assert case.app_read()["api_key"] == "someone-else"
+
+    def test_rollback_clears_pending_and_is_idempotent(self, case: StoreCase) -> None:
+        t = _token()
+        case.store.stage(location=case.location, token=t, value=_value("new-key-value", t))
+        case.store.clear_pending(location=case.location, token=t)
+        case.store.clear_pending(location=case.location, token=t)
+        assert case.store.pending_tokens(location=case.location) == []
+        assert case.store.read_pending(location=case.location, token=t) is None
+        assert case.app_read()["api_key"] == "old-key-value"
+
+    def test_metadata_is_merged_not_replaced(self, case: StoreCase) -> None:
+        case.store.set_metadata(location=case.location, metadata={"fingerprint": "sha256:abc", "rotation-id": "r1"})
+        case.store.set_metadata(location=case.location, metadata={"policy": "quarterly"})
+        assert case.metadata() == {
+            "team": "support",
+            "rotator:fingerprint": "sha256:abc",
+            "rotator:rotation-id": "r1",
+            "rotator:policy": "quarterly",
+        }
+
+    def test_a_missing_secret_reads_as_none(self, case: StoreCase) -> None:
+        location = case.location.rsplit("/", 1)[0] + "/does-not-exist"
+        assert case.store.read_current(location=location) is None
+        assert case.store.pending_tokens(location=location) == []
+
+    def test_many_current_values_read_at_once(self, case: StoreCase) -> None:
+        missing = case.location.rsplit("/", 1)[0] + "/does-not-exist"
+        found = case.store.read_current_many([case.location, missing])
+        assert found[missing] is None
+        current = found[case.location]
+        assert current is not None and current.value.api_key.get_secret_value() == "old-key-value"
