@@ -22,8 +22,8 @@ from mypy_boto3_secretsmanager import SecretsManagerClient
 from rotator_sandbox.server import Running, serve_all
 
 from rotator import log
-from tests.provider_world import ProviderWorld
-from tests.world import World
+from tests.support.provider_world import ProviderWorld
+from tests.support.world import World
 
 for _name, _value in (
     ("AWS_ACCESS_KEY_ID", "testing"),

@@ -11,7 +11,7 @@ import threading
 import httpx
 import pytest
 
-from tests.provider_world import ProviderWorld
+from tests.support.provider_world import ProviderWorld
 
 pytestmark = pytest.mark.e2e
 

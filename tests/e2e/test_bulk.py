@@ -20,7 +20,7 @@ from mypy_boto3_secretsmanager import SecretsManagerClient
 from rotator_sandbox.server import Running
 
 from rotator.state.db import StateDB
-from tests.provider_world import BOLTLY_SCOPES
+from tests.support.provider_world import BOLTLY_SCOPES
 
 pytestmark = pytest.mark.e2e
 

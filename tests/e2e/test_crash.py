@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from rotator.providers.brandwave import PATH
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.e2e
 

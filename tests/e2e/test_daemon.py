@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.e2e
 DEPLOY = Path(__file__).parents[2] / "deploy"

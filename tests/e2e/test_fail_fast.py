@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.e2e.test_trust import admin_from_env
-from tests.provider_world import ProviderWorld
+from tests.support.provider_world import ProviderWorld
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +79,7 @@ def test_check_proves_every_permission_and_changes_nothing(provider_world: Provi
 
 
 def test_check_on_vault_reads_capabilities(vault_world: object) -> None:
-    from tests.world import World
+    from tests.support.world import World
 
     assert isinstance(vault_world, World)
     result = vault_world.cli("check")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rotator.background_http import serve_app
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.e2e
 SECRET = "a-signing-secret-for-tests"

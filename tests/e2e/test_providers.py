@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.provider_world import API, BOLTLY_SCOPES, OPERATED, ProviderWorld
+from tests.support.provider_world import API, BOLTLY_SCOPES, OPERATED, ProviderWorld
 
 pytestmark = pytest.mark.e2e
 

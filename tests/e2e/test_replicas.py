@@ -15,7 +15,7 @@ import pytest
 
 from rotator.errors import LeaseHeld
 from rotator.providers.brandwave import PATH
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.provider_world import BOLTLY_SCOPES, ProviderWorld
+from tests.support.provider_world import BOLTLY_SCOPES, ProviderWorld
 
 pytestmark = pytest.mark.e2e
 

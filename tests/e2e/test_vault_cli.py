@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.conftest import OpenBao
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.provider_world import ProviderWorld
+from tests.support.provider_world import ProviderWorld
 
 
 @pytest.mark.parametrize("provider_world", ["boltly"], indirect=True)

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from rotator.app import App
 from rotator.stores.aws import AwsSecretsManager
 from rotator.stores.vault import VaultKV
-from tests.world import World
+from tests.support.world import World
 
 
 def _count_aws(app: App) -> Counter[str]:

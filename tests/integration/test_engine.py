@@ -13,7 +13,7 @@ from rotator.app import App
 from rotator.errors import LeaseHeld
 from rotator.providers.brandwave import PATH
 from rotator.state.schema import Rotation
-from tests.world import World
+from tests.support.world import World
 
 HAPPY_EVENTS = [
     "requested",

@@ -22,7 +22,7 @@ from rotator.background_http import Served, serve_app
 from rotator.engine import interventions
 from rotator.errors import RotationError
 from rotator.state.schema import Rotation
-from tests.world import World
+from tests.support.world import World
 
 
 @dataclass

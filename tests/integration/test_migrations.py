@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from rotator.errors import SchemaMismatch
 from rotator.state import migrate
 from rotator.state.db import StateDB
-from tests.world import World
+from tests.support.world import World
 
 OLD_SCHEMA = Path(__file__).parent.parent / "data" / "schema-0.1.0.sqlite.sql"
 OLD_ROTATION_COLUMNS = [

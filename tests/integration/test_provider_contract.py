@@ -14,7 +14,7 @@ from rotator.errors import CreateOutcomeUnknown, ProviderUnavailable
 from rotator.keys import key_name, secret
 from rotator.providers.base import ApiProvider, KeyInfo, Provider
 from rotator.testing import ApiProviderContract, DashboardProviderContract, IssuedKey
-from tests.provider_world import ALL, API, BOLTLY_SCOPES, OPERATED, ProviderWorld
+from tests.support.provider_world import ALL, API, BOLTLY_SCOPES, OPERATED, ProviderWorld
 
 
 def adapter(w: ProviderWorld) -> Provider:

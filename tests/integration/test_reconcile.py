@@ -7,7 +7,7 @@ import httpx
 
 from rotator.app import App
 from rotator.reconcile import reconcile
-from tests.world import World
+from tests.support.world import World
 
 
 def test_orphaned_key_and_pending_version_are_found_and_fixed(world: World) -> None:

@@ -14,7 +14,7 @@ from rotator.keys import secret
 from rotator.lifecycle import State
 from rotator.stores.vault import VaultKV
 from tests.conftest import OpenBao, start_openbao
-from tests.world import World
+from tests.support.world import World
 
 
 def test_full_rotation_in_vault_never_shows_a_refused_key(vault_world: World) -> None:

@@ -4,9 +4,6 @@ holding the first key, config and policies. The test plays the operator through 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +13,7 @@ import httpx
 from mypy_boto3_secretsmanager import SecretsManagerClient
 from rotator_sandbox.server import Running
 
-from rotator.app import App
+from tests.support.sandbox_world import SandboxWorld
 
 OPERATED = ("blueticks", "texting-blue", "goblue")
 API = ("brandwave", "boltly")
@@ -57,7 +54,7 @@ secrets:
 
 
 @dataclass
-class ProviderWorld:
+class ProviderWorld(SandboxWorld):
     kind: str
     dir: Path
     sandbox: Running
@@ -67,6 +64,13 @@ class ProviderWorld:
     account: str
     first: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def control_url(self) -> str:
+        return self.sandbox.base_url
+
+    def extra_env(self) -> dict[str, str]:
+        return self.env
 
     @classmethod
     def create(
@@ -140,36 +144,11 @@ class ProviderWorld:
     def config(self, **body: Any) -> None:
         httpx.post(f"{self.sandbox.base_url}/_sandbox/config", json=body).raise_for_status()
 
-    def faults(self, **body: Any) -> None:
-        httpx.post(f"{self.sandbox.base_url}/_sandbox/faults", json=body).raise_for_status()
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.sandbox.base_url}/_sandbox/requests").json()["requests"])
-
-    # what applications and people see -------------------------------------------------------------
-
     def current(self) -> dict[str, Any]:
         got = self.sm.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
         return dict(json.loads(got["SecretString"]))
-
-    def app(self) -> App:
-        return App.load(self.dir / "rotator.yaml")
 
     def active_rotation(self) -> str:
         rotation = self.app().db.active_for(self.name)
         assert rotation is not None
         return rotation.id
-
-    def cli(
-        self, *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        full = {**os.environ, "ROTATOR_CONFIG": str(self.dir / "rotator.yaml"), **self.env, **(env or {})}
-        return subprocess.run(
-            [sys.executable, "-m", "rotator", *args],
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            check=False,
-        )

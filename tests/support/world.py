@@ -7,9 +7,6 @@ without seeing each other's state.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ import hvac
 import hvac.exceptions
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
-from rotator.app import App
+from tests.support.sandbox_world import SandboxWorld
 
 CONFIG = """\
 state: {{url: "sqlite:///{dir}/state.db"}}
@@ -65,7 +62,7 @@ teams:
 
 
 @dataclass
-class World:
+class World(SandboxWorld):
     dir: Path
     aws: str
     brandwave: str
@@ -74,6 +71,14 @@ class World:
     secret_id: str
     first: dict[str, Any]
     vault: hvac.Client | None = None
+
+    @property
+    def control_url(self) -> str:
+        return self.brandwave
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "rotator.yaml"
 
     @classmethod
     def create(
@@ -111,13 +116,6 @@ class World:
         else:
             sm.create_secret(Name=secret_id, SecretString=json.dumps(value))
         return cls(tmp, aws, brandwave, sm, name, secret_id, first, vault)
-
-    @property
-    def config(self) -> Path:
-        return self.dir / "rotator.yaml"
-
-    def app(self) -> App:
-        return App.load(self.config)
 
     def _vault_read(self, version: int | None = None) -> dict[str, Any]:
         assert self.vault is not None
@@ -171,27 +169,7 @@ class World:
     def rotation_names(self) -> set[str]:
         return {f"rotator-{r.id}" for r in self.app().db.rotations_of(self.name)}
 
-    def requests(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.brandwave}/_sandbox/requests").json()["requests"])
-
-    def faults(self, **body: Any) -> None:
-        httpx.post(f"{self.brandwave}/_sandbox/faults", json=body).raise_for_status()
-
     def probe(self, token: str) -> int:
         return httpx.get(
             f"{self.brandwave}/v1/personal-access-tokens", headers={"Authorization": f"Bearer {token}"}
         ).status_code
-
-    def cli(
-        self, *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "ROTATOR_CONFIG": str(self.config), **(env or {})}
-        return subprocess.run(
-            [sys.executable, "-m", "rotator", *args],
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            check=False,
-        )
