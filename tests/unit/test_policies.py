@@ -83,3 +83,22 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
 def test_missing_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="policy directory not found"):
         policies.load_dir(tmp_path / "absent", SETTINGS)
+
+
+def test_a_reload_reads_only_the_files_that_changed_and_sees_every_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = "secrets:\n  - {name: other, provider: bw, store: {aws: {secret_id: prod/other}}, policy: quarterly}\n"
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(other)
+    policies.load_dir(tmp_path, SETTINGS)
+    read: list[int] = []
+    real = policies.yamlfast.load
+    monkeypatch.setattr(policies.yamlfast, "load", lambda text, size: read.append(size) or real(text, size))
+    assert policies.load_dir(tmp_path, SETTINGS).policies["quarterly"].max_age is not None
+    assert read == []  # nothing changed: nothing parsed
+    (tmp_path / "a.yaml").write_text(GOOD.replace("max_age: 90d", "max_age: 30d"))  # same size, at once
+    loaded = policies.load_dir(tmp_path, SETTINGS)
+    assert len(read) == 1 and str(loaded.policies["quarterly"].max_age) == "30 days, 0:00:00"
+    (tmp_path / "b.yaml").unlink()
+    assert set(policies.load_dir(tmp_path, SETTINGS).secrets) == {"app"}
