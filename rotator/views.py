@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from rotator.app import App
 from rotator.daemon.planning import Planner
+from rotator.lifecycle import WITH_OPERATOR
 from rotator.state.db import utcnow
-from rotator.state.schema import Rotation
+from rotator.state.schema import LeftoverKey, Rotation
 
 
 def _when(value: datetime | None) -> str | None:
@@ -27,7 +29,7 @@ def _in_flight(active: Rotation | None) -> dict[str, Any] | None:
         "state": active.state,
         "waiting_for": active.waiting_for or None,
         "held": active.held_reason,
-        "operator_action": active.state.startswith("awaiting_"),
+        "operator_action": active.state in WITH_OPERATOR,
         "since": _when(active.waiting_since or active.updated_at),
         "next_attempt_at": _when(active.next_attempt_at),
     }
@@ -36,6 +38,11 @@ def _in_flight(active: Rotation | None) -> dict[str, Any] | None:
 def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
     """Every secret: key age, next due date, and the rotation in flight with what it waits for."""
     now = utcnow()
+    # one query each for what is in flight and what was left alive, not one per secret
+    active = {r.secret: r for r in app.db.active()}
+    left: dict[str, list[LeftoverKey]] = defaultdict(list)
+    for key in app.db.leftovers(secret):
+        left[key.secret].append(key)
     rows = []
     for plan in Planner(app).plans(now):
         if secret and plan.secret != secret:
@@ -48,7 +55,7 @@ def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
                 "last_rotated": _when(plan.last_rotated),
                 "age_days": _days(now, plan.last_rotated, 1),
                 "next_due": _when(plan.due),
-                "rotation": _in_flight(app.db.active_for(plan.secret)),
+                "rotation": _in_flight(active.get(plan.secret)),
                 "left_alive": [
                     {
                         "id": k.id,
@@ -58,7 +65,7 @@ def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
                         "since": _when(k.recorded_at),
                         "rotation_id": k.rotation_id,
                     }
-                    for k in app.db.leftovers(plan.secret)
+                    for k in left.get(plan.secret, [])
                 ],
             }
         )
@@ -68,9 +75,9 @@ def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
 def plan_rows(app: App) -> list[dict[str, Any]]:
     """For every secret: its age, when it is due, the next start inside its window, and why."""
     now = utcnow()
+    in_flight = {r.secret: r.id for r in app.db.active()}
     rows = []
     for plan in Planner(app).plans(now):
-        active = app.db.active_for(plan.secret)
         rows.append(
             {
                 "secret": plan.secret,
@@ -78,7 +85,7 @@ def plan_rows(app: App) -> list[dict[str, Any]]:
                 "age_days": _days(now, plan.last_rotated, 2),
                 "due": _when(plan.due),
                 "next_start": _when(plan.next_start),
-                "in_flight": active.id if active else False,
+                "in_flight": in_flight.get(plan.secret, False),
                 "why": plan.why,
             }
         )

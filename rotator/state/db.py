@@ -234,9 +234,7 @@ class StateDB:
 
     def active(self) -> Sequence[Rotation]:
         with self.session() as s:
-            return s.scalars(
-                select(Rotation).where(Rotation.state.not_in(TERMINAL)).order_by(Rotation.created_at)
-            ).all()
+            return s.scalars(select(Rotation).where(IN_FLIGHT).order_by(Rotation.created_at)).all()
 
     def rotations_of(self, secret: str) -> Sequence[Rotation]:
         with self.session() as s:
