@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rotator import yamlfast, yamlsource
 from rotator.config import Settings
+from rotator.config_parts import Lean
 from rotator.durations import Duration, PositiveDuration
 from rotator.errors import InputError
 from rotator.stores.refs import StoreRef
@@ -108,15 +109,16 @@ class Consumer(_Strict):
 NAME = r"[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}"
 
 
-class SecretSpec(_Strict):
+class SecretSpec(Lean):
     name: str = Field(pattern=f"^{NAME}$")
     """Letters, digits and . _ / @ + -, starting with a letter or digit."""
     provider: str
     store: StoreRef
     policy: str
-    access: list[str] = []
-    consumers: list[Consumer] = []
-    permissions: list[str] = []
+    # tuples: one empty tuple is shared by every secret, an empty list is not
+    access: tuple[str, ...] = ()
+    consumers: tuple[Consumer, ...] = ()
+    permissions: tuple[str, ...] = ()
     """What the key must be allowed (shown to an operator making it in a dashboard)."""
 
 

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import create_model, model_validator
 
 from rotator import registry
-from rotator.config_parts import StoreRefPart, Strict
+from rotator.config_parts import Lean, StoreRefPart
 
 
-class StoreRefBase(Strict):
+class StoreRefBase(Lean):
     """Exactly one of the fields (one per installed store type) is set."""
 
     @model_validator(mode="after")
@@ -26,19 +25,14 @@ class StoreRefBase(Strict):
         # the fields' values, read from __dict__: pydantic's model_fields costs microseconds a call
         return [(name, value) for name, value in vars(self).items() if value is not None and name[0] != "_"]
 
-    @functools.cached_property
-    def _choice(self) -> tuple[str, StoreRefPart]:
-        """The store type named and its reference, found once (a fleet asks for them per secret)."""
-        return self._chosen()[0]
-
     @property
     def kind(self) -> str:
         """The store type named: `aws`, `vault`, …"""
-        return self._choice[0]
+        return self._chosen()[0][0]
 
     @property
     def part(self) -> StoreRefPart:
-        return self._choice[1]
+        return self._chosen()[0][1]
 
     @property
     def instance(self) -> str:
