@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -57,7 +58,7 @@ class Window:
             return local.weekday() in self.days
         return (local - timedelta(days=1)).weekday() in self.days and t < self.end
 
-    @property
+    @functools.cached_property
     def length(self) -> timedelta:
         start = timedelta(hours=self.start.hour, minutes=self.start.minute)
         end = timedelta(hours=self.end.hour, minutes=self.end.minute)

@@ -94,3 +94,22 @@ def test_step_progress_survives_and_counts_attempts(db: StateDB) -> None:
     db.record_attempt(rid, "creating", error="HTTP 429", next_attempt_at=None)
     progress = db.step(rid, "creating")
     assert progress is not None and progress.attempts == 2 and progress.last_error == "HTTP 429"
+
+
+def test_last_completed_and_finished_since_give_aware_times_of_the_newest_end(db: StateDB) -> None:
+    """What the daemon plans from; SQLite's text timestamps are parsed here, not by SQLAlchemy."""
+    from sqlalchemy import update
+
+    from rotator.state.db import utcnow
+    from rotator.state.schema import Rotation
+
+    secret = f"s-{uuid.uuid4().hex[:8]}"
+    ends = [utcnow() - timedelta(days=3), utcnow() - timedelta(days=1)]
+    for end in ends:
+        rotation_id = new(db, secret)
+        with db.session() as s:
+            s.execute(update(Rotation).where(Rotation.id == rotation_id).values(state="completed", finished_at=end))
+    newest = db.last_completed_at()[secret]
+    assert newest == ends[1] and newest.tzinfo is not None
+    since = db.finished_since(utcnow() - timedelta(days=2))
+    assert since[secret] == ends[1] and since[secret].tzinfo is not None
