@@ -162,6 +162,10 @@ _TYPED_FIRST = frozenset("0123456789+-._~=<nNtTfFyYoO")
 """The characters such a scalar can start with: most strings need no regex."""
 
 
+def _typed(text: str) -> bool:
+    return (not text or text[0] in _TYPED_FIRST) and _TYPED.match(text) is not None
+
+
 def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
     """Every key and value a string no reader types otherwise, within the careful reader's limits."""
     stack: list[tuple[Any, int]] = [(doc, 1)]
@@ -173,12 +177,12 @@ def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
             return False
         if isinstance(node, dict):
             for key, value in node.items():
-                if not isinstance(key, str) or ((not key or key[0] in _TYPED_FIRST) and _TYPED.match(key)):
+                if not isinstance(key, str) or _typed(key):
                     return False
                 stack.append((value, depth + 1))
         elif isinstance(node, list):
             stack.extend((item, depth + 1) for item in node)
-        elif not isinstance(node, str) or ((not node or node[0] in _TYPED_FIRST) and _TYPED.match(node)):
+        elif not isinstance(node, str) or _typed(node):
             return False
     return True
 
