@@ -261,7 +261,7 @@ class Daemon:
             found, self._discovered = self._discovered, []
         agenda.refresh(now)
         agenda.replan(found, now)
-        tick = app.settings.daemon.tick
+        tick, started = app.settings.daemon.tick, 0
         for p in agenda.due(now):
             self._announce(app, p, now)
             if self.stopping.is_set():
@@ -283,6 +283,9 @@ class Daemon:
             if app.db.completed_since(p.secret, p.last_rotated):
                 agenda.again(p, now, now + tick)  # completed (here or by a replica) since it was planned
                 continue
+            if started >= STARTS_PER_TICK:
+                agenda.again(p, now, now)  # the next tick starts it
+                continue
             spec = app.policies.secret(p.secret)
             agenda.again(p, now, now + RECHECK)
             try:
@@ -296,6 +299,7 @@ class Daemon:
                 )
             except ActiveRotationExists:
                 continue  # started elsewhere a moment ago
+            started += 1
             _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
 
     def _announce(self, app: App, p: schedule.Plan, now: datetime) -> None:
@@ -359,6 +363,10 @@ HEARTBEAT_TTL = timedelta(seconds=30)
 URGENT = frozenset({"incident", "offboarding"})
 """Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
 each tick advances first, so a backlog of scheduled rotations never delays them."""
+STARTS_PER_TICK = 100
+"""Scheduled rotations a tick records at most: thousands due at once (a fleet's first quarter)
+become work over several ticks, and the workers, which take incidents and offboardings first,
+start within a tick of an incident however large the backlog."""
 RECHECK = timedelta(minutes=15)
 """A secret with a rotation in flight is looked at again after this long at the latest; its
 rotation's end brings it back at the next tick."""

@@ -123,3 +123,39 @@ def test_a_rotation_that_ended_re_plans_its_secret_and_no_other(fleet: App) -> N
     plan = agenda.plans["app-03"]
     assert plan.last_rotated is not None and plan.last_rotated > now - timedelta(minutes=1)
     assert [p.secret for p in agenda.due(now + timedelta(minutes=15))] == ["app-07"]  # app-03's old moment is gone
+
+
+def test_a_backlog_is_recorded_a_hundred_a_tick_and_an_incident_is_claimed_before_it(tmp_path: Path) -> None:
+    """5,000 due at once in a large fleet: each tick records at most STARTS_PER_TICK of them, so a
+    tick stays short, and the workers claim an incident's rotation before any of the backlog."""
+    from rotator.daemon.service import STARTS_PER_TICK, URGENT, Daemon
+
+    due = STARTS_PER_TICK * 2 + 50
+    (tmp_path / "rotator.yaml").write_text(CONFIG.format(dir=tmp_path))
+    (tmp_path / "policies").mkdir()
+    lines = ["policies:", "  quarterly: {max_age: 90d}", "secrets:"]
+    lines += [
+        f"  - {{name: app-{i:03d}, provider: bw, store: {{aws: {{secret_id: fleet/app-{i:03d}}}}}, policy: quarterly}}"
+        for i in range(due)
+    ]
+    (tmp_path / "policies" / "fleet.yaml").write_text("\n".join(lines) + "\n")
+    app = App.load(tmp_path / "rotator.yaml")
+    for i in range(due):
+        ended(app, f"app-{i:03d}", utcnow() - timedelta(days=100))
+    daemon = Daemon(tmp_path / "rotator.yaml", None, app)
+
+    def recorded() -> int:
+        return sum(1 for r in app.db.active() if r.trigger == "policy")
+
+    daemon._start_due(app)
+    assert recorded() == STARTS_PER_TICK
+    # an incident over a secret the backlog has not reached yet
+    spare = next(f"app-{i:03d}" for i in range(due) if not app.db.active_for(f"app-{i:03d}"))
+    urgent = app.db.create_rotation(
+        secret=spare, provider="bw", policy="incident", trigger="incident", reason="leak", actor="t"
+    )
+    claimed = app.db.claim_due("me:1:a:b:c:d", timedelta(minutes=1), due_by=utcnow(), urgent=URGENT)
+    assert claimed is not None and claimed[1].id == urgent.id
+    daemon._start_due(app)
+    daemon._start_due(app)
+    assert recorded() == due - 1  # all but the secret the incident took
