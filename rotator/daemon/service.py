@@ -234,23 +234,29 @@ class Daemon:
         is ready at once, and each batch found is planned at the next tick. Looks again every
         minute for secrets added by a reload or left by a store that could not be read."""
         while not self.stopping.is_set():
-            planner = self.planner
             try:
-                left = planner.undiscovered()
-            except DBAPIError:
-                left = []
-            self.discovery_left = len(left)
-            for start in range(0, len(left), DISCOVERY_BATCH):
-                if self.stopping.is_set() or planner is not self.planner:
-                    break
-                found = planner.discover(left[start : start + DISCOVERY_BATCH])
-                with self._discovered_lock:
-                    self._discovered.extend(found)
-                self.discovery_left -= len(found)
-            if self.discovery_left == 0 and left:
-                _log.info("discovery.done", secrets=len(left))
-            self._rediscover.wait(60.0 if self.discovery_left == 0 or not left else 5.0)
+                settled = self._discover_once()
+            except (DBAPIError, RotatorError) as exc:  # the database or a store away: next round
+                _log.warning("discovery.failed", error=str(exc))
+                settled = False
+            self._rediscover.wait(60.0 if settled else 5.0)
             self._rediscover.clear()
+
+    def _discover_once(self) -> bool:
+        """One round over the secrets whose ages are unknown; True when none is left."""
+        planner = self.planner
+        left = planner.undiscovered()
+        self.discovery_left = len(left)
+        for start in range(0, len(left), DISCOVERY_BATCH):
+            if self.stopping.is_set() or planner is not self.planner:
+                break
+            found = planner.discover(left[start : start + DISCOVERY_BATCH])
+            with self._discovered_lock:
+                self._discovered.extend(found)
+            self.discovery_left -= len(found)
+        if self.discovery_left == 0 and left:
+            _log.info("discovery.done", secrets=len(left))
+        return self.discovery_left == 0
 
     def _agenda(self, app: App) -> Agenda:
         return Agenda(self.planner, notify_before=lambda policy: app.policies.policies[policy].notify_before)
