@@ -34,41 +34,68 @@ def jitter_offset(secret: str, jitter: timedelta | None) -> timedelta:
     return timedelta(seconds=int(jitter.total_seconds() * fraction))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     secret: str
     policy: str
     last_rotated: datetime | None
     due: datetime | None
     next_start: datetime | None
-    why: str
+    note: str | None = None
+    """The reason as it is said (a plan the policy does not make: no max_age, an age not known yet)."""
     max_age: timedelta | None = None
+    offset: timedelta = timedelta(0)
+    """Into the window, or after the due date: the secret's share of the policy's jitter."""
+    window: str | None = None
+    waits: bool = False
+    """The start waits for the window (and the offset into it)."""
 
     def startable(self, now: datetime) -> bool:
         return self.next_start is not None and self.next_start <= now
+
+    @property
+    def why(self) -> str:
+        """Why the secret starts when it does: written when asked, so a fleet's plans hold no text."""
+        if self.note is not None or self.max_age is None:
+            return self.note or ""
+        if self.last_rotated is None:
+            text = "age unknown (never rotated, no rotated_at in the store): due now"
+        else:
+            text = f"last rotated {self.last_rotated.isoformat(timespec='seconds')} + max_age {render(self.max_age)}"
+        if self.window is None:
+            return text + (f"; jitter {self.offset}" if self.offset else "")
+        if not self.waits:
+            return text
+        if self.offset:
+            return text + f"; starts {self.offset} into window {self.window}"
+        return text + f"; waits for window {self.window}"
 
 
 def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetime | None, now: datetime) -> Plan:
     """What the policy says about one secret now."""
     if policy.max_age is None:
         return Plan(secret, policy_name, last_rotated, None, None, f"policy {policy_name} has no max_age")
-    if last_rotated is None:
-        due, why = now, "age unknown (never rotated, no rotated_at in the store): due now"
-    else:
-        due = last_rotated + policy.max_age
-        why = f"last rotated {last_rotated.isoformat(timespec='seconds')} + max_age {render(policy.max_age)}"
+    due = now if last_rotated is None else last_rotated + policy.max_age
     earliest = max(due, now)
     if not policy.window:
         offset = jitter_offset(secret, policy.jitter)
-        if offset:
-            why += f"; jitter {offset}"
-        return Plan(secret, policy_name, last_rotated, due, max(due + offset, now), why, policy.max_age)
+        return Plan(
+            secret, policy_name, last_rotated, due, max(due + offset, now), max_age=policy.max_age, offset=offset
+        )
     window = _window(policy.window)
     opens, closes = window.occurrence(earliest)
     offset = jitter_offset(secret, min(policy.jitter or timedelta(0), window.length))
     start = max(opens + offset, earliest)
     if start >= closes:
         start = window.occurrence(closes)[0] + offset
-    if start > earliest:
-        why += f"; starts {offset} into window {policy.window}" if offset else f"; waits for window {policy.window}"
-    return Plan(secret, policy_name, last_rotated, due, start, why, policy.max_age)
+    return Plan(
+        secret,
+        policy_name,
+        last_rotated,
+        due,
+        start,
+        max_age=policy.max_age,
+        offset=offset,
+        window=policy.window,
+        waits=start > earliest,
+    )
