@@ -4,6 +4,7 @@ the daemon's agenda (`per_secret`)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -88,26 +89,32 @@ class StateCollector(Collector):
         )
 
 
-def per_secret(plans: list[Plan], now: datetime, labels: dict[str, str]) -> bytes:
+def per_secret(plans: list[Plan], now: datetime) -> bytes:
     """The three families with a sample per secret, in the text format.
 
     Written here rather than through prometheus_client: at 100,000 secrets its per-sample
-    rendering (validation, escaping, float formatting) took 1.5 s of a 1.8 s scrape. `labels`
-    keeps each secret's rendered label between scrapes."""
-    lines = {name: [f"# HELP {name} {text}", f"# TYPE {name} gauge"] for name, text in _PER_SECRET.items()}
-    age, max_age, due = (lines[name] for name in _PER_SECRET)
+    rendering (validation, escaping, float formatting) took 1.5 s of a 1.8 s scrape. Each line is
+    written as it is made, so a scrape holds no list of 300,000 strings."""
+    age, max_age, due = (io.StringIO() for _ in range(3))
     for plan in plans:
-        label = labels.get(plan.secret)
-        if label is None:
-            escaped = plan.secret.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-            label = labels[plan.secret] = f'{{secret="{escaped}"}} '
+        label = f'{{secret="{_escaped(plan.secret)}"}} '
         if plan.last_rotated is not None:
-            age.append(f"rotator_key_age_seconds{label}{(now - plan.last_rotated).total_seconds()!r}")
+            age.write(f"rotator_key_age_seconds{label}{(now - plan.last_rotated).total_seconds()!r}\n")
         if plan.max_age is not None:
-            max_age.append(f"rotator_key_max_age_seconds{label}{plan.max_age.total_seconds()!r}")
+            max_age.write(f"rotator_key_max_age_seconds{label}{plan.max_age.total_seconds()!r}\n")
         if plan.due is not None:
-            due.append(f"rotator_next_due_timestamp_seconds{label}{plan.due.timestamp()!r}")
-    return ("\n".join(line for family in lines.values() for line in family) + "\n").encode()
+            due.write(f"rotator_next_due_timestamp_seconds{label}{plan.due.timestamp()!r}\n")
+    out = io.StringIO()
+    for (name, text), lines in zip(_PER_SECRET.items(), (age, max_age, due), strict=True):
+        out.write(f"# HELP {name} {text}\n# TYPE {name} gauge\n")
+        out.write(lines.getvalue())
+    return out.getvalue().encode()
+
+
+def _escaped(label: str) -> str:
+    if "\\" in label or '"' in label or "\n" in label:
+        return label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return label
 
 
 _PER_SECRET = {

@@ -79,8 +79,6 @@ class Daemon:
             lambda: self.discovery_left,
         )
         self.registry, self.step_seconds = registry(collector)
-        self._labels: dict[str, str] = {}
-        """Each secret's rendered label for /metrics, kept between scrapes."""
 
     # the service ----------------------------------------------------------------------------------
 
@@ -329,7 +327,7 @@ class Daemon:
 
     def scrape(self) -> bytes:
         """What /metrics answers."""
-        return generate_latest(self.registry) + per_secret(self.plans(), utcnow(), self._labels)
+        return generate_latest(self.registry) + per_secret(self.plans(), utcnow())
 
     def plans(self) -> list[schedule.Plan]:
         """What /metrics shows: the agenda's plans (a scrape must not plan the whole fleet again;
