@@ -11,7 +11,7 @@ and `notify_before` mean what they always meant.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from rotator.daemon.planning import Planner
@@ -35,12 +35,15 @@ class Agenda:
         self._heralded: dict[str, datetime] = {}
         """The start each secret's announcement was handed out for (notify_before)."""
 
-    def due(self, now: datetime) -> list[Plan]:
-        """The plans whose start or announcement has come, freshly planned; each is off the agenda
-        until `again` (or an ended rotation of its secret) puts it back."""
+    def due(self, now: datetime, *, replan: Sequence[str] = (), most: int | None = None) -> list[Plan]:
+        """The plans whose start or announcement has come, the earliest first and at most `most`,
+        freshly planned; each is off the agenda until `again` (or an ended rotation of its secret)
+        puts it back, and the rest wait for the next call. `replan`: secrets whose stored ages
+        were just discovered."""
         self.refresh(now)
+        self.replan(replan, now)
         came: list[Plan] = []
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= now and (most is None or len(came) < most):
             at, secret = heapq.heappop(self._heap)
             if self._wake.get(secret) != at:
                 continue  # re-planned since: a newer moment stands
@@ -67,7 +70,7 @@ class Agenda:
                     self._put(self._planner.plan(secret, now), now)
         self._asked_at = now
 
-    def replan(self, secrets: list[str], now: datetime) -> None:
+    def replan(self, secrets: Sequence[str], now: datetime) -> None:
         """Plan `secrets` again now (their stored ages were just discovered)."""
         for secret in secrets:
             if secret in self.plans:

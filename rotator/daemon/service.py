@@ -263,10 +263,8 @@ class Daemon:
         now, agenda = utcnow(), self.agenda
         with self._discovered_lock:
             found, self._discovered = self._discovered, []
-        agenda.refresh(now)
-        agenda.replan(found, now)
-        tick, started = app.settings.daemon.tick, 0
-        for p in agenda.due(now):
+        tick = app.settings.daemon.tick
+        for p in agenda.due(now, replan=found, most=STARTS_PER_TICK):
             self._announce(app, p, now)
             if self.stopping.is_set():
                 agenda.again(p, now, now)
@@ -287,9 +285,6 @@ class Daemon:
             if app.db.completed_since(p.secret, p.last_rotated):
                 agenda.again(p, now, now + tick)  # completed (here or by a replica) since it was planned
                 continue
-            if started >= STARTS_PER_TICK:
-                agenda.again(p, now, now)  # the next tick starts it
-                continue
             spec = app.policies.secret(p.secret)
             agenda.again(p, now, now + RECHECK)
             try:
@@ -303,7 +298,6 @@ class Daemon:
                 )
             except ActiveRotationExists:
                 continue  # started elsewhere a moment ago
-            started += 1
             _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
 
     def _announce(self, app: App, p: schedule.Plan, now: datetime) -> None:
@@ -368,9 +362,10 @@ URGENT = frozenset({"incident", "offboarding"})
 """Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
 each tick advances first, so a backlog of scheduled rotations never delays them."""
 STARTS_PER_TICK = 100
-"""Scheduled rotations a tick records at most: thousands due at once (a fleet's first quarter)
-become work over several ticks, and the workers, which take incidents and offboardings first,
-start within a tick of an incident however large the backlog."""
+"""Secrets whose moment came that a tick looks at, earliest first (and so scheduled rotations it
+records) at most: thousands due at once (a fleet's first quarter) become work over several ticks,
+each short, and the workers, which take incidents and offboardings first, start within a tick of
+an incident however large the backlog."""
 RECHECK = timedelta(minutes=15)
 """A secret with a rotation in flight is looked at again after this long at the latest; its
 rotation's end brings it back at the next tick."""
