@@ -44,7 +44,7 @@ def main() -> None:
         fleet = seed(srv, 2, writes=1000)
         app = App.load(fleet.dir / "rotator.yaml")
         store, secret_id, key = app.store("aws"), fleet.secret_ids[0], fleet.keys[0]["secret"]
-        http = app._http("bw", srv.api_url, 10)
+        http = app.http("bw", srv.api_url, 10)
         raw = httpx.Client(base_url=srv.api_url.removesuffix("/v1"))
         headers, params = {"Authorization": f"Bearer {key}"}, {"page": 1, "pageSize": 1}
         db = app.db

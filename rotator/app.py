@@ -158,9 +158,6 @@ class App:
         return self.settings.state_dir()
 
     def http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
-        return self._http(instance, base_url, timeout)
-
-    def _http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
         """One HTTP client per provider instance and process: its connections and rate limits are shared."""
         if instance not in self._clients:
             windows = [Window(limit) for limit in self.rate_limits(instance)]

@@ -523,6 +523,13 @@ def _bulk(
     )
 
 
+VIA_DAEMONS = click.option(
+    "--via-daemons",
+    is_flag=True,
+    help="hand the rotations to the running daemons (all replicas share them) and follow their progress",
+)
+
+
 @main.command()
 @click.argument("secrets", nargs=-1)
 @click.option("--provider", "provider", help="every secret of this provider instance")
@@ -535,11 +542,7 @@ def _bulk(
 )
 @click.option("--reason", default="", help="the incident: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
-@click.option(
-    "--via-daemons",
-    is_flag=True,
-    help="hand the rotations to the running daemons (all replicas share them) and follow their progress",
-)
+@VIA_DAEMONS
 @click.option("--dry-run", is_flag=True, help="only say which secrets would rotate (and whose key a leaked key is)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: each secret and its outcome")
 @click.pass_context
@@ -668,11 +671,7 @@ def _dry_run(app: App, chosen: list[str], found: list[dict[str, Any]] | None, *,
 @click.argument("person")
 @click.option("--reason", default="", help="why: recorded in the audit trail (required unless --dry-run)")
 @click.option("--concurrency", default=4, show_default=True, help="rotations at the same time per provider")
-@click.option(
-    "--via-daemons",
-    is_flag=True,
-    help="hand the rotations to the running daemons (all replicas share them) and follow their progress",
-)
+@VIA_DAEMONS
 @click.option("--dry-run", is_flag=True, help="only list the secrets the person could see")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: each secret and its outcome")
 @click.pass_context
