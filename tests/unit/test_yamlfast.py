@@ -131,7 +131,7 @@ def test_a_broken_file_still_gets_file_and_line(tmp_path: Path, text: str, where
 
 def test_a_fleet_file_of_plain_strings_never_reaches_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Rust reader takes what a large fleet's policy files hold; it is installed wherever
-    rotator's tests run (x86_64), so a silent fall back to libyaml would be a defect here."""
+    rotator's tests run, so a silent fall back to libyaml would be a defect here."""
     text = "secrets:\n" + "".join(
         f"  - name: app-{i}\n    provider: bw\n    store: {{aws: {{secret_id: fleet/app-{i}}}}}\n"
         "    policy: quarterly\n    access: [alice@example.com]\n"
