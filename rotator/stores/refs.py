@@ -25,14 +25,21 @@ class StoreRefBase(Lean):
         # the fields' values, read from __dict__: pydantic's model_fields costs microseconds a call
         return [(name, value) for name, value in vars(self).items() if value is not None and name[0] != "_"]
 
+    def chosen(self) -> tuple[str, StoreRefPart]:
+        """The store type named and its reference, found in one pass (read for every secret of a fleet)."""
+        for name, value in vars(self).items():
+            if value is not None and name[0] != "_":
+                return name, value
+        raise AssertionError("a validated StoreRef names one store")
+
     @property
     def kind(self) -> str:
         """The store type named: `aws`, `vault`, …"""
-        return self._chosen()[0][0]
+        return self.chosen()[0]
 
     @property
     def part(self) -> StoreRefPart:
-        return self._chosen()[0][1]
+        return self.chosen()[1]
 
     @property
     def instance(self) -> str:
