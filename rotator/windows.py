@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -66,13 +66,7 @@ class Window:
 
     def occurrence(self, after: datetime) -> tuple[datetime, datetime]:
         """(start, end) of the window occurrence that contains `after`, or else the next one."""
-        local = after.astimezone(self.zone)
-        for offset in range(-1, 9):
-            day = (local + timedelta(days=offset)).date()
-            if day.weekday() not in self.days:
-                continue
-            start = datetime.combine(day, self.start, tzinfo=self.zone)
-            end = start + self.length
+        for start, end in _occurrences(self, after.astimezone(self.zone).date()):
             if after < end:
                 return start, end
         raise ValueError("window has no days")  # unreachable: parse() requires at least one day
@@ -80,3 +74,16 @@ class Window:
     def next_start(self, after: datetime) -> datetime:
         """The first instant at or after `after` that lies inside the window."""
         return max(self.occurrence(after)[0], after)
+
+
+@functools.lru_cache(maxsize=4096)
+def _occurrences(window: Window, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The window's occurrences from the day before `day` to eight days after: a tick plans a whole
+    fleet, whose due dates fall on a few hundred days, and made these anew for every secret."""
+    found = []
+    for offset in range(-1, 9):
+        other = day + timedelta(days=offset)
+        if other.weekday() in window.days:
+            start = datetime.combine(other, window.start, tzinfo=window.zone)
+            found.append((start, start + window.length))
+    return tuple(found)

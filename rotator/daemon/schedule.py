@@ -30,7 +30,7 @@ def jitter_offset(secret: str, jitter: timedelta | None) -> timedelta:
     """A per-secret offset in [0, jitter), the same across restarts and machines."""
     if not jitter:
         return timedelta(0)
-    fraction = int(hashlib.sha256(secret.encode()).hexdigest()[:12], 16) / 16**12
+    fraction = int.from_bytes(hashlib.sha256(secret.encode()).digest()[:6]) / 2**48  # 12 hex digits
     return timedelta(seconds=int(jitter.total_seconds() * fraction))
 
 

@@ -66,6 +66,9 @@ class Daemon:
         self.discovery_left = 0
         self._rediscover = threading.Event()
         """Set by a reload (new secrets, a new planner) and at the stop: discovery looks at once."""
+        self._ticked = threading.Event()
+        """Set after the first tick (and at the stop): discovery waits for it, so that it does not
+        take the interpreter from the tick that makes the daemon ready."""
         """Secrets whose age is still to be read from their store."""
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
@@ -106,6 +109,7 @@ class Daemon:
         self.notifier.notify("STOPPING=1")
         _log.info("daemon.stopping")
         scheduler.shutdown(wait=True)  # the tick under way finishes its current steps
+        self._ticked.set()
         self._rediscover.set()
         discovery.join(timeout=10)
         with contextlib.suppress(DBAPIError):
@@ -187,6 +191,7 @@ class Daemon:
                 _log.info("state.reachable_again")
             self.db_problem = None
             self.ready = True
+            self._ticked.set()
             self.last_tick = time.monotonic()
             self.last_tick_wall = time.time()
             _log.debug("tick.done", ms=round((time.perf_counter() - started) * 1000, 1))
@@ -231,6 +236,7 @@ class Daemon:
         """Read the stored ages of secrets never rotated here, in bulk, beside the ticks: the daemon
         is ready at once, and each batch found is planned at the next tick. Looks again every
         minute for secrets added by a reload or left by a store that could not be read."""
+        self._ticked.wait()
         while not self.stopping.is_set():
             try:
                 settled = self._discover_once()
