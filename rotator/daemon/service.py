@@ -64,12 +64,12 @@ class Daemon:
         """Secrets whose stored ages discovery found since the last tick."""
         self._discovered_lock = threading.Lock()
         self.discovery_left = 0
+        """Secrets whose age is still to be read from their store."""
         self._rediscover = threading.Event()
         """Set by a reload (new secrets, a new planner) and at the stop: discovery looks at once."""
         self._ticked = threading.Event()
-        """Set after the first tick (and at the stop): discovery waits for it, so that it does not
-        take the interpreter from the tick that makes the daemon ready."""
-        """Secrets whose age is still to be read from their store."""
+        """Set after the first tick, whatever its end (and at the stop): discovery waits for it, so
+        that it does not take the interpreter from the tick that makes the daemon ready."""
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
         self.identity = process_identity()
@@ -191,7 +191,6 @@ class Daemon:
                 _log.info("state.reachable_again")
             self.db_problem = None
             self.ready = True
-            self._ticked.set()
             self.last_tick = time.monotonic()
             self.last_tick_wall = time.time()
             _log.debug("tick.done", ms=round((time.perf_counter() - started) * 1000, 1))
@@ -204,6 +203,8 @@ class Daemon:
             _log.error("state.unreachable", error=self.db_problem, retry_in=str(app.settings.daemon.tick))
         except RotatorError as exc:
             _log.error("tick.failed", error=str(exc))
+        finally:
+            self._ticked.set()
 
     def _work(self, app: App, due_by: datetime, limits: dict[str, int], handled: set[str]) -> None:
         """One worker of a tick: claim the most urgent due rotation nobody holds, advance it, again,
