@@ -48,6 +48,12 @@ class Agenda:
             if self._wake.get(secret) != at:
                 continue  # re-planned since: a newer moment stands
             del self._wake[secret]
+            known = self.plans[secret]
+            if known.rough:  # its due date came: work out its start, which may lie ahead
+                worked_out = self._planner.worked_out(known, now)
+                if self._moment(worked_out) > now:
+                    self._put(worked_out, now)
+                    continue
             plan = self._planner.plan(secret, now)
             self.plans[secret] = plan
             ahead = self._notify_before(plan.policy)
@@ -59,8 +65,9 @@ class Agenda:
     def refresh(self, now: datetime) -> None:
         """Plan every secret the first time; later, re-plan those whose rotations ended since."""
         if self._asked_at is None:
-            # ages only a store can tell are read by the daemon's discovery, off this path (replan)
-            for plan in self._planner.plans(now, discover=False):
+            # ages only a store can tell are read by the daemon's discovery, off this path
+            # (replan); starts are worked out as due dates come (a whole fleet's took seconds)
+            for plan in self._planner.sketches(now):
                 self._put(plan, now)
         else:
             ended = self._planner.app.db.finished_since(self._asked_at - CLOCK_SKEW)
@@ -85,14 +92,20 @@ class Agenda:
 
     def _put(self, plan: Plan, now: datetime) -> None:
         self.plans[plan.secret] = plan
-        if plan.next_start is None:
+        if plan.next_start is None and not plan.rough:
             self._wake.pop(plan.secret, None)  # no max_age: nothing will ever be due
             return
-        moment = plan.next_start
+        self._schedule(plan.secret, max(self._moment(plan), now))  # or now, when it came already
+
+    def _moment(self, plan: Plan) -> datetime:
+        """When something happens to the plan's secret: its start, or its announcement before
+        (notify_before); for a sketch, its due date less that, which comes no later."""
+        start = plan.due if plan.rough else plan.next_start
+        assert start is not None  # a sketch has a due date; anything else without a start was let go
         ahead = self._notify_before(plan.policy)
-        if ahead is not None and self._heralded.get(plan.secret) != plan.next_start:
-            moment = plan.next_start - ahead  # or now, when the announcement is due already
-        self._schedule(plan.secret, max(moment, now))
+        if ahead is not None and (plan.rough or self._heralded.get(plan.secret) != plan.next_start):
+            return start - ahead
+        return start
 
     def _schedule(self, secret: str, at: datetime) -> None:
         self._wake[secret] = at

@@ -36,6 +36,17 @@ class Planner:
             self.discover(sorted(self.undiscovered(finished)))
         return [self._plan(spec, finished, now) for _, spec in sorted(self.app.policies.secrets.items())]
 
+    def sketches(self, now: datetime) -> list[schedule.Plan]:
+        """Every secret's due date (`schedule.sketch`), without reading any store."""
+        finished = self.app.db.last_completed_at()
+        return [self._plan(spec, finished, now, rough=True) for spec in self.app.policies.secrets.values()]
+
+    def worked_out(self, rough: schedule.Plan, now: datetime) -> schedule.Plan:
+        """A sketch's full plan, from what the sketch knew (its secret's rotations that ended since
+        are re-planned by the agenda from the state database)."""
+        policy = self.app.policies.policies[rough.policy]
+        return schedule.plan(rough.secret, rough.policy, policy, last_rotated=rough.last_rotated, now=now)
+
     def plan(self, secret: str, now: datetime) -> schedule.Plan:
         """One secret's plan, its last rotation read now (the agenda re-plans only what changed)."""
         spec = self.app.policies.secret(secret)
@@ -72,11 +83,13 @@ class Planner:
                         known.append(spec.name)
         return known
 
-    def _plan(self, spec: SecretSpec, finished: dict[str, datetime], now: datetime) -> schedule.Plan:
+    def _plan(
+        self, spec: SecretSpec, finished: dict[str, datetime], now: datetime, *, rough: bool = False
+    ) -> schedule.Plan:
         policy = self.app.policies.policies[spec.policy]
         if spec.name not in finished and spec.name not in self._stored_age:
             return schedule.Plan(
                 spec.name, spec.policy, None, None, None, "age not known yet: reading the store", policy.max_age
             )
         last = finished.get(spec.name) or self._stored_age.get(spec.name)
-        return schedule.plan(spec.name, spec.policy, policy, last_rotated=last, now=now)
+        return (schedule.sketch if rough else schedule.plan)(spec.name, spec.policy, policy, last_rotated=last, now=now)

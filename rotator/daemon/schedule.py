@@ -49,6 +49,8 @@ class Plan:
     window: str | None = None
     waits: bool = False
     """The start waits for the window (and the offset into it)."""
+    rough: bool = False
+    """Only the due date is worked out (`sketch`): the start is not known yet."""
 
     def startable(self, now: datetime) -> bool:
         return self.next_start is not None and self.next_start <= now
@@ -99,3 +101,13 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
         window=policy.window,
         waits=start > earliest,
     )
+
+
+def sketch(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetime | None, now: datetime) -> Plan:
+    """What the policy says about one secret's due date, the start left out (`rough`): a daemon's
+    first tick over a whole fleet needs the due dates (for /metrics, and as the earliest moment
+    anything can happen), and works a start out only when its secret's due date comes."""
+    if policy.max_age is None:
+        return plan(secret, policy_name, policy, last_rotated=last_rotated, now=now)
+    due = now if last_rotated is None else last_rotated + policy.max_age
+    return Plan(secret, policy_name, last_rotated, due, None, max_age=policy.max_age, rough=True)

@@ -159,3 +159,35 @@ def test_a_backlog_is_recorded_a_hundred_a_tick_and_an_incident_is_claimed_befor
     daemon._start_due(app)
     daemon._start_due(app)
     assert recorded() == due - 1  # all but the secret the incident took
+
+
+def test_a_start_that_waits_for_its_window_comes_when_the_window_opens_not_at_the_due_date(tmp_path: Path) -> None:
+    """The first tick knows only due dates (a whole fleet's starts took seconds to work out); a
+    secret whose due date came while its window is shut starts when the full plan says, no sooner,
+    and working that out asks the state database nothing."""
+    opens = (utcnow() + timedelta(hours=12)).hour
+    window = f"Mon-Sun {opens:02d}:00-{(opens + 1) % 24:02d}:00 UTC" if opens != 23 else "Mon-Sun 21:00-22:00 UTC"
+    (tmp_path / "rotator.yaml").write_text(CONFIG.format(dir=tmp_path))
+    (tmp_path / "policies").mkdir()
+    lines = ["policies:", f'  quarterly: {{max_age: 90d, window: "{window}", jitter: 30m}}', "secrets:"]
+    lines += [
+        f"  - {{name: app-{i}, provider: bw, store: {{aws: {{secret_id: fleet/app-{i}}}}}, policy: quarterly}}"
+        for i in range(3)
+    ]
+    (tmp_path / "policies" / "fleet.yaml").write_text("\n".join(lines) + "\n")
+    app = App.load(tmp_path / "rotator.yaml")
+    now = utcnow()
+    for secret, age in {"app-0": timedelta(days=91), "app-1": timedelta(days=90) - timedelta(hours=1)}.items():
+        ended(app, secret, now - age)  # app-0 overdue, app-1 due in an hour; app-2 never rotated here
+    ended(app, "app-2", now - timedelta(days=10))
+    full = {p.secret: p for p in Planner(app).plans(now, discover=False)}
+    agenda, planner = agenda_of(app)
+
+    assert agenda.due(now) == [] and planner.planned == []
+    assert all(agenda.plans[s].due == full[s].due for s in full)  # what /metrics shows, from the first tick
+    for secret in ("app-0", "app-1"):
+        start = full[secret].next_start
+        assert start is not None and start > now + timedelta(hours=9)  # the window, not the due date
+        assert secret not in {p.secret for p in agenda.due(start - timedelta(seconds=1))}
+        came = agenda.due(start)
+        assert [p.secret for p in came] == [secret] and came[0].startable(start)
