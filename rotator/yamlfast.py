@@ -182,23 +182,33 @@ def _typed(text: str) -> bool:
 
 
 def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
-    """Every key and value a string no reader types otherwise, within the careful reader's limits."""
+    """Every key and value a string no reader types otherwise, within the careful reader's limits
+    (a container as deep as MAX_DEPTH declines: its values would lie deeper)."""
+    keys: set[str] = set()  # a fleet's thousands of entries repeat a handful of keys
     stack: list[tuple[Any, int]] = [(doc, 1)]
     visited = 0
     while stack:
         node, depth = stack.pop()
-        visited += 1
-        if visited > budget or depth > MAX_DEPTH:
+        visited += 1 + len(node)
+        if visited > budget or depth >= MAX_DEPTH:
             return False
         if isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(key, str) or _typed(key):
+            for key in node:
+                if key not in keys:
+                    if not isinstance(key, str) or _typed(key):
+                        return False
+                    keys.add(key)
+            children = node.values()
+        else:
+            children = node
+        for child in children:  # scalars checked here, not pushed: most of a fleet's values
+            if isinstance(child, str):
+                if _typed(child):
                     return False
-                stack.append((value, depth + 1))
-        elif isinstance(node, list):
-            stack.extend((item, depth + 1) for item in node)
-        elif not isinstance(node, str) or _typed(node):
-            return False
+            elif isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            else:
+                return False
     return True
 
 
