@@ -7,7 +7,7 @@ now) and a "warm" state database (one rotation per secret completed 10 days ago:
   ready        `rotator run` as a process: start until /readyz answers 200
   tick p50/99  the daemon's idle ticks, from its own step log (`tick.done` lines)
   idle cpu     the daemon's user+sys CPU over BENCH_IDLE seconds (default 60) of nothing due, in %
-  rss          the daemon's resident memory after that minute
+  rss          the daemon's resident memory after that minute, and again after a scrape
   scrape       GET /metrics: wall time and size
 Then a cold start (BENCH_COLD secrets, default 10,000, in a moto server of its own; no rotation in
 the state database, so every age must be read from the store): AWS calls until discovery is done
@@ -191,6 +191,8 @@ def warm(n: int) -> dict[str, str]:
         started = time.perf_counter()
         scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=120)
         scrape = time.perf_counter() - started
+        time.sleep(1)
+        rss_scraped = rss_mb(process.pid)
         ticks = sorted(tick_times(log)[1:])  # the first plans the fleet
     finally:
         process.terminate()
@@ -207,6 +209,7 @@ def warm(n: int) -> dict[str, str]:
         "tick p50/p99 ms": f"{p50:.0f}/{p99:.0f}",
         "idle cpu %": f"{idle_cpu:.1f}",
         "rss MB": f"{rss:.0f}",
+        "rss scraped MB": f"{rss_scraped:.0f}",
         "scrape s": f"{scrape:.2f}",
         "scrape MB": f"{len(scraped.content) / 1e6:.1f}",
     }

@@ -4,8 +4,7 @@ the daemon's agenda (`per_secret`)."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -89,26 +88,30 @@ class StateCollector(Collector):
         )
 
 
-def per_secret(plans: list[Plan], now: datetime) -> bytes:
-    """The three families with a sample per secret, in the text format.
+def per_secret(plans: Sequence[Plan], now: datetime) -> Iterator[bytes]:
+    """The three families with a sample per secret, in the text format, CHUNK secrets at a time.
 
     Written here rather than through prometheus_client: at 100,000 secrets its per-sample
-    rendering (validation, escaping, float formatting) took 1.5 s of a 1.8 s scrape. Each line is
-    written as it is made, so a scrape holds no list of 300,000 strings."""
-    age, max_age, due = (io.StringIO() for _ in range(3))
-    for plan in plans:
-        label = f'{{secret="{_escaped(plan.secret)}"}} '
-        if plan.last_rotated is not None:
-            age.write(f"rotator_key_age_seconds{label}{(now - plan.last_rotated).total_seconds()!r}\n")
-        if plan.max_age is not None:
-            max_age.write(f"rotator_key_max_age_seconds{label}{plan.max_age.total_seconds()!r}\n")
-        if plan.due is not None:
-            due.write(f"rotator_next_due_timestamp_seconds{label}{plan.due.timestamp()!r}\n")
-    out = io.StringIO()
-    for (name, text), lines in zip(_PER_SECRET.items(), (age, max_age, due), strict=True):
-        out.write(f"# HELP {name} {text}\n# TYPE {name} gauge\n")
-        out.write(lines.getvalue())
-    return out.getvalue().encode()
+    rendering (validation, escaping, float formatting) took 1.5 s of a 1.8 s scrape. Sent as it
+    is made: a scrape of the whole text at once (19 MB, and its 300,000 lines before) left the
+    daemon 26 MB larger for good."""
+    values: dict[str, Callable[[Plan], float | None]] = {
+        "rotator_key_age_seconds": lambda p: None if p.last_rotated is None else (now - p.last_rotated).total_seconds(),
+        "rotator_key_max_age_seconds": lambda p: None if p.max_age is None else p.max_age.total_seconds(),
+        "rotator_next_due_timestamp_seconds": lambda p: None if p.due is None else p.due.timestamp(),
+    }
+    for name, value_of in values.items():
+        yield f"# HELP {name} {_PER_SECRET[name]}\n# TYPE {name} gauge\n".encode()
+        for start in range(0, len(plans), CHUNK):
+            lines = []
+            for plan in plans[start : start + CHUNK]:
+                value = value_of(plan)
+                if value is not None:
+                    lines.append(f'{name}{{secret="{_escaped(plan.secret)}"}} {value!r}\n')
+            yield "".join(lines).encode()
+
+
+CHUNK = 2_000
 
 
 def _escaped(label: str) -> str:

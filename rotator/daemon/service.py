@@ -15,6 +15,7 @@ import gc
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from rotator import log, ratelimit
@@ -204,7 +205,9 @@ class Daemon:
         except RotatorError as exc:
             _log.error("tick.failed", error=str(exc))
         finally:
-            self._ticked.set()
+            if not self._ticked.is_set():
+                give_back_memory()  # what planning the whole fleet left free
+                self._ticked.set()
 
     def _work(self, app: App, due_by: datetime, limits: dict[str, int], handled: set[str]) -> None:
         """One worker of a tick: claim the most urgent due rotation nobody holds, advance it, again,
@@ -326,9 +329,10 @@ class Daemon:
                 },
             )
 
-    def scrape(self) -> bytes:
-        """What /metrics answers."""
-        return generate_latest(self.registry) + per_secret(self.plans(), utcnow())
+    def scrape(self) -> Iterator[bytes]:
+        """What /metrics answers, in pieces."""
+        yield generate_latest(self.registry)
+        yield from per_secret(self.plans(), utcnow())
 
     def plans(self) -> list[schedule.Plan]:
         """What /metrics shows: the agenda's plans (a scrape must not plan the whole fleet again;
@@ -349,7 +353,7 @@ class Daemon:
             return JSONResponse(body, status_code=200 if self.ready else 503)
 
         async def metrics(_: Request) -> Response:
-            return Response(self.scrape(), media_type=CONTENT_TYPE_LATEST)
+            return StreamingResponse(self.scrape(), media_type=CONTENT_TYPE_LATEST)
 
         routes: list[Any] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
         return Starlette(routes=routes)
