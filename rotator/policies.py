@@ -340,24 +340,28 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
             result.policies[name] = policy
         for team, members in pf.teams.items():
             result.teams.setdefault(team, []).extend(members)
-    seen: dict[str, str] = {}
-    places: dict[tuple[str, str], str] = {}
+    # where each secret was defined, written out only for a problem (a fleet has 100,000 of them)
+    seen: dict[str, tuple[Path, Any, int]] = {}
+    places: dict[tuple[str, str], tuple[str, Path, Any, int]] = {}
+
+    def at(path: Path, doc: Any, index: int, *keys: str) -> str:
+        return f"{path}:{yamlsource.line_of(doc, ('secrets', index, *keys))}"
+
     for path, doc, pf in parsed:
         for index, spec in enumerate(pf.secrets):
-            line = yamlsource.line_of(doc, ("secrets", index))
             if spec.name in seen:
-                problems.append(f"{path}:{line}: secret {spec.name!r} already defined at {seen[spec.name]}")
-            seen[spec.name] = f"{path}:{line}"
+                problems.append(
+                    f"{at(path, doc, index)}: secret {spec.name!r} already defined at {at(*seen[spec.name])}"
+                )
+            seen[spec.name] = (path, doc, index)
             part = spec.store.part
             place = (part.instance, part.location)
-            if place in places:
-                store_line = yamlsource.line_of(doc, ("secrets", index, "store"))
+            first = places.setdefault(place, (spec.name, path, doc, index))
+            if first[1:] != (path, doc, index):
                 problems.append(
-                    f"{path}:{store_line}: secret {spec.name!r} names {place[0]}:{place[1]}, already the place of "
-                    f"{places[place]}; one store location holds one secret"
+                    f"{at(path, doc, index, 'store')}: secret {spec.name!r} names {place[0]}:{place[1]}, already the "
+                    f"place of secret {first[0]!r} at {at(*first[1:])}; one store location holds one secret"
                 )
-            else:
-                places[place] = f"secret {spec.name!r} at {path}:{line}"
             problems.extend(_check_references(spec, index, doc, path, result.policies, settings, result.teams))
             result.secrets[spec.name] = spec
     if problems:
