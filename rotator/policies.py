@@ -7,6 +7,7 @@ exist in rotator.yaml. `incident` and `offboarding` have built-in defaults a fil
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import sys
@@ -253,21 +254,24 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
     if not directory.is_dir():
         raise InputError([f"{directory}: policy directory not found"])
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    with _collector_paused():
-        try:
-            return _load_files(files, settings, fast=True)
-        except (InputError, ValidationError, yamlfast.Unsure):
-            return _load_files(files, settings, fast=False)
+    with contextlib.suppress(InputError, ValidationError, yamlfast.Unsure), _collector_paused():
+        return _load_files(files, settings, fast=True)
+    return _load_files(files, settings, fast=False)
 
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """A fleet's load makes millions of objects and no garbage cycles: left on, the cycle collector
-    walked the growing heap again and again (about a second of 7 at 100,000 secrets)."""
+    walked the growing heap again and again (about a second of 7 at 100,000 secrets). What a load
+    made is then frozen out of its reach (it lives until the next reload, and the first collections
+    after the load walked all of it three times); the next load hands the last one's back, so an
+    old policy set is collected after a reload."""
+    gc.unfreeze()
     was_on = gc.isenabled()
     gc.disable()
     try:
         yield
+        gc.freeze()
     finally:
         if was_on:
             gc.enable()

@@ -34,7 +34,9 @@ def jitter_offset(secret: str, jitter: timedelta | None) -> timedelta:
     return timedelta(seconds=int(jitter.total_seconds() * fraction))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(
+    slots=True
+)  # not frozen: that sets each field through object.__setattr__ (a fleet's first tick makes 100,000)
 class Plan:
     secret: str
     policy: str

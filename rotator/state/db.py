@@ -314,15 +314,21 @@ class StateDB:
         """When each secret's last rotation completed, in one query (a tick plans the whole fleet)."""
         # the raw column, parsed by datetime.fromisoformat: SQLAlchemy's SQLite date parsing took
         # 15 µs a row, most of a 100,000-secret daemon's first tick
+        table = _ROTATIONS.c
         with self.session() as s:
-            newest: Any = func.max(Rotation.finished_at)
+            newest: Any = func.max(table.finished_at)
             if s.get_bind().dialect.name == "sqlite":
                 newest = type_coerce(newest, String)
-            rows = s.execute(
-                select(Rotation.secret, newest)
-                .where(Rotation.state == State.COMPLETED, Rotation.finished_at.is_not(None))
-                .group_by(Rotation.secret)
-            ).all()
+            # Core, not the ORM's row loading (a quarter of the time at 100,000 rows)
+            rows = (
+                s.connection()
+                .execute(
+                    select(table.secret, newest)
+                    .where(table.state == State.COMPLETED, table.finished_at.is_not(None))
+                    .group_by(table.secret)
+                )
+                .all()
+            )
         return {str(secret): _aware(finished) for secret, finished in rows if finished is not None}
 
     def finished_since(self, since: datetime) -> dict[str, datetime]:
