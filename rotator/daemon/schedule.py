@@ -34,9 +34,8 @@ def jitter_offset(secret: str, jitter: timedelta | None) -> timedelta:
     return timedelta(seconds=int(jitter.total_seconds() * fraction))
 
 
-@dataclass(
-    slots=True
-)  # not frozen: that sets each field through object.__setattr__ (a fleet's first tick makes 100,000)
+# not frozen: that sets each field through object.__setattr__ (a fleet's first tick makes 100,000)
+@dataclass(slots=True)
 class Plan:
     secret: str
     policy: str
