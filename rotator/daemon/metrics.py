@@ -111,7 +111,7 @@ def per_secret(plans: Sequence[Plan], now: datetime) -> Iterator[bytes]:
             yield "".join(lines).encode()
 
 
-CHUNK = 2_000
+CHUNK = 10_000
 
 
 def _escaped(label: str) -> str:
