@@ -40,24 +40,42 @@ _CHATTY_LIBRARIES = (
     "alembic",
 )
 
-_known: set[str] = set()
+_PREFIX = 6
+"""The shortest secret remembered; remembered secrets are found by their first _PREFIX characters."""
+_known: dict[str, tuple[str, ...]] = {}
+"""Every secret value remembered, by its first _PREFIX characters. Tuples, replaced whole when one
+is added, so that a reader in another thread never sees one change under it."""
 _known_lock = threading.Lock()
 
 
 def remember_secret(value: str) -> None:
     """Register a secret value so that it is masked in every later log line."""
-    if len(value) >= 6:
+    if len(value) >= _PREFIX:
         with _known_lock:
-            _known.add(value)
+            bucket = _known.get(value[:_PREFIX], ())
+            if value not in bucket:
+                _known[value[:_PREFIX]] = (*bucket, value)
 
 
 def redact(text: str) -> str:
-    with _known_lock:
-        known = sorted(_known, key=len, reverse=True)
-    for value in known:
+    found = _known_in(text) if _known else set()
+    for value in sorted(found, key=len, reverse=True):  # a longer secret holding a shorter one first
         if value in text:
             text = text.replace(value, MASK)
     return _KEY_SHAPES.sub(MASK, text)
+
+
+def _known_in(text: str) -> set[str]:
+    """Every remembered secret that occurs in `text`, found with one look-up per position: an
+    incident over thousands of keys remembers thousands of values, and looking for each of them
+    in every string of every log line became most of the incident's CPU."""
+    found: set[str] = set()
+    known = _known.get
+    for start in range(len(text) - _PREFIX + 1):
+        bucket = known(text[start : start + _PREFIX])
+        if bucket is not None:
+            found.update(value for value in bucket if text.startswith(value, start))
+    return found
 
 
 def _redact_value(value: Any) -> Any:

@@ -2,6 +2,8 @@ import io
 import json
 import logging
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from rotator import log
@@ -67,3 +69,31 @@ def test_json_lines_stay_valid_json() -> None:
 def test_secretstr_repr_hides_the_value() -> None:
     assert "hunter2" not in repr(SecretStr("hunter2hunter2"))
     assert fingerprint("abc").startswith("sha256:") and len(fingerprint("abc")) == 19
+
+
+def _redacted_one_by_one(text: str, known: set[str]) -> str:
+    """The redactor as it was: every remembered value looked for in turn, the longest first."""
+    for value in sorted(known, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, log.MASK)
+    return log._KEY_SHAPES.sub(log.MASK, text)
+
+
+@given(
+    st.lists(st.text(alphabet="abc-", min_size=6, max_size=10), min_size=1, max_size=8),
+    st.lists(st.one_of(st.text(alphabet="abc- x", max_size=12), st.integers(0, 7)), max_size=12),
+)
+@settings(max_examples=300, deadline=None)
+def test_remembered_values_are_found_wherever_they_occur(values: list[str], parts: list[str | int]) -> None:
+    """Found by their first characters (a large incident remembers thousands of values), yet
+    masked exactly where looking for each one would: overlapping and nested values included."""
+    text = "".join(values[p % len(values)] if isinstance(p, int) else p for p in parts)
+    saved = dict(log._known)
+    try:
+        log._known.clear()
+        for value in values:
+            log.remember_secret(value)
+        assert log.redact(text) == _redacted_one_by_one(text, set(values))
+    finally:
+        log._known.clear()
+        log._known.update(saved)
