@@ -98,9 +98,12 @@ class App:
             return self._db
 
     def store(self, instance: str) -> Store:
+        """One adapter per store instance and process, however many rotations ask at once."""
         if instance not in self._stores:
-            cfg = self.settings.stores[instance]
-            self._stores[instance] = registry.store(cfg.type).build(cfg, self, instance)
+            with self._shared_lock:
+                if instance not in self._stores:
+                    cfg = self.settings.stores[instance]
+                    self._stores[instance] = registry.store(cfg.type).build(cfg, self, instance)
         return self._stores[instance]
 
     def credential(
@@ -160,10 +163,16 @@ class App:
     def http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
         """One HTTP client per provider instance and process: its connections and rate limits are shared."""
         if instance not in self._clients:
-            windows = [Window(limit) for limit in self.rate_limits(instance)]
-            self._clients[instance] = HttpCore(
-                provider=instance, base_url=base_url, timeout=timeout, limits=windows, connections=self.connections
-            )
+            with self._shared_lock:  # an incident's workers all start at once: one window, not one each
+                if instance not in self._clients:
+                    windows = [Window(limit) for limit in self.rate_limits(instance)]
+                    self._clients[instance] = HttpCore(
+                        provider=instance,
+                        base_url=base_url,
+                        timeout=timeout,
+                        limits=windows,
+                        connections=self.connections,
+                    )
         return self._clients[instance]
 
     def rate_limits(self, instance: str) -> list[Limit]:
