@@ -12,7 +12,6 @@ import gc
 import hashlib
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -259,7 +258,7 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
     return _load_files(files, settings, fast=False)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """A fleet's load makes millions of objects and no garbage cycles: left on, the cycle collector
     walked the growing heap again and again (about a second of 7 at 100,000 secrets). What a load
