@@ -22,6 +22,7 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    bindparam,
     case,
     create_engine,
     event,
@@ -46,6 +47,37 @@ _ROTATIONS = cast(Table, Rotation.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
 _STEPS = cast(Table, StepProgress.__table__)
 _LEASES = cast(Table, Lease.__table__)
+
+# the statements of every write, built once: SQLAlchemy makes a statement's cache key (a walk of
+# it) each time a new one is executed, and a rotation writes a dozen times
+_NEWEST_HASH = select(_AUDIT.c.hash).order_by(_AUDIT.c.id.desc()).limit(1)
+_AUDIT_INSERT = _AUDIT.insert()
+_STEPS_INSERT = _STEPS.insert()
+_STEPS_STARTED = select(_STEPS.c.step).where(
+    _STEPS.c.rotation_id == bindparam("rotation_id"), _STEPS.c.step.in_(bindparam("steps", expanding=True))
+)
+_STEP_FINISHED = (
+    _STEPS.update()
+    .where((_STEPS.c.rotation_id == bindparam("of_rotation")) & (_STEPS.c.step == bindparam("of_step")))
+    .values(finished_at=bindparam("at"), next_attempt_at=None)
+)
+
+
+def _fence_held(now: Any) -> Any:
+    return (
+        select(_LEASES.c.generation)
+        .where(
+            _LEASES.c.secret == bindparam("secret"),
+            _LEASES.c.owner == bindparam("owner"),
+            _LEASES.c.generation == bindparam("generation"),
+            _LEASES.c.expires_at > now,
+        )
+        .with_for_update()
+    )
+
+
+# PostgreSQL compares with its own clock in the same statement; SQLite with this host's
+_FENCE_HELD = {"postgresql": _fence_held(func.now()), "sqlite": _fence_held(bindparam("now"))}
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
@@ -570,14 +602,14 @@ class StateDB:
             s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
         s.flush()  # rows added earlier in this transaction come first in the chain
         conn, table = s.connection(), _AUDIT
-        prev = conn.execute(select(table.c.hash).order_by(table.c.id.desc()).limit(1)).scalar() or GENESIS
+        prev = conn.execute(_NEWEST_HASH).scalar() or GENESIS
         values = []
         for row in rows:
             row.claimed_by = self.claimed_by
             row.prev_hash = prev
             row.hash = prev = hash_of(prev, row)
             values.append({column.key: getattr(row, column.key) for column in table.columns if column.key != "id"})
-        conn.execute(table.insert(), values)
+        conn.execute(_AUDIT_INSERT, values)
 
     def verify_audit(self) -> tuple[int, AuditEvent | None]:
         """Walk the chain: (rows checked, the first row whose hash or link does not match, or None)."""
@@ -661,18 +693,13 @@ class StateDB:
     def _finish_steps(s: Session, rotation_id: str, finished: dict[str, datetime]) -> None:
         """Mark steps finished (step → when): rows of retried steps exist, the others are added."""
         s.flush()  # a retried step's row may have been added in this transaction
-        conn, table = s.connection(), _STEPS
-        mine = (table.c.rotation_id == rotation_id) & table.c.step.in_(finished)
-        for step in conn.execute(select(table.c.step).where(mine)).scalars().all():
-            at = finished.pop(step)
-            conn.execute(
-                table.update()
-                .where((table.c.rotation_id == rotation_id) & (table.c.step == step))
-                .values(finished_at=at, next_attempt_at=None)
-            )
+        conn = s.connection()
+        started = conn.execute(_STEPS_STARTED, {"rotation_id": rotation_id, "steps": list(finished)})
+        for step in started.scalars().all():
+            conn.execute(_STEP_FINISHED, {"of_rotation": rotation_id, "of_step": step, "at": finished.pop(step)})
         if finished:
             conn.execute(
-                table.insert(),
+                _STEPS_INSERT,
                 [
                     {"rotation_id": rotation_id, "step": step, "started_at": at, "attempts": 1, "finished_at": at}
                     for step, at in finished.items()
@@ -913,20 +940,13 @@ class StateDB:
         fence: Fence | None = getattr(_fences, "current", None)
         if fence is None or fence.secret != secret:
             return
-        leases = _LEASES
-        # PostgreSQL compares with its own clock in the same statement; SQLite with this host's
-        now = func.now() if s.get_bind().dialect.name == "postgresql" else utcnow()
+        dialect = s.get_bind().dialect.name
         held = (
             s.connection()
             .execute(
-                select(leases.c.generation)
-                .where(
-                    leases.c.secret == fence.secret,
-                    leases.c.owner == fence.owner,
-                    leases.c.generation == fence.generation,
-                    leases.c.expires_at > now,
-                )
-                .with_for_update()
+                _FENCE_HELD["postgresql" if dialect == "postgresql" else "sqlite"],
+                {"secret": fence.secret, "owner": fence.owner, "generation": fence.generation}
+                | ({} if dialect == "postgresql" else {"now": utcnow()}),
             )
             .first()
         )
