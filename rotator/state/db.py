@@ -78,6 +78,29 @@ def _fence_held(now: Any) -> Any:
 
 # PostgreSQL compares with its own clock in the same statement; SQLite with this host's
 _FENCE_HELD = {"postgresql": _fence_held(func.now()), "sqlite": _fence_held(bindparam("now"))}
+_LEASE_ROW = (
+    select(_LEASES.c.owner, _LEASES.c.expires_at, _LEASES.c.generation)
+    .where(_LEASES.c.secret == bindparam("of_secret"))
+    .with_for_update()
+)
+_LEASE_INSERT = _LEASES.insert()
+_LEASE_SET = _LEASES.update().where(_LEASES.c.secret == bindparam("of_secret"))
+"""Given new `expires_at` (and `owner`, `generation` when taken over) as parameters."""
+_LEASE_RENEW = (
+    _LEASES.update()
+    .where(
+        _LEASES.c.secret == bindparam("of_secret"),
+        _LEASES.c.owner == bindparam("of_owner"),
+        _LEASES.c.generation == bindparam("of_generation"),
+        _LEASES.c.expires_at > bindparam("now"),
+    )
+    .values(expires_at=bindparam("until"))
+)
+_LEASE_RELEASE = (
+    _LEASES.update()
+    .where(_LEASES.c.secret == bindparam("of_secret"), _LEASES.c.owner == bindparam("of_owner"))
+    .values(expires_at=bindparam("until"))
+)
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
@@ -816,27 +839,24 @@ class StateDB:
 
     def _acquire(self, s: Session, secret: str, owner: str, ttl: timedelta) -> int:
         now = self._now(s)
-        conn, leases = s.connection(), _LEASES
-        find = select(leases.c.owner, leases.c.expires_at, leases.c.generation).where(leases.c.secret == secret)
-        current = conn.execute(find.with_for_update()).first()
+        conn, key = s.connection(), {"of_secret": secret}
+        current = conn.execute(_LEASE_ROW, key).first()
         if current is None:
             try:
                 with conn.begin_nested():
-                    conn.execute(leases.insert().values(secret=secret, owner=owner, expires_at=now + ttl, generation=1))
+                    row = {"secret": secret, "owner": owner, "expires_at": now + ttl, "generation": 1}
+                    conn.execute(_LEASE_INSERT, row)
                 return 1
             except IntegrityError:
-                current = conn.execute(find.with_for_update()).first()
+                current = conn.execute(_LEASE_ROW, key).first()
         if current is None:
             raise LeaseHeld(f"secret {secret!r}: lease row vanished; try again", retry_after=1.0)
         holder, expires_at, generation = current
-        mine = leases.c.secret == secret
         if holder == owner and expires_at > now:
-            conn.execute(leases.update().where(mine).values(expires_at=now + ttl))
+            conn.execute(_LEASE_SET, {**key, "expires_at": now + ttl})
             return int(generation)
         if expires_at <= now or _holder_is_dead(holder):
-            conn.execute(
-                leases.update().where(mine).values(owner=owner, expires_at=now + ttl, generation=generation + 1)
-            )
+            conn.execute(_LEASE_SET, {**key, "owner": owner, "expires_at": now + ttl, "generation": generation + 1})
             return int(generation) + 1
         until = expires_at.isoformat(timespec="seconds")
         raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
@@ -893,18 +913,8 @@ class StateDB:
         started = time.monotonic()
         with self.session() as s:
             now = self._now(s)
-            renewed = _rowcount(
-                s.execute(
-                    update(Lease)
-                    .where(
-                        Lease.secret == fence.secret,
-                        Lease.owner == fence.owner,
-                        Lease.generation == fence.generation,
-                        Lease.expires_at > now,
-                    )
-                    .values(expires_at=now + ttl)
-                )
-            )
+            fenced = {"of_secret": fence.secret, "of_owner": fence.owner, "of_generation": fence.generation}
+            renewed = _rowcount(s.connection().execute(_LEASE_RENEW, {**fenced, "now": now, "until": now + ttl}))
         if not renewed:
             self._distrust(fence)
             raise LeaseLost(f"secret {fence.secret!r}: the lease (generation {fence.generation}) was lost")
@@ -916,12 +926,8 @@ class StateDB:
             for fence in [f for f in self._trusted if f.secret == secret and f.owner == owner]:
                 del self._trusted[fence]
         with self.session() as s:
-            now = self._now(s)
-            s.connection().execute(
-                _LEASES.update()
-                .where(_LEASES.c.secret == secret, _LEASES.c.owner == owner)
-                .values(expires_at=now - timedelta(seconds=1))
-            )
+            until = self._now(s) - timedelta(seconds=1)
+            s.connection().execute(_LEASE_RELEASE, {"of_secret": secret, "of_owner": owner, "until": until})
 
     # fencing ---------------------------------------------------------------------------------------
 
