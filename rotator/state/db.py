@@ -52,6 +52,8 @@ _LEASES = cast(Table, Lease.__table__)
 # it) each time a new one is executed, and a rotation writes a dozen times
 _NEWEST_HASH = select(_AUDIT.c.hash).order_by(_AUDIT.c.id.desc()).limit(1)
 _AUDIT_INSERT = _AUDIT.insert()
+_ROTATION_SET = _ROTATIONS.update().where(_ROTATIONS.c.id == bindparam("of_rotation"))
+"""Given the rotation's new column values as parameters."""
 _STEPS_INSERT = _STEPS.insert()
 _STEPS_STARTED = select(_STEPS.c.step).where(
     _STEPS.c.rotation_id == bindparam("rotation_id"), _STEPS.c.step.in_(bindparam("steps", expanding=True))
@@ -472,7 +474,7 @@ class StateDB:
         if fields:
             fields.setdefault("updated_at", now)
             # Core, not the ORM's update: no session objects to synchronise, and it is the hot path
-            s.connection().execute(_ROTATIONS.update().where(_ROTATIONS.c.id == rotation.id).values(**fields))
+            s.connection().execute(_ROTATION_SET, {"of_rotation": rotation.id, **fields})
         events: list[AuditEvent] = []
         finished: dict[str, datetime] = {}
         for change in changes:
