@@ -62,8 +62,6 @@ class App:
         self._db: StateDB | None = None
         self._lock = threading.Lock()
         self.notifier = Notifier(settings.notifications, db=lambda: self.db)
-        self._stores: dict[str, Store] = {}
-        self._clients: dict[str, HttpCore] = {}
         self._shared: dict[str, object] = {}
         self._shared_lock = threading.RLock()
         self.connections = 64
@@ -99,12 +97,8 @@ class App:
 
     def store(self, instance: str) -> Store:
         """One adapter per store instance and process, however many rotations ask at once."""
-        if instance not in self._stores:
-            with self._shared_lock:
-                if instance not in self._stores:
-                    cfg = self.settings.stores[instance]
-                    self._stores[instance] = registry.store(cfg.type).build(cfg, self, instance)
-        return self._stores[instance]
+        cfg = self.settings.stores[instance]
+        return self.once(f"store:{instance}", lambda: registry.store(cfg.type).build(cfg, self, instance))
 
     def credential(
         self, source: CredentialSource, what: str, spec: SecretSpec | None, rotation: Rotation | None
@@ -161,19 +155,18 @@ class App:
         return self.settings.state_dir()
 
     def http(self, instance: str, base_url: str, timeout: float) -> HttpCore:
-        """One HTTP client per provider instance and process: its connections and rate limits are shared."""
-        if instance not in self._clients:
-            with self._shared_lock:  # an incident's workers all start at once: one window, not one each
-                if instance not in self._clients:
-                    windows = [Window(limit) for limit in self.rate_limits(instance)]
-                    self._clients[instance] = HttpCore(
-                        provider=instance,
-                        base_url=base_url,
-                        timeout=timeout,
-                        limits=windows,
-                        connections=self.connections,
-                    )
-        return self._clients[instance]
+        """One HTTP client per provider instance and process: its connections and rate limits are
+        shared (an incident's workers all start at once: one window, not one each)."""
+        return self.once(
+            f"http:{instance}",
+            lambda: HttpCore(
+                provider=instance,
+                base_url=base_url,
+                timeout=timeout,
+                limits=[Window(limit) for limit in self.rate_limits(instance)],
+                connections=self.connections,
+            ),
+        )
 
     def rate_limits(self, instance: str) -> list[Limit]:
         """rotator.yaml's `rate_limits` of a provider instance, else its vendor's documented ones."""
