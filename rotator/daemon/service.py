@@ -93,7 +93,6 @@ class Daemon:
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_job(self.tick, "interval", seconds=settings.tick.total_seconds(), next_run_time=datetime.now())
         self.app.notifier.start()  # delivers what earlier runs left in the outbox, too
-        give_back_memory()
         discovery = threading.Thread(target=self._discover, name="discovery", daemon=True)
         discovery.start()
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
@@ -206,7 +205,7 @@ class Daemon:
             _log.error("tick.failed", error=str(exc))
         finally:
             if not self._ticked.is_set():
-                give_back_memory()  # what planning the whole fleet left free
+                give_back_memory()  # what reading the policies and planning the whole fleet left free
                 self._ticked.set()
 
     def _work(self, app: App, due_by: datetime, limits: dict[str, int], handled: set[str]) -> None:
