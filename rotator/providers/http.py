@@ -88,6 +88,27 @@ def error_from_response(provider: str, response: httpx.Response, read: ErrorText
     return UnexpectedResponse(message, provider=provider, status=status, code=code)
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that stays empty: a request sends none, and a response's Set-Cookie is not read."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _Client(httpx.Client):
+    # httpx has no switch for cookies: the jar is its `cookies` property, so the property is replaced
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value: Any) -> None:
+        pass
+
+
+_NO_COOKIES = _NoCookies()
+
+
 class HttpCore:
     def __init__(
         self,
@@ -105,16 +126,23 @@ class HttpCore:
         self.provider = provider
         self.limits = tuple(limits)
         self._read_error = read_error
-        self._attempts = attempts
         self._max_backoff = max_backoff
         self.timeout = timeout
-        self._client = httpx.Client(
+        # keys authenticate every request; a provider's session cookie would be state outliving the key
+        self._client = _Client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout),
             transport=transport,
             headers={"User-Agent": "rotator/0.1", "Accept": "application/json"},
             # as many kept-alive connections as rotations run at once: none is reopened per request
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=connections),
+        )
+        # one for every request: tenacity keeps each call's state per thread
+        self._retrying = Retrying(
+            retry=retry_if_exception(self._retryable),
+            stop=stop_after_attempt(attempts),
+            wait=self._wait,
+            reraise=True,
         )
 
     def close(self) -> None:
@@ -133,19 +161,12 @@ class HttpCore:
     ) -> httpx.Response:
         """Send one request, retrying what is safe to retry; return a 2xx response or raise.
         `timeout` replaces the instance's for this request."""
+        return self._retrying(self._send, method, path, headers, json, params, idempotent, timeout)
 
-        def retryable(exc: BaseException) -> bool:
-            if not isinstance(exc, ProviderUnavailable) or isinstance(exc, CreateOutcomeUnknown):
-                return False
-            return exc.retry_after is None or exc.retry_after <= self._max_backoff
-
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=stop_after_attempt(self._attempts),
-            wait=self._wait,
-            reraise=True,
-        )
-        return retrying(self._send, method, path, headers, json, params, idempotent, timeout)
+    def _retryable(self, exc: BaseException) -> bool:
+        if not isinstance(exc, ProviderUnavailable) or isinstance(exc, CreateOutcomeUnknown):
+            return False
+        return exc.retry_after is None or exc.retry_after <= self._max_backoff
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -123,3 +123,18 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("7") == 7
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert retry_after_seconds(None) is None
+
+
+def test_a_cookie_a_provider_sets_is_neither_kept_nor_sent_back() -> None:
+    """Providers authenticate each request with a key; a session cookie would be state that outlives
+    the key (and reading Set-Cookie cost a urllib request object per response)."""
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "session=abc; Path=/"}, json={})
+
+    http = core(handler)
+    http.request("GET", "/x", headers={})
+    http.request("GET", "/x", headers={})
+    assert sent == [None, None]
