@@ -178,7 +178,14 @@ def _sqlite_begin(conn: Any) -> None:
 def open_engine(url: str) -> Engine:
     # a server's connections can die between uses (restart, failover, idle timeout): ping on checkout;
     # a SQLite file cannot, and the ping would be one more statement per transaction
-    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    if url.startswith("sqlite") and ":memory:" not in url and url.rstrip("/") not in ("sqlite:", "sqlite+pysqlite:"):
+        # every transaction takes SQLite's one write lock (BEGIN IMMEDIATE): threads of this process
+        # queue for the one connection, and the next is woken the moment it is given back; with a
+        # connection each, they would poll the lock in SQLite's busy handler, sleeping up to 100 ms
+        # a try while it stood free (at 64 rotations at once, most of an incident's time)
+        engine = create_engine(url, future=True, pool_size=1, max_overflow=0, pool_timeout=60)
+    else:
+        engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
