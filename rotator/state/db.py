@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
+    Connection,
     CursorResult,
     Engine,
     String,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,22 +49,45 @@ _ROTATIONS = cast(Table, Rotation.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
 _STEPS = cast(Table, StepProgress.__table__)
 _LEASES = cast(Table, Lease.__table__)
+_OUTBOX = cast(Table, OutboxEntry.__table__)
+_LEFTOVERS = cast(Table, LeftoverKey.__table__)
 
 # the statements of every write, built once: SQLAlchemy makes a statement's cache key (a walk of
 # it) each time a new one is executed, and a rotation writes a dozen times
 _NEWEST_HASH = select(_AUDIT.c.hash).order_by(_AUDIT.c.id.desc()).limit(1)
 _AUDIT_INSERT = _AUDIT.insert()
+_ROTATION_INSERT = _ROTATIONS.insert()
+_ROTATION_BY_ID = select(_ROTATIONS).where(_ROTATIONS.c.id == bindparam("id"))
+_OUTBOX_INSERT = _OUTBOX.insert()
+_LEFTOVER_INSERT = _LEFTOVERS.insert()
+_MADE_BY_ROTATOR = (
+    select(_ROTATIONS.c.id)
+    .where(
+        _ROTATIONS.c.secret == bindparam("secret"),
+        _ROTATIONS.c.state == State.COMPLETED.value,
+        _ROTATIONS.c.new_key_id == bindparam("key_id"),
+        _ROTATIONS.c.new_fingerprint == bindparam("fingerprint"),
+    )
+    .limit(1)
+)
+_ADOPTIONS = select(_AUDIT.c.actor, _AUDIT.c.detail).where(
+    _AUDIT.c.secret == bindparam("secret"), _AUDIT.c.event == bindparam("event")
+)
+_DB_NOW = select(func.now())
 _ROTATION_SET = _ROTATIONS.update().where(_ROTATIONS.c.id == bindparam("of_rotation"))
 """Given the rotation's new column values as parameters."""
-_STEPS_INSERT = _STEPS.insert()
-_STEPS_STARTED = select(_STEPS.c.step).where(
-    _STEPS.c.rotation_id == bindparam("rotation_id"), _STEPS.c.step.in_(bindparam("steps", expanding=True))
-)
-_STEP_FINISHED = (
-    _STEPS.update()
-    .where((_STEPS.c.rotation_id == bindparam("of_rotation")) & (_STEPS.c.step == bindparam("of_step")))
-    .values(finished_at=bindparam("at"), next_attempt_at=None)
-)
+
+
+def _steps_finished(insert: Any) -> Any:
+    statement = insert(_STEPS)
+    return statement.on_conflict_do_update(
+        index_elements=[_STEPS.c.rotation_id, _STEPS.c.step],
+        set_={"finished_at": statement.excluded.finished_at, "next_attempt_at": None},
+    )
+
+
+# a retried step's row exists (its attempts counted): it is marked finished; any other is added so
+_STEPS_FINISHED = {"postgresql": _steps_finished(postgresql.insert), "sqlite": _steps_finished(sqlite.insert)}
 
 
 def _fence_held(now: Any) -> Any:
@@ -106,6 +131,7 @@ _LEASE_RELEASE = (
 
 _AUDIT_LOCK = 7_406_118_002
 """PostgreSQL advisory lock taken by every transaction that appends to the audit chain."""
+_AUDIT_LOCKED = text("SELECT pg_advisory_xact_lock(:key)")
 REPLICA = "replica:"
 """Leases named so are replicas' heartbeats, not secrets' (a secret's name has no ':')."""
 _PROVIDER_LOCK = 74_061
@@ -244,6 +270,13 @@ class StateDB:
         with self._sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A transaction without the ORM's unit of work, for a rotation's steps: a dozen a rotation,
+        each of a few statements, where a session's bookkeeping cost more than its SQL."""
+        with self.engine.begin() as conn:
+            yield conn
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -254,26 +287,26 @@ class StateDB:
     ) -> Rotation:
         """Insert a rotation in `requested`; raise ActiveRotationExists if one is in flight."""
         now = utcnow()
-        rotation = Rotation(
-            id=str(uuid.uuid4()),
-            secret=secret,
-            provider=provider,
-            policy=policy,
-            state="requested",
-            trigger=trigger,
-            reason=reason,
-            started_by=actor,
-            created_at=now,
-            updated_at=now,
-            next_attempt_at=now,
-            waiting_for="",
-        )
+        values = {
+            "id": str(uuid.uuid4()),
+            "secret": secret,
+            "provider": provider,
+            "policy": policy,
+            "state": "requested",
+            "trigger": trigger,
+            "reason": reason,
+            "started_by": actor,
+            "created_at": now,
+            "updated_at": now,
+            "next_attempt_at": now,
+            "waiting_for": "",
+        }
+        rotation = Rotation(**values)
         try:
-            with self.session() as s:
-                s.add(rotation)
-                s.flush()
+            with self._tx() as conn:
+                conn.execute(_ROTATION_INSERT, values)
                 self._append(
-                    s,
+                    conn,
                     self._event(
                         rotation,
                         actor,
@@ -291,15 +324,15 @@ class StateDB:
         return rotation
 
     def get(self, rotation_id: str) -> Rotation:
-        with self.session() as s:
-            rotation = s.get(Rotation, rotation_id)
+        rotation = self.find(rotation_id)
         if rotation is None:
             raise RotationError(f"no rotation with id {rotation_id!r}")
         return rotation
 
     def find(self, rotation_id: str) -> Rotation | None:
-        with self.session() as s:
-            return s.get(Rotation, rotation_id)
+        with self._tx() as conn:
+            row = conn.execute(_ROTATION_BY_ID, {"id": rotation_id}).first()
+        return None if row is None else Rotation(**row._mapping)
 
     def rotations(self, ids: Sequence[str]) -> Sequence[Rotation]:
         """The rotations with these ids, in one query."""
@@ -409,24 +442,13 @@ class StateDB:
     def key_on_record(self, secret: str, key_id: str, fingerprint: str, *, adopted: str) -> str | None:
         """How rotator knows `key_id` is the key with `fingerprint` of `secret`, if it does: a
         completed rotation of the secret created it, or someone adopted it (`adopted` events)."""
-        with self.session() as s:
-            made = s.scalar(
-                select(Rotation.id)
-                .where(
-                    Rotation.secret == secret,
-                    Rotation.state == State.COMPLETED,
-                    Rotation.new_key_id == key_id,
-                    Rotation.new_fingerprint == fingerprint,
-                )
-                .limit(1)
-            )
+        with self._tx() as conn:
+            made = conn.execute(
+                _MADE_BY_ROTATOR, {"secret": secret, "key_id": key_id, "fingerprint": fingerprint}
+            ).scalar()
             if made is not None:
                 return f"recorded: created by rotation {made}"
-            for who, detail in s.execute(
-                select(AuditEvent.actor, AuditEvent.detail).where(
-                    AuditEvent.secret == secret, AuditEvent.event == adopted
-                )
-            ):
+            for who, detail in conn.execute(_ADOPTIONS, {"secret": secret, "event": adopted}):
                 if detail.get("key_id") == key_id and detail.get("fingerprint") == fingerprint:
                     return f"adopted by {who}"
         return None
@@ -461,40 +483,39 @@ class StateDB:
         """Write fields (and a state change) of a rotation, its audit event, the notifications that
         tell of it (`outbox`) and a key it leaves alive (`leftover`), all in one transaction."""
         change = Change(fields, rotation.state, utcnow(), event=event, detail=detail, outbox=outbox, leftover=leftover)
-        with self.session() as s:
-            self._write(s, rotation, [change], actor=actor)
-            fresh = s.get(Rotation, rotation.id, populate_existing=True)
-        assert fresh is not None
-        return fresh
+        with self._tx() as conn:
+            self._write(conn, rotation, [change], actor=actor)
+            fresh = conn.execute(_ROTATION_BY_ID, {"id": rotation.id}).one()
+        return Rotation(**fresh._mapping)
 
     def apply(self, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
         """Write `changes` of a rotation, in order, in one fenced transaction; nothing is read back."""
-        with self.session() as s:
-            self._write(s, rotation, changes, actor=actor)
+        with self._tx() as conn:
+            self._write(conn, rotation, changes, actor=actor)
 
-    def _write(self, s: Session, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
+    def _write(self, conn: Connection, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
         now = utcnow()
-        self._check_fence(s, rotation.secret)
+        self._check_fence(conn, rotation.secret)
         fields: dict[str, Any] = {}
         for change in changes:
             fields.update(change.fields)
         if fields:
             fields.setdefault("updated_at", now)
-            # Core, not the ORM's update: no session objects to synchronise, and it is the hot path
-            s.connection().execute(_ROTATION_SET, {"of_rotation": rotation.id, **fields})
+            conn.execute(_ROTATION_SET, {"of_rotation": rotation.id, **fields})
         events: list[AuditEvent] = []
         finished: dict[str, datetime] = {}
         for change in changes:
-            self._add_outbox(s, change.outbox, now)
+            self._add_outbox(conn, change.outbox, now)
             if change.leftover is not None:
-                s.add(
-                    LeftoverKey(
-                        secret=rotation.secret,
-                        provider=rotation.provider,
-                        rotation_id=rotation.id,
-                        recorded_at=change.at,
+                conn.execute(
+                    _LEFTOVER_INSERT,
+                    {
+                        "secret": rotation.secret,
+                        "provider": rotation.provider,
+                        "rotation_id": rotation.id,
+                        "recorded_at": change.at,
                         **change.leftover,
-                    )
+                    },
                 )
             to_state = change.fields.get("state")
             if change.event is not None:
@@ -505,9 +526,9 @@ class StateDB:
             if to_state is not None and to_state != change.from_state:
                 finished[change.from_state] = change.at
         if events:
-            self._append(s, *events)
+            self._append(conn, *events)
         if finished:
-            self._finish_steps(s, rotation.id, finished)
+            self._finish_steps(conn, rotation.id, finished)
 
     def audit(
         self,
@@ -518,10 +539,10 @@ class StateDB:
         event: str,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        with self.session() as s:
-            self._check_fence(s, secret)
+        with self._tx() as conn:
+            self._check_fence(conn, secret)
             self._append(
-                s,
+                conn,
                 AuditEvent(
                     rotation_id=rotation.id if rotation else None,
                     secret=secret,
@@ -535,13 +556,15 @@ class StateDB:
     # notification outbox ----------------------------------------------------------------------------
 
     @staticmethod
-    def _add_outbox(s: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-        for row in rows:
-            s.add(OutboxEntry(created_at=now, next_attempt_at=now, attempts=0, **row))
+    def _add_outbox(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        if rows:
+            conn.execute(
+                _OUTBOX_INSERT, [{"created_at": now, "next_attempt_at": now, "attempts": 0, **r} for r in rows]
+            )
 
     def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
-        with self.session() as s:
-            self._add_outbox(s, rows, utcnow())
+        with self._tx() as conn:
+            self._add_outbox(conn, rows, utcnow())
 
     def claim_outbox(self, *, limit: int, lease: timedelta) -> list[OutboxEntry]:
         """Due entries, each claimed for `lease` (a conditional update), so two processes rarely send one twice."""
@@ -611,8 +634,9 @@ class StateDB:
                 raise RotationError(f"no open leftover key {leftover_id}")
             row.resolved_at = utcnow()
             row.resolution = resolution
+            s.flush()
             self._append(
-                s,
+                s.connection(),
                 AuditEvent(
                     rotation_id=row.rotation_id,
                     secret=row.secret,
@@ -623,17 +647,16 @@ class StateDB:
                 ),
             )
 
-    def _append(self, s: Session, *rows: AuditEvent) -> None:
+    def _append(self, conn: Connection, *rows: AuditEvent) -> None:
         """Add `rows`, in order, to the audit chain: each hashed over its content and the hash of
         the row before it, the first over the newest row's.
 
         Appends are serialised (PostgreSQL: an advisory lock held to commit; SQLite: BEGIN
         IMMEDIATE), so the row read as newest is still the newest when these commit.
         """
-        if s.get_bind().dialect.name == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
-        s.flush()  # rows added earlier in this transaction come first in the chain
-        conn, table = s.connection(), _AUDIT
+        if conn.dialect.name == "postgresql":
+            conn.execute(_AUDIT_LOCKED, {"key": _AUDIT_LOCK})
+        table = _AUDIT
         prev = conn.execute(_NEWEST_HASH).scalar() or GENESIS
         values = []
         for row in rows:
@@ -698,7 +721,7 @@ class StateDB:
         with self.session() as s:
             fence: Fence | None = getattr(_fences, "current", None)
             if fence is not None:
-                self._check_fence(s, fence.secret)
+                self._check_fence(s.connection(), fence.secret)
             progress = s.get(StepProgress, (rotation_id, step))
             if progress is None:
                 progress = StepProgress(rotation_id=rotation_id, step=step, started_at=now, attempts=0)
@@ -722,28 +745,23 @@ class StateDB:
             ).all()
 
     @staticmethod
-    def _finish_steps(s: Session, rotation_id: str, finished: dict[str, datetime]) -> None:
+    def _finish_steps(conn: Connection, rotation_id: str, finished: dict[str, datetime]) -> None:
         """Mark steps finished (step → when): rows of retried steps exist, the others are added."""
-        s.flush()  # a retried step's row may have been added in this transaction
-        conn = s.connection()
-        started = conn.execute(_STEPS_STARTED, {"rotation_id": rotation_id, "steps": list(finished)})
-        for step in started.scalars().all():
-            conn.execute(_STEP_FINISHED, {"of_rotation": rotation_id, "of_step": step, "at": finished.pop(step)})
-        if finished:
-            conn.execute(
-                _STEPS_INSERT,
-                [
-                    {"rotation_id": rotation_id, "step": step, "started_at": at, "attempts": 1, "finished_at": at}
-                    for step, at in finished.items()
-                ],
-            )
+        conn.execute(
+            _STEPS_FINISHED["postgresql" if conn.dialect.name == "postgresql" else "sqlite"],
+            [
+                {"rotation_id": rotation_id, "step": step, "started_at": at, "attempts": 1, "finished_at": at}
+                for step, at in finished.items()
+            ],
+        )
 
     # leases ------------------------------------------------------------------------------------
 
-    def _now(self, s: Session) -> datetime:
+    @staticmethod
+    def _now(conn: Connection) -> datetime:
         """The database's clock on PostgreSQL (replicas on many hosts agree on it); this host's on SQLite."""
-        if s.get_bind().dialect.name == "postgresql":
-            found = s.scalar(select(func.now()))
+        if conn.dialect.name == "postgresql":
+            found = conn.execute(_DB_NOW).scalar()
             if isinstance(found, datetime):
                 return found.astimezone(UTC)
         return utcnow()
@@ -755,21 +773,21 @@ class StateDB:
         provably dead) increments it, so a writer that lost it can no longer pass the fence.
         """
         started = time.monotonic()
-        with self.session() as s:
-            generation = self._acquire(s, secret, owner, ttl)
+        with self._tx() as conn:
+            generation = self._acquire(conn, secret, owner, ttl)
         self._trust(Fence(secret, owner, generation), started, ttl)
         return generation
 
     def lease_and_read(self, rotation_id: str, secret: str, owner: str, ttl: timedelta) -> tuple[int, Rotation]:
         """acquire_lease, and the rotation as it is under the lease, in one transaction."""
         started = time.monotonic()
-        with self.session() as s:
-            generation = self._acquire(s, secret, owner, ttl)
-            rotation = s.get(Rotation, rotation_id)
-        if rotation is None:
+        with self._tx() as conn:
+            generation = self._acquire(conn, secret, owner, ttl)
+            row = conn.execute(_ROTATION_BY_ID, {"id": rotation_id}).first()
+        if row is None:
             raise RotationError(f"no rotation with id {rotation_id!r}")
         self._trust(Fence(secret, owner, generation), started, ttl)
-        return generation, rotation
+        return generation, Rotation(**row._mapping)
 
     def claim_due(
         self,
@@ -794,8 +812,8 @@ class StateDB:
         limits = limits or {}
         started = time.monotonic()
         with self.session() as s:
-            now, conn = self._now(s), s.connection()
-            postgres = conn.dialect.name == "postgresql"
+            conn = s.connection()
+            now, postgres = self._now(conn), conn.dialect.name == "postgresql"
             full = {p for p in limits if self._leased_of(s, p, now) >= limits[p]}
             r, leases = _ROTATIONS, _LEASES
             urgency = case((or_(r.c.trigger.in_(list(urgent)), r.c.policy.in_(list(urgent))), 0), else_=1)
@@ -824,7 +842,7 @@ class StateDB:
                     if self._leased_of(s, provider, now, but=secret) >= limits[provider]:
                         continue
                 try:
-                    generation = self._acquire(s, secret, owner, ttl)
+                    generation = self._acquire(conn, secret, owner, ttl)
                 except LeaseHeld:
                     continue  # taken a moment ago by a caller that does not claim (a CLI)
                 rotation = s.get(Rotation, rotation_id)
@@ -846,9 +864,8 @@ class StateDB:
             query = query.where(leases.c.secret != but)
         return int(s.connection().execute(query).scalar_one())
 
-    def _acquire(self, s: Session, secret: str, owner: str, ttl: timedelta) -> int:
-        now = self._now(s)
-        conn, key = s.connection(), {"of_secret": secret}
+    def _acquire(self, conn: Connection, secret: str, owner: str, ttl: timedelta) -> int:
+        now, key = self._now(conn), {"of_secret": secret}
         current = conn.execute(_LEASE_ROW, key).first()
         if current is None:
             try:
@@ -876,11 +893,11 @@ class StateDB:
         A lease named `replica:<owner>`, renewed every tick: replicas need no table of their own
         to count each other, and a dead one stops counting when its lease expires."""
         name = f"{REPLICA}{owner}"[:200]
-        with self.session() as s:
-            self._acquire(s, name, owner, ttl)
-            now, leases = self._now(s), _LEASES
+        with self._tx() as conn:
+            self._acquire(conn, name, owner, ttl)
+            now, leases = self._now(conn), _LEASES
             alive = select(func.count()).where(leases.c.secret.startswith(REPLICA), leases.c.expires_at > now)
-            return int(s.connection().execute(alive).scalar_one())
+            return int(conn.execute(alive).scalar_one())
 
     def farewell(self, owner: str) -> None:
         """This replica stops: the others count without it at once."""
@@ -920,10 +937,10 @@ class StateDB:
     def renew_lease(self, fence: Fence, ttl: timedelta) -> None:
         """Extend a lease still held under `fence`; raise LeaseLost when it is not."""
         started = time.monotonic()
-        with self.session() as s:
-            now = self._now(s)
+        with self._tx() as conn:
+            now = self._now(conn)
             fenced = {"of_secret": fence.secret, "of_owner": fence.owner, "of_generation": fence.generation}
-            renewed = _rowcount(s.connection().execute(_LEASE_RENEW, {**fenced, "now": now, "until": now + ttl}))
+            renewed = _rowcount(conn.execute(_LEASE_RENEW, {**fenced, "now": now, "until": now + ttl}))
         if not renewed:
             self._distrust(fence)
             raise LeaseLost(f"secret {fence.secret!r}: the lease (generation {fence.generation}) was lost")
@@ -934,9 +951,9 @@ class StateDB:
         with self._trusted_lock:
             for fence in [f for f in self._trusted if f.secret == secret and f.owner == owner]:
                 del self._trusted[fence]
-        with self.session() as s:
-            until = self._now(s) - timedelta(seconds=1)
-            s.connection().execute(_LEASE_RELEASE, {"of_secret": secret, "of_owner": owner, "until": until})
+        with self._tx() as conn:
+            until = self._now(conn) - timedelta(seconds=1)
+            conn.execute(_LEASE_RELEASE, {"of_secret": secret, "of_owner": owner, "until": until})
 
     # fencing ---------------------------------------------------------------------------------------
 
@@ -951,20 +968,16 @@ class StateDB:
         finally:
             _fences.current = previous
 
-    def _check_fence(self, s: Session, secret: str) -> None:
+    def _check_fence(self, conn: Connection, secret: str) -> None:
         fence: Fence | None = getattr(_fences, "current", None)
         if fence is None or fence.secret != secret:
             return
-        dialect = s.get_bind().dialect.name
-        held = (
-            s.connection()
-            .execute(
-                _FENCE_HELD["postgresql" if dialect == "postgresql" else "sqlite"],
-                {"secret": fence.secret, "owner": fence.owner, "generation": fence.generation}
-                | ({} if dialect == "postgresql" else {"now": utcnow()}),
-            )
-            .first()
-        )
+        postgres = conn.dialect.name == "postgresql"
+        held = conn.execute(
+            _FENCE_HELD["postgresql" if postgres else "sqlite"],
+            {"secret": fence.secret, "owner": fence.owner, "generation": fence.generation}
+            | ({} if postgres else {"now": utcnow()}),
+        ).first()
         if held is None:
             self._distrust(fence)
             raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) is no longer ours")
@@ -981,8 +994,8 @@ class StateDB:
                 until = self._trusted.get(fence)
             if until is not None and time.monotonic() < until:
                 return
-        with self.session() as s:
-            self._check_fence(s, secret)
+        with self._tx() as conn:
+            self._check_fence(conn, secret)
 
 
 def _rowcount(result: Any) -> int:

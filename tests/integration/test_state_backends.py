@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -94,6 +94,21 @@ def test_step_progress_survives_and_counts_attempts(db: StateDB) -> None:
     db.record_attempt(rid, "creating", error="HTTP 429", next_attempt_at=None)
     progress = db.step(rid, "creating")
     assert progress is not None and progress.attempts == 2 and progress.last_error == "HTTP 429"
+
+
+def test_a_step_left_is_marked_finished_whether_or_not_it_was_retried(db: StateDB) -> None:
+    rid = new(db, f"s-{uuid.uuid4().hex}")
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    db.update(db.get(rid), actor="t", event="creating", state="creating")
+    db.record_attempt(rid, "creating", error="HTTP 503", next_attempt_at=later)
+    db.record_attempt(rid, "creating", error="HTTP 503", next_attempt_at=later)
+    db.update(db.get(rid), actor="t", event="key.created", state="staged")
+    steps = {p.step: p for p in db.steps(rid)}
+    assert set(steps) == {"requested", "creating"}
+    retried, first = steps["creating"], steps["requested"]
+    assert retried.attempts == 2 and retried.finished_at is not None and retried.next_attempt_at is None
+    assert retried.started_at < retried.finished_at
+    assert first.attempts == 1 and first.finished_at is not None and first.started_at == first.finished_at
 
 
 def test_last_completed_and_finished_since_give_aware_times_of_the_newest_end(db: StateDB) -> None:
