@@ -60,7 +60,7 @@ def rotate_many(
         with limits[spec.provider]:
             try:
                 rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
-                final = app.runner(actor).run(rotation.id, follow=True, on_step=on_step)
+                final = app.runner(actor).run(rotation, follow=True, on_step=on_step)
                 outcome = _outcome(final)
             except RotatorError as exc:
                 outcome = Outcome(name, spec.provider, None, "error", str(exc))

@@ -45,7 +45,7 @@ class Runner:
 
     def run(
         self,
-        rotation_id: str,
+        rotation: Rotation | str,
         *,
         follow: bool,
         on_step: Callable[[Step], None] = lambda _: None,
@@ -54,9 +54,12 @@ class Runner:
     ) -> Rotation:
         """Advance a rotation until it ends, is held, or (without `follow`) has to wait.
 
-        With `follow`, waits (sleeping, lease released) until each next attempt is due.
+        With `follow`, waits (sleeping, lease released) until each next attempt is due. The
+        rotation is given by id, or as this process has just written it (no need to read it back).
         """
-        rotation = self.db.get(rotation_id)
+        if isinstance(rotation, str):
+            rotation = self.db.get(rotation)
+        rotation_id = rotation.id
         while True:
             if rotation.terminal or should_stop():
                 return rotation
