@@ -6,8 +6,9 @@ that leans on those retries is slower than one that never sends them, and a vend
 account that keeps trying. So each limit the vendor documents (or the operator configures) is a
 window that a request waits on before it is sent: at most `requests` in any `per`, counted the
 vendor's way ("100 per minute", "1,000 per hour", "50 per second"). The window is padded by 10%
-(at least 50 ms): a request leaves some time after its slot (signing, a busy interpreter, the
-network), and the server must never count one too many in any of its seconds.
+(at least 50 ms): a request reaches the server's count some time after it is counted here
+(signing, the network, the server's own queue), and the server must never count one too many in
+any of its seconds.
 """
 
 from __future__ import annotations
@@ -51,20 +52,25 @@ class Window:
         """Seconds callers spent waiting here, in total (metrics and benchmarks read it)."""
 
     def take(self) -> None:
-        """Wait until a request may be sent, and count it as sent then."""
+        """Wait until a request may be sent, and count it as sent when the wait is over.
+
+        Counted then, not when the wait began: a thread whose sleep ends late (an interpreter busy
+        with 64 rotations) is counted when it really sends, so late ones never bunch up with the
+        ones after them. Callers wait one after another, holding the lock, in about the order they came.
+        """
         allowed = max(1, self.limit.requests // _processes)
+        started = self._clock()
         with self._lock:
-            now = self._clock()
-            at = now
-            if len(self._sent) >= allowed:
-                at = max(now, self._sent[-allowed] + self._span)
-            # the slot is reserved now, so callers are served in the order they came
-            self._sent.append(at)
-            while len(self._sent) > allowed:
-                self._sent.popleft()
-            self.waited += at - now
-        if at > now:
-            self._sleep(at - now)
+            while True:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self._span:
+                    self._sent.popleft()
+                if len(self._sent) < allowed:
+                    self._sent.append(now)
+                    self.waited += now - started
+                    return
+                # at least a millisecond: a pause below a float's resolution would never end
+                self._sleep(max(self._sent[0] + self._span - now, 0.001))
 
 
 _processes = 1

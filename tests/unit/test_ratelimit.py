@@ -44,6 +44,37 @@ def test_no_window_ever_holds_more_than_the_limit(requests: int, gaps: list[floa
         assert sum(1 for t in sent[i:] if t < start + 1.0) <= requests
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    requests=st.integers(min_value=1, max_value=10),
+    calls=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=0.3), st.floats(min_value=0, max_value=0.8)),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_a_caller_woken_late_is_counted_when_it_sends_not_when_its_turn_was(
+    requests: int, calls: list[tuple[float, float]]
+) -> None:
+    """A thread's sleep can end late (an interpreter busy with 64 rotations): what the server
+    counts is when requests leave, so late ones must not bunch up with the ones after them."""
+    time = FakeTime()
+    late = [0.0]
+
+    def oversleep(seconds: float) -> None:
+        time.now += seconds + late[0]
+
+    window = Window(Limit(requests, timedelta(seconds=1)), clock=time.clock, sleep=oversleep)
+    sent = []
+    for gap, lateness in calls:
+        time.now += gap
+        late[0] = lateness
+        window.take()
+        sent.append(time.now)
+    for i, start in enumerate(sent):
+        assert sum(1 for t in sent[i:] if t < start + 1.0) <= requests
+
+
 def test_a_burst_within_the_limit_does_not_wait_and_the_next_waits_a_window() -> None:
     time = FakeTime()
     window = Window(Limit(50, timedelta(seconds=1)), clock=time.clock, sleep=time.sleep)
