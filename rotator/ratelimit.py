@@ -45,6 +45,12 @@ class Window:
         self.limit = limit
         seconds = limit.per.total_seconds()
         self._span = seconds + max(seconds * 0.1, 0.05)
+        # A per-second quota (AWS's writes) is kept as a steady pace: fifty requests sent at once
+        # reach the server's count over more than the pad (a quarter of a second at moto), so the
+        # tail of one burst would be counted in the same second as the head of the next. A longer
+        # window's pad (six seconds a minute) absorbs its bursts, and pacing it would make a
+        # handful of calls wait seconds apart.
+        self._paced = seconds <= 1
         self._sent: deque[float] = deque()
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
@@ -65,12 +71,15 @@ class Window:
                 now = self._clock()
                 while self._sent and self._sent[0] <= now - self._span:
                     self._sent.popleft()
-                if len(self._sent) < allowed:
+                ready = self._sent[0] + self._span if len(self._sent) >= allowed else now
+                if self._paced and self._sent:
+                    ready = max(ready, self._sent[-1] + self._span / allowed)
+                if ready <= now:
                     self._sent.append(now)
                     self.waited += now - started
                     return
                 # at least a millisecond: a pause below a float's resolution would never end
-                self._sleep(max(self._sent[0] + self._span - now, 0.001))
+                self._sleep(max(ready - now, 0.001))
 
 
 _processes = 1
