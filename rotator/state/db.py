@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationError
@@ -202,8 +202,6 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    # a server's connections can die between uses (restart, failover, idle timeout): ping on checkout;
-    # a SQLite file cannot, and the ping would be one more statement per transaction
     if url.startswith("sqlite") and ":memory:" not in url and url.rstrip("/") not in ("sqlite:", "sqlite+pysqlite:"):
         # every transaction takes SQLite's one write lock (BEGIN IMMEDIATE): threads of this process
         # queue for the one connection, and the next is woken the moment it is given back; with a
@@ -211,7 +209,9 @@ def open_engine(url: str) -> Engine:
         # a try while it stood free (at 64 rotations at once, most of an incident's time)
         engine = create_engine(url, future=True, pool_size=1, max_overflow=0, pool_timeout=60)
     else:
-        engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+        engine = create_engine(url, future=True)
+    if engine.dialect.name != "sqlite":
+        _ping_when_idle(engine)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -219,6 +219,33 @@ def open_engine(url: str) -> Engine:
         if path and path != ":memory:":
             event.listen(engine, "connect", lambda *_: _private_files(path))
     return engine
+
+
+IDLE_BEFORE_PING = 1.0
+"""Seconds a pooled server connection may have sat unused before it is tested on checkout."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """A server's connections can die between uses (restart, failover, idle timeout): one that sat
+    idle is pinged before it is handed out, and replaced if dead (SQLAlchemy's documented custom
+    pessimistic check: DisconnectionError on checkout makes the pool connect anew). One given back
+    less than a second ago is not: `pool_pre_ping` pinged before every transaction, a round trip
+    (and a transaction the server counts) for each of a rotation's nine."""
+
+    def given_back(_: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def handed_out(dbapi_connection: Any, record: Any, _: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < IDLE_BEFORE_PING:
+            return  # just made, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection idle for {time.monotonic() - since:.0f} s is dead") from exc
+
+    event.listen(engine, "checkin", given_back)
+    event.listen(engine, "checkout", handed_out)
 
 
 def _private_files(path: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from rotator.errors import ActiveRotationExists, LeaseHeld
+from rotator.state import db as state_db
 from rotator.state.db import StateDB
 
 
@@ -128,3 +129,22 @@ def test_last_completed_and_finished_since_give_aware_times_of_the_newest_end(db
     assert newest == ends[1] and newest.tzinfo is not None
     since = db.finished_since(utcnow() - timedelta(days=2))
     assert since[secret] == ends[1] and since[secret].tzinfo is not None
+
+
+def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_unseen(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart, a failover or an idle timeout ends a pooled connection: the next transaction
+    gets a live one. (Connections given back less than IDLE_BEFORE_PING ago are not pinged.)"""
+    db = StateDB(postgres_url)
+    with db.engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    other = StateDB(postgres_url)
+    with other.engine.begin() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    monkeypatch.setattr(state_db, "IDLE_BEFORE_PING", 0.0)
+    assert db.find(str(uuid.uuid4())) is None
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    db.close()
+    other.close()
