@@ -28,33 +28,18 @@ class FakeTime:
         self.now += seconds
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     requests=st.integers(min_value=1, max_value=20),
-    gaps=st.lists(st.floats(min_value=0, max_value=0.5), min_size=1, max_size=120),
-)
-def test_no_window_ever_holds_more_than_the_limit(requests: int, gaps: list[float]) -> None:
-    time = FakeTime()
-    window = Window(Limit(requests, timedelta(seconds=1)), clock=time.clock, sleep=time.sleep)
-    sent = []
-    for gap in gaps:
-        time.now += gap
-        window.take()
-        sent.append(time.now)
-    for i, start in enumerate(sent):
-        assert sum(1 for t in sent[i:] if t < start + 1.0) <= requests
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    requests=st.integers(min_value=1, max_value=10),
     calls=st.lists(
-        st.tuples(st.floats(min_value=0, max_value=0.3), st.floats(min_value=0, max_value=0.8)),
+        st.tuples(
+            st.floats(min_value=0, max_value=0.5), st.one_of(st.just(0.0), st.floats(min_value=0, max_value=0.8))
+        ),
         min_size=1,
-        max_size=80,
+        max_size=120,
     ),
 )
-def test_a_caller_woken_late_is_counted_when_it_sends_not_when_its_turn_was(
+def test_no_window_ever_holds_more_than_the_limit_even_when_callers_wake_late(
     requests: int, calls: list[tuple[float, float]]
 ) -> None:
     """A thread's sleep can end late (an interpreter busy with 64 rotations): what the server
