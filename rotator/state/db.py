@@ -299,7 +299,7 @@ class StateDB:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        """A transaction without the ORM's unit of work, for a rotation's steps: a dozen a rotation,
+        """A transaction without the ORM's unit of work, for a rotation's steps: nine a rotation,
         each of a few statements, where a session's bookkeeping cost more than its SQL."""
         with self.engine.begin() as conn:
             yield conn
