@@ -358,7 +358,12 @@ class StateDB:
 
     def find(self, rotation_id: str) -> Rotation | None:
         with self._tx() as conn:
-            row = conn.execute(_ROTATION_BY_ID, {"id": rotation_id}).first()
+            return self._read(conn, rotation_id)
+
+    @staticmethod
+    def _read(conn: Connection, rotation_id: str) -> Rotation | None:
+        """The rotation row as a (detached) Rotation, read without the ORM."""
+        row = conn.execute(_ROTATION_BY_ID, {"id": rotation_id}).first()
         return None if row is None else Rotation(**row._mapping)
 
     def rotations(self, ids: Sequence[str]) -> Sequence[Rotation]:
@@ -512,8 +517,9 @@ class StateDB:
         change = Change(fields, rotation.state, utcnow(), event=event, detail=detail, outbox=outbox, leftover=leftover)
         with self._tx() as conn:
             self._write(conn, rotation, [change], actor=actor)
-            fresh = conn.execute(_ROTATION_BY_ID, {"id": rotation.id}).one()
-        return Rotation(**fresh._mapping)
+            fresh = self._read(conn, rotation.id)
+        assert fresh is not None
+        return fresh
 
     def apply(self, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
         """Write `changes` of a rotation, in order, in one fenced transaction; nothing is read back."""
@@ -810,11 +816,11 @@ class StateDB:
         started = time.monotonic()
         with self._tx() as conn:
             generation = self._acquire(conn, secret, owner, ttl)
-            row = conn.execute(_ROTATION_BY_ID, {"id": rotation_id}).first()
-        if row is None:
+            rotation = self._read(conn, rotation_id)
+        if rotation is None:
             raise RotationError(f"no rotation with id {rotation_id!r}")
         self._trust(Fence(secret, owner, generation), started, ttl)
-        return generation, Rotation(**row._mapping)
+        return generation, rotation
 
     def claim_due(
         self,
@@ -872,7 +878,7 @@ class StateDB:
                     generation = self._acquire(conn, secret, owner, ttl)
                 except LeaseHeld:
                     continue  # taken a moment ago by a caller that does not claim (a CLI)
-                rotation = s.get(Rotation, rotation_id)
+                rotation = self._read(conn, rotation_id)
                 assert rotation is not None
                 self._trust(Fence(secret, owner, generation), started, ttl)
                 return generation, rotation
