@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rotator.app import App
+from rotator.engine.runner import Runner
 from rotator.engine.steps import Step
 from rotator.errors import ActiveRotationExists, RotatorError
 from rotator.lifecycle import WITH_OPERATOR
@@ -55,12 +56,20 @@ def rotate_many(
     for name in secrets:
         limits[app.policies.secret(name).provider]  # create each provider's semaphore before the threads start
 
+    per_worker = threading.local()
+
+    def runner() -> Runner:
+        # one a worker, as in the daemon: building one reads /proc for the lease owner's identity
+        if not hasattr(per_worker, "runner"):
+            per_worker.runner = app.runner(actor)
+        return per_worker.runner  # type: ignore[no-any-return]
+
     def one(name: str) -> Outcome:
         spec = app.policies.secret(name)
         with limits[spec.provider]:
             try:
                 rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
-                final = app.runner(actor).run(rotation, follow=True, on_step=on_step)
+                final = runner().run(rotation, follow=True, on_step=on_step)
                 outcome = _outcome(final)
             except RotatorError as exc:
                 outcome = Outcome(name, spec.provider, None, "error", str(exc))
