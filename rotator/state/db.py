@@ -105,6 +105,13 @@ def _fence_held(now: Any) -> Any:
 
 # PostgreSQL compares with its own clock in the same statement; SQLite with this host's
 _FENCE_HELD = {"postgresql": _fence_held(func.now()), "sqlite": _fence_held(bindparam("now"))}
+
+
+def _for_dialect(conn: Connection, statements: dict[str, Any]) -> Any:
+    """The statement of `statements` ({"postgresql": …, "sqlite": …}) that `conn`'s database speaks."""
+    return statements["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+
+
 _LEASE_ROW = (
     select(_LEASES.c.owner, _LEASES.c.expires_at, _LEASES.c.generation)
     .where(_LEASES.c.secret == bindparam("of_secret"))
@@ -212,12 +219,12 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, future=True)
     if engine.dialect.name != "sqlite":
         _ping_when_idle(engine)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
-        path = engine.url.database or ""
-        if path and path != ":memory:":
-            event.listen(engine, "connect", lambda *_: _private_files(path))
+        return engine
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+    path = engine.url.database or ""
+    if path and path != ":memory:":
+        event.listen(engine, "connect", lambda *_: _private_files(path))
     return engine
 
 
@@ -781,7 +788,7 @@ class StateDB:
     def _finish_steps(conn: Connection, rotation_id: str, finished: dict[str, datetime]) -> None:
         """Mark steps finished (step → when): rows of retried steps exist, the others are added."""
         conn.execute(
-            _STEPS_FINISHED["postgresql" if conn.dialect.name == "postgresql" else "sqlite"],
+            _for_dialect(conn, _STEPS_FINISHED),
             [
                 {"rotation_id": rotation_id, "step": step, "started_at": at, "attempts": 1, "finished_at": at}
                 for step, at in finished.items()
@@ -1005,11 +1012,10 @@ class StateDB:
         fence: Fence | None = getattr(_fences, "current", None)
         if fence is None or fence.secret != secret:
             return
-        postgres = conn.dialect.name == "postgresql"
         held = conn.execute(
-            _FENCE_HELD["postgresql" if postgres else "sqlite"],
+            _for_dialect(conn, _FENCE_HELD),
             {"secret": fence.secret, "owner": fence.owner, "generation": fence.generation}
-            | ({} if postgres else {"now": utcnow()}),
+            | ({} if conn.dialect.name == "postgresql" else {"now": utcnow()}),
         ).first()
         if held is None:
             self._distrust(fence)
