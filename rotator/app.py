@@ -185,7 +185,7 @@ class App:
             provider=self.provider_for(spec, rotation),
             store=self.store(spec.store.instance),
             location=spec.store.location,
-            hooks=self.settings.hooks,
+            hooks=self.settings.hooks_for(self.policies.team_of(spec.name)),
         )
 
     def close(self) -> None:

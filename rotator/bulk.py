@@ -33,9 +33,17 @@ class Outcome:
 
 def people_of(app: App, person: str) -> list[str]:
     """Secrets whose `access` names `person`, directly or through a team."""
-    teams = {f"team:{name}" for name, members in app.policies.teams.items() if person in members}
+    # people groups belong to a team's files: another team's group of the same name is not this one
+    memberships: dict[int, set[str]] = {}
+
+    def groups(name: str) -> set[str]:
+        found = app.policies.groups_of(name)
+        if id(found) not in memberships:
+            memberships[id(found)] = {f"team:{group}" for group, members in found.items() if person in members}
+        return memberships[id(found)]
+
     return sorted(
-        name for name, spec in app.policies.secrets.items() if person in spec.access or teams & set(spec.access)
+        name for name, spec in app.policies.secrets.items() if person in spec.access or groups(name) & set(spec.access)
     )
 
 

@@ -28,7 +28,9 @@ from rotator.config_parts import (
 )
 from rotator.durations import PositiveDuration
 from rotator.errors import InputError
+from rotator.policy_rules import BUILT_IN, Policy
 from rotator.stores.aws_settings import AwsStoreSettings
+from rotator.tenancy import Team, check_names
 
 ENV_PREFIX = "ROTATOR_"
 _NOT_OVERRIDES = {"ROTATOR_CONFIG", "ROTATOR_FAILPOINTS", "ROTATOR_REPLICA_ID"}
@@ -71,10 +73,11 @@ class EngineSettings(Strict):
     """A step that keeps failing temporarily for this long is treated as failed."""
     hold_interval: PositiveDuration = timedelta(minutes=5)
     operator_poll: PositiveDuration = timedelta(seconds=30)
+    """How often to probe an old key an operator was asked to revoke."""
     gate_poll: PositiveDuration = timedelta(seconds=30)
     """How often the cutover gate asks consumers and the provider again."""
     hook_timeout: PositiveDuration = timedelta(seconds=10)
-    """How often to probe an old key an operator was asked to revoke."""
+    """The whole of one hook call: connecting, sending and reading the answer (or a command's run)."""
     lease_ttl: PositiveDuration = timedelta(minutes=2)
 
 
@@ -148,6 +151,14 @@ class HooksSettings(Strict):
         candidates = [host] + ([f"{host}:{port}"] if port is not None else [])
         return any(fnmatch.fnmatchcase(c, p.lower()) for c in candidates for p in self.allowed_hosts)
 
+    def for_team(self, team: Team) -> HooksSettings:
+        """What one team's hooks may use: its own commands and credentials, its hosts and everyone's."""
+        return HooksSettings(
+            commands={n: c for n, c in self.commands.items() if n in team.commands},
+            credentials={n: c for n, c in self.credentials.items() if n in team.credentials},
+            allowed_hosts=[*self.allowed_hosts, *team.allowed_hosts],
+        )
+
 
 class Settings(Strict):
     state: StateSettings = StateSettings()
@@ -159,6 +170,17 @@ class Settings(Strict):
     daemon: DaemonSettings = DaemonSettings()
     notifications: list[NotificationTarget] = []
     hooks: HooksSettings = HooksSettings()
+    teams: dict[str, Team] = {}
+    """Who owns which policy files and what they may use (see rotator.tenancy); none: one team owns all."""
+    policies: dict[Literal["incident", "offboarding"], Policy] = {}
+    """The built-in policies, tuned by the operator; policy files may name them, never define them."""
+
+    def built_in_policies(self) -> dict[str, Policy]:
+        return {**BUILT_IN, **{str(name): policy for name, policy in self.policies.items()}}
+
+    def hooks_for(self, team: str | None) -> HooksSettings:
+        """The hooks a team's secrets may use; `None` (no teams configured): all of them."""
+        return self.hooks if team is None else self.hooks.for_team(self.teams[team])
 
     def state_dir(self) -> Path:
         """$STATE_DIRECTORY (systemd) or ~/.local/state/rotator, made private (0700) to this user."""
@@ -217,6 +239,30 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _team_problems(settings: Settings, doc: Any, path: Path | None) -> list[str]:
+    """A team may be allowed only what rotator.yaml defines."""
+    where = path or "(environment)"
+    problems = [
+        f"{where}:{yamlsource.line_of(doc, ('teams', name))}: teams.{name}: {problem}"
+        for name, problem in check_names(settings.teams)
+    ]
+    defined = {
+        "providers": (set(settings.providers), "providers"),
+        "commands": (set(settings.hooks.commands), "hooks.commands"),
+        "credentials": (set(settings.hooks.credentials), "hooks.credentials"),
+    }
+    for name, team in settings.teams.items():
+        for field, (known, section) in defined.items():
+            for index, value in enumerate(getattr(team, field)):
+                if value not in known:
+                    line = yamlsource.line_of(doc, ("teams", name, field, index))
+                    problems.append(
+                        f"{where}:{line}: teams.{name}.{field} names {value!r}, which is not in {section} "
+                        f"(known: {', '.join(sorted(known)) or 'none'})"
+                    )
+    return problems
+
+
 def config_path(explicit: Path | None = None) -> Path | None:
     """The rotator.yaml in force: --config, $ROTATOR_CONFIG, ./rotator.yaml, /etc/rotator/rotator.yaml."""
     if explicit is not None:
@@ -251,6 +297,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         for field, ref in p.store_refs().items()
         if ref.instance not in settings.stores
     ]
+    problems += _team_problems(settings, doc, path)
     if problems:
         raise InputError(problems)
     if path is not None and not settings.policies_dir.is_absolute():

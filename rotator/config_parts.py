@@ -143,6 +143,11 @@ class StoreSettings(Strict):
     type: str
     timeout: PositiveDuration = timedelta(seconds=10)
 
+    def identity(self, instance: str) -> tuple[str, ...]:
+        """The physical store this instance reaches: two instances with one identity hold the same
+        secrets (two names for one AWS region, one Vault). By default each instance is its own."""
+        return (self.type, instance)
+
     def transport_warnings(self, name: str) -> list[str]:
         """Settings that send credentials where others could read or replace them."""
         return []
@@ -173,6 +178,30 @@ class StoreRefPart(Lean):
     def location(self) -> str:
         """The secret's place in its store as the store adapter takes it."""
         raise NotImplementedError
+
+    def identities(self, store: StoreSettings) -> list[tuple[tuple[str, ...], str | None]]:
+        """Every secret this reference may name, as the store resolves it, whatever the spelling:
+        (the store's identity + a canonical location, the account when one is known). Two
+        references sharing one, in accounts that may be the same, name one secret."""
+        return [((*store.identity(self.instance), self.location), None)]
+
+    def granted(self, grant: Grant, store: StoreSettings) -> bool:
+        """Whether `grant` covers this secret, whatever the spelling."""
+        return grant.covers(store=self.instance, location=self.location)
+
+    def problems(self, store: StoreSettings) -> list[str]:
+        """What makes this reference unusable with this store instance (another region, say)."""
+        return []
+
+
+def url_identity(url: str | None) -> str:
+    """A URL reduced to what tells servers apart: scheme, host (lower case) and port."""
+    parts = urlsplit(url or "")
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        port = None
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
 def plain_http(url: str | None) -> bool:

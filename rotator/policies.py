@@ -1,157 +1,44 @@
 """Policy files (`policies/*.yaml`) → validated models; every problem names file and line.
 
-All files of a directory are validated together: a secret may name a policy from another file,
-names must be unique across files, and every provider instance and store a secret names must
-exist in rotator.yaml. `incident` and `offboarding` have built-in defaults a file may override.
+All files of a directory are validated together: names are unique across files, a file belongs
+to one rotator.yaml team (when there are teams) and its secrets may use only what that team is
+allowed (policy_checks). `incident` and `offboarding` are built in: rotator.yaml tunes them, a
+policy file may only name them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import TypeAdapter, ValidationError
 
+from rotator import policy_checks as checks
 from rotator import yamlfast, yamlsource
 from rotator.config import Settings
-from rotator.config_parts import Lean
-from rotator.durations import Duration, PositiveDuration
 from rotator.errors import InputError
+from rotator.policy_models import NAME, Consumer, HeaderCredential, Hook, HttpHook, PolicyFile, SecretSpec
+from rotator.policy_rules import BUILT_IN, Policy
 from rotator.stores.refs import StoreRef
-from rotator.windows import Window
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-GateSignal = Literal["consumers", "old_key_idle"]
-
-
-class Cutover(_Strict):
-    min_soak: Duration = timedelta(0)
-    require: list[GateSignal] = []
-    max_wait: PositiveDuration | None = None
-    on_timeout: Literal["hold", "revoke"] = "hold"
-    idle_for: PositiveDuration = timedelta(hours=1)
-    """old_key_idle: how long the provider must show no use of the old key."""
-
-
-class Policy(_Strict):
-    max_age: PositiveDuration | None = None
-    window: str | None = None
-    jitter: Duration | None = None
-    notify_before: PositiveDuration | None = None
-    cutover: Cutover = Cutover()
-
-    @field_validator("window")
-    @classmethod
-    def _window_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            Window.parse(value)
-        return value
-
-
-class HeaderCredential(_Strict):
-    """A header value rotator.yaml keeps (`hooks.credentials`), named rather than written here."""
-
-    credential: str
-
-
-class HttpHook(_Strict):
-    method: Literal["GET", "POST", "PUT"] = "GET"
-    url: str
-    headers: dict[str, str | HeaderCredential] = {}
-
-    @field_validator("url")
-    @classmethod
-    def _an_http_url(cls, value: str) -> str:
-        parsed = urlsplit(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL with a host")
-        if parsed.username or parsed.password:
-            raise ValueError("no user or password in a hook URL: use headers with {credential: NAME}")
-        return value
-
-
-class Hook(_Strict):
-    http: HttpHook | None = None
-    command: str | None = None
-    """The name of a command defined in rotator.yaml (`hooks.commands`)."""
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _a_name(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            raise ValueError(
-                "a policy file names a command hook; the command itself is defined in rotator.yaml under "
-                "hooks.commands (e.g. command: reload-support-api)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Hook:
-        if (self.http is None) == (self.command is None):
-            raise ValueError("a hook is either http: {...} or command: NAME")
-        return self
-
-
-class Consumer(_Strict):
-    name: str = Field(min_length=1, max_length=200)
-    reload: Hook | None = None
-    confirm: Hook | None = None
-
-
-NAME = r"[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}"
-
-
-Shared = Annotated[str, AfterValidator(sys.intern)]
-"""A name that thousands of secrets repeat (a provider, a policy, a person): one string for all of
-them, not one per secret (about 17 MB at 100,000 secrets)."""
-
-
-class SecretSpec(Lean):
-    name: str = Field(pattern=f"^{NAME}$")
-    """Letters, digits and . _ / @ + -, starting with a letter or digit."""
-    provider: Shared
-    store: StoreRef
-    policy: Shared
-    # tuples: one empty tuple is shared by every secret, an empty list is not
-    access: tuple[Shared, ...] = ()
-    consumers: tuple[Consumer, ...] = ()
-    permissions: tuple[str, ...] = ()
-    """What the key must be allowed (shown to an operator making it in a dashboard)."""
-
-
-class PolicyFile(_Strict):
-    policies: dict[str, Policy] = {}
-    secrets: list[SecretSpec] = []
-    teams: dict[str, list[str]] = {}
-
-
-BUILT_IN = {
-    "incident": Policy(cutover=Cutover(min_soak=timedelta(0), max_wait=timedelta(minutes=10), on_timeout="revoke")),
-    "offboarding": Policy(
-        cutover=Cutover(min_soak=timedelta(minutes=15), max_wait=timedelta(hours=8), on_timeout="revoke")
-    ),
-}
+__all__ = [
+    "NAME",
+    "Consumer",
+    "HeaderCredential",
+    "Hook",
+    "HttpHook",
+    "PolicyFile",
+    "PolicySet",
+    "SecretSpec",
+    "StoreRef",
+    "load_dir",
+]
 
 
 @dataclass
@@ -159,6 +46,20 @@ class PolicySet:
     policies: dict[str, Policy] = field(default_factory=lambda: dict(BUILT_IN))
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
     teams: dict[str, list[str]] = field(default_factory=dict)
+    """People groups (`access: [team:NAME]`) of the files no rotator.yaml team owns: all of them
+    when rotator.yaml has no `teams:`."""
+    owners: dict[str, str] = field(default_factory=dict)
+    """Secret → the rotator.yaml team whose file defines it (empty without `teams:`)."""
+    team_groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Each rotator.yaml team's people groups: one team's files cannot add a person to another's."""
+
+    def team_of(self, secret: str) -> str | None:
+        return self.owners.get(secret)
+
+    def groups_of(self, secret: str) -> dict[str, list[str]]:
+        """The people groups a secret's `access: [team:NAME]` refers to."""
+        team = self.owners.get(secret)
+        return self.teams if team is None else self.team_groups.get(team, {})
 
     def secret(self, name: str) -> SecretSpec:
         try:
@@ -166,82 +67,6 @@ class PolicySet:
         except KeyError:
             known = ", ".join(sorted(self.secrets)) or "none"
             raise InputError([f"unknown secret {name!r} (known: {known})"]) from None
-
-
-def _check_references(
-    spec: SecretSpec,
-    index: int,
-    doc: Any,
-    path: Path,
-    policies: dict[str, Policy],
-    settings: Settings,
-    teams: dict[str, list[str]],
-) -> list[str]:
-    problems = []
-    where = ("secrets", index)
-    if spec.policy not in policies:
-        line = yamlsource.line_of(doc, (*where, "policy"))
-        problems.append(f"{path}:{line}: secret {spec.name!r} names unknown policy {spec.policy!r}")
-    if spec.provider not in settings.providers:
-        line = yamlsource.line_of(doc, (*where, "provider"))
-        known = ", ".join(sorted(settings.providers)) or "none configured in rotator.yaml"
-        problems.append(
-            f"{path}:{line}: secret {spec.name!r} names unknown provider {spec.provider!r} (known: {known})"
-        )
-    kind, part = spec.store.chosen()
-    instance, location = part.instance, part.location
-    store = settings.stores.get(instance)
-    if store is None or store.type != kind:
-        line = yamlsource.line_of(doc, (*where, "store"))
-        known = ", ".join(f"{n} ({s.type})" for n, s in sorted(settings.stores.items())) or "none"
-        problems.append(f"{path}:{line}: secret {spec.name!r} names unknown {kind} store {instance!r} (known: {known})")
-    provider = settings.providers.get(spec.provider)
-    if provider is not None and not any(g.covers(store=instance, location=location) for g in provider.grants):
-        line = yamlsource.line_of(doc, (*where, "store"))
-        granted = ", ".join(g.describe() for g in provider.grants) or "nothing (no grants: in rotator.yaml)"
-        problems.append(
-            f"{path}:{line}: secret {spec.name!r}: provider {spec.provider!r} may not serve "
-            f"{instance}:{location}; rotator.yaml grants it {granted}"
-        )
-    problems.extend(_check_hooks(spec, where, doc, path, settings))
-    for a_index, who in enumerate(spec.access):
-        if who.startswith("team:") and who.removeprefix("team:") not in teams:
-            line = yamlsource.line_of(doc, (*where, "access", a_index))
-            known = ", ".join(sorted(teams)) or "none defined"
-            problems.append(f"{path}:{line}: secret {spec.name!r} names unknown team {who!r} (teams: {known})")
-    return problems
-
-
-def _check_hooks(spec: SecretSpec, where: tuple[str | int, ...], doc: Any, path: Path, settings: Settings) -> list[str]:
-    """Consumer hooks stay inside what rotator.yaml allows: named commands, allowed hosts, named credentials."""
-    problems = []
-    for c_index, consumer in enumerate(spec.consumers):
-        for role in ("reload", "confirm"):
-            hook: Hook | None = getattr(consumer, role)
-            if hook is None:
-                continue
-            at = (*where, "consumers", c_index, role)
-            if hook.command is not None and hook.command not in settings.hooks.commands:
-                line = yamlsource.line_of(doc, (*at, "command"))
-                known = ", ".join(sorted(settings.hooks.commands)) or "none defined in rotator.yaml hooks.commands"
-                problems.append(f"{path}:{line}: unknown command hook {hook.command!r} (known: {known})")
-            if hook.http is None:
-                continue
-            url = urlsplit(hook.http.url)
-            if not settings.hooks.allows((url.hostname or "").lower(), url.port):
-                line = yamlsource.line_of(doc, (*at, "http", "url"))
-                allowed = ", ".join(settings.hooks.allowed_hosts) or "none (hooks.allowed_hosts in rotator.yaml)"
-                problems.append(
-                    f"{path}:{line}: hook URL host {url.hostname!r} is not allowed; rotator.yaml allows {allowed}"
-                )
-            for header, value in hook.http.headers.items():
-                if isinstance(value, HeaderCredential) and value.credential not in settings.hooks.credentials:
-                    line = yamlsource.line_of(doc, (*at, "http", "headers", header))
-                    problems.append(
-                        f"{path}:{line}: header {header!r} names unknown credential {value.credential!r} "
-                        "(define it in rotator.yaml hooks.credentials)"
-                    )
-    return problems
 
 
 def load_dir(directory: Path, settings: Settings) -> PolicySet:
@@ -253,9 +78,30 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
     if not directory.is_dir():
         raise InputError([f"{directory}: policy directory not found"])
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    outside = _outside(directory, files)
+    if outside:
+        raise InputError(outside)
     with contextlib.suppress(InputError, ValidationError, yamlfast.Unsure), _collector_paused():
         return _load_files(files, settings, fast=True)
     return _load_files(files, settings, fast=False)
+
+
+def _outside(directory: Path, files: list[Path]) -> list[str]:
+    """Files that are links to somewhere outside the policy directory: whoever may commit a link
+    there would otherwise have rotator read any file it can."""
+    home = directory.resolve()
+    problems = []
+    for path in files:
+        if not path.is_symlink():
+            continue
+        target = path.resolve()
+        if not target.is_relative_to(home) or not target.is_file():
+            problems.append(
+                f"{path}: a symbolic link to {target}, outside the policy directory {home}"
+                if not target.is_relative_to(home)
+                else f"{path}: a symbolic link to {target}, which is not a file"
+            )
+    return problems
 
 
 @contextlib.contextmanager
@@ -332,41 +178,55 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
         except InputError as exc:
             problems.extend(exc.problems)
 
-    result = PolicySet()
+    result = PolicySet(policies=settings.built_in_policies())
+    policy_team: dict[str, str | None] = dict.fromkeys(result.policies)
     defined_at: dict[str, str] = {}
+    teams: dict[Path, str | None] = {}
     for path, doc, pf in parsed:
+        team, problem = checks.file_team(path, settings)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        teams[path] = team
+        problems.extend(checks.built_in_redefined(path, doc, list(pf.policies)))
         for name, policy in pf.policies.items():
             line = yamlsource.line_of(doc, ("policies", name))
             if name in defined_at:
                 problems.append(f"{path}:{line}: policy {name!r} already defined at {defined_at[name]}")
             defined_at[name] = f"{path}:{line}"
-            result.policies[name] = policy
-        for team, members in pf.teams.items():
-            result.teams.setdefault(team, []).extend(members)
+            if name not in BUILT_IN:
+                result.policies[name] = policy
+                policy_team[name] = team
+        groups = result.teams if team is None else result.team_groups.setdefault(team, {})
+        for group, members in pf.teams.items():
+            groups.setdefault(group, []).extend(members)
     # where each secret was defined, written out only for a problem (a fleet has 100,000 of them)
     seen: dict[str, tuple[Path, Any, int]] = {}
-    places: dict[tuple[str, str], tuple[str, Path, Any, int]] = {}
+    places = checks.Places()
 
     def at(path: Path, doc: Any, index: int, *keys: str) -> str:
         return f"{path}:{yamlsource.line_of(doc, ('secrets', index, *keys))}"
 
     for path, doc, pf in parsed:
+        if path not in teams:
+            continue
+        team = teams[path]
+        groups = result.teams if team is None else result.team_groups.get(team, {})
         for index, spec in enumerate(pf.secrets):
             if spec.name in seen:
                 problems.append(
                     f"{at(path, doc, index)}: secret {spec.name!r} already defined at {at(*seen[spec.name])}"
                 )
             seen[spec.name] = (path, doc, index)
-            part = spec.store.part
-            place = (part.instance, part.location)
-            first = places.setdefault(place, (spec.name, path, doc, index))
-            if first[1:] != (path, doc, index):
-                problems.append(
-                    f"{at(path, doc, index, 'store')}: secret {spec.name!r} names {place[0]}:{place[1]}, already the "
-                    f"place of secret {first[0]!r} at {at(*first[1:])}; one store location holds one secret"
+            problems.extend(places.add(spec, settings, functools.partial(at, path, doc, index, "store")))
+            problems.extend(
+                checks.check_secret(
+                    spec, index, doc, path, settings=settings, team=team, policy_team=policy_team, groups=groups
                 )
-            problems.extend(_check_references(spec, index, doc, path, result.policies, settings, result.teams))
+            )
             result.secrets[spec.name] = spec
+            if team is not None:
+                result.owners[spec.name] = team
     if problems:
         raise InputError(problems)
     return result

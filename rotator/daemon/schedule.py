@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rotator.durations import render
-from rotator.policies import Policy
+from rotator.policy_rules import Policy
 from rotator.windows import Window
 
 

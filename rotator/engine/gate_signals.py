@@ -15,16 +15,14 @@ reload hook twice nor forgets when the old key was last seen in use.
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from rotator import log
 from rotator.config import HooksSettings
 from rotator.credentials import read_credential
+from rotator.engine import hook_calls
 from rotator.engine.gate import Signal, SignalCheck, Status
 from rotator.errors import RotationError, RotatorError
 from rotator.policies import Hook, HttpHook
@@ -51,36 +49,23 @@ def _headers(hook: HttpHook, hooks: HooksSettings) -> dict[str, str]:
 
 def _call(hook: Hook, hooks: HooksSettings, timeout: float, context: dict[str, str]) -> tuple[bool, str]:
     """Run a hook: (succeeded, its answer). Neither the key nor its fingerprint is handed to a hook."""
-    try:
-        if hook.http is not None:
-            url = urlsplit(hook.http.url)
-            if not hooks.allows((url.hostname or "").lower(), url.port):
-                return False, "host not allowed by hooks.allowed_hosts"
-            response = httpx.request(
-                hook.http.method,
-                hook.http.url,
-                headers=_headers(hook.http, hooks),
-                timeout=timeout,
-                json=context if hook.http.method != "GET" else None,
-                follow_redirects=False,
-            )
-            return response.is_success, response.text
-        if hook.command is not None:
-            defined = hooks.commands.get(hook.command)
-            if defined is None:
-                return False, f"no command {hook.command!r} in hooks.commands"
-            done = subprocess.run(
-                defined.command,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                env={"PATH": "/usr/bin:/bin", **{f"ROTATOR_{k.upper()}": v for k, v in context.items()}},
-            )
-            return done.returncode == 0, done.stdout
-    except (httpx.HTTPError, OSError, subprocess.TimeoutExpired) as exc:
-        return False, type(exc).__name__
+    if hook.http is not None:
+        url = urlsplit(hook.http.url)
+        if not hooks.allows((url.hostname or "").lower(), url.port):
+            return False, "host not allowed by hooks.allowed_hosts"
+        return hook_calls.http(
+            hook.http.method,
+            hook.http.url,
+            headers=_headers(hook.http, hooks),
+            body=context if hook.http.method != "GET" else None,
+            timeout=timeout,
+        )
+    if hook.command is not None:
+        defined = hooks.commands.get(hook.command)
+        if defined is None:
+            return False, f"no command {hook.command!r} in hooks.commands"
+        env = {"PATH": "/usr/bin:/bin", **{f"ROTATOR_{k.upper()}": v for k, v in context.items()}}
+        return hook_calls.command(defined.command, env=env, timeout=timeout)
     return False, "no hook"
 
 

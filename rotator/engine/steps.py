@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from rotator.config import EngineSettings, HooksSettings
 from rotator.lifecycle import State
-from rotator.policies import Policy, SecretSpec
+from rotator.policies import SecretSpec
+from rotator.policy_rules import Policy
 from rotator.providers.base import Provider
 from rotator.state.schema import Rotation
 from rotator.stores.base import Store

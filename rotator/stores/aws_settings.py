@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from rotator.config_parts import AWS_SECRET_ID, StoreRefPart, StoreSettings, plain_http
+from rotator.config_parts import AWS_SECRET_ID, Grant, StoreRefPart, StoreSettings, plain_http, url_identity
 from rotator.registry import Services, StoreType
 from rotator.stores.base import Store
 
@@ -21,6 +23,12 @@ class AwsStoreSettings(StoreSettings):
     per account and region; rotator sends no more (all stores of one region share the limit)."""
     tags_per_second: int = Field(default=50, ge=1)
     """TagResource's own quota, likewise."""
+    account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
+    """The AWS account the store's credentials act in. Given, a grant by name also covers the
+    secret's ARN spellings in this account and region (and nothing in another account)."""
+
+    def identity(self, instance: str) -> tuple[str, ...]:
+        return ("aws", url_identity(self.endpoint_url) if self.endpoint_url else "", self.region)
 
     def transport_warnings(self, name: str) -> list[str]:
         return [f"stores.{name}.endpoint_url is plain http to another host"] if plain_http(self.endpoint_url) else []
@@ -42,6 +50,57 @@ class AwsRef(StoreRefPart):
     @property
     def location(self) -> str:
         return self.secret_id
+
+    def identities(self, store: StoreSettings) -> list[tuple[tuple[str, ...], str | None]]:
+        where = store.identity(self.instance)
+        arn = _ARN.fullmatch(self.secret_id)
+        if arn is None:
+            return [((*where, self.secret_id), getattr(store, "account_id", None))]
+        return [((*where, name), arn["account"]) for name in names_of(arn["resource"])]
+
+    def granted(self, grant: Grant, store: StoreSettings) -> bool:
+        if grant.store != self.instance or grant.secret_id is None or not isinstance(store, AwsStoreSettings):
+            return False
+        pattern, mine = _ARN.fullmatch(grant.secret_id), _ARN.fullmatch(self.secret_id)
+        if pattern is None and mine is None:
+            return fnmatch.fnmatchcase(self.secret_id, grant.secret_id)
+        if pattern is not None and mine is not None:
+            return fnmatch.fnmatchcase(self.secret_id, grant.secret_id)
+        # one is a name, the other an ARN: the same secret only in the store's own account and region
+        arn = mine or pattern
+        assert arn is not None
+        if store.account_id is None or arn["account"] != store.account_id or arn["region"] != store.region:
+            return False
+        if mine is not None:
+            # every secret the ARN may resolve to must be granted by name
+            return all(fnmatch.fnmatchcase(name, grant.secret_id) for name in names_of(mine["resource"]))
+        assert pattern is not None
+        return fnmatch.fnmatchcase(self.secret_id, pattern["resource"])
+
+    def problems(self, store: StoreSettings) -> list[str]:
+        arn = _ARN.fullmatch(self.secret_id)
+        if arn is None or not isinstance(store, AwsStoreSettings):
+            return []
+        if arn["region"] != store.region:
+            return [f"secret_id is an ARN in region {arn['region']}, but store {self.instance!r} is in {store.region}"]
+        if store.account_id is not None and arn["account"] != store.account_id:
+            return [
+                f"secret_id is an ARN in account {arn['account']}, but store {self.instance!r} acts in "
+                f"account {store.account_id}"
+            ]
+        return []
+
+
+_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):secret:(?P<resource>.+)")
+_SUFFIX = re.compile(r"(?P<name>.+)-[A-Za-z0-9]{6}")
+
+
+def names_of(resource: str) -> tuple[str, ...]:
+    """The secret names an ARN's resource part may stand for. AWS adds `-` and six random
+    characters to a secret's name in its full ARN, and also accepts the ARN without them (a
+    partial ARN): `app/key-AbC123` is the full ARN of `app/key` or the partial one of `app/key-AbC123`."""
+    suffixed = _SUFFIX.fullmatch(resource)
+    return (resource, suffixed["name"]) if suffixed else (resource,)
 
 
 def _build(settings: AwsStoreSettings, services: Services, instance: str) -> Store:

@@ -8,7 +8,15 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from rotator.config_parts import CredentialSource, StoreRefPart, StoreSettings, Strict, check_vault_path, plain_http
+from rotator.config_parts import (
+    CredentialSource,
+    StoreRefPart,
+    StoreSettings,
+    Strict,
+    check_vault_path,
+    plain_http,
+    url_identity,
+)
 from rotator.registry import Services, StoreType
 from rotator.stores.base import Store
 
@@ -51,6 +59,9 @@ class VaultStoreSettings(StoreSettings):
     verify: bool = True
     ca_file: Path | None = None
 
+    def identity(self, instance: str) -> tuple[str, ...]:
+        return ("vault", url_identity(self.url))
+
     def transport_warnings(self, name: str) -> list[str]:
         notes = []
         if not self.verify:
@@ -80,6 +91,13 @@ class VaultRef(StoreRefPart):
     @property
     def location(self) -> str:
         return f"{self.mount}:{self.path}"
+
+    def identities(self, store: StoreSettings) -> list[tuple[tuple[str, ...], str | None]]:
+        # Vault resolves a namespace and a mount as one path: namespace `a` + mount `b/kv` is
+        # namespace `a/b` + mount `kv`
+        namespace = (getattr(store, "namespace", None) or "").strip("/")
+        full_mount = f"{namespace}/{self.mount}".strip("/")
+        return [((*store.identity(self.instance), f"{full_mount}:{self.path}"), None)]
 
 
 def _build(settings: VaultStoreSettings, services: Services, instance: str) -> Store:

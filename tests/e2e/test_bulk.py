@@ -86,7 +86,6 @@ def build_fleet(
     (tmp / "policies").mkdir()
     (tmp / "policies" / "fleet.yaml").write_text(
         "policies:\n  quarterly: {max_age: 90d, cutover: {min_soak: 1h, max_wait: 48h, on_timeout: hold}}\n"
-        "  offboarding: {cutover: {min_soak: 0s, max_wait: 1m, on_timeout: revoke}}\n"
         f"{teams}secrets:\n" + "\n".join(secrets) + "\n"
     )
     (tmp / "rotator.yaml").write_text(f"""\
@@ -99,6 +98,8 @@ providers:
 stores:
   aws: {{type: aws, region: us-east-1, endpoint_url: "{aws}"}}
 engine: {{verify_interval: 200ms, retry_base: 100ms, retry_max: 1s, probe_deadline: 2s}}
+policies:
+  offboarding: {{cutover: {{min_soak: 0s, max_wait: 1m, on_timeout: revoke}}}}
 """)
     return fleet
 

@@ -16,7 +16,8 @@ from rotator.engine.rotation import Engine
 from rotator.engine.steps import Target
 from rotator.errors import KeyRefused, StorePermissionError
 from rotator.lifecycle import BEFORE_PROMOTION, TERMINAL, State
-from rotator.policies import Cutover, Policy, SecretSpec, StoreRef
+from rotator.policies import SecretSpec, StoreRef
+from rotator.policy_rules import Cutover, Policy
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.state.db import StateDB
 from rotator.stores.base import Store, StoredValue, Version

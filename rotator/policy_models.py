@@ -1,0 +1,124 @@
+"""What a policy file holds, as models: secrets, their store, consumers and hooks. Loading and
+checking the files together is rotator.policies' job; the rules of one policy are in policy_rules."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rotator.config_parts import Lean
+from rotator.policy_rules import Policy
+from rotator.stores.refs import StoreRef
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HeaderCredential(_Strict):
+    """A header value rotator.yaml keeps (`hooks.credentials`), named rather than written here."""
+
+    credential: str
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+_ROUTING = re.compile(
+    r"host|connection|content-length|content-encoding|transfer-encoding|te|trailer|upgrade|keep-alive|expect|via"
+    r"|forwarded|x-forwarded-.*|x-real-ip|x-original-.*|x-rewrite-url|x-http-method.*|x-method-override"
+    r"|proxy-.*|x-envoy-.*|:.*",
+    re.IGNORECASE,
+)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class HttpHook(_Strict):
+    method: Literal["GET", "POST", "PUT"] = "GET"
+    url: str
+    headers: dict[str, str | HeaderCredential] = {}
+    """Plain header values or credentials named from rotator.yaml; never one that routes or frames
+    the request (`Host`, `Content-Length`, `X-Forwarded-*`…): behind a shared proxy those would
+    carry it to another virtual host than the allowed one."""
+
+    @field_validator("headers")
+    @classmethod
+    def _not_routing(cls, value: dict[str, str | HeaderCredential]) -> dict[str, str | HeaderCredential]:
+        for name, content in value.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a plain HTTP header name")
+            if _ROUTING.fullmatch(name):
+                raise ValueError(
+                    f"header {name!r} routes or frames the request and is set by rotator alone; "
+                    "hooks may send e.g. Authorization or X-… headers of their own"
+                )
+            if isinstance(content, str) and _UNPRINTABLE.search(content):
+                raise ValueError(f"header {name!r}: control characters in its value")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _an_http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        if parsed.username or parsed.password:
+            raise ValueError("no user or password in a hook URL: use headers with {credential: NAME}")
+        return value
+
+
+class Hook(_Strict):
+    http: HttpHook | None = None
+    command: str | None = None
+    """The name of a command defined in rotator.yaml (`hooks.commands`)."""
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError(
+                "a policy file names a command hook; the command itself is defined in rotator.yaml under "
+                "hooks.commands (e.g. command: reload-support-api)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Hook:
+        if (self.http is None) == (self.command is None):
+            raise ValueError("a hook is either http: {...} or command: NAME")
+        return self
+
+
+class Consumer(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    reload: Hook | None = None
+    confirm: Hook | None = None
+
+
+NAME = r"[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}"
+
+
+Shared = Annotated[str, AfterValidator(sys.intern)]
+"""A name that thousands of secrets repeat (a provider, a policy, a person): one string for all of
+them, not one per secret (about 17 MB at 100,000 secrets)."""
+
+
+class SecretSpec(Lean):
+    name: str = Field(pattern=f"^{NAME}$")
+    """Letters, digits and . _ / @ + -, starting with a letter or digit."""
+    provider: Shared
+    store: StoreRef
+    policy: Shared
+    # tuples: one empty tuple is shared by every secret, an empty list is not
+    access: tuple[Shared, ...] = ()
+    consumers: tuple[Consumer, ...] = ()
+    permissions: tuple[str, ...] = ()
+    """What the key must be allowed (shown to an operator making it in a dashboard)."""
+
+
+class PolicyFile(_Strict):
+    policies: dict[str, Policy] = {}
+    secrets: list[SecretSpec] = []
+    teams: dict[str, list[str]] = {}
