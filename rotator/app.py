@@ -76,7 +76,11 @@ class App:
         directory = policies_dir or settings.policies_dir
         if not directory.is_dir():
             source = (
-                "--policies" if policies_dir else f"policies_dir in {found}" if found else "the default policies_dir"
+                "--policies"
+                if policies_dir
+                else f"policies_dir at {config_module.where_set(found, ('policies_dir',))}"
+                if found or os.environ.get("ROTATOR_POLICIES_DIR")
+                else "the default policies_dir"
             )
             problems = [f"{directory.absolute()}: policy directory not found ({source})"]
             if found is None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -51,8 +53,49 @@ else:
 
 class StateSettings(Strict):
     url: str = ""
+    """A SQLAlchemy URL; empty: SQLite in the state directory. Its kind, driver and (SQLite) directory
+    are checked at validate: a command never meets one it cannot open that way."""
     auto_upgrade: bool = False
     """Upgrade an older state database's schema at start instead of refusing it (`rotator db upgrade`)."""
+
+    @field_validator("url")
+    @classmethod
+    def _openable(cls, value: str) -> str:
+        # the value itself is never quoted: a PostgreSQL URL may carry a password
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL; e.g. sqlite:////var/lib/rotator/rotator.db or "
+                "postgresql+psycopg://rotator@db.internal/rotator"
+            ) from None
+        try:
+            dialect = url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database kind {url.drivername!r} (sqlite or postgresql+psycopg)") from None
+        try:
+            dialect.import_dbapi()
+        except ImportError as exc:
+            raise ValueError(
+                f"the {url.drivername} driver is not installed ({exc.name}); "
+                "for PostgreSQL: pip install 'rotator[postgres]'"
+            ) from None
+        database = url.database or ""
+        if (
+            url.get_backend_name() == "sqlite"
+            and database
+            and database != ":memory:"
+            and not database.startswith("file:")
+        ):
+            directory = Path(database).parent
+            if not directory.is_dir():
+                raise ValueError(f"the directory {directory} of the SQLite database does not exist")
+        return value
 
 
 class LogSettings(Strict):
@@ -83,11 +126,47 @@ class EngineSettings(Strict):
 
 class DaemonSettings(Strict):
     listen: str = "127.0.0.1:9464"
-    """host:port of /healthz, /readyz and /metrics; loopback unless you mean otherwise."""
+    """host:port of /healthz, /readyz and /metrics (`[::1]:9464` for IPv6); loopback unless you mean otherwise."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host_port(value)
+        return value
+
     tick: PositiveDuration = timedelta(seconds=5)
     """How often the daemon looks for due rotations and starts policy rotations."""
     workers: int = Field(default=4, ge=1, le=64)
     """Rotations advanced at the same time."""
+
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def host_port(listen: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` → (host, port); ValueError saying what is wrong."""
+    form = "give host:port, e.g. 127.0.0.1:9464 or [::1]:9464"
+    host, colon, port = listen.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ValueError(f"not host:port; {form}")
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (0-65535)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address; {form}") from None
+    elif re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv4 address; {form}") from None
+    elif not _HOSTNAME.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name or address; {form}")
+    return host, int(port)
 
 
 class NotificationTarget(Strict):
@@ -263,6 +342,19 @@ def _team_problems(settings: Settings, doc: Any, path: Path | None) -> list[str]
     return problems
 
 
+def where_set(path: Path | None, keys: tuple[str, ...], environ: dict[str, str] | None = None) -> str:
+    """Where a setting's value came from, for an error found after loading: its variable, or file:line."""
+    variable = ENV_PREFIX + "__".join(k.upper().replace("-", "_") for k in keys)
+    if variable in (os.environ if environ is None else environ):
+        return f"environment variable {variable}"
+    if path is None:
+        return "the embedded defaults"
+    try:
+        return f"{path}:{yamlsource.line_of(yamlsource.load(path, multiline=True), keys)}"
+    except InputError:
+        return str(path)
+
+
 def config_path(explicit: Path | None = None) -> Path | None:
     """The rotator.yaml in force: --config, $ROTATOR_CONFIG, ./rotator.yaml, /etc/rotator/rotator.yaml."""
     if explicit is not None:
@@ -281,7 +373,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     Raises InputError with file:line problems, and names the environment variable for overrides.
     """
     environ = dict(os.environ if environ is None else environ)
-    doc: Any = yamlsource.load(path) if path is not None else None
+    doc: Any = yamlsource.load(path, multiline=True) if path is not None else None
     overridden: dict[tuple[str, ...], str] = {}
     data = _apply_env(_plain(doc or {}), environ, overridden)
     try:

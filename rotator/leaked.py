@@ -68,7 +68,21 @@ def find(app: App, leaked: SecretStr) -> Search:
         candidates = sorted(name for name in managed if name not in known)
         read = len(candidates)
     matches = [m for name in candidates if (m := _match(app, name, leaked, wanted, recorded)) is not None]
+    if not matches:
+        # a process killed between writing a new key to the pending slot and recording its
+        # fingerprint left a live key no record names: the slots of rotations in flight hold it
+        in_flight = [r for r in app.db.active() if r.secret in managed]
+        matches = [m for r in in_flight if (m := _pending(app, r, leaked)) is not None]
+        read += len(in_flight)
     return Search(matches, len(recorded), read)
+
+
+def _pending(app: App, rotation: Rotation, leaked: SecretStr) -> Match | None:
+    spec = app.policies.secret(rotation.secret)
+    staged = app.store(spec.store.instance).read_pending(location=spec.store.location, token=rotation.id)
+    if staged is not None and _same(staged.api_key, leaked):
+        return Match(rotation.secret, PENDING, rotation, alive=True)
+    return None
 
 
 def _match(app: App, name: str, leaked: SecretStr, wanted: str, recorded: list[Rotation]) -> Match | None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from rotator.yamlsource import MAX_DEPTH, too_deep
+from rotator.yamlsource import MAX_DEPTH, precheck, too_deep
 
 # yaml-rs allocates with mimalloc, which by default keeps what a parse freed for a second and
 # then only as it allocates again: the daemon's one large read at start pinned ~80 MB for good
@@ -125,6 +125,10 @@ def load(text: str, size: int) -> Any:
         raise Unsure("libyaml is not available")
     if "!" in text:  # an explicit tag (or a "!" in a value): ruamel keeps tags the fast reader would drop
         raise Unsure("a tag")
+    # an escape or a tab can put in a value what the careful reader refuses there; a NUL ends
+    # the text for libyaml and yaml-rs alike (what follows would be dropped unseen)
+    if "\\" in text or "\t" in text or precheck(text) is not None:
+        raise Unsure("escapes, control characters, directives or sizes the careful reader judges")
     if _rust_loads is not None and not _may_alias(text):
         try:
             doc = _rust_loads(text)

@@ -22,9 +22,54 @@ M = TypeVar("M", bound=BaseModel)
 
 
 MAX_DEPTH = 64
+MAX_LINE = 64 * 1024
+"""Longest line read (a scalar, a comment): past it ruamel's comment handling turns quadratic and a
+value this long is a mistake or an attack, never a setting."""
+MAX_DIGITS = 4000
+"""Longest run of digits: Python refuses to convert more than 4,300 to an integer (and libraries
+that do convert them take quadratic time)."""
+
+FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+"""Characters no rotator file holds: control characters (tab and line ends aside), C1 codes,
+bidirectional overrides (text that displays otherwise than it reads), U+FEFF past the start, and
+non-characters."""
+_IN_VALUE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+"""What a value may not hold once escapes are read (`"\\e[31m"`); line ends and tabs only where
+`multiline` allows them (rotator.yaml's commands may carry a script)."""
+_IN_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+_DIGITS = re.compile(f"[0-9]{{{MAX_DIGITS + 1}}}")
+_DIRECTIVE = re.compile(r"^%", re.M)
 
 
-def load(path: Path) -> Any:
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def precheck(text: str) -> tuple[int, str] | None:
+    """(line, problem) for what no rotator file holds, found in linear time before any parser
+    sees it: forbidden characters, over-long lines or numbers, directives."""
+    if (bad := FORBIDDEN.search(text.removeprefix("\ufeff"))) is not None:
+        offset = bad.start() + (1 if text.startswith("\ufeff") else 0)
+        return _line_at(text, offset), f"control character U+{ord(bad.group()):04X}; rotator files hold plain text"
+    # line by line, not by a regex: `[^\n]{N}` tries again from every character of every line
+    lengths = list(map(len, text.split("\n")))
+    if max(lengths, default=0) > MAX_LINE:
+        return next(i for i, n in enumerate(lengths) if n > MAX_LINE) + 1, (
+            f"a line longer than {MAX_LINE // 1024} KiB; refusing it unread"
+        )
+    if (digits := _DIGITS.search(text)) is not None:
+        return _line_at(text, digits.start()), f"a number longer than {MAX_DIGITS} digits; refusing it unread"
+    if (directive := _DIRECTIVE.search(text)) is not None:
+        return _line_at(text, directive.start()), "a YAML directive (%YAML, %TAG): rotator files use none"
+    return None
+
+
+def brief(text: str, limit: int = 80) -> str:
+    """A message with every run of non-blank characters longer than `limit` cut short."""
+    return re.sub(f"\\S{{{limit + 1},}}", lambda m: m.group()[: limit - 1] + "…", text)
+
+
+def load(path: Path, *, multiline: bool = False) -> Any:
     """Parse one YAML file whose top level is a mapping (or empty); raise InputError with
     `file:line: message` on any problem: not UTF-8 (with the byte's offset), syntax, duplicate
     keys, a `null` value, nesting deeper than MAX_DEPTH, or aliases that expand far beyond the
@@ -42,8 +87,17 @@ def load(path: Path) -> Any:
         raise InputError(
             [f"{path}:{line}: not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}; save the file as UTF-8"]
         ) from None
+    if (found := precheck(text)) is not None:
+        raise InputError([f"{path}:{found[0]}: {found[1]}"])
     if (deep_at := too_deep(text)) is not None:
         raise InputError([f"{path}:{deep_at}: nested deeper than {MAX_DEPTH} levels"])
+    if (tagged := _tag_line(yaml, text)) is not None:
+        raise InputError(
+            [
+                f"{path}:{tagged}: an explicit YAML tag (!name, !!type): rotator files use plain values; quote a value "
+                "to keep it text"
+            ]
+        )
     try:
         doc = yaml.load(text)
     except MarkedYAMLError as exc:
@@ -62,8 +116,22 @@ def load(path: Path) -> Any:
         raise InputError([f"{path}:1: not a document rotator can read ({type(exc).__name__}: {exc})"]) from None
     if doc is not None and not isinstance(doc, CommentedMap):
         raise InputError([f"{path}:1: the top level must be a mapping of keys to values, not a {type(doc).__name__}"])
-    _check_shape(doc, path, budget=10 * len(raw) + 10_000)
+    _check_shape(doc, path, budget=10 * len(raw) + 10_000, multiline=multiline)
     return doc
+
+
+def _tag_line(yaml: YAML, text: str) -> int | None:
+    """The line of the first explicit tag. After parsing, a tag is gone or has changed what a value
+    is (a tagged string read as a list of its characters); the scanner still sees where it was."""
+    if "!" not in text:
+        return None
+    try:
+        for token in yaml.scan(text):
+            if type(token).__name__ == "TagToken":
+                return int(token.start_mark.line) + 1
+    except YAMLError:
+        return None  # the parser says what is wrong, and where
+    return None
 
 
 _NESTING = re.compile(r"[\n\"'\[\]{}]")
@@ -93,9 +161,15 @@ def too_deep(text: str) -> int | None:
     return None
 
 
-def _check_shape(doc: Any, path: Path, *, budget: int) -> None:
+def _check_shape(doc: Any, path: Path, *, budget: int, multiline: bool = False) -> None:
     """Walk the document as a consumer would see it (aliases expanded), within `budget` values."""
     problems: set[tuple[int, str]] = set()
+    forbidden = _IN_MULTILINE if multiline else _IN_VALUE
+
+    def text_at(line: int, value: Any) -> None:
+        if isinstance(value, str) and (bad := forbidden.search(value)) is not None:
+            problems.add((line, f"control character U+{ord(bad.group()):04X} in {brief(repr(value), 40)}"))
+
     stack: list[tuple[Any, int]] = [(doc, 1)]
     visited = 0
     while stack:
@@ -108,13 +182,17 @@ def _check_shape(doc: Any, path: Path, *, budget: int) -> None:
             raise InputError([f"{path}:{line}: nested deeper than {MAX_DEPTH} levels"])
         if isinstance(node, CommentedMap):
             for key, value in node.items():
+                line = node.lc.key(key)[0] + 1
                 if value is None:
-                    problems.add((node.lc.key(key)[0] + 1, f"{key}: null is not a value here; leave the key out"))
+                    problems.add((line, f"{key}: null is not a value here; leave the key out"))
+                text_at(line, key)
+                text_at(node.lc.value(key)[0] + 1, value)
                 stack.append((value, depth + 1))
         elif isinstance(node, CommentedSeq):
             for index, value in enumerate(node):
                 if value is None:
                     problems.add((node.lc.item(index)[0] + 1, "an empty (null) list item"))
+                text_at(node.lc.item(index)[0] + 1, value)
                 stack.append((value, depth + 1))
     if problems:
         raise InputError([f"{path}:{line}: {what}" for line, what in sorted(problems)])
@@ -153,12 +231,12 @@ def problems_from(
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        variable = next((v for keys, v in (overridden or {}).items() if loc[: len(keys)] == keys), None)
-        if variable is not None:
-            out.append(f"environment variable {variable}: {err['msg'].removeprefix('Value error, ')}")
-            continue
         if err["type"] == "union_tag_invalid":
             loc = (*loc, str(err.get("ctx", {}).get("discriminator", "type")).strip("'"))
+        variable = next((v for keys, v in (overridden or {}).items() if _within(keys, loc)), None)
+        if variable is not None:
+            out.append(f"environment variable {variable}: {brief(err['msg'].removeprefix('Value error, '))}")
+            continue
         line, keys = _walk(doc, loc)
         where = ".".join(str(p) for p in keys) or "(top level)"
         message = err["msg"]
@@ -171,8 +249,15 @@ def problems_from(
             message = f"{where}: unknown type {ctx.get('tag')!r} (installed: {ctx.get('expected_tags')})"
         else:
             message = f"{where}: {message.removeprefix('Value error, ')}"
-        out.append(f"{path}:{line}: {message}")
+        out.append(f"{path}:{line}: {brief(message)}")
     return out
+
+
+def _within(keys: tuple[str, ...], loc: tuple[str | int, ...]) -> bool:
+    """Whether an error at `loc` lies in the setting `keys` names. pydantic adds the union's
+    member (`brandwave`) to a provider's path, which the file and the variable do not have."""
+    found = iter(loc)
+    return all(any(part == key for part in found) for key in keys) and loc[:2] == keys[:2]
 
 
 def validate(model: type[M], doc: Any, path: Path) -> M:

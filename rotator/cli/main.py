@@ -7,6 +7,7 @@ Exit codes: 0 completed / ok, 1 failed, 2 bad input, 3 still in progress (waitin
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import signal
 import sys
@@ -58,6 +59,11 @@ class _Commands(click.Group):
             ctx.exit(Exit.INPUT)
         except RotatorError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(Exit.FAILED)
+        except OSError as exc:
+            # a file, a socket, a directory the system refused: what and why, not a traceback
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or type(exc).__name__}{where}", err=True)
             ctx.exit(Exit.FAILED)
 
 
@@ -849,7 +855,18 @@ def run(ctx: click.Context) -> None:
     from rotator.daemon.service import Daemon
 
     app = _load(ctx)
-    ctx.exit(Daemon(ctx.obj["config"], ctx.obj["policies"], app).run())
+    try:
+        code = Daemon(ctx.obj["config"], ctx.obj["policies"], app).run()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        click.echo(
+            f"daemon.listen {app.settings.daemon.listen}: the address is in use (another `rotator run`?); "
+            "stop it or set another daemon.listen / ROTATOR_DAEMON__LISTEN",
+            err=True,
+        )
+        ctx.exit(Exit.INPUT)
+    ctx.exit(code)
 
 
 @main.command()

@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 from pydantic import SecretStr, model_validator
 
 from rotator import failpoints
-from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart
+from rotator.config_parts import CredentialSource, HttpUrl, ProviderSettings, StoreRefPart
 from rotator.credentials import read_credential
 from rotator.errors import (
     CreateOutcomeUnknown,
@@ -364,7 +364,7 @@ class BoltlySettings(ProviderSettings):
     rotator keeps it in a file of its own (written atomically, mode 0600) the moment it changes."""
 
     type: Literal["boltly"]
-    base_url: str = "https://api.boltly.online"
+    base_url: HttpUrl = "https://api.boltly.online"
     email: str
     password: CredentialSource | None = None
     """Used when no refresh token works (first start, or a crash lost the newest one)."""

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from rotator.config_parts import CredentialSource, ProviderSettings
+from rotator.config_parts import CredentialSource, HttpUrl, ProviderSettings
 from rotator.errors import KeyNotFound, KeyNotProven
 from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
@@ -112,7 +112,7 @@ class Brandwave(ApiProvider):
 
 class BrandwaveSettings(ProviderSettings):
     type: Literal["brandwave"]
-    base_url: str = "https://api.gobrandwave.com"
+    base_url: HttpUrl = "https://api.gobrandwave.com"
     admin_token: CredentialSource = CredentialSource(current=True)
 
     def endpoint(self) -> str | None:

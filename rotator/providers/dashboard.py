@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from rotator.config_parts import ProviderSettings
+from rotator.config_parts import HttpUrl, ProviderSettings
 from rotator.errors import PermissionDenied, UnexpectedResponse
 from rotator.providers.base import DashboardProvider, ProbeResult, Usage
 from rotator.providers.http import HttpCore, require
@@ -115,7 +115,7 @@ def _forms(body: Any) -> list[str]:
 class _OperatedSettings(ProviderSettings):
     """A provider whose keys only a person can make and revoke, in a dashboard."""
 
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     """Default: the vendor's documented base URL."""
     dashboard: str | None = None
     """Where the operator makes keys, shown in the instructions. Default: the vendor's documented place."""

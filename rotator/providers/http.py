@@ -5,6 +5,9 @@ and connection errors, with capped exponential backoff. A create is not idempote
 retried only when the request certainly never left (connection refused, or a 429, which means
 "not done"); any other failure becomes CreateOutcomeUnknown. A Retry-After longer than the cap is
 not slept through here: the error carries it so the engine can schedule the next attempt.
+The vendor's Retry-After binds the whole client, not the one call that got it: a request that
+gave up on a 429 leaves the time before which no request of this instance goes out (the next
+step, another rotation), so a throttled vendor never sees a call it asked not to get.
 Request URLs logged here have any key removed; httpx's own request log is silenced in `log`.
 """
 
@@ -128,6 +131,8 @@ class HttpCore:
         self._read_error = read_error
         self._max_backoff = max_backoff
         self.timeout = timeout
+        self._not_before = 0.0
+        """time.monotonic() before which the vendor asked (Retry-After) not to be called."""
         # keys authenticate every request; a provider's session cookie would be state outliving the key
         self._client = _Client(
             base_url=base_url.rstrip("/"),
@@ -185,6 +190,7 @@ class HttpCore:
         idempotent: bool,
         timeout: float | None = None,
     ) -> httpx.Response:
+        self._respect_retry_after()
         take_all(self.limits)
         started = time.monotonic()
         try:
@@ -215,9 +221,23 @@ class HttpCore:
         if response.is_success:
             return response
         error = error_from_response(self.provider, response, self._read_error)
+        if isinstance(error, ProviderUnavailable) and error.retry_after:
+            self._not_before = max(self._not_before, time.monotonic() + error.retry_after)
         if not idempotent and response.status_code >= 500:
             raise CreateOutcomeUnknown(error.message, provider=self.provider, status=response.status_code)
         raise error
+
+    def _respect_retry_after(self) -> None:
+        wait = self._not_before - time.monotonic()
+        if wait <= 0:
+            return
+        if wait > self._max_backoff:
+            raise ProviderUnavailable(
+                f"asked not to be called for another {wait:.0f}s (Retry-After)",
+                provider=self.provider,
+                retry_after=wait,
+            )
+        time.sleep(wait)
 
 
 def require(body: Any, *fields: str, provider: str, what: str) -> dict[str, Any]:

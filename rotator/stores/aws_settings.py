@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from rotator.config_parts import AWS_SECRET_ID, Grant, StoreRefPart, StoreSettings, plain_http, url_identity
+from rotator.config_parts import AWS_SECRET_ID, Grant, HttpUrl, StoreRefPart, StoreSettings, plain_http, url_identity
 from rotator.registry import Services, StoreType
 from rotator.stores.base import Store
 
@@ -17,7 +17,7 @@ from rotator.stores.base import Store
 class AwsStoreSettings(StoreSettings):
     type: Literal["aws"] = "aws"
     region: str = "us-east-1"
-    endpoint_url: str | None = None
+    endpoint_url: HttpUrl | None = None
     writes_per_second: int = Field(default=50, ge=1)
     """PutSecretValue, UpdateSecret and UpdateSecretVersionStage share one AWS quota of 50 per second
     per account and region; rotator sends no more (all stores of one region share the limit)."""

@@ -10,6 +10,7 @@ from pydantic import field_validator, model_validator
 
 from rotator.config_parts import (
     CredentialSource,
+    HttpUrl,
     StoreRefPart,
     StoreSettings,
     Strict,
@@ -44,7 +45,7 @@ class VaultAuth(Strict):
 
 class VaultStoreSettings(StoreSettings):
     type: Literal["vault"]
-    url: str = "http://127.0.0.1:8200"
+    url: HttpUrl = "http://127.0.0.1:8200"
     auth: VaultAuth = VaultAuth(token=CredentialSource(env="VAULT_TOKEN"))
     namespace: str | None = None
     pending_mount: str = "secret"

@@ -83,3 +83,17 @@ def test_the_key_is_taken_from_stdin_only(world: World) -> None:
     assert done.returncode == 2 and "standard input" in done.stderr
     assert leaked not in done.stdout + done.stderr
     assert world.probe(leaked) == 200 and world.app().db.rotations_of(world.name) == []
+
+
+def test_a_key_leaked_from_the_pending_slot_of_a_killed_rotation_is_found(world: World) -> None:
+    """Killed after writing the new key to the pending slot, before recording it: no record names
+    the key, yet the lookup finds it in the slot and does not call it unmanaged."""
+    import signal
+
+    crashed = world.cli("rotate", world.name, env={"ROTATOR_FAILPOINTS": "after-stage-write"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    got = world.sm.get_secret_value(SecretId=world.secret_id, VersionStage="AWSPENDING")
+    leaked = json.loads(got["SecretString"])["api_key"]
+    code, out, _ = leak(world, leaked, "--reason", "pending key in a crash dump", "--dry-run")
+    assert code == 0 and "matches no managed secret" not in out, out
+    assert "the pending (not yet current) key of rotation" in out and world.name in out, out

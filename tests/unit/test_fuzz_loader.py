@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator import config, policies
+from rotator import config, policies, yamlfast, yamlsource
 from rotator.errors import InputError
 
 EXAMPLES = int(os.environ.get("ROTATOR_FUZZ_EXAMPLES", "150"))
@@ -105,6 +105,25 @@ SCALARS = st.sampled_from(
         "\t",
         "é",
         "\x85",
+        # the shapes of issue 29's seeds: tags, NUL and control characters, directives, huge scalars
+        '!x "*.apps.internal"',
+        "!env SCOPES",
+        '!!python/object/apply:os.system ["id"]',
+        "!!omap [{level: loud}]",
+        "!!str 5",
+        "\x00",
+        '"a\\0b"',
+        '"\\e[31m"',
+        "\x1b[31m",
+        "\u202e",
+        "\ufffe",
+        "%YAML 9.9",
+        "9" * 5000,
+        "x" * 70000,
+        "http://[::1:9",
+        "127.0.0.1:99999",
+        "nonsense://",
+        "sqlite:////nonexistent/dir/x.db",
     ]
 )
 PROBLEM = re.compile(r"^(?:.+?:\d+: |environment variable ROTATOR_\w+: ).+", re.DOTALL)
@@ -201,6 +220,58 @@ def test_a_mutated_policy_file_is_loaded_or_refused_with_its_line(tmp_path: Path
     folder.mkdir(exist_ok=True)
     (folder / "main.yaml").write_bytes(text.encode("utf-8", "surrogatepass"))
     _case(stats, lambda: policies.load_dir(folder, SETTINGS))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=mutated(POLICY))
+def test_the_fast_reader_accepts_only_what_the_careful_one_reads_alike(tmp_path: Path, text: str) -> None:
+    """Whatever the fast reader accepts, the careful reader accepts too, as the same data: the fast
+    path can never let through what `validate` with line numbers would refuse."""
+    try:
+        fast = yamlfast.load(text, len(text.encode("utf-8", "surrogatepass")))
+    except yamlfast.Unsure:
+        return
+    path = tmp_path / "same.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    assert _plain(yamlsource.load(path)) == fast
+
+
+def _plain(node: object) -> object:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+OVERRIDABLE = st.sampled_from(
+    [
+        "ROTATOR_PROVIDERS__BW__TIMEOUT",
+        "ROTATOR_PROVIDERS__BW__ADMIN_TOKEN",
+        "ROTATOR_PROVIDERS__BW__TYPE",
+        "ROTATOR_PROVIDERS__BW__BASE_URL",
+        "ROTATOR_PROVIDERS__BO__MAX_CONCURRENT",
+        "ROTATOR_STORES__AWS__TIMEOUT",
+        "ROTATOR_STORES__VAULT__URL",
+        "ROTATOR_STATE__URL",
+        "ROTATOR_DAEMON__LISTEN",
+        "ROTATOR_DAEMON__WORKERS",
+        "ROTATOR_ENGINE__LEASE_TTL",
+        "ROTATOR_LOG__LEVEL",
+        "ROTATOR_HOOKS__ALLOWED_HOSTS",
+    ]
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(variable=OVERRIDABLE, value=st.one_of(SCALARS, st.text(max_size=12)))
+def test_an_override_is_loaded_or_refused_naming_its_variable(tmp_path: Path, variable: str, value: str) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(CONFIG)
+    try:
+        config.load(path, environ={variable: value})
+    except InputError as exc:
+        assert all(p.startswith(f"environment variable {variable}:") for p in exc.problems), exc.problems
 
 
 def test_the_seeds_themselves_load(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """The shared HTTP core, over httpx.MockTransport: retries, Retry-After, error mapping, unknown creates."""
 
+import itertools
+import time
 from collections.abc import Callable
 
 import httpx
@@ -138,3 +140,44 @@ def test_a_cookie_a_provider_sets_is_neither_kept_nor_sent_back() -> None:
     http.request("GET", "/x", headers={})
     http.request("GET", "/x", headers={})
     assert sent == [None, None]
+
+
+def _timed(answer: Callable[[], httpx.Response]) -> tuple[Callable[[httpx.Request], httpx.Response], list[float]]:
+    times: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        return answer()
+
+    return handler, times
+
+
+def test_each_retry_waits_at_least_what_retry_after_asks() -> None:
+    """A backoff that ignored Retry-After would retry sooner; a slow machine only makes gaps longer."""
+    handler, times = _timed(lambda: httpx.Response(429, headers={"Retry-After": "0.3"}, json={}))
+    with pytest.raises(ProviderUnavailable):
+        core(handler).request("GET", "/x", headers={})
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 4 and all(gap >= 0.3 for gap in gaps), gaps
+
+
+def test_retry_after_binds_the_next_call_after_one_gave_up() -> None:
+    """The preflight gave up on a 429; the next step's first request still waits what the vendor asked."""
+    answers = [httpx.Response(429, headers={"Retry-After": "0.5"}, json={})] * 4 + [httpx.Response(200, json={})]
+    handler, times = _timed(lambda: answers.pop(0))
+    client = core(handler)
+    with pytest.raises(ProviderUnavailable):
+        client.request("GET", "/preflight", headers={})
+    assert client.request("GET", "/step", headers={}).status_code == 200
+    assert times[-1] - times[-2] >= 0.5, times
+
+
+def test_a_long_retry_after_is_handed_on_to_the_next_call_without_sending_it() -> None:
+    answers = [httpx.Response(429, headers={"Retry-After": "60"}, json={})]
+    handler, times = _timed(lambda: answers.pop(0))
+    client = core(handler)
+    with pytest.raises(ProviderUnavailable):
+        client.request("GET", "/preflight", headers={})
+    with pytest.raises(ProviderUnavailable) as exc:
+        client.request("GET", "/step", headers={})
+    assert len(times) == 1 and exc.value.retry_after is not None and 55 < exc.value.retry_after <= 60

@@ -1,0 +1,205 @@
+"""Inputs a structural fuzzer found at the edges of what `validate` judged: tags, NUL and control
+characters, directives, values a later command needs (state URL, listen address, URLs), and
+environment overrides. Each is refused at `validate` with file:line (or the variable), and what
+`validate` accepts never makes another command print a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rotator import config, policies
+from rotator.errors import InputError
+
+SETTINGS = config.Settings.model_validate(
+    {"providers": {"bw": {"type": "brandwave", "base_url": "http://x", "grants": [{"secret_id": "*"}]}}}
+)
+POLICY = """\
+policies:
+  q: {max_age: 90d}
+secrets:
+  - name: app
+    provider: bw
+    store: {aws: {secret_id: prod/app}}
+    policy: q
+    access: [alice@example.com]
+    permissions: [messages:send]
+  - name: later
+    provider: bw
+    store: {aws: {secret_id: prod/later}}
+    policy: q
+"""
+
+
+def _policy_problems(tmp_path: Path, text: str | bytes) -> list[str]:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(InputError) as exc:
+        policies.load_dir(tmp_path, SETTINGS)
+    return exc.value.problems
+
+
+POLICY_CASES: list[tuple[str, str | bytes, int, str]] = [
+    ("tag on a list field", POLICY.replace("[messages:send]", "!env SCOPES"), 9, "tag"),
+    ("python tag", POLICY.replace("[messages:send]", '!!python/object/apply:os.system ["id"]'), 9, "tag"),
+    ("tag on a mapping", POLICY.replace("{aws: {secret_id: prod/app}}", "!x {aws: {secret_id: prod/app}}"), 6, "tag"),
+    ("core tag", POLICY.replace("[messages:send]", "!!seq [a]"), 9, "tag"),
+    ("omap", POLICY.replace("q: {max_age: 90d}", "q: !!omap [{max_age: 90d}]"), 2, "tag"),
+    ("NUL in a value", POLICY.replace("prod/app", '"prod/a\\0pp"'), 6, "control character"),
+    ("raw NUL ends nothing", POLICY.encode().replace(b"  - name: later", b"\x00 - name: later"), 10, "U+0000"),
+    ("escape sequence", POLICY.replace("alice@example.com", '"\\e[31malice"'), 8, "control character"),
+    ("C1 code", POLICY.replace("alice@example.com", '"\\x9balice"'), 8, "control character"),
+    ("U+FFFE", POLICY.replace("messages:send", '"\\uFFFEsend"'), 9, "control character"),
+    ("bidi override", POLICY.replace("alice@example.com", '"\\u202Eecila"'), 8, "control character"),
+    ("raw escape byte", POLICY.replace("alice@example.com", "al\x1bice"), 8, "U+001B"),
+    ("newline in a name", POLICY.replace("messages:send", '"a\\nb"'), 9, "control character"),
+    ("YAML directive", "%YAML 9.9\n---\n" + POLICY, 1, "directive"),
+    ("TAG directive", "%TAG ! tag:example.com,2000:\n---\n" + POLICY, 1, "directive"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "fragment"), [c[1:] for c in POLICY_CASES], ids=[c[0] for c in POLICY_CASES])
+def test_a_policy_file_is_refused_at_the_offending_line(
+    tmp_path: Path, text: str | bytes, line: int, fragment: str
+) -> None:
+    problems = _policy_problems(tmp_path, text)
+    assert any(p.startswith(f"{tmp_path / 'p.yaml'}:{line}:") and fragment in p for p in problems), problems
+
+
+def test_the_fast_reader_never_accepts_what_the_careful_one_refuses(tmp_path: Path) -> None:
+    """Both readers on every case above: the fast one hands each file over rather than accept it."""
+    from rotator import yamlfast
+
+    for _, text, _, _ in POLICY_CASES:
+        raw = text if isinstance(text, bytes) else text.encode()
+        with pytest.raises(yamlfast.Unsure):
+            yamlfast.load(raw.decode("utf-8"), len(raw))
+
+
+def _config_problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as exc:
+        config.load(path, environ=environ or {})
+    return exc.value.problems
+
+
+CONFIG_CASES: list[tuple[str, str, int, str]] = [
+    ("tag on allowed_hosts", 'hooks:\n  allowed_hosts: !x "*.apps.internal"\n', 2, "tag"),
+    ("omap log", "log: !!omap [{level: loud}]\n", 1, "tag"),
+    ("nonsense state url", 'state:\n  url: "nonsense://"\n', 2, "state.url"),
+    ("garbage state url", "state:\n  url: garbage\n", 2, "state.url"),
+    ("missing driver", 'state:\n  url: "mysql://u@h/db"\n', 2, "driver"),
+    ("missing SQLite directory", 'state:\n  url: "sqlite:////nonexistent/dir/x.db"\n', 2, "/nonexistent/dir"),
+    ("listen port out of range", 'daemon:\n  listen: "127.0.0.1:99999"\n', 2, "port"),
+    ("listen host not an address", 'daemon:\n  listen: "999.1.1.1:99"\n', 2, "daemon.listen"),
+    ("listen garbage", "daemon:\n  listen: garbage\n", 2, "daemon.listen"),
+    ("listen empty", 'daemon:\n  listen: ""\n', 2, "daemon.listen"),
+    ("listen without port", 'daemon:\n  listen: "127.0.0.1"\n', 2, "daemon.listen"),
+    (
+        "bad IPv6 base_url",
+        'providers:\n  bw:\n    type: brandwave\n    base_url: "http://[::1:9"\n',
+        4,
+        "base_url",
+    ),
+    ("bad IPv6 endpoint_url", 'stores:\n  aws:\n    type: aws\n    endpoint_url: "http://[::1:9"\n', 4, "endpoint_url"),
+    ("bad IPv6 vault url", 'stores:\n  v:\n    type: vault\n    url: "http://[::1:9"\n', 4, "url"),
+    ("bad port in base_url", 'providers:\n  bw:\n    type: brandwave\n    base_url: "http://h:99999"\n', 4, "base_url"),
+    ("control character in config", "log:\n  level: \x00info\n", 2, "U+0000"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "fragment"), [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES])
+def test_rotator_yaml_is_refused_at_the_offending_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    problems = _config_problems(tmp_path, text)
+    assert any(p.startswith(f"{tmp_path / 'rotator.yaml'}:{line}:") and fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9464", "[::1]:9464", "localhost:0", "0.0.0.0:80"])
+def test_good_listen_addresses_pass(tmp_path: Path, listen: str) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(f'daemon:\n  listen: "{listen}"\n')
+    assert config.load(path, environ={}).daemon.listen == listen
+
+
+BW = "providers:\n  bw:\n    type: brandwave\n    base_url: https://x\n    admin_token: {env: T}\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "text"),
+    [
+        ("ROTATOR_PROVIDERS__BW__TIMEOUT", "abc", BW),
+        ("ROTATOR_PROVIDERS__BW__ADMIN_TOKEN", "abc", BW),
+        ("ROTATOR_PROVIDERS__BW__TYPE", "nosuch", BW),
+        ("ROTATOR_PROVIDERS__BW__MAX_CONCURRENT", "many", BW),
+        ("ROTATOR_STORES__AWS__TIMEOUT", "abc", "stores:\n  aws: {type: aws}\n"),
+        ("ROTATOR_STATE__URL", "garbage", ""),
+        ("ROTATOR_DAEMON__LISTEN", "127.0.0.1:99999", ""),
+        ("ROTATOR_PROVIDERS__BW__BASE_URL", "http://[::1:9", BW),
+    ],
+)
+def test_an_override_is_blamed_on_its_variable(tmp_path: Path, variable: str, value: str, text: str) -> None:
+    problems = _config_problems(tmp_path, text, {variable: value})
+    assert len(problems) == 1 and problems[0].startswith(f"environment variable {variable}:"), problems
+
+
+def test_a_missing_policies_dir_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "rotator.yaml").write_text("log: {level: info}\npolicies_dir: /nonexistent\n")
+    result = _cli(tmp_path, "validate", "--offline")
+    assert result.returncode == 2 and f"{tmp_path / 'rotator.yaml'}:2" in result.stderr, result.stderr
+
+
+def test_an_error_quotes_a_huge_value_briefly(tmp_path: Path) -> None:
+    huge = "x" * 1_000_000
+    problems = _policy_problems(tmp_path, POLICY.replace("max_age: 90d", f"max_age: {huge}"))
+    assert problems and all(len(p) < 400 for p in problems), [p[:200] for p in problems]
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rotator", "--config", str(tmp_path / "rotator.yaml"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ},
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        'state: {url: "nonsense://"}',
+        'state: {url: "sqlite:////nonexistent/dir/x.db"}',
+        'daemon: {listen: "999.1.1.1:99999"}',
+        'providers: {bw: {type: brandwave, base_url: "http://[::1:9"}}',
+    ],
+)
+@pytest.mark.parametrize("command", [("validate", "--offline"), ("status",), ("plan",)])
+def test_no_command_meets_a_value_validate_would_refuse(tmp_path: Path, setting: str, command: tuple[str, ...]) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "rotator.yaml").write_text(setting + "\n")
+    result = _cli(tmp_path, *command)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{tmp_path / 'rotator.yaml'}:1:" in result.stderr
+
+
+def test_a_second_daemon_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        (tmp_path / "policies").mkdir()
+        (tmp_path / "rotator.yaml").write_text(
+            f'state: {{url: "sqlite:///{tmp_path}/state.db"}}\ndaemon: {{listen: "127.0.0.1:{port}"}}\n'
+        )
+        result = _cli(tmp_path, "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"daemon.listen 127.0.0.1:{port}: the address is in use" in result.stderr
