@@ -178,7 +178,7 @@ class Daemon:
         app, started = self.app, time.perf_counter()
         try:
             self._start_due(app)
-            due_by, handled = utcnow(), set[str]()
+            due_by, handled = app.db.clock(), set[str]()
             limits = {name: p.max_concurrent for name, p in app.settings.providers.items() if p.max_concurrent}
             with ThreadPoolExecutor(max_workers=app.settings.daemon.workers) as pool:
                 workers = [
