@@ -334,7 +334,23 @@ class StateDB:
     def create_rotation(
         self, *, secret: str, provider: str, policy: str, trigger: str, reason: str, actor: str
     ) -> Rotation:
-        """Insert a rotation in `requested`; raise ActiveRotationExists if one is in flight."""
+        """Insert a rotation in `requested`; raise ActiveRotationExists if one is in flight.
+
+        Nothing is fenced here, so a wait the bounds cut short (another process stuck holding
+        the audit chain's lock until the server ends it) is tried again, twice."""
+        for attempt in range(3):
+            try:
+                return self._create_rotation(
+                    secret=secret, provider=provider, policy=policy, trigger=trigger, reason=reason, actor=actor
+                )
+            except StateBusy:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_rotation(
+        self, *, secret: str, provider: str, policy: str, trigger: str, reason: str, actor: str
+    ) -> Rotation:
         now = self.clock()
         values = {
             "id": str(uuid.uuid4()),
