@@ -25,7 +25,7 @@ tools:
 	  else \
 	    echo "the tests need promtool: install Debian's 'prometheus' package or put promtool on PATH" >&2; exit 1; \
 	  fi; }
-	@# faketime (libfaketime) runs a replica with a skewed clock in tests/e2e/test_replica_faults.py
+	@# libfaketime runs a replica with a skewed clock in tests/e2e/test_replica_faults.py
 	@command -v faketime >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing faketime (Debian package faketime)"; \

@@ -167,12 +167,15 @@ def run_row(srv: Servers, n: int, replicas: int, *, workers: int, ttl: str, kill
             text=True,
         )
         unhealthy = 0
+        answered: list[tuple[str, str]] = []  # read as it comes: a thousand rows fill a pipe
+        reader = threading.Thread(target=lambda: answered.append(command.communicate(timeout=3600)))
+        reader.start()
         if kill:
             takeovers, killed_at = kill_one_midway(url, daemons, n)
-        while command.poll() is None:  # the daemons' health while they work
+        while reader.is_alive():  # the daemons' health while they work
             unhealthy += sum(not d.healthy() for d in daemons if d.process.poll() is None)
-            time.sleep(1.0)
-        out, err = command.communicate(timeout=3600)
+            reader.join(1.0)
+        ((out, err),) = answered
         wall = time.monotonic() - started
         ended = time.monotonic()
         silence = max(d.longest_silence(started, killed_at if d.process.poll() is not None else ended) for d in daemons)

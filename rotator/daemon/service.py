@@ -56,8 +56,6 @@ class Daemon:
         self.actor = actor_name("daemon")
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
-        self.started = time.monotonic()
-        self.last_tick: float | None = None
         self.last_tick_wall: float | None = None
         self.ready = False
         self.db_problem: str | None = None
@@ -217,7 +215,6 @@ class Daemon:
                 _log.info("state.reachable_again")
             self.db_problem = None
             self.ready = True
-            self.last_tick = time.monotonic()
             self.last_tick_wall = time.time()
             _log.debug("tick.done", ms=round((time.perf_counter() - started) * 1000, 1))
         except DBAPIError as exc:

@@ -4,9 +4,9 @@ whose clocks are 30 s off, and an incident longer than systemd's WatchdogSec."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,9 +40,7 @@ PATH = "/v1/personal-access-tokens"
 class Replica:
     """`rotator run` as a process, under its own name (ROTATOR_REPLICA_ID: its audit actor)."""
 
-    def __init__(
-        self, fleet: Fleet, name: str, *, config: Path | None = None, prefix: tuple[str, ...] = (), **env: str
-    ) -> None:
+    def __init__(self, fleet: Fleet, name: str, *, config: Path | None = None, **env: str) -> None:
         self.name, self.port = name, free_port()
         full = {
             **os.environ,
@@ -53,7 +51,7 @@ class Replica:
         }
         self.log = fleet.dir / f"{name}.log"
         self.process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "rotator", "run"],
+            [sys.executable, "-m", "rotator", "run"],
             env=full,
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
@@ -210,13 +208,15 @@ def test_replicas_whose_clocks_are_thirty_seconds_apart_never_cut_the_soak(
     """One replica's clock runs 30 s fast, another's 30 s slow (libfaketime), the third's is right:
     whoever promotes and whoever judges the gate, no old key is revoked before min_soak (6 s) has
     passed in real time since its new key became current."""
-    faketime = shutil.which("faketime")
-    assert faketime, "faketime is missing: `make test` installs it (Debian package faketime)"
+    found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    assert found, "libfaketime is missing: `make test` installs it (Debian package faketime)"
     fleet = fleet_on(tmp_path, sandboxes, aws_url, sm, own_postgres_url, 9)
-    skewed = {"FAKETIME_DONT_FAKE_MONOTONIC": "1", "PYTHONPATH": str(_sleep_shim(tmp_path))}
+    # preloaded into the replica itself (the `faketime` command forks, and a signal to it would
+    # not reach the replica)
+    skewed = {"LD_PRELOAD": found[0], "FAKETIME_DONT_FAKE_MONOTONIC": "1", "PYTHONPATH": str(_sleep_shim(tmp_path))}
     replicas += [
-        Replica(fleet, "fast", prefix=(faketime, "-f", "+30s"), **skewed),
-        Replica(fleet, "slow", prefix=(faketime, "-f", "-30s"), **skewed),
+        Replica(fleet, "fast", FAKETIME="+30s", **skewed),
+        Replica(fleet, "slow", FAKETIME="-30s", **skewed),
         Replica(fleet, "true"),
     ]
     db = StateDB(own_postgres_url)
