@@ -27,8 +27,9 @@ def utcnow() -> datetime:
 class DatabaseClock:
     """`now()` on the database's clock; `read` fetches that clock (one round trip)."""
 
-    def __init__(self, read: Callable[[], datetime]) -> None:
+    def __init__(self, read: Callable[[], datetime], *, resync: float = RESYNC) -> None:
         self._read = read
+        self._resync = resync
         self._anchor: tuple[datetime, float, float] | None = None
         """(the database's time, the monotonic time it stood for, the round trip it took)."""
         self._lock = threading.Lock()
@@ -36,7 +37,7 @@ class DatabaseClock:
     def now(self) -> datetime:
         """The database's time now; raises the driver's error only if it was never read at all."""
         anchor = self._anchor
-        if anchor is None or time.monotonic() - anchor[1] > RESYNC:
+        if anchor is None or time.monotonic() - anchor[1] > self._resync:
             try:
                 self.sync()
             except Exception:
