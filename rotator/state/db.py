@@ -93,18 +93,6 @@ def _steps_finished(insert: Any) -> Any:
 _STEPS_FINISHED = {"postgresql": _steps_finished(postgresql.insert), "sqlite": _steps_finished(sqlite.insert)}
 
 
-def _fence_held(now: Any) -> Any:
-    return (
-        select(_LEASES.c.expires_at)
-        .where(
-            _LEASES.c.secret == bindparam("secret"),
-            _LEASES.c.owner == bindparam("owner"),
-            _LEASES.c.generation == bindparam("generation"),
-        )
-        .with_for_update()
-    )
-
-
 # The lease row is locked first and only then is PostgreSQL's clock read: a volatile function in
 # the query above a locking CTE runs once the lock is granted, whereas now() is the transaction's
 # start and a value computed beside the row lock is computed before any wait for it.
@@ -113,7 +101,16 @@ _FENCE_REMAINING_PG = text(
     " WHERE secret = :secret AND owner = :owner AND generation = :generation FOR UPDATE)"
     " SELECT extract(epoch FROM expires_at - clock_timestamp()) FROM held"
 )
-_FENCE_ROW_SQLITE = _fence_held(None)
+_FENCE_ROW_SQLITE = (
+    select(_LEASES.c.expires_at)
+    .where(
+        _LEASES.c.secret == bindparam("secret"),
+        _LEASES.c.owner == bindparam("owner"),
+        _LEASES.c.generation == bindparam("generation"),
+    )
+    .with_for_update()
+)
+"""SQLite: one writer at a time already (BEGIN IMMEDIATE); the remaining time is reckoned in Python."""
 _LEASE_EXTEND_PG = text("UPDATE leases SET expires_at = clock_timestamp() + :ttl WHERE secret = :secret")
 """Run with the row already locked by _FENCE_REMAINING_PG in the same transaction: no wait, a fresh clock."""
 
