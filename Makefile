@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml
 
 setup: $(STAMP)
 
-# promtool checks and unit-tests deploy/prometheus/rotator-rules.yaml; Debian's prometheus package has it
+# promtool checks and unit-tests deploy/prometheus/rotator-rules.yaml; Debian's prometheus package has it.
+# faketime skews one replica's clock in the replica tests; Debian's faketime package has it.
 tools:
 	@command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -23,6 +24,15 @@ tools:
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; \
 	  else \
 	    echo "the tests need promtool: install Debian's 'prometheus' package or put promtool on PATH" >&2; exit 1; \
+	  fi; }
+	@# libfaketime runs a replica with a skewed clock in tests/e2e/test_replica_faults.py
+	@command -v faketime >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing faketime (Debian package faketime)"; \
+	    apt-get install -y -qq --no-install-recommends faketime >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends faketime >/dev/null; }; \
+	  else \
+	    echo "the tests need faketime: install Debian's 'faketime' package or put faketime on PATH" >&2; exit 1; \
 	  fi; }
 
 demo: $(STAMP)

@@ -11,6 +11,9 @@ that the store quota is not the bound. Prints one table and asserts nothing. Col
   spread     rotations each replica advanced (audit events' replica ids), one number per replica
   takeover   after the SIGKILL: for each rotation the killed replica held a lease on, the time until
              another replica wrote its next event; max and median (lease_ttl is BENCH_LEASE_TTL)
+  wd gap     the longest time any live replica went without a WATCHDOG=1 to its NOTIFY_SOCKET while
+             the incident ran (WATCHDOG_USEC as the shipped unit's WatchdogSec=60; systemd restarts
+             a daemon silent for 60 s), and how many /healthz answers during the incident were not 200
 
 Run: `.venv/bin/python benchmarks/replicas.py` (make bench runs it). Environment: BENCH_N (1000),
 BENCH_WORKERS (daemon.workers per replica, 16), BENCH_LATENCY (0.05), BENCH_LEASE_TTL (10s),
@@ -26,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -40,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from incident import PATH, Fleet, Servers, seed
 
+WATCHDOG_SEC = 60
+"""The shipped unit's WatchdogSec (systemd/rotator.service)."""
 ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -65,20 +71,47 @@ class Replica:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.name = name
+        self.pings: list[float] = []
+        notify = fleet.dir / f"{name}.notify"
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(notify))
+        threading.Thread(target=self._listen, daemon=True).start()
         env = {
             **os.environ,
             "ROTATOR_CONFIG": str(fleet.dir / "rotator.yaml"),
             "ROTATOR_DAEMON__LISTEN": f"127.0.0.1:{self.port}",
             "ROTATOR_REPLICA_ID": name,
+            "NOTIFY_SOCKET": str(notify),
+            "WATCHDOG_USEC": str(WATCHDOG_SEC * 1_000_000),
         }
         log = (fleet.dir / f"{name}.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rotator", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
+    def _listen(self) -> None:
+        while True:
+            try:
+                message = self._notify.recv(4096)
+            except OSError:
+                return
+            if b"WATCHDOG=1" in message:
+                self.pings.append(time.monotonic())
+
+    def longest_silence(self, start: float, end: float) -> float:
+        """The longest stretch of [start, end] without a watchdog ping."""
+        pings = [p for p in self.pings if start <= p <= end]
+        return max(b - a for a, b in zip([start, *pings], [*pings, end], strict=True))
+
     def ready(self) -> bool:
         try:
             return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -117,6 +150,7 @@ def run_row(srv: Servers, n: int, replicas: int, *, workers: int, ttl: str, kill
     before = creates(srv)
     daemons = [Replica(fleet, f"r{i}") for i in range(replicas)]
     takeovers: list[float] = []
+    killed_at = 0.0
     try:
         deadline = time.monotonic() + 600
         while not all(d.ready() for d in daemons):
@@ -132,10 +166,19 @@ def run_row(srv: Servers, n: int, replicas: int, *, workers: int, ttl: str, kill
             stderr=subprocess.PIPE,
             text=True,
         )
+        unhealthy = 0
+        answered: list[tuple[str, str]] = []  # read as it comes: a thousand rows fill a pipe
+        reader = threading.Thread(target=lambda: answered.append(command.communicate(timeout=3600)))
+        reader.start()
         if kill:
-            takeovers = kill_one_midway(url, daemons, n)
-        out, err = command.communicate(timeout=3600)
+            takeovers, killed_at = kill_one_midway(url, daemons, n)
+        while reader.is_alive():  # the daemons' health while they work
+            unhealthy += sum(not d.healthy() for d in daemons if d.process.poll() is None)
+            reader.join(1.0)
+        ((out, err),) = answered
         wall = time.monotonic() - started
+        ended = time.monotonic()
+        silence = max(d.longest_silence(started, killed_at if d.process.poll() is not None else ended) for d in daemons)
         summary = json.loads(out)["summary"] if out.strip() else {"error": err[-500:]}
     finally:
         for d in daemons:
@@ -150,14 +193,17 @@ def run_row(srv: Servers, n: int, replicas: int, *, workers: int, ttl: str, kill
         "creates": made / n,
         "spread": spread(url),
         "takeovers": takeovers,
+        "silence": silence,
+        "unhealthy": unhealthy,
     }
     drop(url)
     return row
 
 
-def kill_one_midway(url: str, daemons: list[Replica], n: int) -> list[float]:
+def kill_one_midway(url: str, daemons: list[Replica], n: int) -> tuple[list[float], float]:
     """SIGKILL the replica holding the most leases once a third of the rotations completed; for each
-    rotation it held, the seconds until another replica wrote its next audit event."""
+    rotation it held, the seconds until another replica wrote its next audit event (and when the
+    kill was, on the monotonic clock)."""
     engine = create_engine(url)
     with engine.connect() as conn:
         while conn.execute(text("SELECT count(*) FROM rotations WHERE state = 'completed'")).scalar_one() < n / 3:
@@ -168,6 +214,7 @@ def kill_one_midway(url: str, daemons: list[Replica], n: int) -> list[float]:
         held = Counter(owner.split(":")[1] for _, owner in leases if owner.split(":")[1] in by_pid)
         victim = by_pid[held.most_common(1)[0][0]] if held else daemons[0]
         victim.process.kill()
+        killed_mono = time.monotonic()
         killed_at = datetime.now(UTC)
         secrets = [s for s, owner in leases if owner.split(":")[1] == str(victim.process.pid)]
         conn.commit()
@@ -188,7 +235,7 @@ def kill_one_midway(url: str, daemons: list[Replica], n: int) -> list[float]:
                 waits.append((at - killed_at).total_seconds())
                 pending.discard(secret)
     engine.dispose()
-    return waits
+    return waits, killed_mono
 
 
 def main() -> None:
@@ -199,7 +246,7 @@ def main() -> None:
     print(f"N={n}, daemon.workers={workers} per replica, lease_ttl={ttl}, {os.cpu_count()} cores")
     print(
         f"{'replicas':>8} {'killed':>6} {'done':>5} {'wall_s':>7} {'speedup':>7} {'creates':>7} "
-        f"{'takeover max/median s':>22}  spread"
+        f"{'takeover max/median s':>22} {'wd gap s':>8} {'!healthz':>8}  spread"
     )
     base = None
     try:
@@ -212,7 +259,8 @@ def main() -> None:
             taken = f"{max(waits):.1f}/{statistics.median(waits):.1f} ({len(waits)})" if waits else "-"
             print(
                 f"{replicas:>8} {'yes' if kill else 'no':>6} {row['completed']!s:>5} {wall:>7.1f} "
-                f"{base / wall:>7.2f} {row['creates']:>7.2f} {taken:>22}  {row['spread']}",
+                f"{base / wall:>7.2f} {row['creates']:>7.2f} {taken:>22} {row['silence']:>8.1f} "
+                f"{row['unhealthy']!s:>8}  {row['spread']}",
                 flush=True,
             )
     finally:

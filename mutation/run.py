@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UNIT = "tests/unit"
 ENGINE = "tests/integration/test_engine.py"
 GATE = "tests/integration/test_gate_signals.py"
+FENCING = "tests/integration/test_fencing.py"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,27 @@ MUTANTS = [
         "        if rot.create_started_at is not None:\n            # an earlier create",
         "        if False:\n            # an earlier create",
         (ENGINE,),
+    ),
+    Mutant(
+        "fence-judged-at-transaction-start",
+        "rotator/state/db.py",
+        "extract(epoch FROM expires_at - clock_timestamp())",
+        "extract(epoch FROM expires_at - now())",
+        (FENCING,),
+    ),
+    Mutant(
+        "renewal-counted-from-transaction-start",
+        "rotator/state/db.py",
+        "SET expires_at = clock_timestamp() + :ttl",
+        "SET expires_at = now() + :ttl",
+        (FENCING,),
+    ),
+    Mutant(
+        "side-effect-trusts-its-write",
+        "rotator/engine/rotation.py",
+        "        self.flush(rot)\n        self.db.check_fence(rot.secret)",
+        "        if not self.flush(rot):\n            self.db.check_fence(rot.secret)",
+        (FENCING,),
     ),
 ]
 

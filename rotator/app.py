@@ -96,7 +96,11 @@ class App:
     def db(self) -> StateDB:
         with self._lock:
             if self._db is None:
-                self._db = StateDB(self.settings.state_url(), upgrade=self.settings.state.auto_upgrade)
+                self._db = StateDB(
+                    self.settings.state_url(),
+                    upgrade=self.settings.state.auto_upgrade,
+                    lease_ttl=self.settings.engine.lease_ttl,
+                )
             return self._db
 
     def store(self, instance: str) -> Store:
@@ -201,8 +205,14 @@ class App:
             self._db.close()
 
     def runner(self, actor: str) -> Runner:
+        # every time that gates a key is read from the database's clock: replicas' clocks may disagree
         engine = Engine(
-            db=self.db, resolve=self.target, settings=self.settings.engine, actor=actor, notices=self.notifier.rows
+            db=self.db,
+            resolve=self.target,
+            settings=self.settings.engine,
+            actor=actor,
+            clock=self.db.clock,
+            notices=self.notifier.rows,
         )
         self.notifier.start()
-        return Runner(db=self.db, engine=engine, lease_ttl=self.settings.engine.lease_ttl)
+        return Runner(db=self.db, engine=engine, lease_ttl=self.settings.engine.lease_ttl, clock=self.db.clock)

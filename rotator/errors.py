@@ -3,7 +3,8 @@
     RotatorError                       base; `temporary` says whether trying again later can help
     ├── InputError                     bad configuration or policy files; carries file:line problems
     ├── LeaseHeld                      another process advances this secret right now
-    │   └── LeaseLost                  this process's lease was taken: its write was refused (fencing)
+    │   ├── LeaseLost                  this process's lease was taken: its write was refused (fencing)
+    │   └── StateBusy                  the state database cut a wait short (a lock held too long elsewhere)
     ├── SchemaMismatch                 the state database's schema is older or newer than this rotator's
     ├── NotYet                         temporary: something outside has not happened yet (a new key accepted)
     ├── ProviderError                  a provider answered with an error (status, vendor code)
@@ -59,6 +60,11 @@ class LeaseHeld(RotatorError):
 class LeaseLost(LeaseHeld):
     """This process no longer holds the lease it acts under (it expired, another took it): stop at
     once and touch nothing more — the write that found out was not made."""
+
+
+class StateBusy(LeaseHeld):
+    """The state database cut a wait short (lock_timeout, statement_timeout, an idle transaction
+    ended): someone held what this needed for too long. Nothing was written; try again shortly."""
 
 
 class SchemaMismatch(RotatorError):

@@ -204,7 +204,7 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
             click.echo(f"{name}: rotation {rotation.id} requested (policy {rotation.policy})")
         except ActiveRotationExists as exc:
             # a person asked for it now: look at once (every step re-checks the world before acting)
-            rotation = app.db.update(exc.rotation, actor=actor, next_attempt_at=utcnow())
+            rotation = app.db.update(exc.rotation, actor=actor, next_attempt_at=app.db.clock())
             click.echo(f"{name}: resuming rotation {rotation.id} in state {rotation.state}")
         try:
             final = runner.run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
 import signal
 import threading
 import time
@@ -35,11 +36,12 @@ from rotator.app import App, actor_name
 from rotator.background_http import serve_app
 from rotator.daemon import schedule
 from rotator.daemon.agenda import Agenda
+from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import DISCOVERY_BATCH, Planner
 from rotator.durations import render
 from rotator.engine.steps import Step
-from rotator.errors import ActiveRotationExists, InputError, LeaseHeld, RotatorError
+from rotator.errors import ActiveRotationExists, InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
 from rotator.state.db import process_identity, utcnow
 
@@ -54,8 +56,6 @@ class Daemon:
         self.actor = actor_name("daemon")
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
-        self.started = time.monotonic()
-        self.last_tick: float | None = None
         self.last_tick_wall: float | None = None
         self.ready = False
         self.db_problem: str | None = None
@@ -73,6 +73,13 @@ class Daemon:
         that it does not take the interpreter from the tick that makes the daemon ready."""
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
+        self.watchdog_every = watchdog_interval()
+        engine = app.settings.engine
+        self.liveness = Liveness(
+            step_deadline=engine.step_deadline.total_seconds(),
+            probe_bound=max(engine.lease_ttl.total_seconds(), PROBE_BOUND),
+            loop_bound=LOOP_BOUND,
+        )
         self.identity = process_identity()
         self.replicas = 1
         collector = StateCollector(
@@ -98,8 +105,11 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
-        with contextlib.suppress(DBAPIError):  # a database down at start: the first tick says so
+        with contextlib.suppress(DBAPIError, StateBusy):  # a database down at start: the probe says so
             self._heartbeat()
+            self.ready = True  # the database answers: ready within seconds, however long the first tick
+        prober = threading.Thread(target=self._probe, name="db-probe", daemon=True)
+        prober.start()
         scheduler.start()
         _log.info(
             "daemon.started", listen=served.url, tick=render(settings.tick), secrets=len(self.app.policies.secrets)
@@ -120,27 +130,42 @@ class Daemon:
         return 0
 
     def _serve_until_stopped(self) -> None:
-        beat = 0
-        while not self.stopping.wait(1.0):
+        """The main loop: it does nothing that can wait on the database or the work (the probe
+        and the ticks have threads of their own), so its watchdog pings say it is alive."""
+        while not self.stopping.wait(self.watchdog_every):
+            self.liveness.beat()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
             if self.healthy():
                 self.notifier.notify("WATCHDOG=1")
-            beat += 1
-            if beat % 5 != 1:
-                continue
+
+    def _probe(self) -> None:
+        """Every few seconds: the heartbeat (which counts the replicas) doubles as a probe of the
+        state database; every few probes, what is in flight goes to systemd's STATUS."""
+        probes = 0
+        while not self.stopping.wait(PROBE_EVERY):
+            probes += 1
             try:
-                self._heartbeat()
-                active = self.app.db.active()
-            except DBAPIError:
-                self.notifier.notify(f"STATUS={self.db_problem or 'state database unreachable'}")
+                with self.liveness.probing():
+                    self._heartbeat()
+                    active = self.app.db.active() if probes % STATUS_EVERY == 1 else None
+            except StateBusy:
+                continue  # the database answered: only a lock was held too long
+            except DBAPIError as exc:
+                self.db_problem = f"state database unreachable: {type(exc.orig or exc).__name__}"
+                self.ready = False
+                self.notifier.notify(f"STATUS={self.db_problem}")
                 continue
-            waiting = sum(1 for r in active if r.state in WITH_OPERATOR)
-            self.notifier.notify(
-                f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person, "
-                f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
-            )
+            if self.db_problem is not None:
+                _log.info("state.reachable_again")
+            self.db_problem, self.ready = None, True
+            if active is not None:
+                waiting = sum(1 for r in active if r.state in WITH_OPERATOR)
+                self.notifier.notify(
+                    f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person, "
+                    f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
+                )
 
     def _heartbeat(self) -> None:
         """Count the live replicas (this one too) and keep to this replica's share of every rate limit."""
@@ -168,9 +193,8 @@ class Daemon:
         _log.info("policies.reloaded", secrets=len(fresh.policies.secrets))
 
     def healthy(self) -> bool:
-        limit = max(3 * self.app.settings.daemon.tick.total_seconds(), 60.0)
-        last = self.last_tick or self.started
-        return time.monotonic() - last < limit
+        """Alive (daemon/liveness.py): the loop turns, the database client is not hung, no step is stuck."""
+        return self.liveness.problem() is None
 
     # one tick ---------------------------------------------------------------------------------------
 
@@ -178,7 +202,7 @@ class Daemon:
         app, started = self.app, time.perf_counter()
         try:
             self._start_due(app)
-            due_by, handled = utcnow(), set[str]()
+            due_by, handled = app.db.clock(), set[str]()
             limits = {name: p.max_concurrent for name, p in app.settings.providers.items() if p.max_concurrent}
             with ThreadPoolExecutor(max_workers=app.settings.daemon.workers) as pool:
                 workers = [
@@ -191,7 +215,6 @@ class Daemon:
                 _log.info("state.reachable_again")
             self.db_problem = None
             self.ready = True
-            self.last_tick = time.monotonic()
             self.last_tick_wall = time.time()
             _log.debug("tick.done", ms=round((time.perf_counter() - started) * 1000, 1))
         except DBAPIError as exc:
@@ -221,17 +244,21 @@ class Daemon:
                     limits=limits,
                     handled=handled,
                     on_step=self._observe,
+                    on_begin=lambda _: self.liveness.step_began(),
                     should_stop=self.stopping.is_set,
                 )
             except LeaseHeld:
-                continue  # lost to another replica mid-step (LeaseLost): it goes on from there
+                continue  # lost to another replica mid-step (LeaseLost), or a lock held too long
             except RotatorError as exc:
                 _log.error("rotation.advance_failed", error=str(exc))
                 continue
+            finally:
+                self.liveness.step_ended()
             if advanced is None:
                 return
 
     def _observe(self, step: Step) -> None:
+        self.liveness.step_ended()
         if step.step:
             self.step_seconds.labels(step=step.step).observe(step.seconds)
 
@@ -342,8 +369,10 @@ class Daemon:
 
     def http_app(self) -> Starlette:
         async def healthz(_: Request) -> Response:
-            ok = self.healthy()
-            return JSONResponse({"status": "ok" if ok else "stalled"}, status_code=200 if ok else 503)
+            problem = self.liveness.problem()
+            if problem is None:
+                return JSONResponse({"status": "ok"})
+            return JSONResponse({"status": "stalled", "reason": problem}, status_code=503)
 
         async def readyz(_: Request) -> Response:
             body: dict[str, Any] = {"ready": self.ready}
@@ -366,6 +395,23 @@ def give_back_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def watchdog_interval() -> float:
+    """Seconds between watchdog pings: a quarter of systemd's WatchdogSec (WATCHDOG_USEC), at most one."""
+    try:
+        watchdog = int(os.environ.get("WATCHDOG_USEC", "0")) / 1e6
+    except ValueError:
+        watchdog = 0.0
+    return min(watchdog / 4, 1.0) if watchdog > 0 else 1.0
+
+
+PROBE_EVERY = 2.0
+"""Seconds between probes of the state database (each one the replica's heartbeat)."""
+STATUS_EVERY = 3
+"""Probes between two STATUS lines to systemd."""
+PROBE_BOUND = 10.0
+"""Seconds a probe may take, at least (engine.lease_ttl when longer), before the client counts as hung."""
+LOOP_BOUND = 30.0
+"""Seconds the main loop may go without turning (a reload of a very large fleet) before /healthz fails."""
 HEARTBEAT_TTL = timedelta(seconds=30)
 """A replica not heard of for this long stops counting (heartbeats go every 5 s)."""
 URGENT = frozenset({"incident", "offboarding"})

@@ -401,7 +401,9 @@ class Engine:
         end of the runner's turn (`flush`): the moves between two such calls are one transaction,
         and what a crash loses is only what the step can redo (every step is idempotent).
         """
-        change = Change(dict(fields), rot.state, utcnow(), event=event, detail=detail, outbox=outbox, leftover=leftover)
+        change = Change(
+            dict(fields), rot.state, self.clock(), event=event, detail=detail, outbox=outbox, leftover=leftover
+        )
         for name, value in fields.items():
             setattr(rot, name, value)
         self._journal.setdefault(rot.id, (rot, []))[1].append(change)
@@ -409,7 +411,7 @@ class Engine:
 
     def audit(self, rot: Rotation, event: str, detail: dict[str, Any]) -> None:
         """An audit event of `rot` that changes none of its fields; written with the next write."""
-        change = Change({}, rot.state, utcnow(), event=event, detail=detail, moves=False)
+        change = Change({}, rot.state, self.clock(), event=event, detail=detail, moves=False)
         self._journal.setdefault(rot.id, (rot, []))[1].append(change)
 
     def flush(self, rot: Rotation) -> bool:
@@ -422,15 +424,21 @@ class Engine:
             return False
         self.db.apply(recorded, changes, actor=self.actor)
         for change in changes:
+            if change.event is not None and (state := change.fields.get("state")) is not None:
+                # said once it is on record: a move whose write failed is redone, and said then
+                detail = change.detail or {}
+                _log.info(change.event, rotation_id=recorded.id, secret=recorded.secret, state=state, **detail)
+        for change in changes:
             if (state := change.fields.get("state")) is not None:
                 failpoints.hit(f"after:{state}")
         return True
 
     def before_side_effect(self, rot: Rotation) -> None:
         """Before a call that changes the world and cannot itself be fenced (create, stage,
-        promote, revoke, a hook): what led to it is written, and the lease is still ours."""
-        if not self.flush(rot):
-            self.db.check_fence(rot.secret)
+        promote, revoke, a hook): what led to it is written, and the lease is proven ours with
+        half its TTL to run — a write's own fence check counts only if its answer came in time."""
+        self.flush(rot)
+        self.db.check_fence(rot.secret)
 
     def write(self, step: Step) -> Rotation:
         """Write what `step` recorded now (a person's action outside a runner's turn); its rotation."""
@@ -466,7 +474,6 @@ class Engine:
         rot = self.record(
             rot, event=event, detail=detail, outbox=self.notices(event, payload), leftover=leftover, **values
         )
-        _log.info(event, rotation_id=rot.id, secret=rot.secret, state=to.value, **(detail or {}))
         return Step(rot, event)
 
     @staticmethod

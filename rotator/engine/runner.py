@@ -102,6 +102,7 @@ class Runner:
         limits: Mapping[str, int] | None = None,
         handled: set[str],
         on_step: Callable[[Step], None] = lambda _: None,
+        on_begin: Callable[[Rotation], None] = lambda _: None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Rotation | None:
         """Claim the most urgent rotation due by `due_by` that no one holds (StateDB.claim_due) and
@@ -119,7 +120,7 @@ class Runner:
         generation, fresh = claimed
         handled.add(fresh.id)
         fence = Fence(fresh.secret, self.owner, generation)
-        advanced = self._holding(fence, fresh, lambda r: self._steps(r, on_step, should_stop)).rotation
+        advanced = self._holding(fence, fresh, lambda r: self._steps(r, on_step, should_stop, on_begin)).rotation
         if advanced.terminal or advanced.next_attempt_at > due_by:
             handled.discard(advanced.id)
         return advanced
@@ -129,11 +130,19 @@ class Runner:
     ) -> Step:
         return self._under_lease(rotation, lambda fresh: self._steps(fresh, on_step, should_stop))
 
-    def _steps(self, fresh: Rotation, on_step: Callable[[Step], None], should_stop: Callable[[], bool]) -> Step:
+    def _steps(
+        self,
+        fresh: Rotation,
+        on_step: Callable[[Step], None],
+        should_stop: Callable[[], bool],
+        on_begin: Callable[[Rotation], None] = lambda _: None,
+    ) -> Step:
         """The steps that are due, one after another under one lease; what they recorded is
-        written before each side effect and once at the end (Engine.record)."""
+        written before each side effect and once at the end (Engine.record). `on_begin` is told
+        as each step begins, `on_step` as it ends."""
         last = Step(fresh, "nothing due", waiting_until=fresh.next_attempt_at)
         while not fresh.terminal and fresh.next_attempt_at <= self.clock() and not should_stop():
+            on_begin(fresh)
             state, started = fresh.state, time.monotonic()
             done = self.engine.advance(fresh, defer=True)
             last = replace(done, step=state, seconds=time.monotonic() - started)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    and_,
     bindparam,
     case,
     create_engine,
@@ -35,13 +36,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationError
+from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationError, StateBusy
 from rotator.lifecycle import TERMINAL, State
-from rotator.state import migrate
+from rotator.state import bounds, clock, migrate
 from rotator.state.chain import GENESIS, hash_of
+from rotator.state.clock import DatabaseClock
+from rotator.state.proofs import Proofs
 from rotator.state.schema import IN_FLIGHT, AuditEvent, Lease, LeftoverKey, OutboxEntry, Rotation, StepProgress
 
 # the tables, for the hot path's Core statements (the ORM's bookkeeping costs more than the SQL)
@@ -73,7 +76,7 @@ _MADE_BY_ROTATOR = (
 _ADOPTIONS = select(_AUDIT.c.actor, _AUDIT.c.detail).where(
     _AUDIT.c.secret == bindparam("secret"), _AUDIT.c.event == bindparam("event")
 )
-_DB_NOW = select(func.now())
+_DB_NOW = select(func.clock_timestamp())
 _ROTATION_SET = _ROTATIONS.update().where(_ROTATIONS.c.id == bindparam("of_rotation"))
 """Given the rotation's new column values as parameters."""
 
@@ -90,21 +93,26 @@ def _steps_finished(insert: Any) -> Any:
 _STEPS_FINISHED = {"postgresql": _steps_finished(postgresql.insert), "sqlite": _steps_finished(sqlite.insert)}
 
 
-def _fence_held(now: Any) -> Any:
-    return (
-        select(_LEASES.c.generation)
-        .where(
-            _LEASES.c.secret == bindparam("secret"),
-            _LEASES.c.owner == bindparam("owner"),
-            _LEASES.c.generation == bindparam("generation"),
-            _LEASES.c.expires_at > now,
-        )
-        .with_for_update()
+# The lease row is locked first and only then is PostgreSQL's clock read: a volatile function in
+# the query above a locking CTE runs once the lock is granted, whereas now() is the transaction's
+# start and a value computed beside the row lock is computed before any wait for it.
+_FENCE_REMAINING_PG = text(
+    "WITH held AS (SELECT expires_at FROM leases"
+    " WHERE secret = :secret AND owner = :owner AND generation = :generation FOR UPDATE)"
+    " SELECT extract(epoch FROM expires_at - clock_timestamp()) FROM held"
+)
+_FENCE_ROW_SQLITE = (
+    select(_LEASES.c.expires_at)
+    .where(
+        _LEASES.c.secret == bindparam("secret"),
+        _LEASES.c.owner == bindparam("owner"),
+        _LEASES.c.generation == bindparam("generation"),
     )
-
-
-# PostgreSQL compares with its own clock in the same statement; SQLite with this host's
-_FENCE_HELD = {"postgresql": _fence_held(func.now()), "sqlite": _fence_held(bindparam("now"))}
+    .with_for_update()
+)
+"""SQLite: one writer at a time already (BEGIN IMMEDIATE); the remaining time is reckoned in Python."""
+_LEASE_EXTEND_PG = text("UPDATE leases SET expires_at = clock_timestamp() + :ttl WHERE secret = :secret")
+"""Run with the row already locked by _FENCE_REMAINING_PG in the same transaction: no wait, a fresh clock."""
 
 
 def _for_dialect(conn: Connection, statements: dict[str, Any]) -> Any:
@@ -120,20 +128,12 @@ _LEASE_ROW = (
 _LEASE_INSERT = _LEASES.insert()
 _LEASE_SET = _LEASES.update().where(_LEASES.c.secret == bindparam("of_secret"))
 """Given new `expires_at` (and `owner`, `generation` when taken over) as parameters."""
-_LEASE_RENEW = (
-    _LEASES.update()
-    .where(
-        _LEASES.c.secret == bindparam("of_secret"),
-        _LEASES.c.owner == bindparam("of_owner"),
-        _LEASES.c.generation == bindparam("of_generation"),
-        _LEASES.c.expires_at > bindparam("now"),
-    )
-    .values(expires_at=bindparam("until"))
-)
+RELEASED = ""
+"""The owner of a lease let go: an expired lease with an owner was lost by a holder (taken over first)."""
 _LEASE_RELEASE = (
     _LEASES.update()
     .where(_LEASES.c.secret == bindparam("of_secret"), _LEASES.c.owner == bindparam("of_owner"))
-    .values(expires_at=bindparam("until"))
+    .values(expires_at=bindparam("until"), owner=RELEASED)
 )
 
 _AUDIT_LOCK = 7_406_118_002
@@ -145,8 +145,8 @@ _PROVIDER_LOCK = 74_061
 """With a provider instance's name hashed: serialises the claims that count its rotations in flight."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+utcnow = clock.utcnow
+"""This host's clock: for what is shown to people, never for a duration that gates a key (StateDB.clock)."""
 
 
 def _boot_id() -> str:
@@ -208,13 +208,16 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, lease_ttl: timedelta = bounds.DEFAULT_TTL) -> Engine:
+    """An engine on the state database; on PostgreSQL every wait is bounded below `lease_ttl`."""
     if url.startswith("sqlite") and ":memory:" not in url and url.rstrip("/") not in ("sqlite:", "sqlite+pysqlite:"):
         # every transaction takes SQLite's one write lock (BEGIN IMMEDIATE): threads of this process
         # queue for the one connection, and the next is woken the moment it is given back; with a
         # connection each, they would poll the lock in SQLite's busy handler, sleeping up to 100 ms
         # a try while it stood free (at 64 rotations at once, most of an incident's time)
         engine = create_engine(url, future=True, pool_size=1, max_overflow=0, pool_timeout=60)
+    elif url.startswith("postgresql"):
+        engine = create_engine(url, future=True, connect_args=bounds.connect_args(lease_ttl))
     else:
         engine = create_engine(url, future=True)
     if engine.dialect.name != "sqlite":
@@ -287,28 +290,37 @@ class Change:
 
 
 class StateDB:
-    def __init__(self, url: str, *, upgrade: bool = False) -> None:
+    def __init__(self, url: str, *, upgrade: bool = False, lease_ttl: timedelta = bounds.DEFAULT_TTL) -> None:
         """Open the state database; a new one is created, an existing one must be at this rotator's schema.
 
-        Raises SchemaMismatch (naming `rotator db upgrade`) unless `upgrade` is set.
+        On PostgreSQL every lock wait, statement and idle transaction is bounded below `lease_ttl`
+        (state/bounds.py). Raises SchemaMismatch (naming `rotator db upgrade`) unless `upgrade` is set.
         """
-        self.engine = open_engine(url)
+        self.engine = open_engine(url, lease_ttl=lease_ttl)
         self.schema_was = migrate.ensure(self.engine, upgrade=upgrade)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.claimed_by = os.environ.get("SUDO_USER") or None
-        self._trusted: dict[Fence, float] = {}
-        self._trusted_lock = threading.Lock()
+        self._proofs = Proofs()
+        self._clock = DatabaseClock(self._read_clock) if self.engine.dialect.name == "postgresql" else None
+
+    def clock(self) -> datetime:
+        """Now, on the database's clock (state/clock.py): what every time that gates a key is measured on."""
+        return utcnow() if self._clock is None else self._clock.now()
+
+    def _read_clock(self) -> datetime:
+        with self._tx() as conn:
+            return self._now(conn)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with _busy_as_held(), self._sessions.begin() as session:
             yield session
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A transaction without the ORM's unit of work, for a rotation's steps: nine a rotation,
         each of a few statements, where a session's bookkeeping cost more than its SQL."""
-        with self.engine.begin() as conn:
+        with _busy_as_held(), self.engine.begin() as conn:
             yield conn
 
     def close(self) -> None:
@@ -319,8 +331,24 @@ class StateDB:
     def create_rotation(
         self, *, secret: str, provider: str, policy: str, trigger: str, reason: str, actor: str
     ) -> Rotation:
-        """Insert a rotation in `requested`; raise ActiveRotationExists if one is in flight."""
-        now = utcnow()
+        """Insert a rotation in `requested`; raise ActiveRotationExists if one is in flight.
+
+        Nothing is fenced here, so a wait the bounds cut short (another process stuck holding
+        the audit chain's lock until the server ends it) is tried again, twice."""
+        for attempt in range(3):
+            try:
+                return self._create_rotation(
+                    secret=secret, provider=provider, policy=policy, trigger=trigger, reason=reason, actor=actor
+                )
+            except StateBusy:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_rotation(
+        self, *, secret: str, provider: str, policy: str, trigger: str, reason: str, actor: str
+    ) -> Rotation:
+        now = self.clock()
         values = {
             "id": str(uuid.uuid4()),
             "secret": secret,
@@ -521,7 +549,9 @@ class StateDB:
     ) -> Rotation:
         """Write fields (and a state change) of a rotation, its audit event, the notifications that
         tell of it (`outbox`) and a key it leaves alive (`leftover`), all in one transaction."""
-        change = Change(fields, rotation.state, utcnow(), event=event, detail=detail, outbox=outbox, leftover=leftover)
+        change = Change(
+            fields, rotation.state, self.clock(), event=event, detail=detail, outbox=outbox, leftover=leftover
+        )
         with self._tx() as conn:
             self._write(conn, rotation, [change], actor=actor)
             fresh = self._read(conn, rotation.id)
@@ -534,8 +564,10 @@ class StateDB:
             self._write(conn, rotation, changes, actor=actor)
 
     def _write(self, conn: Connection, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
-        now = utcnow()
-        self._check_fence(conn, rotation.secret)
+        """The changes, then the fence: checked last, after every lock the transaction takes (the
+        audit chain's above all), by the database's clock, so a write that waited is judged when
+        it is made; the commit follows at once."""
+        now = self.clock()
         fields: dict[str, Any] = {}
         for change in changes:
             fields.update(change.fields)
@@ -565,10 +597,12 @@ class StateDB:
                 )
             if to_state is not None and to_state != change.from_state:
                 finished[change.from_state] = change.at
-        if events:
-            self._append(conn, *events)
         if finished:
             self._finish_steps(conn, rotation.id, finished)
+        if events:
+            self._append(conn, *events, fenced=rotation.secret)
+        else:
+            self._check_fence(conn, rotation.secret)
 
     def audit(
         self,
@@ -580,17 +614,17 @@ class StateDB:
         detail: dict[str, Any] | None = None,
     ) -> None:
         with self._tx() as conn:
-            self._check_fence(conn, secret)
             self._append(
                 conn,
                 AuditEvent(
                     rotation_id=rotation.id if rotation else None,
                     secret=secret,
-                    at=utcnow(),
+                    at=self.clock(),
                     actor=actor,
                     event=event,
                     detail=detail or {},
                 ),
+                fenced=secret,
             )
 
     # notification outbox ----------------------------------------------------------------------------
@@ -604,11 +638,11 @@ class StateDB:
 
     def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
         with self._tx() as conn:
-            self._add_outbox(conn, rows, utcnow())
+            self._add_outbox(conn, rows, self.clock())
 
     def claim_outbox(self, *, limit: int, lease: timedelta) -> list[OutboxEntry]:
         """Due entries, each claimed for `lease` (a conditional update), so two processes rarely send one twice."""
-        now = utcnow()
+        now = self.clock()
         with self.session() as s:
             due = s.scalars(
                 select(OutboxEntry)
@@ -637,7 +671,7 @@ class StateDB:
 
     def outbox_result(self, entry_id: int, *, error: str | None, retry_at: datetime | None) -> None:
         """Record a delivery: sent (no error), to be retried at `retry_at`, or given up."""
-        now = utcnow()
+        now = self.clock()
         values: dict[str, Any] = {"last_error": error}
         if error is None:
             values["delivered_at"] = now
@@ -672,7 +706,7 @@ class StateDB:
             row = s.get(LeftoverKey, leftover_id)
             if row is None or row.resolved_at is not None:
                 raise RotationError(f"no open leftover key {leftover_id}")
-            row.resolved_at = utcnow()
+            row.resolved_at = self.clock()
             row.resolution = resolution
             s.flush()
             self._append(
@@ -680,22 +714,28 @@ class StateDB:
                 AuditEvent(
                     rotation_id=row.rotation_id,
                     secret=row.secret,
-                    at=utcnow(),
+                    at=self.clock(),
                     actor=actor,
                     event="leftover.resolved",
                     detail={"key_id": row.key_id, "fingerprint": row.fingerprint, "resolution": resolution},
                 ),
             )
 
-    def _append(self, conn: Connection, *rows: AuditEvent) -> None:
+    def _append(self, conn: Connection, *rows: AuditEvent, fenced: str | None = None) -> None:
         """Add `rows`, in order, to the audit chain: each hashed over its content and the hash of
-        the row before it, the first over the newest row's.
+        the row before it, the first over the newest row's. With `fenced` (a secret), the fence
+        is checked once the chain's lock is held. The caller commits right after.
 
         Appends are serialised (PostgreSQL: an advisory lock held to commit; SQLite: BEGIN
-        IMMEDIATE), so the row read as newest is still the newest when these commit.
+        IMMEDIATE), so the row read as newest is still the newest when these commit. The lock is
+        taken last in a transaction and held for a few statements; a holder whose connection
+        stalls keeps it only until the server ends its idle transaction (state/bounds.py), and
+        a waiter gives up after lock_timeout, both well within a lease.
         """
         if conn.dialect.name == "postgresql":
             conn.execute(_AUDIT_LOCKED, {"key": _AUDIT_LOCK})
+        if fenced is not None:
+            self._check_fence(conn, fenced)
         table = _AUDIT
         prev = conn.execute(_NEWEST_HASH).scalar() or GENESIS
         values = []
@@ -757,7 +797,7 @@ class StateDB:
     def record_attempt(
         self, rotation_id: str, step: str, *, error: str | None, next_attempt_at: datetime | None
     ) -> StepProgress:
-        now = utcnow()
+        now = self.clock()
         with self.session() as s:
             fence: Fence | None = getattr(_fences, "current", None)
             if fence is not None:
@@ -799,7 +839,8 @@ class StateDB:
 
     @staticmethod
     def _now(conn: Connection) -> datetime:
-        """The database's clock on PostgreSQL (replicas on many hosts agree on it); this host's on SQLite."""
+        """The database's clock on PostgreSQL as the statement runs (clock_timestamp(), not the
+        transaction's start: a transaction may have waited on a lock since); this host's on SQLite."""
         if conn.dialect.name == "postgresql":
             found = conn.execute(_DB_NOW).scalar()
             if isinstance(found, datetime):
@@ -815,7 +856,7 @@ class StateDB:
         started = time.monotonic()
         with self._tx() as conn:
             generation = self._acquire(conn, secret, owner, ttl)
-        self._trust(Fence(secret, owner, generation), started, ttl)
+        self._proofs.record(Fence(secret, owner, generation), sent=started, remaining=ttl.total_seconds(), ttl=ttl)
         return generation
 
     def lease_and_read(self, rotation_id: str, secret: str, owner: str, ttl: timedelta) -> tuple[int, Rotation]:
@@ -826,7 +867,7 @@ class StateDB:
             rotation = self._read(conn, rotation_id)
         if rotation is None:
             raise RotationError(f"no rotation with id {rotation_id!r}")
-        self._trust(Fence(secret, owner, generation), started, ttl)
+        self._proofs.record(Fence(secret, owner, generation), sent=started, remaining=ttl.total_seconds(), ttl=ttl)
         return generation, rotation
 
     def claim_due(
@@ -857,6 +898,9 @@ class StateDB:
             full = {p for p in limits if self._leased_of(s, p, now) >= limits[p]}
             r, leases = _ROTATIONS, _LEASES
             urgency = case((or_(r.c.trigger.in_(list(urgent)), r.c.policy.in_(list(urgent))), 0), else_=1)
+            # a lease that ran out with an owner was lost mid-step (a let-go lease has none): that
+            # rotation stands half done, so it is taken over before any new work, however urgent
+            abandoned = case((and_(leases.c.owner != RELEASED, leases.c.expires_at <= now), 0), else_=1)
             free = or_(leases.c.secret.is_(None), leases.c.expires_at <= now)
             # a holder on this host may be provably dead (a restarted daemon): _holder_is_dead decides
             local = leases.c.owner.startswith(f"{socket.gethostname()}:", autoescape=True)
@@ -864,7 +908,7 @@ class StateDB:
                 select(r.c.id, r.c.secret, r.c.provider, leases.c.owner, leases.c.expires_at)
                 .select_from(r.outerjoin(leases, leases.c.secret == r.c.secret))
                 .where(IN_FLIGHT, r.c.next_attempt_at <= due_by, or_(free, local))
-                .order_by(urgency, r.c.next_attempt_at)
+                .order_by(abandoned, urgency, r.c.next_attempt_at)
                 .limit(8)
             )
             if full:
@@ -887,7 +931,8 @@ class StateDB:
                     continue  # taken a moment ago by a caller that does not claim (a CLI)
                 rotation = self._read(conn, rotation_id)
                 assert rotation is not None
-                self._trust(Fence(secret, owner, generation), started, ttl)
+                fence = Fence(secret, owner, generation)
+                self._proofs.record(fence, sent=started, remaining=ttl.total_seconds(), ttl=ttl)
                 return generation, rotation
         return None
 
@@ -905,8 +950,9 @@ class StateDB:
         return int(s.connection().execute(query).scalar_one())
 
     def _acquire(self, conn: Connection, secret: str, owner: str, ttl: timedelta) -> int:
-        now, key = self._now(conn), {"of_secret": secret}
+        key = {"of_secret": secret}
         current = conn.execute(_LEASE_ROW, key).first()
+        now = self._now(conn)  # after the row lock: a wait for it must not age the new expiry
         if current is None:
             try:
                 with conn.begin_nested():
@@ -963,34 +1009,26 @@ class StateDB:
         finally:
             self.release_lease(name, owner)
 
-    def _trust(self, fence: Fence, started: float, ttl: timedelta) -> None:
-        """The lease was set to expire `ttl` after a moment later than `started` (monotonic), and
-        nobody takes an unexpired lease from a live holder: until half the TTL has passed, the
-        fence holds without asking the database."""
-        with self._trusted_lock:
-            self._trusted[fence] = started + ttl.total_seconds() / 2
-
-    def _distrust(self, fence: Fence) -> None:
-        with self._trusted_lock:
-            self._trusted.pop(fence, None)
-
     def renew_lease(self, fence: Fence, ttl: timedelta) -> None:
-        """Extend a lease still held under `fence`; raise LeaseLost when it is not."""
+        """Extend a lease still held under `fence` to `ttl` from now by the database's clock;
+        raise LeaseLost when it is not held (expired, or taken)."""
         started = time.monotonic()
         with self._tx() as conn:
-            now = self._now(conn)
-            fenced = {"of_secret": fence.secret, "of_owner": fence.owner, "of_generation": fence.generation}
-            renewed = _rowcount(conn.execute(_LEASE_RENEW, {**fenced, "now": now, "until": now + ttl}))
-        if not renewed:
-            self._distrust(fence)
+            remaining = self._lease_remaining(conn, fence)
+            if remaining > 0:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(_LEASE_EXTEND_PG, {"secret": fence.secret, "ttl": ttl})
+                else:
+                    conn.execute(_LEASE_SET, {"of_secret": fence.secret, "expires_at": utcnow() + ttl})
+        if remaining <= 0:
+            self._proofs.forget(fence)
             raise LeaseLost(f"secret {fence.secret!r}: the lease (generation {fence.generation}) was lost")
-        self._trust(fence, started, ttl)
+        self._proofs.record(fence, sent=started, remaining=ttl.total_seconds(), ttl=ttl)
 
     def release_lease(self, secret: str, owner: str) -> None:
-        """Let the lease go; the row (and its generation) stays, expired, so generations only grow."""
-        with self._trusted_lock:
-            for fence in [f for f in self._trusted if f.secret == secret and f.owner == owner]:
-                del self._trusted[fence]
+        """Let the lease go; the row (and its generation) stays, expired and ownerless, so
+        generations only grow and a let-go lease is not mistaken for one lost mid-step."""
+        self._proofs.forget_where(lambda f: isinstance(f, Fence) and f.secret == secret and f.owner == owner)
         with self._tx() as conn:
             until = self._now(conn) - timedelta(seconds=1)
             conn.execute(_LEASE_RELEASE, {"of_secret": secret, "of_owner": owner, "until": until})
@@ -1008,33 +1046,61 @@ class StateDB:
         finally:
             _fences.current = previous
 
+    @staticmethod
+    def _lease_remaining(conn: Connection, fence: Fence) -> float:
+        """Seconds the lease `fence` names still runs, by the database's clock once its row is
+        locked (0 or less: expired, or not held under `fence` at all). The row stays locked to
+        the end of the transaction, so no one takes the lease before this one's writes commit."""
+        params = {"secret": fence.secret, "owner": fence.owner, "generation": fence.generation}
+        if conn.dialect.name == "postgresql":
+            found = conn.execute(_FENCE_REMAINING_PG, params).scalar()
+            return -1.0 if found is None else float(found)
+        expires_at = conn.execute(_FENCE_ROW_SQLITE, params).scalar()
+        return -1.0 if expires_at is None else (_aware(expires_at) - utcnow()).total_seconds()
+
     def _check_fence(self, conn: Connection, secret: str) -> None:
+        """In a write's transaction, after any lock it takes: the lease still holds, or LeaseLost.
+        The answer is a proof for the side effect that may follow the write (state/proofs.py)."""
         fence: Fence | None = getattr(_fences, "current", None)
         if fence is None or fence.secret != secret:
             return
-        held = conn.execute(
-            _for_dialect(conn, _FENCE_HELD),
-            {"secret": fence.secret, "owner": fence.owner, "generation": fence.generation}
-            | ({} if conn.dialect.name == "postgresql" else {"now": utcnow()}),
-        ).first()
-        if held is None:
-            self._distrust(fence)
+        sent = time.monotonic()
+        remaining = self._lease_remaining(conn, fence)
+        if remaining <= 0:
+            self._proofs.forget(fence)
             raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) is no longer ours")
+        if (ttl := self._proofs.ttl(fence)) is not None:
+            self._proofs.record(fence, sent=sent, remaining=remaining, ttl=ttl)
 
     def check_fence(self, secret: str) -> None:
-        """Before a side effect that cannot be fenced (create, revoke, promote): still ours?
+        """Right before a side effect that cannot be fenced (create, stage, promote, revoke, a hook):
+        prove the lease is still ours, with at least half its TTL to run; LeaseLost otherwise.
 
-        Answered from memory while the lease was confirmed (taken or renewed) less than half its
-        TTL ago and not found lost since; else by the database.
+        Answered from memory while the last proof — a write, a renewal — was asked for recently
+        enough (counted from when it was sent, so an answer delayed on the way counts as old);
+        else the lease is renewed now, and if even that answer came too late, nothing is done.
         """
         fence: Fence | None = getattr(_fences, "current", None)
-        if fence is not None and fence.secret == secret:
-            with self._trusted_lock:
-                until = self._trusted.get(fence)
-            if until is not None and time.monotonic() < until:
-                return
-        with self._tx() as conn:
-            self._check_fence(conn, secret)
+        if fence is None or fence.secret != secret or self._proofs.fresh(fence):
+            return
+        ttl = self._proofs.ttl(fence)
+        if ttl is None:
+            raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) was lost or let go")
+        self.renew_lease(fence, ttl)
+        if not self._proofs.fresh(fence):
+            raise LeaseLost(f"secret {secret!r}: the lease could not be proven in time (the database answered late)")
+
+
+@contextmanager
+def _busy_as_held() -> Iterator[None]:
+    """A wait the bounds cut short (state/bounds.py) is StateBusy, a kind of LeaseHeld: the caller
+    stops and tries again later, as when another process holds the lease; the database is there."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if bounds.cut_short(exc):
+            raise StateBusy(f"the state database cut a wait short: {type(exc.orig).__name__}", retry_after=1.0) from exc
+        raise
 
 
 def _rowcount(result: Any) -> int:

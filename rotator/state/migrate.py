@@ -52,6 +52,9 @@ def ensure(engine: Engine, *, upgrade: bool) -> str:
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            # the bounds of a rotation's transactions (state/bounds.py) are not an upgrade's: it may
+            # wait for another replica's upgrade, and rewrite a large table
+            conn.execute(text("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         found = revision_of(conn)
         if found == HEAD:

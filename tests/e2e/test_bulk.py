@@ -54,6 +54,7 @@ def build_fleet(
     n: int,
     access: dict[int, list[str]] | None = None,
     teams: str = "",
+    kinds: tuple[str, ...] = ("brandwave", "boltly"),
 ) -> Fleet:
     fleet = Fleet(tmp, sandboxes)
     tag = uuid.uuid4().hex[:6]
@@ -65,7 +66,7 @@ def build_fleet(
     (tmp / "pw").write_text(password)
     secrets = []
     for i in range(n):
-        kind = "brandwave" if i % 2 == 0 else "boltly"
+        kind = kinds[i % len(kinds)]
         name = f"{kind}-{tag}-{i:02d}"
         body: dict[str, Any] = {"name": f"app-{name}", "account": account}
         if kind == "boltly":

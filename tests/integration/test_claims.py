@@ -128,3 +128,21 @@ def test_replicas_count_each_other_by_heartbeat_and_a_silent_one_stops_counting(
     two.heartbeat("host-b:2:b", TTL)
     two.farewell("host-b:2:b")
     assert one.heartbeat("host-a:1:a", TTL) == 1  # b stopped and said so
+
+
+def test_a_rotation_whose_holder_lost_its_lease_mid_step_is_taken_over_before_anything_else(
+    empty_state_url: str,
+) -> None:
+    """A replica died holding a lease (it ran out with its owner on it): that rotation stands half
+    done and is claimed first — before incidents, and before rotations due far longer — while a
+    rotation whose lease was let go at the end of a step waits its turn like any other."""
+    db = StateDB(empty_state_url)
+    backlog = [due(db, f"backlog-{i}", trigger="incident", policy="incident", minutes_ago=60 + i) for i in range(5)]
+    let_go = due(db, "let-go", minutes_ago=600)
+    db.acquire_lease("let-go", "otherhost:1:x:boot:ns:1", TTL)
+    db.release_lease("let-go", "otherhost:1:x:boot:ns:1")
+    abandoned = due(db, "abandoned", minutes_ago=0)
+    db.acquire_lease("abandoned", "deadhost:1:x:boot:ns:1", timedelta(seconds=-1))  # ran out, never let go
+    first = db.claim_due("me:2:y:boot:ns:2", TTL, due_by=utcnow(), urgent=URGENT, skip=set())
+    assert first is not None and first[1].id == abandoned
+    assert backlog and let_go
