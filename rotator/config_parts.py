@@ -23,18 +23,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _an_http_url(value: str) -> str:
+def check_http_url(value: str) -> str:
+    """A URL both the standard library and httpx read alike, http(s), with a host and a port in
+    range: what passes never fails later in a command (httpx refuses what urlsplit lets by)."""
+    import httpx
+
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 (a port out of range raises here, not later in a command)
-    except ValueError as exc:
+        httpx.URL(value)
+    except (ValueError, httpx.InvalidURL) as exc:
         raise ValueError(f"not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("an http:// or https:// URL with a host")
+        raise ValueError("not an http(s) URL with a host")
     return value
 
 
-HttpUrl = Annotated[str, AfterValidator(_an_http_url)]
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 """A URL rotator sends requests to: http(s), a host, a port in range; checked at validate, so no
 command meets one it cannot parse."""
 

@@ -93,14 +93,18 @@ def _outside(directory: Path, files: list[Path]) -> list[str]:
     problems = []
     for path in files:
         if not path.is_symlink():
+            if not path.is_file():
+                problems.append(f"{path}:1: not a file (a directory?); policy files are files")
             continue
-        target = path.resolve()
-        if not target.is_relative_to(home) or not target.is_file():
-            problems.append(
-                f"{path}: a symbolic link to {target}, outside the policy directory {home}"
-                if not target.is_relative_to(home)
-                else f"{path}: a symbolic link to {target}, which is not a file"
-            )
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            problems.append(f"{path}:1: a symbolic link that leads nowhere (dangling, or a loop)")
+            continue
+        if not target.is_relative_to(home):
+            problems.append(f"{path}:1: a symbolic link to {target}, outside the policy directory {home}")
+        elif not target.is_file():
+            problems.append(f"{path}:1: a symbolic link to {target}, which is not a file")
     return problems
 
 

@@ -31,9 +31,9 @@ def file_team(path: Path, settings: Settings) -> tuple[str | None, str | None]:
     if not found:
         listed = "; ".join(f"{n}: {', '.join(t.policy_files)}" for n, t in sorted(settings.teams.items()))
         return None, (
-            f"{path}: no team in rotator.yaml owns this policy file; add it to one team's policy_files ({listed})"
+            f"{path}:1: no team in rotator.yaml owns this policy file; add it to one team's policy_files ({listed})"
         )
-    return None, f"{path}: owned by several teams ({', '.join(found)}); each policy file belongs to exactly one team"
+    return None, f"{path}:1: owned by several teams ({', '.join(found)}); each policy file belongs to exactly one team"
 
 
 def built_in_redefined(path: Path, doc: Any, names: list[str]) -> list[str]:
@@ -154,7 +154,7 @@ def _check_hooks(spec: SecretSpec, at: Callable[..., str], hooks: HooksSettings,
                 )
             if hook.http is None:
                 continue
-            url = urlsplit(hook.http.url)
+            url = urlsplit(hook.http.url)  # its port was proven readable when the hook was read
             if not hooks.allows((url.hostname or "").lower(), url.port):
                 allowed = ", ".join(hooks.allowed_hosts) or "none (hooks.allowed_hosts in rotator.yaml)"
                 problems.append(

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rotator.config_parts import Lean
+from rotator.config_parts import Lean, check_http_url
 from rotator.policy_rules import Policy
 from rotator.stores.refs import StoreRef
 
@@ -27,9 +27,13 @@ class HeaderCredential(_Strict):
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _ROUTING = re.compile(
-    r"host|connection|content-length|content-encoding|transfer-encoding|te|trailer|upgrade|keep-alive|expect|via"
-    r"|forwarded|x-forwarded-.*|x-real-ip|x-original-.*|x-rewrite-url|x-http-method.*|x-method-override"
-    r"|proxy-.*|x-envoy-.*|:.*",
+    # framing and hop-by-hop
+    r"host|connection|content-length|content-encoding|transfer-encoding|te|trailer|upgrade|keep-alive|expect"
+    r"|via|max-forwards|alt-used|proxy-.*|:.*"
+    # what proxies and frameworks read as the real host, scheme, path, method or client
+    r"|forwarded|x-forwarded.*|x-host|x-http-host-override|x-original-.*|x-rewrite-url|x-override-url"
+    r"|x-http-method.*|x-method-override|x-scheme|x-url-scheme|front-end-https|x-real-ip|.*client-ip"
+    r"|x-cluster-client-ip|x-proxyuser-ip|cf-.*|fastly-.*|x-envoy-.*|x-accel-.*|x-sendfile-.*",
     re.IGNORECASE,
 )
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -61,9 +65,11 @@ class HttpHook(_Strict):
     @field_validator("url")
     @classmethod
     def _an_http_url(cls, value: str) -> str:
+        try:
+            check_http_url(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is {exc}") from None
         parsed = urlsplit(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL with a host")
         if parsed.username or parsed.password:
             raise ValueError("no user or password in a hook URL: use headers with {credential: NAME}")
         return value

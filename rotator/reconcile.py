@@ -2,8 +2,10 @@
 keys a rotation left alive on purpose or by failure (an abort at the gate, a rollback that could
 not finish) until they are revoked or a person acknowledges them.
 
-A key is never called orphaned while it is the current key of any secret of its provider
-instance, whatever the state database says: reconcile must not cause the outage it guards against.
+A key is never called orphaned while it is the current key of any managed secret, whatever the
+state database says and whichever provider instance lists it (two instances, of two teams say,
+may reach one vendor account): reconcile must not cause the outage it guards against. A key a
+rotation of another instance made is that instance's to judge, never this one's.
 """
 
 from __future__ import annotations
@@ -33,15 +35,20 @@ class Finding:
         return f"{prefix} {self.kind} {self.where} {self.ident}: {self.why}"
 
 
-def _orphan_keys(app: App, specs: list[SecretSpec]) -> list[tuple[SecretSpec, Finding]]:
-    provider = app.provider_for(specs[0])
-    if not isinstance(provider, ApiProvider):
-        return []  # a person made these keys; nothing to list
+def _in_use(app: App) -> set[str]:
+    """The key ids every managed secret holds as current, across all provider instances."""
     in_use = set()
-    for spec in specs:
+    for spec in app.policies.secrets.values():
         current = app.store(spec.store.instance).read_current(location=spec.store.location)
         if current is not None and current.value.key_id:
             in_use.add(current.value.key_id)
+    return in_use
+
+
+def _orphan_keys(app: App, specs: list[SecretSpec], in_use: set[str]) -> list[tuple[SecretSpec, Finding]]:
+    provider = app.provider_for(specs[0])
+    if not isinstance(provider, ApiProvider):
+        return []  # a person made these keys; nothing to list
     found = []
     for key in provider.list_keys():
         rid = rotation_id_of(key.name)
@@ -50,7 +57,7 @@ def _orphan_keys(app: App, specs: list[SecretSpec]) -> list[tuple[SecretSpec, Fi
         rotation = app.db.find(rid)
         if rotation is None:
             why = "no rotation with this id"
-        elif not rotation.terminal:
+        elif not rotation.terminal or rotation.provider != specs[0].provider:
             continue
         elif rotation.state == State.FAILED:
             why = f"rotation {rid} failed"
@@ -90,8 +97,9 @@ def reconcile(app: App, *, fix: bool, actor: str) -> list[Finding]:
     by_provider: dict[str, list[SecretSpec]] = defaultdict(list)
     for spec in app.policies.secrets.values():
         by_provider[spec.provider].append(spec)
+    in_use = _in_use(app) if by_provider else set()
     for specs in by_provider.values():
-        for spec, finding in _orphan_keys(app, specs):
+        for spec, finding in _orphan_keys(app, specs, in_use):
             provider = app.provider_for(spec)
             if fix and isinstance(provider, ApiProvider):
                 provider.revoke_key(key_id=finding.ident.split(" ")[0])

@@ -182,11 +182,11 @@ def _check_shape(doc: Any, path: Path, *, budget: int, multiline: bool = False) 
             raise InputError([f"{path}:{line}: nested deeper than {MAX_DEPTH} levels"])
         if isinstance(node, CommentedMap):
             for key, value in node.items():
-                line = node.lc.key(key)[0] + 1
+                line = _key_line(node, key)
                 if value is None:
                     problems.add((line, f"{key}: null is not a value here; leave the key out"))
                 text_at(line, key)
-                text_at(node.lc.value(key)[0] + 1, value)
+                text_at(_key_line(node, key, value=True), value)
                 stack.append((value, depth + 1))
         elif isinstance(node, CommentedSeq):
             for index, value in enumerate(node):
@@ -196,6 +196,15 @@ def _check_shape(doc: Any, path: Path, *, budget: int, multiline: bool = False) 
                 stack.append((value, depth + 1))
     if problems:
         raise InputError([f"{path}:{line}: {what}" for line, what in sorted(problems)])
+
+
+def _key_line(node: CommentedMap, key: Any, *, value: bool = False) -> int:
+    """The line of a key (or its value). A key merged in (`<<: *base`) has no place in this
+    mapping's own record: the mapping's line stands for it."""
+    place = (node.lc.data or {}).get(key)
+    if place is None:
+        return int(node.lc.line or 0) + 1
+    return int(place[2] if value else place[0]) + 1
 
 
 def _walk(doc: Any, loc: tuple[str | int, ...]) -> tuple[int, tuple[str | int, ...]]:
@@ -208,7 +217,7 @@ def _walk(doc: Any, loc: tuple[str | int, ...]) -> tuple[int, tuple[str | int, .
     node, kept = doc, []
     for index, part in enumerate(loc):
         if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
+            line = _key_line(node, part)
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             line = node.lc.item(part)[0] + 1

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -40,14 +41,22 @@ async def _exchange(method: str, url: str, headers: dict[str, str], body: Any, t
 
 def http(method: str, url: str, *, headers: dict[str, str], body: Any, timeout: float) -> tuple[bool, str]:
     """(succeeded, its answer), within `timeout` seconds in all."""
+    loop = asyncio.new_event_loop()
+    # a name lookup runs in a thread the deadline cannot stop: the loop does not wait for it at
+    # the end (asyncio.run would, for as long as a slow resolver takes)
+    resolver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hook-dns")
+    loop.set_default_executor(resolver)
     try:
-        return asyncio.run(asyncio.wait_for(_exchange(method, url, headers, body, timeout), timeout))
+        return loop.run_until_complete(asyncio.wait_for(_exchange(method, url, headers, body, timeout), timeout))
     except TimeoutError:
         return False, f"no whole answer within hook_timeout ({timeout:g}s)"
     except TooLarge:
         return False, f"answer larger than {ANSWER_LIMIT // 1024} KiB"
-    except (httpx.HTTPError, OSError, ValueError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         return False, type(exc).__name__
+    finally:
+        resolver.shutdown(wait=False, cancel_futures=True)
+        loop.close()
 
 
 def command(argv: list[str], *, env: dict[str, str], timeout: float) -> tuple[bool, str]:

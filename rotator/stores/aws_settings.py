@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -28,7 +29,11 @@ class AwsStoreSettings(StoreSettings):
     secret's ARN spellings in this account and region (and nothing in another account)."""
 
     def identity(self, instance: str) -> tuple[str, ...]:
-        return ("aws", url_identity(self.endpoint_url) if self.endpoint_url else "", self.region)
+        # AWS's own endpoints (regional, FIPS, VPC) reach one store per account and region, as no
+        # endpoint does; any other (a moto server, a proxy) is a store of its own
+        host = urlsplit(self.endpoint_url or "").hostname or ""
+        aws = not self.endpoint_url or host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+        return ("aws", "" if aws else url_identity(self.endpoint_url), self.region)
 
     def transport_warnings(self, name: str) -> list[str]:
         return [f"stores.{name}.endpoint_url is plain http to another host"] if plain_http(self.endpoint_url) else []

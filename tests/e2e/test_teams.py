@@ -341,11 +341,23 @@ def test_a_policy_file_linked_from_outside_is_refused(teams: Teams, tmp_path_fac
     elsewhere.write_text(w.b_secret())
     (w.dir / "policies" / "b.yaml").unlink()
     os.symlink(elsewhere, w.dir / "policies" / "b.yaml")
-    _refused(w.cli("validate", "--offline"), "b.yaml: a symbolic link to", "outside the policy directory")
+    _refused(w.cli("validate", "--offline"), "b.yaml:1: a symbolic link to", "outside the policy directory")
 
 
 def test_a_file_no_team_owns_is_refused(teams: Teams) -> None:
     """Every policy file belongs to exactly one team: an unowned file cannot slip in beside them."""
     w = teams
     (w.dir / "policies" / "c.yaml").write_text(w.b_secret().replace(f"{w.tag}-b-app", f"{w.tag}-c-app"))
-    _refused(w.cli("validate", "--offline"), "c.yaml: no team in rotator.yaml owns this policy file")
+    _refused(w.cli("validate", "--offline"), "c.yaml:1: no team in rotator.yaml owns this policy file")
+
+
+def test_reconcile_through_b_never_revokes_a_current_key_of_a(teams: Teams) -> None:
+    """Both teams' instances reach one vendor account: B's instance lists the key A's rotation made
+    and now holds as current. `reconcile --fix` must not call it B's orphan and revoke it."""
+    w = teams
+    done = w.cli("rotate", f"{w.tag}-a-app")
+    assert done.returncode == 0, done.stdout + done.stderr
+    current = w.a_current()["api_key"]
+    fixed = w.cli("reconcile", "--fix")
+    assert "revoked key" not in fixed.stdout, fixed.stdout
+    assert w.authenticates(current) and w.a_current()["api_key"] == current

@@ -215,7 +215,10 @@ HOOK = "    consumers: [{name: c, reload: {http: {url: 'https://shared.internal/
 @pytest.mark.parametrize(
     "header",
     ["Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "Forwarded", "X-Forwarded-For",
-     "x-forwarded-host", "X-Real-IP", "Proxy-Authorization", "Upgrade", "TE", "X-HTTP-Method-Override", "Bad Name"],
+     "x-forwarded-host", "X-Real-IP", "Proxy-Authorization", "Upgrade", "TE", "X-HTTP-Method-Override", "Bad Name",
+     "X-Forwarded", "X-Host", "X-HTTP-Host-Override", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP",
+     "X-Scheme", "X-Url-Scheme", "Front-End-Https", "Max-Forwards", "Alt-Used", "X-Override-URL",
+     "X-Accel-Mapping", "X-Sendfile-Type", "X-Original-URL"],
 )  # fmt: skip
 def test_a_header_that_routes_or_frames_a_request_is_refused(tmp_path: Path, header: str) -> None:
     hook = HOOK.replace("HEADER", header)
@@ -223,7 +226,7 @@ def test_a_header_that_routes_or_frames_a_request_is_refused(tmp_path: Path, hea
     assert "p.yaml:" in text and repr(header) in text
 
 
-@pytest.mark.parametrize("header", ["Authorization", "X-Token", "X-Forwarded", "Accept"])
+@pytest.mark.parametrize("header", ["Authorization", "X-Token", "X-Api-Key", "Accept"])
 def test_ordinary_headers_are_allowed(tmp_path: Path, header: str) -> None:
     hook = HOOK.replace("HEADER", header)
     assert "s" in load(tmp_path, {"p.yaml": "secrets:\n" + secret("s", "bw-a", "a/x", hook)}, settings()).secrets
@@ -261,7 +264,7 @@ def test_a_link_inside_the_directory_is_read_and_one_outside_is_refused(tmp_path
     (inside / "alias.yml").unlink()
     (tmp_path / "outside.yaml").write_text("secrets: []\n")
     (inside / "evil.yaml").symlink_to(tmp_path / "outside.yaml")
-    assert f"{inside / 'evil.yaml'}: a symbolic link to" in problems(inside, {}, settings())
+    assert f"{inside / 'evil.yaml'}:1: a symbolic link to" in problems(inside, {}, settings())
 
 
 def test_the_two_team_example_validates() -> None:
@@ -269,3 +272,68 @@ def test_the_two_team_example_validates() -> None:
     assert app.policies.team_of("payments-brandwave") == "payments"
     assert set(app.settings.hooks_for("support").commands) == set()
     assert set(app.settings.hooks_for("payments").commands) == {"restart-payments"}
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://shared.internal:99999/x", "not a URL"),
+        ("http://shared.internal:abc/x", "not a URL"),
+        ("http://shared.internal/ok\\tx", "control character"),
+        ("http://shared.internal/" + "a" * 70000, "line longer than 64 KiB"),
+        ("http://sh\\u00adared.internal/x", "not a URL"),
+    ],
+)
+def test_a_hook_url_a_request_could_not_be_built_from_is_refused(tmp_path: Path, url: str, fragment: str) -> None:
+    hook = f'    consumers: [{{name: c, reload: {{http: {{url: "{url}"}}}}}}]\n'
+    text = problems(tmp_path, {"p.yaml": "secrets:\n" + secret("s", "bw-a", "a/x", hook)}, settings())
+    assert "p.yaml:" in text and fragment in text, text[:300]
+
+
+def test_a_merged_key_is_judged_with_a_line_not_a_traceback(tmp_path: Path) -> None:
+    merged = "policies: {<<: {incident: {cutover: {min_soak: 0s}}}}\nsecrets: []\n"
+    assert "p.yaml:1: policy 'incident' is built in" in problems(tmp_path, {"p.yaml": merged}, settings())
+    text = "secrets: [{<<: {provider: bw-a, policy: nope}, name: x, store: {aws: {secret_id: a/x}}}]\n"
+    assert "p.yaml:1: secret 'x' names unknown policy 'nope'" in problems(tmp_path, {"p.yaml": text}, settings())
+
+
+@pytest.mark.parametrize("shape", ["loop", "chain", "dangling", "directory"])
+def test_a_policy_path_that_is_no_file_is_refused(tmp_path: Path, shape: str) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    if shape == "loop":
+        (folder / "b.yaml").symlink_to(folder / "b.yaml")
+    elif shape == "chain":
+        (folder / "b.yaml").symlink_to(folder / "c.yaml")
+        (folder / "c.yaml").symlink_to(folder / "b.yaml")
+    elif shape == "dangling":
+        (folder / "b.yaml").symlink_to(folder / "gone.txt")
+    else:
+        (folder / "b.yaml").mkdir()
+    assert f"{folder / 'b.yaml'}:1:" in problems(folder, {}, settings())
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://secretsmanager.eu-central-1.amazonaws.com",
+        "https://vpce-0a1b.secretsmanager.eu-central-1.vpce.amazonaws.com",
+    ],
+)
+def test_aws_own_endpoints_are_the_same_store_as_none(tmp_path: Path, endpoint: str) -> None:
+    s = settings(
+        stores={
+            "aws": {"type": "aws", "region": "eu-central-1"},
+            "aws2": {"type": "aws", "region": "eu-central-1", "endpoint_url": endpoint},
+        },
+        providers={
+            "bw": {
+                "type": "brandwave",
+                "base_url": "https://a",
+                "grants": [{"secret_id": "a/*"}, {"store": "aws2", "secret_id": "a/*"}],
+            }
+        },
+    )
+    second = "  - {name: second, provider: bw, store: {aws: {secret_id: a/app, instance: aws2}}, policy: incident}\n"
+    files = {"p.yaml": "secrets:\n" + secret("first", "bw", "a/app") + second}
+    assert "the same secret as secret 'first'" in problems(tmp_path, files, s)
