@@ -8,6 +8,7 @@ any vendor or store by name, except the AWS and Vault shapes of a `Grant`.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -215,6 +216,7 @@ class StoreRefPart(Lean):
         return []
 
 
+@functools.lru_cache(maxsize=64)
 def url_identity(url: str | None) -> str:
     """A URL reduced to what tells servers apart: scheme, host (lower case) and port."""
     parts = urlsplit(url or "")

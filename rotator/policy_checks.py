@@ -88,12 +88,11 @@ def check_secret(
     def at(*keys: str | int) -> str:
         return f"{path}:{yamlsource.line_of(doc, (*where, *keys))}"
 
-    of_team = f" (team {team!r})" if team is not None else ""
     if spec.policy not in policy_team:
         problems.append(f"{at('policy')}: secret {spec.name!r} names unknown policy {spec.policy!r}")
     elif policy_team[spec.policy] not in (None, team):
         problems.append(
-            f"{at('policy')}: secret {spec.name!r}{of_team} names policy {spec.policy!r} of team "
+            f"{at('policy')}: secret {spec.name!r} (team {team!r}) names policy {spec.policy!r} of team "
             f"{policy_team[spec.policy]!r}; a team's secrets follow its own policies or the built-in ones"
         )
     provider = settings.providers.get(spec.provider)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -29,11 +30,7 @@ class AwsStoreSettings(StoreSettings):
     secret's ARN spellings in this account and region (and nothing in another account)."""
 
     def identity(self, instance: str) -> tuple[str, ...]:
-        # AWS's own endpoints (regional, FIPS, VPC) reach one store per account and region, as no
-        # endpoint does; any other (a moto server, a proxy) is a store of its own
-        host = urlsplit(self.endpoint_url or "").hostname or ""
-        aws = not self.endpoint_url or host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-        return ("aws", "" if aws else url_identity(self.endpoint_url), self.region)
+        return _identity(self.endpoint_url, self.region)
 
     def transport_warnings(self, name: str) -> list[str]:
         return [f"stores.{name}.endpoint_url is plain http to another host"] if plain_http(self.endpoint_url) else []
@@ -94,6 +91,16 @@ class AwsRef(StoreRefPart):
                 f"account {store.account_id}"
             ]
         return []
+
+
+@functools.lru_cache(maxsize=64)
+def _identity(endpoint_url: str | None, region: str) -> tuple[str, ...]:
+    # AWS's own endpoints (regional, FIPS, VPC) reach one store per account and region, as no
+    # endpoint does; any other (a moto server, a proxy) is a store of its own. Cached: every
+    # secret of a fleet asks.
+    host = urlsplit(endpoint_url or "").hostname or ""
+    aws = not endpoint_url or host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+    return ("aws", "" if aws else url_identity(endpoint_url), region)
 
 
 _ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):secret:(?P<resource>.+)")
