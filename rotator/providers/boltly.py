@@ -290,7 +290,9 @@ class Boltly(ApiProvider):
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:
         if like is None or not like.scopes:
             raise RotationError("boltly: the scopes of the key being replaced are unknown; refusing to guess")
-        response = self._as_user("POST", PATH, json={"name": name, "scopes": list(like.scopes)}, idempotent=False)
+        response = self._as_user(
+            "POST", PATH, json={"name": name, "scopes": list(like.scopes)}, idempotent=False, side_effect=True
+        )
         body = response.json()
         key_id, key = _field(body, "id"), _field(body, "secret_key")
         if key_id is None or key is None:

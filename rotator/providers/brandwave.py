@@ -41,7 +41,12 @@ class Brandwave(ApiProvider):
 
     def create_key(self, *, name: str, like: KeyInfo | None) -> CreatedKey:
         response = self._http.request(
-            "POST", PATH, headers=self._auth(), json={"name": name, "expiresAt": None}, idempotent=False
+            "POST",
+            PATH,
+            headers=self._auth(),
+            json={"name": name, "expiresAt": None},
+            idempotent=False,
+            side_effect=True,
         )
         envelope = require(response.json(), "data", provider=self.kind, what="create response")
         data = require(envelope["data"], "id", "token", provider=self.kind, what="create response data")

@@ -163,9 +163,18 @@ class HttpCore:
         params: Mapping[str, Any] | None = None,
         idempotent: bool = True,
         timeout: float | None = None,
+        side_effect: bool | None = None,
     ) -> httpx.Response:
         """Send one request, retrying what is safe to retry; return a 2xx response or raise.
-        `timeout` replaces the instance's for this request."""
+        `timeout` replaces the instance's for this request.
+
+        A side effect (a key's create, a DELETE; `side_effect` says so) is sent once and never
+        waited for here: the engine proved its lease just before the call, and a retry or a
+        Retry-After sleep inside the call would send it later, after the lease may have passed to
+        another replica. Its temporary errors go back to the engine, which tries again under a
+        fresh proof."""
+        if side_effect or (side_effect is None and method == "DELETE"):
+            return self._send(method, path, headers, json, params, idempotent, timeout, wait=False)
         return self._retrying(self._send, method, path, headers, json, params, idempotent, timeout)
 
     def _retryable(self, exc: BaseException) -> bool:
@@ -189,8 +198,10 @@ class HttpCore:
         params: Mapping[str, Any] | None,
         idempotent: bool,
         timeout: float | None = None,
+        *,
+        wait: bool = True,
     ) -> httpx.Response:
-        self._respect_retry_after()
+        self._respect_retry_after(wait=wait)
         take_all(self.limits)
         started = time.monotonic()
         try:
@@ -227,17 +238,17 @@ class HttpCore:
             raise CreateOutcomeUnknown(error.message, provider=self.provider, status=response.status_code)
         raise error
 
-    def _respect_retry_after(self) -> None:
-        wait = self._not_before - time.monotonic()
-        if wait <= 0:
+    def _respect_retry_after(self, *, wait: bool) -> None:
+        left = self._not_before - time.monotonic()
+        if left <= 0:
             return
-        if wait > self._max_backoff:
+        if left > self._max_backoff or not wait:
             raise ProviderUnavailable(
-                f"asked not to be called for another {wait:.0f}s (Retry-After)",
+                f"asked not to be called for another {left:.1f}s (Retry-After)",
                 provider=self.provider,
-                retry_after=wait,
+                retry_after=left,
             )
-        time.sleep(wait)
+        time.sleep(left)
 
 
 def require(body: Any, *fields: str, provider: str, what: str) -> dict[str, Any]:

@@ -88,9 +88,26 @@ def test_a_create_answered_with_500_is_an_unknown_outcome() -> None:
 
 
 def test_a_create_refused_at_connect_is_safe_to_retry() -> None:
+    """Not done, so the engine may try again (a temporary error, not an unknown outcome) — but the
+    client itself does not: a retry here would go out without a fresh proof of the lease."""
     handler, seen = sequence(httpx.ConnectError("refused"), httpx.Response(201, json={}))
-    assert core(handler).request("POST", "/keys", headers={}, idempotent=False).status_code == 201
-    assert seen == ["POST", "POST"]
+    with pytest.raises(ProviderUnavailable) as exc:
+        core(handler).request("POST", "/keys", headers={}, idempotent=False, side_effect=True)
+    assert not isinstance(exc.value, CreateOutcomeUnknown) and seen == ["POST"]
+
+
+@pytest.mark.parametrize(("method", "idempotent"), [("POST", False), ("DELETE", True)])
+def test_a_side_effect_is_never_retried_or_delayed_inside_the_client(method: str, idempotent: bool) -> None:
+    """A 429 on a create or a revoke goes back to the engine with its Retry-After, unsent again;
+    and a Retry-After left by an earlier call makes a side effect give up at once, not sleep."""
+    answers = [httpx.Response(429, headers={"Retry-After": "1"}, json={}), httpx.Response(201, json={})]
+    handler, times = _timed(lambda: answers.pop(0))
+    client = core(handler)
+    for _ in range(2):
+        with pytest.raises(ProviderUnavailable) as exc:
+            client.request(method, "/keys", headers={}, idempotent=idempotent, side_effect=method == "POST" or None)
+        assert exc.value.retry_after is not None
+    assert len(times) == 1  # a retry or a sleep-then-send would have reached the 201
 
 
 @pytest.mark.parametrize(
