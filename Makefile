@@ -16,24 +16,19 @@ setup: $(STAMP)
 
 # promtool checks and unit-tests deploy/prometheus/rotator-rules.yaml; Debian's prometheus package has it.
 # faketime skews one replica's clock in the replica tests; Debian's faketime package has it.
+# $(call debian_tool,COMMAND,PACKAGE): install a Debian package when its command is missing (as root)
+debian_tool = command -v $(1) >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(1) (Debian package $(2))"; \
+	    apt-get install -y -qq --no-install-recommends $(2) >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(2) >/dev/null; }; \
+	  else \
+	    echo "the tests need $(1): install Debian's '$(2)' package or put $(1) on PATH" >&2; exit 1; \
+	  fi; }
+
 tools:
-	@command -v promtool >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing promtool (Debian package prometheus)"; \
-	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
-	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; \
-	  else \
-	    echo "the tests need promtool: install Debian's 'prometheus' package or put promtool on PATH" >&2; exit 1; \
-	  fi; }
-	@# libfaketime runs a replica with a skewed clock in tests/e2e/test_replica_faults.py
-	@command -v faketime >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing faketime (Debian package faketime)"; \
-	    apt-get install -y -qq --no-install-recommends faketime >/dev/null 2>&1 || \
-	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends faketime >/dev/null; }; \
-	  else \
-	    echo "the tests need faketime: install Debian's 'faketime' package or put faketime on PATH" >&2; exit 1; \
-	  fi; }
+	@$(call debian_tool,promtool,prometheus)
+	@$(call debian_tool,faketime,faketime)
 
 demo: $(STAMP)
 	$(BIN)/rotator demo

@@ -233,15 +233,7 @@ def test_the_fast_reader_accepts_only_what_the_careful_one_reads_alike(tmp_path:
         return
     path = tmp_path / "same.yaml"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
-    assert _plain(yamlsource.load(path)) == fast
-
-
-def _plain(node: object) -> object:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
+    assert config._plain(yamlsource.load(path)) == fast
 
 
 OVERRIDABLE = st.sampled_from(
