@@ -129,6 +129,8 @@ def load(text: str, size: int) -> Any:
     # the text for libyaml and yaml-rs alike (what follows would be dropped unseen)
     if "\\" in text or "\t" in text or precheck(text) is not None:
         raise Unsure("escapes, control characters, directives or sizes the careful reader judges")
+    if _deep_blocks(text):
+        raise Unsure("block nesting the fast readers could overflow their stacks on")
     if _rust_loads is not None and not _may_alias(text):
         try:
             doc = _rust_loads(text)
@@ -151,6 +153,17 @@ def load(text: str, size: int) -> Any:
         raise Unsure("the top level is not a mapping")
     _check_shape(doc, budget=10 * size + 10_000)
     return doc
+
+
+_COMPACT = re.compile(r"(?:[-?:] +){64}")
+
+
+def _deep_blocks(text: str) -> bool:
+    """Whether block nesting could run deep: 128 columns of indentation, or 64 nested collections
+    opened on one line (`- - - x`). yaml-rs has no bound of its own there and overflows its stack
+    (a crash, not an error) at some thousands of levels; below these the nesting is at most a few
+    hundred levels, and the careful reader judges the rest."""
+    return text.startswith(" " * 128) or "\n" + " " * 128 in text or _COMPACT.search(text) is not None
 
 
 _ALIASES = re.compile(r"(?:^|[\s\[{,])[&*]|<<")
@@ -185,6 +198,12 @@ def _typed(text: str) -> bool:
     return (not text or text[0] in _TYPED_FIRST) and _TYPED.match(text) is not None
 
 
+def _broken(text: str) -> bool:
+    """A line end read into a value (a block scalar, a quoted value over two lines): policy values
+    hold none, and the careful reader says where."""
+    return "\n" in text or "\r" in text
+
+
 def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
     """Every key and value a string no reader types otherwise, within the careful reader's limits
     (a container as deep as MAX_DEPTH declines: its values would lie deeper)."""
@@ -199,7 +218,7 @@ def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
         if isinstance(node, dict):
             for key in node:
                 if key not in keys:
-                    if not isinstance(key, str) or _typed(key):
+                    if not isinstance(key, str) or _typed(key) or _broken(key):
                         return False
                     keys.add(key)
             children = node.values()
@@ -207,7 +226,7 @@ def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
             children = node
         for child in children:  # scalars checked here, not pushed: most of a fleet's values
             if isinstance(child, str):
-                if _typed(child):
+                if _typed(child) or _broken(child):
                     return False
             elif isinstance(child, dict | list):
                 stack.append((child, depth + 1))
@@ -226,10 +245,12 @@ def _check_shape(doc: Any, *, budget: int) -> None:
             raise Unsure("too large or too deep")
         if isinstance(node, dict):
             children = list(node.values())
+            if any(isinstance(key, str) and _broken(key) for key in node):
+                raise Unsure("a line end in a key")
         elif isinstance(node, list):
             children = node
         else:
             continue
-        if any(child is None for child in children):
-            raise Unsure("a null value")
+        if any(child is None or (isinstance(child, str) and _broken(child)) for child in children):
+            raise Unsure("a null value or a line end in a value")
         stack.extend((child, depth + 1) for child in children)

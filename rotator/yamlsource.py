@@ -29,14 +29,16 @@ MAX_DIGITS = 4000
 """Longest run of digits: Python refuses to convert more than 4,300 to an integer (and libraries
 that do convert them take quadratic time)."""
 
-FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+_ANYWHERE = "\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff"
+FORBIDDEN = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_ANYWHERE}]")
 """Characters no rotator file holds: control characters (tab and line ends aside), C1 codes,
-bidirectional overrides (text that displays otherwise than it reads), U+FEFF past the start, and
-non-characters."""
-_IN_VALUE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+Unicode's line and paragraph separators (a line end to some readers, not to others: a key could
+hide behind one), bidirectional overrides (text that displays otherwise than it reads), U+FEFF
+past the start, and non-characters."""
+_IN_VALUE = re.compile(f"[\x00-\x1f{_ANYWHERE}]")
 """What a value may not hold once escapes are read (`"\\e[31m"`); line ends and tabs only where
 `multiline` allows them (rotator.yaml's commands may carry a script)."""
-_IN_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+_IN_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f{_ANYWHERE}]")
 _DIGITS = re.compile(f"[0-9]{{{MAX_DIGITS + 1}}}")
 
 
@@ -141,10 +143,12 @@ def load(path: Path, *, multiline: bool = False) -> Any:
     except RecursionError:
         raise InputError([f"{path}:1: nested too deeply to read (at most {MAX_DEPTH} levels)"]) from None
     except YAMLError as exc:
-        raise InputError([f"{path}:1: {exc}"]) from None
-    except (TypeError, ValueError, AttributeError, LookupError) as exc:
-        # the parser's own limits on hostile input (e.g. a mapping used as a key): still bad input
-        raise InputError([f"{path}:1: not a document rotator can read ({type(exc).__name__}: {exc})"]) from None
+        raise InputError([f"{path}:1: {brief(str(exc))}"]) from None
+    except Exception as exc:
+        # the parser's own limits and slips on hostile input (a mapping used as a key, an assertion
+        # on a stray `>`): still bad input, never a traceback
+        why = f"{type(exc).__name__}: {brief(str(exc))}"
+        raise InputError([f"{path}:1: not a document rotator can read ({why})"]) from None
     if doc is not None and not isinstance(doc, CommentedMap):
         raise InputError([f"{path}:1: the top level must be a mapping of keys to values, not a {type(doc).__name__}"])
     _check_shape(doc, path, budget=10 * len(raw) + 10_000, multiline=multiline)
@@ -160,7 +164,7 @@ def _tag_line(yaml: YAML, text: str) -> int | None:
         for token in yaml.scan(text):
             if type(token).__name__ == "TagToken":
                 return int(token.start_mark.line) + 1
-    except YAMLError:
+    except Exception:
         return None  # the parser says what is wrong, and where
     return None
 

@@ -59,6 +59,12 @@ POLICY_CASES: list[tuple[str, str | bytes, int, str]] = [
     ("newline in a name", POLICY.replace("messages:send", '"a\\nb"'), 9, "control character"),
     ("YAML directive", "%YAML 9.9\n---\n" + POLICY, 1, "directive"),
     ("TAG directive", "%TAG ! tag:example.com,2000:\n---\n" + POLICY, 1, "directive"),
+    ("block scalar", POLICY.replace("[messages:send]", "\n      - |\n        send\n        admin"), 10, "U+000A"),
+    ("folded scalar", POLICY.replace("[alice@example.com]", "\n      - >-\n        a@\n\n        b.com"), 9, "U+000A"),
+    ("quoted over two lines", POLICY.replace("alice@example.com", '"alice\n\n      @example.com"'), 8, "U+000A"),
+    ("line separator", POLICY.replace("alice@example.com]", "alice@example.com]\u2028    owner: x"), 8, "U+2028"),
+    ("paragraph separator", POLICY.replace("messages:send", "messages:send\u2029"), 9, "U+2029"),
+    ("escaped line separator", POLICY.replace("alice@example.com", '"alice\\u2028"'), 8, "U+2028"),
 ]
 
 
@@ -78,6 +84,32 @@ def test_the_fast_reader_never_accepts_what_the_careful_one_refuses(tmp_path: Pa
         raw = text if isinstance(text, bytes) else text.encode()
         with pytest.raises(yamlfast.Unsure):
             yamlfast.load(raw.decode("utf-8"), len(raw))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "secrets:\n  " + "- " * 12000 + "x\n",
+        "secrets:\n  " + "? " * 30000 + "x\n",
+        "secrets:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(400)) + " " * 401 + "v\n",
+    ],
+    ids=["compact sequences", "compact keys", "indentation"],
+)
+def test_deep_block_nesting_is_refused_not_a_crash(tmp_path: Path, text: str) -> None:
+    """yaml-rs has no bound on block nesting and overflowed its stack (the process died) at some
+    thousands of `- `; run in a child so that a crash fails the test instead of ending it."""
+    (tmp_path / "p.yaml").write_text(text)
+    program = (
+        "import sys; from pathlib import Path; from rotator import policies, config\n"
+        "from rotator.errors import InputError\n"
+        "s = config.Settings.model_validate({})\n"
+        "try: policies.load_dir(Path(sys.argv[1]), s)\n"
+        "except InputError as e: print(e.problems[0]); sys.exit(2)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 2 and "nested" in result.stdout, (result.returncode, result.stderr[-500:])
 
 
 def _config_problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
@@ -110,6 +142,10 @@ CONFIG_CASES: list[tuple[str, str, int, str]] = [
     ("bad IPv6 vault url", 'stores:\n  v:\n    type: vault\n    url: "http://[::1:9"\n', 4, "url"),
     ("bad port in base_url", 'providers:\n  bw:\n    type: brandwave\n    base_url: "http://h:99999"\n', 4, "base_url"),
     ("control character in config", "log:\n  level: \x00info\n", 2, "U+0000"),
+    ("parser assertion", "\n\n> #", 1, "not a document"),
+    ("parser not implemented", "log: #\n info\n\r", 1, "not a document"),
+    ("compact nesting", "teams:\n  t:\n    " + "- " * 12000 + "x\n", 1, "nested"),
+    ("line separator in config", "log:\n  level: info\u2028  x: 1\n", 2, "U+2028"),
 ]
 
 
