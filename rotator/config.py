@@ -85,6 +85,8 @@ class StateSettings(Strict):
                 f"the {url.drivername} driver is not installed ({exc.name}); "
                 "for PostgreSQL: pip install 'rotator[postgres]'"
             ) from None
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"port {url.port} is out of range (1-65535)")
         database = url.database or ""
         if (
             url.get_backend_name() == "sqlite"
@@ -95,6 +97,25 @@ class StateSettings(Strict):
             directory = Path(database).parent
             if not directory.is_dir():
                 raise ValueError(f"the directory {directory} of the SQLite database does not exist")
+            if Path(database).exists() and not Path(database).is_file():
+                raise ValueError(f"{database} is not a regular file; name a file for the SQLite database")
+        if url.get_backend_name() == "sqlite" and url.query:
+            # rotator sets SQLite's options itself (WAL, busy timeout, one connection shared across
+            # threads): `check_same_thread=true` would break that, a misspelt one is silently ignored
+            given = ", ".join(sorted(url.query))
+            raise ValueError(f"query arguments ({given}) on a SQLite URL: rotator sets SQLite's options itself")
+        try:
+            _, params = dialect().create_connect_args(url)
+            if url.get_driver_name() == "psycopg":
+                from psycopg.conninfo import make_conninfo
+
+                make_conninfo("", **params)  # libpq's own parser: an unknown option is refused here
+        except Exception as exc:
+            # the driver's reading of its arguments; its message may quote the password, so only the option
+            bad = next((k for k in url.query if k in str(exc)), None)
+            raise ValueError(
+                f"the {url.drivername} driver refuses " + (f"the option {bad!r}" if bad else "its arguments")
+            ) from None
         return value
 
 

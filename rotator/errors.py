@@ -67,6 +67,10 @@ class StateBusy(LeaseHeld):
     ended): someone held what this needed for too long. Nothing was written; try again shortly."""
 
 
+class StateUnavailable(RotatorError):
+    """The state database could not be opened or reached (state.url); nothing was done."""
+
+
 class SchemaMismatch(RotatorError):
     """The state database is at another schema revision; the message says what to run."""
 

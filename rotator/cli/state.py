@@ -10,7 +10,7 @@ from rotator import config
 from rotator.cli.exit import Exit
 from rotator.errors import InputError
 from rotator.state import migrate
-from rotator.state.db import StateDB, open_engine
+from rotator.state.db import StateDB, open_engine, unavailable_as_one_line
 
 
 def _url(ctx: click.Context) -> str:
@@ -34,7 +34,7 @@ def db_status(ctx: click.Context) -> None:
     """Print the database's schema revision and the one this rotator needs; exit 1 when they differ."""
     engine = open_engine(_url(ctx))
     try:
-        with engine.connect() as conn:
+        with unavailable_as_one_line(engine), engine.connect() as conn:
             found = migrate.revision_of(conn)
     finally:
         engine.dispose()

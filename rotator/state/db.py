@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationError, StateBusy
+from rotator.errors import ActiveRotationExists, LeaseHeld, LeaseLost, RotationError, StateBusy, StateUnavailable
 from rotator.lifecycle import TERMINAL, State
 from rotator.state import bounds, clock, migrate
 from rotator.state.chain import GENESIS, hash_of
@@ -231,6 +231,22 @@ def open_engine(url: str, *, lease_ttl: timedelta = bounds.DEFAULT_TTL) -> Engin
     return engine
 
 
+@contextmanager
+def unavailable_as_one_line(engine: Engine) -> Iterator[None]:
+    """A state database that cannot be opened or reached (a server down, a file the system
+    refuses, an option the server rejects) as StateUnavailable naming state.url: the driver's
+    first line, never the URL itself (it may carry a password)."""
+    try:
+        yield
+    except (DBAPIError, OSError) as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StateUnavailable(
+            f"cannot open the state database that state.url names ({engine.dialect.name}): "
+            f"{reason[0] if reason else type(exc).__name__}"
+        ) from None
+
+
 IDLE_BEFORE_PING = 1.0
 """Seconds a pooled server connection may have sat unused before it is tested on checkout."""
 
@@ -297,7 +313,8 @@ class StateDB:
         (state/bounds.py). Raises SchemaMismatch (naming `rotator db upgrade`) unless `upgrade` is set.
         """
         self.engine = open_engine(url, lease_ttl=lease_ttl)
-        self.schema_was = migrate.ensure(self.engine, upgrade=upgrade)
+        with unavailable_as_one_line(self.engine):
+            self.schema_was = migrate.ensure(self.engine, upgrade=upgrade)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.claimed_by = os.environ.get("SUDO_USER") or None
         self._proofs = Proofs()

@@ -127,6 +127,12 @@ CONFIG_CASES: list[tuple[str, str, int, str]] = [
     ("garbage state url", "state:\n  url: garbage\n", 2, "state.url"),
     ("missing driver", 'state:\n  url: "mysql://u@h/db"\n', 2, "driver"),
     ("missing SQLite directory", 'state:\n  url: "sqlite:////nonexistent/dir/x.db"\n', 2, "/nonexistent/dir"),
+    ("SQLite URL at a device", 'state:\n  url: "sqlite:////dev/null"\n', 2, "not a regular file"),
+    ("SQLite URL at a directory", 'state:\n  url: "sqlite:////tmp"\n', 2, "not a regular file"),
+    ("SQLite timeout not a number", 'state:\n  url: "sqlite:////tmp/x.db?timeout=abc"\n', 2, "query arguments"),
+    ("SQLite thread check", 'state:\n  url: "sqlite:////tmp/x.db?check_same_thread=banana"\n', 2, "query arguments"),
+    ("PostgreSQL unknown option", 'state:\n  url: "postgresql+psycopg://u@h/db?bogus=1"\n', 2, "'bogus'"),
+    ("PostgreSQL port out of range", 'state:\n  url: "postgresql+psycopg://u@h:99999/db"\n', 2, "port"),
     ("listen port out of range", 'daemon:\n  listen: "127.0.0.1:99999"\n', 2, "port"),
     ("listen host not an address", 'daemon:\n  listen: "999.1.1.1:99"\n', 2, "daemon.listen"),
     ("listen garbage", "daemon:\n  listen: garbage\n", 2, "daemon.listen"),
@@ -223,6 +229,21 @@ def test_no_command_meets_a_value_validate_would_refuse(tmp_path: Path, setting:
     result = _cli(tmp_path, *command)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"{tmp_path / 'rotator.yaml'}:1:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////proc/rotator-test.db", "postgresql+psycopg://rotator:pw-not-shown@127.0.0.1:1/rotator"],
+    ids=["SQLite file the system refuses", "PostgreSQL server down"],
+)
+@pytest.mark.parametrize("command", [("status",), ("db", "status"), ("history", "x")])
+def test_a_state_database_that_cannot_be_opened_is_one_line(tmp_path: Path, url: str, command: tuple[str, ...]) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "rotator.yaml").write_text(f'state: {{url: "{url}"}}\n')
+    result = _cli(tmp_path, *command)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "state.url" in lines[0] and "pw-not-shown" not in result.stderr, lines
 
 
 def test_a_second_daemon_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
