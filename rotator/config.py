@@ -170,7 +170,7 @@ def host_port(listen: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port` → (host, port); ValueError saying what is wrong."""
     form = "give host:port, e.g. 127.0.0.1:9464 or [::1]:9464"
     host, colon, port = listen.rpartition(":")
-    if not colon or not host or not port.isdigit():
+    if not colon or not host or not re.fullmatch("[0-9]{1,5}", port):
         raise ValueError(f"not host:port; {form}")
     if not 0 <= int(port) <= 65535:
         raise ValueError(f"port {port} is out of range (0-65535)")

@@ -134,9 +134,9 @@ modification time, whose granularity lets a same-size rewrite within millisecond
 
 def _read_fast(path: Path) -> PolicyFile:
     try:
-        raw = path.read_bytes()
+        raw = yamlsource.read_bytes(path)
         text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+    except (InputError, UnicodeDecodeError):
         raise yamlfast.Unsure("unreadable") from None
     digest = hashlib.blake2b(raw, digest_size=16).digest()
     known = _READ.get(path)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -107,16 +106,6 @@ if AVAILABLE:
     for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
         _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", lambda loader, node: _refuse(loader, "a tag", node))
     _Loader.add_multi_constructor("", _refuse)
-
-
-def load_file(path: Path) -> Any:
-    """The document of a policy file, or Unsure (an unreadable file included: the careful reader says why)."""
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise Unsure("unreadable") from None
-    return load(text, len(raw))
 
 
 def load(text: str, size: int) -> Any:

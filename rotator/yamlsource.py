@@ -7,7 +7,9 @@ that caused them.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +27,8 @@ MAX_DEPTH = 64
 MAX_LINE = 64 * 1024
 """Longest line read (a scalar, a comment): past it ruamel's comment handling turns quadratic and a
 value this long is a mistake or an attack, never a setting."""
+MAX_FILE = 32 * 1024 * 1024
+"""Largest file read: a fleet of 100,000 secrets is about 14 MB across its files."""
 MAX_DIGITS = 4000
 """Longest run of digits: Python refuses to convert more than 4,300 to an integer (and libraries
 that do convert them take quadratic time)."""
@@ -102,6 +106,24 @@ def brief(text: str, limit: int = 80) -> str:
     return re.sub(f"\\S{{{limit + 1},}}", lambda m: m.group()[: limit - 1] + "…", text)
 
 
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, refused unread when it is no regular file (a FIFO or /dev/zero would hold
+    `validate` forever) or larger than MAX_FILE."""
+    try:
+        # non-blocking, so that opening a FIFO returns at once instead of waiting for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputError([f"{path}: cannot read: {exc.strerror}"]) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError([f"{path}: not a regular file (a pipe, a device or a directory); name a file"])
+    with os.fdopen(fd, "rb") as file:
+        raw = file.read(MAX_FILE + 1)
+    if len(raw) > MAX_FILE:
+        raise InputError([f"{path}: larger than {MAX_FILE // (1024 * 1024)} MiB; refusing it unread"])
+    return raw
+
+
 def load(path: Path, *, multiline: bool = False) -> Any:
     """Parse one YAML file whose top level is a mapping (or empty); raise InputError with
     `file:line: message` on any problem: not UTF-8 (with the byte's offset), syntax, duplicate
@@ -109,10 +131,7 @@ def load(path: Path, *, multiline: bool = False) -> Any:
     file's size (a "billion laughs" bomb)."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError([f"{path}: cannot read: {exc.strerror}"]) from None
+    raw = read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -7,7 +7,6 @@ Exit codes: 0 completed / ok, 1 failed, 2 bad input, 3 still in progress (waitin
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import signal
 import sys
@@ -855,18 +854,7 @@ def run(ctx: click.Context) -> None:
     from rotator.daemon.service import Daemon
 
     app = _load(ctx)
-    try:
-        code = Daemon(ctx.obj["config"], ctx.obj["policies"], app).run()
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        click.echo(
-            f"daemon.listen {app.settings.daemon.listen}: the address is in use (another `rotator run`?); "
-            "stop it or set another daemon.listen / ROTATOR_DAEMON__LISTEN",
-            err=True,
-        )
-        ctx.exit(Exit.INPUT)
-    ctx.exit(code)
+    ctx.exit(Daemon(ctx.obj["config"], ctx.obj["policies"], app).run())
 
 
 @main.command()

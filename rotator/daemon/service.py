@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import gc
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -96,7 +98,12 @@ class Daemon:
     def run(self) -> int:
         settings = self.app.settings.daemon
         host, _, port = settings.listen.rpartition(":")
-        served = serve_app(self.http_app(), host=host.strip("[]") or "127.0.0.1", port=int(port), name="rotator-http")
+        try:
+            served = serve_app(
+                self.http_app(), host=host.strip("[]") or "127.0.0.1", port=int(port), name="rotator-http"
+            )
+        except OSError as exc:
+            raise InputError([f"daemon.listen {settings.listen}: {_cannot_listen(exc)}"]) from None
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_job(self.tick, "interval", seconds=settings.tick.total_seconds(), next_run_time=datetime.now())
         self.app.notifier.start()  # delivers what earlier runs left in the outbox, too
@@ -425,3 +432,17 @@ an incident however large the backlog."""
 RECHECK = timedelta(minutes=15)
 """A secret with a rotation in flight is looked at again after this long at the latest; its
 rotation's end brings it back at the next tick."""
+
+
+def _cannot_listen(exc: OSError) -> str:
+    """Why the daemon cannot listen where daemon.listen says, and what to do."""
+    fix = "set another daemon.listen (or ROTATOR_DAEMON__LISTEN)"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name does not resolve ({exc.strerror}); {fix}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"the address is in use (another `rotator run`?); stop it or {fix}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"not an address of this machine; {fix} (0.0.0.0 for every address)"
+    if exc.errno == errno.EACCES:
+        return f"permission denied (ports below 1024 need privileges); {fix}"
+    return f"{exc.strerror or type(exc).__name__}; {fix}"

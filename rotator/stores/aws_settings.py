@@ -29,6 +29,15 @@ class AwsStoreSettings(StoreSettings):
     """The AWS account the store's credentials act in. Given, a grant by name also covers the
     secret's ARN spellings in this account and region (and nothing in another account)."""
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        # botocore's own check of a region name (lower case here, as AWS's regions are), made at
+        # validate rather than as a traceback when the first command builds a client
+        if not _REGION.fullmatch(value):
+            raise ValueError(f"region {value[:80]!r} is not an AWS region name (like us-east-1)")
+        return value
+
     def identity(self, instance: str) -> tuple[str, ...]:
         return _identity(self.endpoint_url, self.region)
 
@@ -103,6 +112,7 @@ def _identity(endpoint_url: str | None, region: str) -> tuple[str, ...]:
     return ("aws", "" if aws else url_identity(endpoint_url), region)
 
 
+_REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):secret:(?P<resource>.+)")
 _SUFFIX = re.compile(r"(?P<name>.+)-[A-Za-z0-9]{6}")
 

@@ -27,6 +27,11 @@ class VaultAppRole(Strict):
     secret_id: CredentialSource
     mount: str = "approle"
 
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        return check_vault_path(value, "approle mount")
+
 
 class VaultAuth(Strict):
     """Exactly one way to log in: a token (from env or file), or AppRole."""
@@ -56,6 +61,11 @@ class VaultStoreSettings(StoreSettings):
     @classmethod
     def _safe(cls, value: str) -> str:
         return check_vault_path(value, "pending location")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return None if value is None else check_vault_path(value, "namespace")
 
     verify: bool = True
     ca_file: Path | None = None

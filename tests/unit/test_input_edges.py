@@ -138,6 +138,16 @@ CONFIG_CASES: list[tuple[str, str, int, str]] = [
     ("listen garbage", "daemon:\n  listen: garbage\n", 2, "daemon.listen"),
     ("listen empty", 'daemon:\n  listen: ""\n', 2, "daemon.listen"),
     ("listen without port", 'daemon:\n  listen: "127.0.0.1"\n', 2, "daemon.listen"),
+    ("listen port in other digits", 'daemon:\n  listen: "127.0.0.1:\u0669\u0660\u0660\u0660"\n', 2, "daemon.listen"),
+    ("AWS region any text", "stores:\n  aws:\n    type: aws\n    region: US East 1\n", 4, "region"),
+    ("Vault namespace", 'stores:\n  v:\n    type: vault\n    namespace: "a/../b"\n', 4, "namespace"),
+    (
+        "Vault approle mount",
+        "stores:\n  v:\n    type: vault\n    auth:\n      approle:\n        role_id: r\n"
+        "        secret_id: {env: S}\n        mount: 'a b'\n",
+        8,
+        "approle mount",
+    ),
     (
         "bad IPv6 base_url",
         'providers:\n  bw:\n    type: brandwave\n    base_url: "http://[::1:9"\n',
@@ -244,6 +254,31 @@ def test_a_state_database_that_cannot_be_opened_is_one_line(tmp_path: Path, url:
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "state.url" in lines[0] and "pw-not-shown" not in result.stderr, lines
+
+
+@pytest.mark.parametrize("config_path", ["/dev/zero", "fifo", "."], ids=["device", "FIFO", "directory"])
+def test_a_config_that_is_no_regular_file_is_refused_at_once(tmp_path: Path, config_path: str) -> None:
+    if config_path == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    result = subprocess.run(
+        [sys.executable, "-m", "rotator", "--config", config_path, "validate", "--offline"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "not a regular file" in result.stderr, result.stderr
+
+
+def test_a_daemon_that_cannot_listen_there_names_daemon_listen(tmp_path: Path) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "rotator.yaml").write_text(
+        f'state: {{url: "sqlite:///{tmp_path}/state.db"}}\ndaemon: {{listen: "203.0.113.7:9464"}}\n'
+    )
+    result = _cli(tmp_path, "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "daemon.listen 203.0.113.7:9464: not an address of this machine" in result.stderr
 
 
 def test_a_second_daemon_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
