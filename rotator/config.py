@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import ipaddress
+import json
 import os
 import re
 from datetime import timedelta
@@ -314,6 +315,8 @@ def _apply_env(
         if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if "" in path:
+            raise InputError([f"environment variable {name}: an empty level between double underscores"])
         if path[0] not in Settings.model_fields:
             known = ", ".join(f"{ENV_PREFIX}{f.upper()}" for f in Settings.model_fields)
             raise InputError([f"environment variable {name}: no such setting (overrides start with {known})"])
@@ -325,10 +328,24 @@ def _apply_env(
             node = node.setdefault(match, {})
             if not isinstance(node, dict):
                 raise InputError([f"environment variable {name}: {part} is not a section"])
-        node[path[-1]] = value
+        node[path[-1]] = _env_value(name, value)
         if overridden is not None:
             overridden[(*keys, path[-1])] = name
     return data
+
+
+def _env_value(name: str, value: str) -> Any:
+    """A list or a mapping comes as JSON (`["a.example.com"]`); anything else is the text itself
+    (`[::1]:9464` is no JSON, and stays a listen address)."""
+    if value[:1] in ("[", "{"):
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+        if yamlsource.nesting(parsed) > yamlsource.MAX_DEPTH:
+            raise InputError([f"environment variable {name}: nested deeper than {yamlsource.MAX_DEPTH} levels"])
+        return parsed
+    return value
 
 
 def _plain(node: Any) -> Any:
@@ -400,7 +417,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = yamlsource.problems_from(exc, doc, path or Path("(environment)"), overridden=overridden)
+        problems = yamlsource.problems_from(exc, doc, path or Path("(environment)"), overridden=overridden, data=data)
         raise InputError(problems) from None
     problems = [
         f"{path or '(environment)'}:{yamlsource.line_of(doc, ('providers', name, field))}: "

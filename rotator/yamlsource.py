@@ -288,39 +288,102 @@ def line_of(doc: Any, loc: tuple[str | int, ...]) -> int:
 
 
 def problems_from(
-    exc: ValidationError, doc: Any, path: Path, *, overridden: dict[tuple[str, ...], str] | None = None
+    exc: ValidationError,
+    doc: Any,
+    path: Path,
+    *,
+    overridden: dict[tuple[str, ...], str] | None = None,
+    data: Any = None,
 ) -> list[str]:
-    """`file:line: message` per error; an error in a value an environment variable set names the variable."""
+    """`file:line: message` per error; an error in a value an environment variable set names the
+    variable. `data` is what was validated (the file with the overrides applied)."""
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        if err["type"] == "union_tag_invalid":
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, str(err.get("ctx", {}).get("discriminator", "type")).strip("'"))
-        variable = next((v for keys, v in (overridden or {}).items() if _within(keys, loc)), None)
+        plain = _unioned(data, loc) if data is not None else loc
+        variable = _variable_for(plain, doc, overridden or {})
         if variable is not None:
-            out.append(f"environment variable {variable}: {brief(err['msg'].removeprefix('Value error, '))}")
+            message = _message(err, plain)
+            if err["type"] in ("list_type", "dict_type", "model_type", "model_attributes_type"):
+                message += ' (from the environment a list or a mapping is JSON: \'["a", "b"]\', \'{"k": "v"}\')'
+            out.append(f"environment variable {variable}: {brief(message)}")
             continue
         line, keys = _walk(doc, loc)
-        where = ".".join(str(p) for p in keys) or "(top level)"
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = f"unknown field '{keys[-1]}'" if keys else "unknown field"
-        elif err["type"] == "missing":
-            message = f"missing required field '{keys[-1]}'" if keys else "missing field"
-        elif err["type"] == "union_tag_invalid":
-            ctx = err.get("ctx", {})
-            message = f"{where}: unknown type {ctx.get('tag')!r} (installed: {ctx.get('expected_tags')})"
-        else:
-            message = f"{where}: {message.removeprefix('Value error, ')}"
-        out.append(f"{path}:{line}: {brief(message)}")
+        out.append(f"{path}:{line}: {brief(_message(err, keys))}")
     return out
 
 
-def _within(keys: tuple[str, ...], loc: tuple[str | int, ...]) -> bool:
-    """Whether an error at `loc` lies in the setting `keys` names. pydantic adds the union's
-    member (`brandwave`) to a provider's path, which the file and the variable do not have."""
-    found = iter(loc)
-    return all(any(part == key for part in found) for key in keys) and loc[:2] == keys[:2]
+def _message(err: Any, keys: tuple[str | int, ...]) -> str:
+    where = ".".join(str(p) for p in keys) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field '{keys[-1]}'" if keys else "unknown field"
+    if err["type"] == "missing":
+        return f"missing required field '{keys[-1]}'" if keys else "missing field"
+    if err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return f"{where}: unknown type {ctx.get('tag')!r} (installed: {ctx.get('expected_tags')})"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}: missing (say which type this is)"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
+
+
+def _unioned(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`loc` without the union members pydantic puts in it (`providers.bw.brandwave.timeout`):
+    a part the data does not have where the data names it as its `type`."""
+    kept: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        kept.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(kept)
+
+
+def _variable_for(loc: tuple[str | int, ...], doc: Any, overridden: dict[tuple[str, ...], str]) -> str | None:
+    """The environment variable an error at `loc` comes from, if any: one that set a value at or
+    inside `loc` (`ROTATOR_DAEMON__LISTEN__X` made listen a mapping) or around it, or one that
+    made the section the error lies in, which the file does not have (`ROTATOR_TEAMS__T__…`). The
+    closest one is named."""
+    best: tuple[int, str] | None = None
+    for keys, variable in overridden.items():
+        shared = 0
+        while shared < min(len(keys), len(loc)) and keys[shared] == loc[shared]:
+            shared += 1
+        touches = shared in (len(keys), len(loc)) or not _has(doc, keys[:shared])
+        if shared and touches and (best is None or shared > best[0]):
+            best = (shared, variable)
+    return None if best is None else best[1]
+
+
+def _has(doc: Any, keys: tuple[str, ...]) -> bool:
+    node = doc
+    for key in keys:
+        if not isinstance(node, CommentedMap):
+            return False
+        match = next((k for k in node if str(k).replace("-", "_").lower() == key), None)
+        if match is None:
+            return False
+        node = node[match]
+    return True
+
+
+def nesting(value: Any) -> int:
+    """How deep lists and mappings nest in a plain value (a JSON one from the environment)."""
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [c for v in level if isinstance(v, dict | list) for c in (v.values() if isinstance(v, dict) else v)]
+        if depth > MAX_DEPTH:
+            break
+    return depth
 
 
 def validate(model: type[M], doc: Any, path: Path) -> M:

@@ -111,7 +111,7 @@ def test_an_environment_override_is_blamed_on_its_variable(tmp_path: Path) -> No
     with pytest.raises(InputError) as exc:
         config.load(path, environ={"ROTATOR_DAEMON__TICK": "banana"})
     assert exc.value.problems == [
-        "environment variable ROTATOR_DAEMON__TICK: bad duration 'banana': write a number and a unit "
+        "environment variable ROTATOR_DAEMON__TICK: daemon.tick: bad duration 'banana': write a number and a unit "
         "(ms, s, m, h, d, w), e.g. 90d or 1h30m"
     ]
 

@@ -192,11 +192,40 @@ BW = "providers:\n  bw:\n    type: brandwave\n    base_url: https://x\n    admin
         ("ROTATOR_STATE__URL", "garbage", ""),
         ("ROTATOR_DAEMON__LISTEN", "127.0.0.1:99999", ""),
         ("ROTATOR_PROVIDERS__BW__BASE_URL", "http://[::1:9", BW),
+        ("ROTATOR_DAEMON__LISTEN__X", "1", ""),
+        ("ROTATOR_NOTIFICATIONS__0__URL", "http://x", ""),
+        ("ROTATOR_TEAMS__T__PROVIDERS", '["bw"]', BW),
+        ("ROTATOR_POLICIES__INCIDENT__X", "1", ""),
+        ("ROTATOR_PROVIDERS__NEW__TIMEOUT", "3s", BW),
+        ("ROTATOR_HOOKS__ALLOWED_HOSTS", "a.example.com", ""),
+        ("ROTATOR_HOOKS__ALLOWED_HOSTS", '["a.example.com", 3]', ""),
+        ("ROTATOR_STATE____URL", "x", ""),
+        ("ROTATOR_LOG", "[" * 100 + "]" * 100, ""),
     ],
 )
 def test_an_override_is_blamed_on_its_variable(tmp_path: Path, variable: str, value: str, text: str) -> None:
     problems = _config_problems(tmp_path, text, {variable: value})
     assert len(problems) == 1 and problems[0].startswith(f"environment variable {variable}:"), problems
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "setting"),
+    [
+        ("ROTATOR_HOOKS__ALLOWED_HOSTS", '["a.example.com", "*.b.example.com"]', ("hooks", "allowed_hosts")),
+        ("ROTATOR_NOTIFICATIONS", '[{"url": "https://hooks.example.com/x"}]', ("notifications",)),
+        ("ROTATOR_DAEMON__LISTEN", "[::1]:9464", ("daemon", "listen")),
+        ("ROTATOR_TEAMS__T", '{"policy_files": ["t.yaml"], "providers": ["bw"]}', ("teams", "t")),
+    ],
+)
+def test_lists_and_mappings_come_from_the_environment_as_json(
+    tmp_path: Path, variable: str, value: str, setting: tuple[str, ...]
+) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(BW)
+    loaded: object = config.load(path, environ={variable: value})
+    for part in setting:
+        loaded = loaded[part] if isinstance(loaded, dict) else getattr(loaded, part)
+    assert loaded, (variable, loaded)
 
 
 def test_a_missing_policies_dir_names_the_line(tmp_path: Path) -> None:
