@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, field_validator
 from rotator import registry, yamlsource
 from rotator.config_parts import (
     CredentialSource,
+    HostPattern,
     ProviderSettings,
     StoreSettings,
     Strict,
@@ -235,7 +236,7 @@ class HooksSettings(Strict):
     """What consumer hooks in policy files may do: commands by name, HTTP only to these hosts."""
 
     commands: dict[str, CommandHook] = {}
-    allowed_hosts: list[str] = []
+    allowed_hosts: list[HostPattern] = []
     """`host` or `host:port` patterns (`*.internal`); an HTTP hook to any other host is refused."""
     credentials: dict[str, CredentialSource] = {}
     """Header values a policy may name (`{credential: NAME}`), read from env or file."""
@@ -264,6 +265,15 @@ class HooksSettings(Strict):
 class Settings(Strict):
     state: StateSettings = StateSettings()
     policies_dir: Path = Path("policies")
+
+    @field_validator("policies_dir")
+    @classmethod
+    def _a_directory_named(cls, value: Path) -> Path:
+        # an empty value reads as ".": the directory of rotator.yaml, with whatever else lies there
+        if str(value) in ("", "."):
+            raise ValueError("policies_dir is empty; name the directory of policy files (e.g. policies)")
+        return value
+
     log: LogSettings = LogSettings()
     providers: dict[str, ProviderInstance] = {}
     stores: dict[str, StoreInstance] = {"aws": AwsStoreSettings()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +38,41 @@ def check_http_url(value: str) -> str:
         raise ValueError(f"not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http(s) URL with a host")
+    if not host_name_ok(parts.hostname):
+        raise ValueError(f"host {parts.hostname[:80]!r} is not a host name or an IP address")
     return value
+
+
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def host_name_ok(host: str) -> bool:
+    """An IP address, or a DNS name: labels of 1-63 letters, digits, `-` (`_` too, which internal
+    names use), 253 characters in all. urllib and httpx both let `ex ample.com` and `a..b` by, and
+    the request fails only when a rotation makes it."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    name = host.lower().removesuffix(".")
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
+_HOST_PATTERN = re.compile(r"(?:\[[0-9a-fA-F:.*?]+\]|[A-Za-z0-9_.*?-]+)(?::(?:[0-9]{1,5}|\*))?")
+
+
+def check_host_pattern(value: str) -> str:
+    """An `allowed_hosts` entry: `host`, `*.domain`, `host:port`, `[v6]:port`; a typo that could
+    match no host (a blank, a scheme, a path) is refused rather than silently allowing nothing."""
+    if not _HOST_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"allowed host {value[:80]!r} is not a host pattern (host, *.domain, host:port; no scheme or path)"
+        )
+    return value
+
+
+HostPattern = Annotated[str, AfterValidator(check_host_pattern)]
 
 
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
@@ -132,7 +167,7 @@ class RateLimit(Strict):
     by rotator itself for all rotations of the process. Defaults: Texting Blue 60 per minute (its
     smallest plan), GoBlue 100 per minute and 1,000 per hour; none for the others."""
 
-    requests: int = Field(ge=1)
+    requests: int = Field(ge=1, le=1_000_000)
     per: PositiveDuration
 
 
@@ -146,7 +181,7 @@ class ProviderSettings(Strict):
     timeout: PositiveDuration = timedelta(seconds=10)
     rate_limits: list[RateLimit] | None = None
     """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
-    max_concurrent: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
     """At most this many of the instance's rotations advanced at once by the daemons, across all
     replicas together (counted in the state database); default: no limit beyond `daemon.workers`."""
 

@@ -16,6 +16,8 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rotator.config_parts import HostPattern
+
 TEAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
@@ -30,7 +32,7 @@ class Team(BaseModel):
     """Names from hooks.commands its consumers may run."""
     credentials: list[str] = []
     """Names from hooks.credentials its hook headers may carry."""
-    allowed_hosts: list[str] = []
+    allowed_hosts: list[HostPattern] = []
     """`host` or `host:port` patterns its HTTP hooks may reach, besides hooks.allowed_hosts (every team's)."""
 
     @field_validator("policy_files")

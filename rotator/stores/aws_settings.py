@@ -20,10 +20,10 @@ class AwsStoreSettings(StoreSettings):
     type: Literal["aws"] = "aws"
     region: str = "us-east-1"
     endpoint_url: HttpUrl | None = None
-    writes_per_second: int = Field(default=50, ge=1)
+    writes_per_second: int = Field(default=50, ge=1, le=100_000)
     """PutSecretValue, UpdateSecret and UpdateSecretVersionStage share one AWS quota of 50 per second
     per account and region; rotator sends no more (all stores of one region share the limit)."""
-    tags_per_second: int = Field(default=50, ge=1)
+    tags_per_second: int = Field(default=50, ge=1, le=100_000)
     """TagResource's own quota, likewise."""
     account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
     """The AWS account the store's credentials act in. Given, a grant by name also covers the

@@ -139,6 +139,18 @@ CONFIG_CASES: list[tuple[str, str, int, str]] = [
     ("listen empty", 'daemon:\n  listen: ""\n', 2, "daemon.listen"),
     ("listen without port", 'daemon:\n  listen: "127.0.0.1"\n', 2, "daemon.listen"),
     ("listen port in other digits", 'daemon:\n  listen: "127.0.0.1:\u0669\u0660\u0660\u0660"\n', 2, "daemon.listen"),
+    ("blank in a host", 'providers:\n  bw:\n    type: brandwave\n    base_url: "https://ex ample.com"\n', 4, "host"),
+    ("empty label in a host", "stores:\n  v:\n    type: vault\n    url: https://a..b:8200\n", 4, "host"),
+    ("label over 63", "stores:\n  aws:\n    type: aws\n    endpoint_url: https://" + "a" * 64 + ".com\n", 4, "host"),
+    ("allowed host with a blank", "hooks:\n  allowed_hosts:\n    - a.internal\n    - a b\n", 4, "host pattern"),
+    ("allowed host with a scheme", 'hooks:\n  allowed_hosts: ["https://a.internal"]\n', 2, "host pattern"),
+    (
+        "huge max_concurrent",
+        "providers:\n  bw:\n    type: brandwave\n    base_url: https://x.com\n    max_concurrent: " + "9" * 20 + "\n",
+        5,
+        "max_concurrent",
+    ),
+    ("empty policies_dir", 'policies_dir: ""\n', 1, "policies_dir"),
     ("AWS region any text", "stores:\n  aws:\n    type: aws\n    region: US East 1\n", 4, "region"),
     ("Vault namespace", 'stores:\n  v:\n    type: vault\n    namespace: "a/../b"\n', 4, "namespace"),
     (
