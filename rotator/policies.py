@@ -9,6 +9,7 @@ policy file may only name them.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import gc
 import hashlib
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from rotator import policy_checks as checks
-from rotator import yamlfast, yamlsource
+from rotator import yamlfast, yamllines, yamlsource
 from rotator.config import Settings
 from rotator.errors import InputError
 from rotator.policy_models import NAME, Consumer, HeaderCredential, Hook, HttpHook, PolicyFile, SecretSpec
@@ -65,8 +66,13 @@ class PolicySet:
         try:
             return self.secrets[name]
         except KeyError:
-            known = ", ".join(sorted(self.secrets)) or "none"
-            raise InputError([f"unknown secret {name!r} (known: {known})"]) from None
+            # a fleet has 100,000 names: a few near the one asked for, not all of them
+            near = difflib.get_close_matches(name, list(self.secrets), n=5) if len(self.secrets) > 10 else None
+            known = ", ".join(near if near is not None else sorted(self.secrets)) or "none"
+            label = "close" if near is not None else "known"
+            raise InputError(
+                [f"unknown secret {name!r} ({label}: {known or 'none'}; {len(self.secrets)} in all)"]
+            ) from None
 
 
 def load_dir(directory: Path, settings: Settings) -> PolicySet:
@@ -81,9 +87,28 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
     outside = _outside(directory, files)
     if outside:
         raise InputError(outside)
-    with contextlib.suppress(InputError, ValidationError, yamlfast.Unsure), _collector_paused():
-        return _load_files(files, settings, fast=True)
+    try:
+        with _collector_paused():
+            return _load_files(files, settings, fast=True)
+    except _FastProblems as exc:
+        if sum(path.stat().st_size for path in files) > yamllines.BIG:
+            raise InputError(yamllines.resolve(exc.problems, exc.lines)) from None
+    except yamlfast.Unsure:
+        if sum(path.stat().st_size for path in files) > yamllines.BIG:
+            found = [problem for path in files for problem in yamllines.structure_problems(path)]
+            if found:
+                raise InputError(found) from None
+    except (InputError, ValidationError):
+        pass
     return _load_files(files, settings, fast=False)
+
+
+class _FastProblems(InputError):
+    """Problems the fast read found, their lines still placeholders (yamllines)."""
+
+    def __init__(self, problems: list[str], lines: list[yamllines.Lines]) -> None:
+        super().__init__(problems)
+        self.lines = lines
 
 
 def _outside(directory: Path, files: list[Path]) -> list[str]:
@@ -132,7 +157,7 @@ again only the files that changed (the checks across files run every time). A di
 modification time, whose granularity lets a same-size rewrite within milliseconds look unchanged."""
 
 
-def _read_fast(path: Path) -> PolicyFile:
+def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
     try:
         raw = yamlsource.read_bytes(path)
         text = raw.decode("utf-8")
@@ -147,17 +172,27 @@ def _read_fast(path: Path) -> PolicyFile:
     doc = yamlfast.load(text, size) or {}
     del text
     items = doc.pop("secrets", None)
-    read = PolicyFile.model_validate(doc)
+    if items is not None and not isinstance(items, list):
+        raise yamlfast.Unsure("secrets is not a list")
+    problems: list[str] = []
+    try:
+        read = PolicyFile.model_validate(doc)
+    except ValidationError as exc:
+        problems += yamlsource.problems_from(exc, yamllines.View(lines, doc), path)
+        read = PolicyFile()
     if isinstance(items, list):
         # one secret at a time, each raw entry dropped once read: the models reuse the memory the
         # parse held instead of landing among its leftovers, which pinned ~100 MB at 100k secrets
         specs = []
         for index, item in enumerate(items):
-            specs.append(_SPEC.validate_python(item))
+            try:
+                specs.append(_SPEC.validate_python(item))
+            except ValidationError as exc:
+                problems += yamlsource.problems_from(exc, yamllines.View(lines, item, ("secrets", index)), path)
             items[index] = None
         read = read.model_copy(update={"secrets": specs})
-    elif items is not None:
-        raise yamlfast.Unsure("secrets is not a list")
+    if problems:
+        raise InputError(problems)
     _READ[path] = (digest, read)
     return read
 
@@ -168,14 +203,17 @@ _SPEC = TypeAdapter(SecretSpec)
 def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicySet:
     problems: list[str] = []
     parsed: list[tuple[Path, Any, PolicyFile]] = []
+    found_lines: list[yamllines.Lines] = []
     if fast:
         for gone in set(_READ) - set(files):
             del _READ[gone]
     for path in files:
         try:
             if fast:
-                # no lines to report with: any problem sends every file to the careful reader
-                parsed.append((path, None, _read_fast(path)))
+                # no lines yet: each problem's line is a placeholder, found afterwards (yamllines)
+                found_lines.append(yamllines.Lines(path))
+                view = yamllines.View(found_lines[-1], None)
+                parsed.append((path, view, _read_fast(path, found_lines[-1])))
             else:
                 doc = yamlsource.load(path)
                 parsed.append((path, doc, yamlsource.validate(PolicyFile, doc, path)))
@@ -232,5 +270,5 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
             if team is not None:
                 result.owners[spec.name] = team
     if problems:
-        raise InputError(problems)
+        raise _FastProblems(problems, found_lines) if fast else InputError(problems)
     return result

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from rotator import yamllines
 from rotator.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -265,8 +266,11 @@ def _walk(doc: Any, loc: tuple[str | int, ...]) -> tuple[int, tuple[str | int, .
     """Follow `loc` into the document: the line of the deepest node reached, and the keys used.
 
     Parts the document does not have (pydantic's tagged-union names) are skipped, except a last
-    part, which names a missing or unknown field.
+    part, which names a missing or unknown field. A large file the fast reader read stands here as
+    a yamllines.View: its lines are found later, all at once.
     """
+    if isinstance(doc, yamllines.View):
+        return yamllines.walk(doc, loc)
     line = doc.lc.line + 1 if isinstance(doc, CommentedMap | CommentedSeq) and doc.lc.line is not None else 1
     node, kept = doc, []
     for index, part in enumerate(loc):
