@@ -17,7 +17,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -28,6 +27,8 @@ from rotator.config_parts import (
     ProviderSettings,
     StoreSettings,
     Strict,
+    check_http_url,
+    host_name_ok,
     plain_http,
 )
 from rotator.durations import PositiveDuration
@@ -89,7 +90,15 @@ class StateSettings(Strict):
             ) from None
         if url.port is not None and not 0 < url.port < 65536:
             raise ValueError(f"port {url.port} is out of range (1-65535)")
+        if url.host and not url.host.startswith("/") and not host_name_ok(url.host):
+            raise ValueError(f"host {url.host[:80]!r} is not a host name or an IP address")
+        for option, allowed in _LIBPQ_CHOICES.items():
+            given = url.query.get(option)
+            if isinstance(given, str) and given not in allowed:
+                raise ValueError(f"{option}={given[:40]!r}: libpq knows {', '.join(allowed)}")
         database = url.database or ""
+        if url.get_backend_name() == "sqlite" and (not database or database == ":memory:" or "mode=memory" in database):
+            raise ValueError("an in-memory SQLite database: every rotation's state would be lost at exit; name a file")
         if (
             url.get_backend_name() == "sqlite"
             and database
@@ -119,6 +128,15 @@ class StateSettings(Strict):
                 f"the {url.drivername} driver refuses " + (f"the option {bad!r}" if bad else "its arguments")
             ) from None
         return value
+
+
+_LIBPQ_CHOICES = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "channel_binding": ("disable", "prefer", "require"),
+}
+"""Options whose values libpq checks only when it connects: a typo here is found at validate."""
 
 
 class LogSettings(Strict):
@@ -210,8 +228,13 @@ class NotificationTarget(Strict):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-            raise ValueError("a notification url is an http(s) URL with a host")
+        try:
+            check_http_url(value)
+        except ValueError:
+            # what is wrong is not quoted: a notification URL may itself be the secret (Slack's)
+            raise ValueError(
+                "a notification url is an http(s) URL with a host name or address and a port in range"
+            ) from None
         return value
 
     def key(self) -> str:
@@ -339,6 +362,8 @@ def _apply_env(
             if not isinstance(node, dict):
                 raise InputError([f"environment variable {name}: {part} is not a section"])
         node[path[-1]] = _env_value(name, value)
+        if (bad := yamlsource.control_character(node[path[-1]])) is not None:
+            raise InputError([f"environment variable {name}: control character U+{ord(bad):04X}"])
         if overridden is not None:
             overridden[(*keys, path[-1])] = name
     return data

@@ -38,6 +38,8 @@ def check_http_url(value: str) -> str:
         raise ValueError(f"not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http(s) URL with a host")
+    if parts.port == 0:
+        raise ValueError("port 0 is no port to send to")
     if not host_name_ok(parts.hostname):
         raise ValueError(f"host {parts.hostname[:80]!r} is not a host name or an IP address")
     return value
@@ -59,13 +61,15 @@ def host_name_ok(host: str) -> bool:
     return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
-_HOST_PATTERN = re.compile(r"(?:\[[0-9a-fA-F:.*?]+\]|[A-Za-z0-9_.*?-]+)(?::(?:[0-9]{1,5}|\*))?")
+_HOST_PATTERN = re.compile(r"(?:\[[0-9a-fA-F:.*?]+\]|[A-Za-z0-9_.*?-]+)(?::(?P<port>[0-9]{1,5}|\*))?")
 
 
 def check_host_pattern(value: str) -> str:
     """An `allowed_hosts` entry: `host`, `*.domain`, `host:port`, `[v6]:port`; a typo that could
     match no host (a blank, a scheme, a path) is refused rather than silently allowing nothing."""
-    if not _HOST_PATTERN.fullmatch(value):
+    found = _HOST_PATTERN.fullmatch(value)
+    port = found["port"] if found else None
+    if not found or (port is not None and port != "*" and not 0 < int(port) < 65536):
         raise ValueError(
             f"allowed host {value[:80]!r} is not a host pattern (host, *.domain, host:port; no scheme or path)"
         )

@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from rotator.yamlsource import MAX_DEPTH, precheck, too_deep
+from rotator import yamllines
+from rotator.yamlsource import IN_VALUE, MAX_DEPTH, precheck, too_deep
 
 # yaml-rs allocates with mimalloc, which by default keeps what a parse freed for a second and
 # then only as it allocates again: the daemon's one large read at start pinned ~80 MB for good
@@ -116,27 +117,38 @@ def load(text: str, size: int) -> Any:
     """The document of a policy file's text, or Unsure."""
     if not AVAILABLE:
         raise Unsure("libyaml is not available")
-    if "!" in text:  # an explicit tag (or a "!" in a value): ruamel keeps tags the fast reader would drop
-        raise Unsure("a tag")
-    # an escape or a tab can put in a value what the careful reader refuses there; a NUL ends
-    # the text for libyaml and yaml-rs alike (what follows would be dropped unseen)
-    if "\\" in text or "\t" in text or precheck(text) is not None:
-        raise Unsure("escapes, control characters, directives or sizes the careful reader judges")
+    large = size > _COMPOSE_AT_MOST
+    # an explicit tag (or a "!" in a comment or a value): ruamel keeps tags the fast reader would
+    # drop. A small file goes to the careful reader; in a large one (minutes there) a pass over
+    # libyaml's events tells a tag from a "!" in text, and yaml-rs may read a file without tags
+    tagged = "!" in text and (not large or yamllines.has_tag(text))
+    # a tab can put in a value what the careful reader refuses there, and readers differ on tabs
+    # in indentation; a NUL ends the text for libyaml and yaml-rs alike (what follows would be
+    # dropped unseen)
+    if tagged or "\t" in text or precheck(text) is not None:
+        raise Unsure("tags, tabs, control characters, directives or sizes the careful reader judges")
+    # escapes (read alike by yaml-rs and ruamel) may make control characters in a value: a small
+    # file goes to the careful reader, in a large one every value read by yaml-rs is checked
+    escaped = "\\" in text
+    if escaped and not large:
+        raise Unsure("escapes")
     if _deep_blocks(text):
         raise Unsure("block nesting the fast readers could overflow their stacks on")
     if _rust_loads is not None and not _may_alias(text):
         try:
             doc = _rust_loads(text)
         except Exception:
-            if size > _COMPOSE_AT_MOST:
+            if large:
                 # libyaml would build the whole node graph only to find the same fault (18 s and
                 # 900 MB at 20 MB): declined now, the fault is found in one pass over events
                 raise Unsure("yaml-rs refused a large file") from None
         else:
-            if isinstance(doc, dict) and _only_plain_strings(doc, budget=10 * size + 10_000):
+            if isinstance(doc, dict) and _only_plain_strings(doc, budget=10 * size + 10_000, strict=escaped):
                 return doc
-            if size > _COMPOSE_AT_MOST and _has_null(doc):
+            if large and _has_null(doc):
                 raise Unsure("a null in a large file")  # which the careful reader refuses anyway
+    if escaped or "!" in text:
+        raise Unsure("escapes or a '!' libyaml's constructors would read unchecked")
     # libyaml's constructors recurse: flow nesting is bounded before they see it (the Rust reader
     # bounds its own, and the plain-string walk holds its answer to MAX_DEPTH)
     if too_deep(text) is not None:
@@ -196,13 +208,16 @@ def _typed(text: str) -> bool:
     return (not text or text[0] in _TYPED_FIRST) and _TYPED.match(text) is not None
 
 
-def _broken(text: str) -> bool:
-    """A line end read into a value (a block scalar, a quoted value over two lines): policy values
-    hold none, and the careful reader says where."""
+def _broken(text: str, strict: bool = False) -> bool:
+    """A line end read into a value (a block scalar, a quoted value over two lines), or with
+    `strict` any character a value may not hold (an escape can write one): policy values hold
+    none, and the careful reader says where."""
+    if strict:
+        return IN_VALUE.search(text) is not None
     return "\n" in text or "\r" in text
 
 
-def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
+def _only_plain_strings(doc: dict[Any, Any], *, budget: int, strict: bool = False) -> bool:
     """Every key and value a string no reader types otherwise, within the careful reader's limits
     (a container as deep as MAX_DEPTH declines: its values would lie deeper)."""
     keys: set[str] = set()  # a fleet's thousands of entries repeat a handful of keys
@@ -216,7 +231,7 @@ def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
         if isinstance(node, dict):
             for key in node:
                 if key not in keys:
-                    if not isinstance(key, str) or _typed(key) or _broken(key):
+                    if not isinstance(key, str) or _typed(key) or _broken(key, strict):
                         return False
                     keys.add(key)
             children = node.values()
@@ -224,7 +239,7 @@ def _only_plain_strings(doc: dict[Any, Any], *, budget: int) -> bool:
             children = node
         for child in children:  # scalars checked here, not pushed: most of a fleet's values
             if isinstance(child, str):
-                if _typed(child) or _broken(child):
+                if _typed(child) or _broken(child, strict):
                     return False
             elif isinstance(child, dict | list):
                 stack.append((child, depth + 1))

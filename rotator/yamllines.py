@@ -173,12 +173,21 @@ def _place(stack: list[_Frame], event: Any, kind: type, prefixes: set[Loc], at: 
 
 
 def _entry(path: Loc, key: str, prefixes: set[Loc]) -> Loc | None:
-    """A mapping entry's path if it is asked about (a key written `1` may be asked as 1)."""
+    """A mapping entry's path if it is asked about; a key written `1` or `true` is asked about as
+    the value the reader made of it."""
     entry = (*path, key)
     if entry in prefixes:
         return entry
-    numeric = (*path, int(key)) if key.isdigit() and len(key) < 20 else None
-    return numeric if numeric in prefixes else None
+    typed = (*path, _TYPED_KEYS.get(key, key)) if key in _TYPED_KEYS else None
+    if typed is None and len(key) < 20 and key.lstrip("+-").isdigit():
+        typed = (*path, int(key))
+    return typed if typed in prefixes else None
+
+
+_TYPED_KEYS: dict[str, Any] = {
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+}
 
 
 _NULL = re.compile(r"~|null|Null|NULL|")
@@ -233,9 +242,28 @@ def structure_problems(path: Path) -> list[str]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problems.append(f"{path}:{1 if mark is None else mark.line + 1}: {(exc.problem or str(exc)).strip()}")
+    except yaml.YAMLError:
+        return []  # what libyaml's reader refuses (a control character) the careful reader's pre-check names
     finally:
         loader.dispose()
     return problems
+
+
+def has_tag(text: str) -> bool:
+    """Whether any node carries an explicit tag (or the text cannot be read to tell: True)."""
+    loader = yaml.CSafeLoader(text)
+    try:
+        while True:
+            event: Any = loader.get_event()
+            kind = type(event)
+            if kind is yaml.StreamEndEvent:
+                return False
+            if getattr(event, "tag", None) is not None and kind is not yaml.AliasEvent:
+                return True
+    except yaml.YAMLError:
+        return True
+    finally:
+        loader.dispose()
 
 
 def _judge(path: Path, top: _Open, scalar: str | None, null: bool, line: int) -> list[str]:

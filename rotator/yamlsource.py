@@ -40,7 +40,7 @@ FORBIDDEN = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_ANYWHERE}]")
 Unicode's line and paragraph separators (a line end to some readers, not to others: a key could
 hide behind one), bidirectional overrides (text that displays otherwise than it reads), U+FEFF
 past the start, and non-characters."""
-_IN_VALUE = re.compile(f"[\x00-\x1f{_ANYWHERE}]")
+IN_VALUE = re.compile(f"[\x00-\x1f{_ANYWHERE}]")
 """What a value may not hold once escapes are read (`"\\e[31m"`); line ends and tabs only where
 `multiline` allows them (rotator.yaml's commands may carry a script)."""
 _IN_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f{_ANYWHERE}]")
@@ -96,9 +96,31 @@ def precheck(text: str) -> tuple[int, str] | None:
         return _line_at(text, start), f"a line longer than {MAX_LINE // 1024} KiB; refusing it unread"
     if (start := _long_number(text)) is not None:
         return _line_at(text, start), f"a number longer than {MAX_DIGITS} digits; refusing it unread"
-    if text.startswith("%") or "\n%" in text:
-        directive = 0 if text.startswith("%") else text.index("\n%") + 1
-        return _line_at(text, directive), "a YAML directive (%YAML, %TAG): rotator files use none"
+    if "\r" in text and (lone := _LONE_CR.search(text)) is not None:
+        return _line_at(text, lone.start()), "a carriage return without a line feed; save the file with \\n line ends"
+    if "%" in text and (directive := _DIRECTIVE.search(text)) is not None:
+        return _line_at(text, directive.end()), "a YAML directive (%YAML, %TAG): rotator files use none"
+    return None
+
+
+_LONE_CR = re.compile("\r(?!\n)")
+_DIRECTIVE = re.compile("(?:\\A\ufeff?|\n)%")
+
+
+def control_character(value: Any) -> str | None:
+    """The first character rotator.yaml could not hold in a value set from the environment (a
+    string, or the keys and values of JSON), or None."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if (bad := _IN_MULTILINE.search(node)) is not None:
+                return bad.group()
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return None
 
 
@@ -219,7 +241,7 @@ def too_deep(text: str) -> int | None:
 def _check_shape(doc: Any, path: Path, *, budget: int, multiline: bool = False) -> None:
     """Walk the document as a consumer would see it (aliases expanded), within `budget` values."""
     problems: set[tuple[int, str]] = set()
-    forbidden = _IN_MULTILINE if multiline else _IN_VALUE
+    forbidden = _IN_MULTILINE if multiline else IN_VALUE
 
     def text_at(line: int, value: Any) -> None:
         if isinstance(value, str) and (bad := forbidden.search(value)) is not None:

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,12 @@ def test_plan_changes_nothing_and_is_stable(
 ) -> None:
     fleet = build_fleet(tmp_path, sandboxes, aws_url, sm, 4)
     policy = tmp_path / "policies" / "fleet.yaml"
-    policy.write_text(
-        policy.read_text().replace("max_age: 90d,", "max_age: 90d, jitter: 6h, window: 'Mon-Fri 02:00-05:00 UTC',")
-    )
+    # a window that opens hours after the secrets fall due (at this time of day, 90 days on): a due
+    # date inside the window would start at once (a passed slot), and the test would pass or fail
+    # by the hour it runs at
+    opens = (datetime.now(UTC).hour + 6) % 24
+    window = f"Mon-Sun {opens:02d}:00-{(opens + 3) % 24:02d}:00 UTC"
+    policy.write_text(policy.read_text().replace("max_age: 90d,", f"max_age: 90d, jitter: 6h, window: '{window}',"))
     first, second = (json.loads(fleet.cli("plan", "--json").stdout) for _ in range(2))
     starts = [s["next_start"] for s in first["secrets"]]
     assert starts == [s["next_start"] for s in second["secrets"]]

@@ -134,3 +134,43 @@ def test_a_large_file_with_a_duplicate_key_is_reported_without_the_careful_reade
         f'{tmp_path / "p.yaml"}:{line}: found duplicate key "name" with value "again" (original value: "s6000") '
         "(each key may appear once)"
     ]
+
+
+def _fleet(n: int = 16_000) -> str:
+    entries = "".join(
+        f"  - name: s{i}\n    provider: bw\n    store: {{aws: {{secret_id: prod/s{i}}}}}\n    policy: q\n"
+        for i in range(n)
+    )
+    return "policies:\n  q: {max_age: 90d}\nsecrets:\n" + entries
+
+
+def test_a_large_file_with_a_bang_in_a_comment_is_read_fast(tmp_path: Path) -> None:
+    """A "!" that is no tag (a comment, a quoted value) used to send a large file to the careful
+    reader: minutes at 6 MB."""
+    text = "# rotate often!\n" + _fleet().replace("name: s7\n", 'name: s7\n    access: ["hey!@example.com"]\n')
+    assert len(text) > yamllines.BIG
+    doc = yamlfast.load(text, len(text))
+    assert doc["secrets"][7]["access"] == ["hey!@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "fragment"),
+    [
+        ('    access: ["a\\x01b"]\n', "control character U+0001"),
+        ('    access: ["a\\u2028b"]\n', "control character U+2028"),
+        ("    access: [a\x01b]\n", "control character U+0001"),
+        ("    true: x\n", "Keys should be strings"),
+        ("    access: !x [a]\n", "explicit YAML tag"),
+    ],
+    ids=["escaped control character", "escaped line separator", "raw control character", "boolean key", "tag"],
+)
+def test_a_fault_in_a_large_file_is_named_at_its_line(tmp_path: Path, fault: str, fragment: str) -> None:
+    text = _fleet().replace("name: s9000\n    provider: bw\n", "name: s9000\n    provider: bw\n" + fault)
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(InputError) as exc:
+        policies.load_dir(tmp_path, SETTINGS)
+    line = text.splitlines().index(fault.rstrip("\n")) + 1
+    assert any(p.startswith(f"{tmp_path / 'p.yaml'}:{line}:") and fragment in p for p in exc.value.problems), (
+        line,
+        exc.value.problems[:3],
+    )
