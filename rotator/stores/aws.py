@@ -162,9 +162,15 @@ class AwsSecretsManager(Store):
                 found.update(super().read_current_many(chunk))
                 continue
             asked = set(chunk)
+            unsure: list[str] = []
             for item in answer.get("SecretValues", []) if answer else []:
                 location = item.get("Name") if item.get("Name") in asked else item.get("ARN")
                 if location not in asked or "SecretString" not in item:
+                    continue
+                if CURRENT not in item.get("VersionStages", []):
+                    # AWS answers with the AWSCURRENT version; a server that answered with another
+                    # (moto, after the label moved) would make a rotated secret look never rotated
+                    unsure.append(location)
                     continue
                 try:
                     value = StoredValue.from_json(item["SecretString"], where=location)
@@ -175,6 +181,8 @@ class AwsSecretsManager(Store):
             for error in answer.get("Errors", []) if answer else []:
                 if error.get("ErrorCode") == "ResourceNotFoundException" and error.get("SecretId") in asked:
                     found[error["SecretId"]] = None
+            if unsure:
+                found.update(super().read_current_many(unsure))
         return found
 
     def read_version(self, *, location: str, version_id: str) -> StoredValue | None:

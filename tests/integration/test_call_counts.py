@@ -100,3 +100,24 @@ def test_discovering_a_fleet_reads_twenty_secrets_a_call(aws_url: str, sm: Any) 
     assert found[missing] is None and len(found) == 46
     assert all((v := found[n]) is not None and v.value.key_id == f"k{i}" for i, n in enumerate(names))
     assert found[names[3]] is not None and found[names[3]].value.rotated_at == "2026-01-04T00:00:00Z"
+
+
+def test_discovery_reads_the_version_labelled_current(aws_url: str, sm: Any) -> None:
+    """A batch answer is taken only for the version labelled AWSCURRENT: moto's batch read returns
+    a secret's first version, and a stale rotated_at made every secret look never rotated after a
+    lost state database (all rotated at once)."""
+    import json
+    import uuid
+
+    store = AwsSecretsManager(region="us-east-1", endpoint_url=aws_url)
+    name = f"test/fleet-{uuid.uuid4().hex[:8]}/app"
+    old = {"api_key": "old", "key_id": "k-old", "rotated_at": "2026-01-01T00:00:00Z"}
+    new = {"api_key": "new", "key_id": "k-new", "rotated_at": "2026-11-30T00:00:00Z"}
+    first = sm.create_secret(Name=name, SecretString=json.dumps(old))["VersionId"]
+    # promoted as rotator promotes: the new version written pending, then the label moved to it
+    second = sm.put_secret_value(SecretId=name, SecretString=json.dumps(new), VersionStages=["AWSPENDING"])
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=second["VersionId"], RemoveFromVersionId=first
+    )
+    found = store.read_current_many([name])[name]
+    assert found is not None and found.value.key_id == "k-new" and found.value.rotated_at == "2026-11-30T00:00:00Z"
