@@ -7,8 +7,12 @@
 --                    (only a table's owner can do those).
 --
 -- Passwords are set apart (ALTER ROLE … PASSWORD, or certificate auth); never in this file.
--- Run the migrations as rotator_owner first (`ROTATOR_STATE__URL=…rotator_owner… rotator db upgrade`),
--- then this file's GRANTs; repeat the GRANTs after an upgrade that adds a table.
+-- In order:
+--   1. as a superuser: the DO block below (the roles), then
+--      CREATE DATABASE rotator OWNER rotator_owner;
+--   2. the migrations, as rotator_owner: ROTATOR_STATE__URL=postgresql+psycopg://rotator_owner@…/rotator rotator db upgrade
+--   3. connected to that database as rotator_owner: this whole file again, for the GRANTs.
+-- Repeat step 3 after an upgrade that adds a table.
 
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rotator_owner') THEN CREATE ROLE rotator_owner LOGIN; END IF;
@@ -18,5 +22,6 @@ END $$;
 GRANT USAGE ON SCHEMA public TO rotator_runtime;
 GRANT SELECT ON alembic_version TO rotator_runtime;
 GRANT SELECT, INSERT, UPDATE, DELETE ON rotations, step_progress, leases TO rotator_runtime;
+GRANT SELECT, INSERT, UPDATE, DELETE ON notification_outbox, leftover_keys TO rotator_runtime;
 GRANT SELECT, INSERT ON audit_events TO rotator_runtime;
-GRANT USAGE ON SEQUENCE audit_events_id_seq TO rotator_runtime;
+GRANT USAGE ON SEQUENCE audit_events_id_seq, notification_outbox_id_seq, leftover_keys_id_seq TO rotator_runtime;

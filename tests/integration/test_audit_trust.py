@@ -64,6 +64,30 @@ def test_the_runtime_role_appends_but_cannot_rewrite_the_audit(two_roles: tuple[
     runtime.close()
 
 
+def test_the_runtime_role_may_do_all_rotator_does_to_every_table(two_roles: tuple[str, str]) -> None:
+    """roles.sql granted nothing on leftover_keys and notification_outbox: `status` and `reconcile`
+    died with "permission denied" as the runtime role, and a notification failed its rotation."""
+    from rotator.state.schema import Base
+
+    owner = sqlalchemy.create_engine(two_roles[0])
+    with owner.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            wanted = ("SELECT", "INSERT") if table.name == "audit_events" else ("SELECT", "INSERT", "UPDATE", "DELETE")
+            for privilege in wanted:
+                granted = conn.execute(
+                    text("SELECT has_table_privilege('rotator_runtime', :t, :p)"), {"t": table.name, "p": privilege}
+                ).scalar()
+                assert granted, f"rotator_runtime lacks {privilege} on {table.name}"
+            for column in table.columns:
+                if column.autoincrement is True:
+                    sequence = f"{table.name}_{column.name}_seq"
+                    usage = conn.execute(
+                        text("SELECT has_sequence_privilege('rotator_runtime', :s, 'USAGE')"), {"s": sequence}
+                    ).scalar()
+                    assert usage, f"rotator_runtime lacks USAGE on {sequence}"
+    owner.dispose()
+
+
 def test_even_the_owner_cannot_truncate_the_audit(two_roles: tuple[str, str]) -> None:
     owner = StateDB(two_roles[0])
     owner.audit(None, secret="s", actor="t", event="something")
