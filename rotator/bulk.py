@@ -31,19 +31,42 @@ class Outcome:
     note: str
 
 
+def everyone(app: App) -> set[str]:
+    """Every person named in a policy file: in a secret's `access` or in a people group."""
+    named = {entry for spec in app.policies.secrets.values() for entry in spec.access if not entry.startswith("team:")}
+    groups = [app.policies.teams, *app.policies.team_groups.values()]
+    return named | {member for found in groups for members in found.values() for member in members}
+
+
+def who_is(app: App, person: str) -> set[str]:
+    """The people `person` stands for, as policy files write them: the same address in any case,
+    or, given no `@`, every address whose part before the `@` it is (`alice` for alice@example.com)."""
+    wanted = person.casefold()
+    return {
+        known
+        for known in everyone(app)
+        if known.casefold() == wanted or ("@" not in wanted and known.casefold().split("@", 1)[0] == wanted)
+    }
+
+
 def people_of(app: App, person: str) -> list[str]:
-    """Secrets whose `access` names `person`, directly or through a team."""
+    """Secrets whose `access` names `person` (see who_is), directly or through a team."""
+    people = {p.casefold() for p in who_is(app, person)}
     # people groups belong to a team's files: another team's group of the same name is not this one
     memberships: dict[int, set[str]] = {}
 
     def groups(name: str) -> set[str]:
         found = app.policies.groups_of(name)
         if id(found) not in memberships:
-            memberships[id(found)] = {f"team:{group}" for group, members in found.items() if person in members}
+            memberships[id(found)] = {
+                f"team:{group}" for group, members in found.items() if people & {m.casefold() for m in members}
+            }
         return memberships[id(found)]
 
     return sorted(
-        name for name, spec in app.policies.secrets.items() if person in spec.access or groups(name) & set(spec.access)
+        name
+        for name, spec in app.policies.secrets.items()
+        if people & {a.casefold() for a in spec.access} or groups(name) & set(spec.access)
     )
 
 

@@ -234,6 +234,8 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     from rotator.views import status_rows
 
     app = _load(ctx)
+    if secret is not None:
+        app.policies.secret(secret)  # an unknown name is bad input (exit 2), not an empty table
     rows = status_rows(app, secret)
     if as_json:
         click.echo(json.dumps({"secrets": rows}, indent=2))
@@ -293,10 +295,21 @@ def _read_hidden(prompt: str) -> str:
     return str(raw).strip()
 
 
+SHORTEST_ID = 4
+"""The fewest characters of a rotation id a command takes (commands print eight)."""
+
+
 def _find(ctx: click.Context, app: App, rotation_id: str) -> Rotation:
+    """A rotation by its id or a unique prefix of it (`[ff03204a]` as printed)."""
     rotation = app.db.find(rotation_id)
+    if rotation is None and len(rotation_id) >= SHORTEST_ID:
+        ids = app.db.ids_starting(rotation_id)
+        if len(ids) > 1:
+            click.echo(f"{rotation_id!r} starts several rotation ids ({', '.join(ids)}…); give more of it", err=True)
+            ctx.exit(Exit.INPUT)
+        rotation = app.db.find(ids[0]) if ids else None
     if rotation is None:
-        click.echo(f"no rotation with id {rotation_id!r}", err=True)
+        click.echo(f"no rotation with id {rotation_id!r} (`rotator status` lists those in flight)", err=True)
         ctx.exit(Exit.INPUT)
     assert rotation is not None
     return rotation
@@ -690,12 +703,20 @@ def offboard(
       rotator offboard alice --dry-run
       rotator offboard alice --reason "left 2026-12-01" --json > offboarding.json
     """
-    from rotator.bulk import people_of
+    import difflib
+
+    from rotator.bulk import everyone, people_of, who_is
 
     app = _load(ctx)
+    people = who_is(app, person)
+    if len(people) > 1:
+        click.echo(f"{person} could be {', '.join(sorted(people))}; give the whole address", err=True)
+        ctx.exit(Exit.INPUT)
     chosen = people_of(app, person)
     if not chosen:
-        click.echo(f"no secret names {person} in its access (directly or through a team)", err=True)
+        near = difflib.get_close_matches(person.casefold(), sorted(p.casefold() for p in everyone(app)), n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        click.echo(f"no secret names {person} in its access (directly or through a team){hint}", err=True)
         ctx.exit(Exit.INPUT)
     if dry_run:
         _dry_run(app, chosen, None, as_json=as_json)
@@ -730,6 +751,8 @@ def history(ctx: click.Context, secret: str, as_json: bool) -> None:
     """
     app = _load(ctx)
     events = app.db.events(secret=secret)
+    if not events:
+        app.policies.secret(secret)  # a secret no policy names and nothing recorded: a typo (exit 2)
     if as_json:
         rows = [
             {

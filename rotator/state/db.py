@@ -6,6 +6,7 @@ Each method is one short transaction: nothing holds a connection while a rotatio
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -411,6 +412,14 @@ class StateDB:
     def find(self, rotation_id: str) -> Rotation | None:
         with self._tx() as conn:
             return self._read(conn, rotation_id)
+
+    def ids_starting(self, prefix: str, limit: int = 3) -> list[str]:
+        """Rotation ids that begin with `prefix` (the short ids commands print), at most `limit`."""
+        if not re.fullmatch(r"[0-9a-fA-F-]{1,36}", prefix):
+            return []
+        with self._tx() as conn:
+            found = conn.execute(select(_ROTATIONS.c.id).where(_ROTATIONS.c.id.startswith(prefix.lower())).limit(limit))
+            return [row.id for row in found]
 
     @staticmethod
     def _read(conn: Connection, rotation_id: str) -> Rotation | None:

@@ -3,6 +3,7 @@ no `None` in messages, offboarding's dry run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,35 @@ def test_every_json_option_says_what_it_prints(world: World) -> None:
     for command in ("status", "plan", "history", "validate", "check", "reconcile", "incident", "offboard"):
         shown = world.cli(command, "--help").stdout
         assert "--json" in shown and "one JSON document on stdout" in shown, command
+
+
+def test_a_misspelt_secret_is_bad_input_for_status_and_history(world: World) -> None:
+    for command in ("status", "history"):
+        typo = world.cli(command, world.name[:-1])
+        assert typo.returncode == 2 and f"unknown secret {world.name[:-1]!r}" in typo.stderr, (command, typo.stderr)
+        assert world.name in typo.stderr  # the close name is offered
+
+
+def test_a_printed_short_id_names_its_rotation(world: World) -> None:
+    """Commands print `[ff03204a]`; release, abort and supply take it (or any unique prefix)."""
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 1h"))
+    first = world.cli("rotate", world.name, "--detach")
+    assert first.returncode == 3, first.stdout
+    rotation = json.loads(world.cli("status", world.name, "--json").stdout)["secrets"][0]["rotation"]["id"]
+    aborted = world.cli("abort", rotation[:8], "--reason", "test")
+    assert aborted.returncode != 2 and "no rotation" not in aborted.stderr, aborted.stderr
+    assert "aborted" in world.cli("history", world.name).stdout
+    unknown = world.cli("abort", "0000", "--reason", "test")
+    assert unknown.returncode == 2 and "no rotation with id '0000'" in unknown.stderr
+
+
+@pytest.mark.parametrize("person", ["alice", "Alice@Example.com", "ALICE"])
+def test_offboard_finds_a_person_however_written(world: World, person: str) -> None:
+    dry = world.cli("offboard", person, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.split() == [world.name], dry.stderr
+
+
+def test_offboard_suggests_a_close_name(world: World) -> None:
+    typo = world.cli("offboard", "alcie@example.com", "--dry-run")
+    assert typo.returncode == 2 and "did you mean alice@example.com" in typo.stderr, typo.stderr
