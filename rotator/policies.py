@@ -92,7 +92,9 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
             return _load_files(files, settings, fast=True)
     except _FastProblems as exc:
         if sum(path.stat().st_size for path in files) > yamllines.BIG:
-            raise InputError(yamllines.resolve(exc.problems, exc.lines)) from None
+            located = yamllines.resolve(exc.problems, exc.lines)
+            if located is not None:
+                raise InputError(located) from None
     except yamlfast.Unsure:
         if sum(path.stat().st_size for path in files) > yamllines.BIG:
             # what the careful reader's pre-check refuses, it refuses at once: no events pass for it
@@ -100,7 +102,7 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
                 problem
                 for path in files
                 if yamlsource.precheck(path.read_text(encoding="utf-8", errors="replace")) is None
-                for problem in yamllines.structure_problems(path)
+                for problem in yamllines.structure_problems(path, yamlsource.value_problem)
             ]
             if found:
                 raise InputError(found) from None

@@ -44,6 +44,7 @@ except ImportError:  # no wheel for this platform: libyaml alone
     _rust_loads = None
 
 
+_SURROGATE = re.compile(r"\\[uU]0{0,4}[dD][89a-fA-F]")
 _COMPOSE_AT_MOST = 1024 * 1024
 """Past this size a file yaml-rs refuses is not read again by libyaml (see yamllines)."""
 
@@ -118,6 +119,8 @@ def load(text: str, size: int) -> Any:
     if not AVAILABLE:
         raise Unsure("libyaml is not available")
     large = size > _COMPOSE_AT_MOST
+    # the careful reader drops a byte-order mark; yaml-rs would keep it as part of the first key
+    text = text.removeprefix("\ufeff")
     # an explicit tag (or a "!" in a comment or a value): ruamel keeps tags the fast reader would
     # drop. A small file goes to the careful reader; in a large one (minutes there) a pass over
     # libyaml's events tells a tag from a "!" in text, and yaml-rs may read a file without tags
@@ -130,11 +133,12 @@ def load(text: str, size: int) -> Any:
     # escapes (read alike by yaml-rs and ruamel) may make control characters in a value: a small
     # file goes to the careful reader, in a large one every value read by yaml-rs is checked
     escaped = "\\" in text
-    if escaped and not large:
+    if escaped and (not large or _SURROGATE.search(text) is not None):
+        # yaml-rs joins an escaped surrogate pair into one character, ruamel keeps two surrogates
         raise Unsure("escapes")
     if _deep_blocks(text):
         raise Unsure("block nesting the fast readers could overflow their stacks on")
-    if _rust_loads is not None and not _may_alias(text):
+    if _rust_loads is not None and not _may_alias(text) and not _indicator_first(text):
         try:
             doc = _rust_loads(text)
         except Exception:
@@ -174,6 +178,17 @@ def _deep_blocks(text: str) -> bool:
     (a crash, not an error) at some thousands of levels; below these the nesting is at most a few
     hundred levels, and the careful reader judges the rest."""
     return text.startswith(" " * 128) or "\n" + " " * 128 in text or _COMPACT.search(text) is not None
+
+
+_INDICATOR_FIRST = re.compile(r"[\[{,][ \t]*[|>?:]|:[ \t]+[|>]")
+"""A scalar that begins with an indicator where YAML does not let one begin a plain scalar
+(`{|a: b}`, `[>a]`, `[?a]`, `x: |a` in flow): yaml-rs reads it as text, libyaml and ruamel refuse
+it or read it otherwise. The pattern also finds block scalars (`key: |`), which policy values
+never hold."""
+
+
+def _indicator_first(text: str) -> bool:
+    return _INDICATOR_FIRST.search(text) is not None
 
 
 _ALIASES = re.compile(r"(?:^|[\s\[{,])[&*]|<<")

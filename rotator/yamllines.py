@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,16 @@ def walk(view: View, loc: Loc) -> tuple[PendingLine, Loc]:
     return view.lines.line(tuple(reached)), tuple(kept)
 
 
-def resolve(problems: list[str], files: list[Lines]) -> list[str]:
-    """The problems with every placeholder replaced by its line."""
+def resolve(problems: list[str], files: list[Lines]) -> list[str] | None:
+    """The problems with every placeholder replaced by its line; None when libyaml cannot read a
+    file yaml-rs read (an escape it refuses), and the careful reader must say where."""
     found: dict[int, int] = {}
     for lines in files:
         if lines.wanted:
-            found.update(_find(lines))
+            try:
+                found.update(_find(lines))
+            except yaml.YAMLError:
+                return None
     return [_PENDING.sub(lambda m: str(found.get(int(m.group(1)), 1)), problem) for problem in problems]
 
 
@@ -206,11 +211,12 @@ class _Open:
     """The first value of the key just read again, when it was."""
 
 
-def structure_problems(path: Path) -> list[str]:
+def structure_problems(path: Path, text_problem: Callable[[str], str | None] = lambda _: None) -> list[str]:
     """What the careful reader would refuse in a large file the fast reader declined, found in one
     pass over libyaml's events, with the careful reader's words: a syntax error, a duplicate key,
-    an explicit tag, a null value. Empty when none of these is there (the careful reader then
-    reads it, and says the rest)."""
+    an explicit tag, a null value, and a key or value `text_problem` refuses (a control character
+    written as an escape). Empty when none of these is there (the careful reader then reads it,
+    and says the rest)."""
     problems: list[str] = []
     stack: list[_Open] = []
     loader = yaml.CSafeLoader(path.read_text(encoding="utf-8"))
@@ -235,6 +241,8 @@ def structure_problems(path: Path) -> list[str]:
             null = scalar is not None and event.implicit[0] and _NULL.fullmatch(scalar) is not None
             if stack:
                 problems.extend(_judge(path, stack[-1], scalar, null, line))
+            if scalar is not None and (wrong := text_problem(scalar)) is not None:
+                problems.append(f"{path}:{line}: {wrong}")
             if kind is yaml.MappingStartEvent:
                 stack.append(_Open(keys={}))
             elif kind is yaml.SequenceStartEvent:

@@ -34,12 +34,12 @@ MAX_DIGITS = 4000
 """Longest run of digits: Python refuses to convert more than 4,300 to an integer (and libraries
 that do convert them take quadratic time)."""
 
-_ANYWHERE = "\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff"
+_ANYWHERE = "\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff\ufffe\uffff"
 FORBIDDEN = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_ANYWHERE}]")
 """Characters no rotator file holds: control characters (tab and line ends aside), C1 codes,
 Unicode's line and paragraph separators (a line end to some readers, not to others: a key could
-hide behind one), bidirectional overrides (text that displays otherwise than it reads), U+FEFF
-past the start, and non-characters."""
+hide behind one), bidirectional overrides (text that displays otherwise than it reads), surrogates (an escape can
+write one; no UTF-8 holds it), U+FEFF past the start, and non-characters."""
 IN_VALUE = re.compile(f"[\x00-\x1f{_ANYWHERE}]")
 """What a value may not hold once escapes are read (`"\\e[31m"`); line ends and tabs only where
 `multiline` allows them (rotator.yaml's commands may carry a script)."""
@@ -121,6 +121,13 @@ def control_character(value: Any) -> str | None:
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
+    return None
+
+
+def value_problem(value: str) -> str | None:
+    """What a policy file's key or value may not hold, in the careful reader's words."""
+    if (bad := IN_VALUE.search(value)) is not None:
+        return f"control character U+{ord(bad.group()):04X} in {brief(repr(value), 40)}"
     return None
 
 

@@ -64,6 +64,9 @@ POLICY_CASES: list[tuple[str, str | bytes, int, str]] = [
     ("quoted over two lines", POLICY.replace("alice@example.com", '"alice\n\n      @example.com"'), 8, "U+000A"),
     ("line separator", POLICY.replace("alice@example.com]", "alice@example.com]\u2028    owner: x"), 8, "U+2028"),
     ("paragraph separator", POLICY.replace("messages:send", "messages:send\u2029"), 9, "U+2029"),
+    ("indicator first in a flow key", POLICY.replace("{aws: {secret_id", "{|aws: {secret_id"), 6, "cannot start"),
+    ("indicator first in a flow item", POLICY.replace("[messages:send]", "[>messages]"), 9, "cannot start"),
+    ("indicator first in a flow value", POLICY.replace("{secret_id: prod/app}", "{secret_id: |prod}"), 6, ""),
     ("escaped line separator", POLICY.replace("alice@example.com", '"alice\\u2028"'), 8, "U+2028"),
 ]
 

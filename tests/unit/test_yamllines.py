@@ -76,7 +76,7 @@ def test_lines_found_later_are_the_careful_readers(tmp_path: Path, text: str) ->
     path.write_text(text)
     with pytest.raises(policies._FastProblems) as exc:
         policies._load_files([path], SETTINGS, fast=True)
-    assert sorted(yamllines.resolve(exc.value.problems, exc.value.lines)) == sorted(_careful(path))
+    assert sorted(yamllines.resolve(exc.value.problems, exc.value.lines) or []) == sorted(_careful(path))
 
 
 STRUCTURE = {
@@ -144,6 +144,12 @@ def _fleet(n: int = 16_000) -> str:
     return "policies:\n  q: {max_age: 90d}\nsecrets:\n" + entries
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_key(tmp_path: Path) -> None:
+    text = "\ufeff# fleet\n" + _fleet()
+    doc = yamlfast.load(text, len(text.encode()))
+    assert "policies" in doc and len(doc["secrets"]) == 16_000
+
+
 def test_a_large_file_with_a_bang_in_a_comment_is_read_fast(tmp_path: Path) -> None:
     """A "!" that is no tag (a comment, a quoted value) used to send a large file to the careful
     reader: minutes at 6 MB."""
@@ -161,15 +167,27 @@ def test_a_large_file_with_a_bang_in_a_comment_is_read_fast(tmp_path: Path) -> N
         ("    access: [a\x01b]\n", "control character U+0001"),
         ("    true: x\n", "Keys should be strings"),
         ("    access: !x [a]\n", "explicit YAML tag"),
+        ('    access: ["b\\tw"]\n', "control character U+0009"),
+        ('    access: ["a\\ud83d\\ude00"]\n', ""),
+        ("    access:\n      - |\n        two\n        lines\n", "control character U+000A"),
     ],
-    ids=["escaped control character", "escaped line separator", "raw control character", "boolean key", "tag"],
+    ids=[
+        "escaped control character",
+        "escaped line separator",
+        "raw control character",
+        "boolean key",
+        "tag",
+        "escaped tab",
+        "escaped surrogates",
+        "block scalar",
+    ],
 )
 def test_a_fault_in_a_large_file_is_named_at_its_line(tmp_path: Path, fault: str, fragment: str) -> None:
     text = _fleet().replace("name: s9000\n    provider: bw\n", "name: s9000\n    provider: bw\n" + fault)
     (tmp_path / "p.yaml").write_text(text)
     with pytest.raises(InputError) as exc:
         policies.load_dir(tmp_path, SETTINGS)
-    line = text.splitlines().index(fault.rstrip("\n")) + 1
+    line = text.splitlines().index(fault.splitlines()[0]) + 1 + (fault.count("\n") > 1)
     assert any(p.startswith(f"{tmp_path / 'p.yaml'}:{line}:") and fragment in p for p in exc.value.problems), (
         line,
         exc.value.problems[:3],
