@@ -1,0 +1,159 @@
+"""The proof steps at their edges (concepts.md promises 1, 3, 4 and 9): what a provider's 5xx or 429
+means while probing the new key or verifying the old one, and proof before revoke when the record
+no longer matches the store. Each rotation is driven one step at a time (`Engine.advance`), so a
+fault lands on exactly the request the test means, and time is moved by the engine's clock, never
+waited for."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from rotator.app import App
+from rotator.engine.proof import ADOPTED
+from rotator.engine.rotation import Engine
+from rotator.keys import fingerprint, secret
+from rotator.providers.brandwave import PATH
+from rotator.state.schema import Rotation
+from tests.support.world import World
+
+
+def start(world: World) -> tuple[App, Engine, Rotation]:
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="test", actor="test"
+    )
+    return app, app.runner("test").engine, rotation
+
+
+def step_until(engine: Engine, rotation: Rotation, state: str) -> Rotation:
+    for _ in range(20):
+        if rotation.state == state:
+            return rotation
+        rotation = engine.advance(rotation).rotation
+    raise AssertionError(f"never reached {state}; stopped at {rotation.state}")
+
+
+def later(app: App, by: timedelta) -> Callable[[], datetime]:
+    return lambda: app.db.clock() + by
+
+
+def faulted(world: World, kind: str) -> int:
+    return len([r for r in world.requests() if r.get("fault") == kind and r["path"] == PATH])
+
+
+@pytest.mark.parametrize("kind", ["500", "429"])
+def test_promise_1_a_5xx_or_429_on_the_new_key_probe_is_no_refusal(world: World, kind: str) -> None:
+    """Past probe_deadline a *refused* new key rolls the rotation back; a 5xx or a 429 says nothing
+    about the key, so the probe is tried again and the key is kept."""
+    app, engine, rotation = start(world)
+    staged = step_until(engine, rotation, "staged")
+    engine.clock = later(app, app.settings.engine.probe_deadline + timedelta(seconds=1))
+    before = faulted(world, kind)
+    world.faults(rules=[{"kind": kind, "method": "GET", "path": PATH, "times": 4}], retry_after=0)
+    step = engine.advance(staged)
+    assert faulted(world, kind) - before == 4  # every attempt of the probe met the fault
+    assert step.rotation.state == "staged" and step.waiting_until is not None, step.why
+    assert staged.new_key_id in world.live_ids()
+    assert engine.advance(step.rotation).rotation.state == "probed"
+
+
+@pytest.mark.parametrize("kind", ["500", "429"])
+def test_promise_4_a_5xx_or_429_while_verifying_never_counts_as_refused(
+    world: World, brandwave: str, kind: str
+) -> None:
+    """The old key is still accepted (the provider forgets it slowly); a 5xx or 429 on its probe is
+    not the 401 that completes the rotation."""
+    httpx.post(f"{brandwave}/_sandbox/config", json={"revocation_delay": 60}).raise_for_status()
+    app, engine, rotation = start(world)
+    verifying = step_until(engine, rotation, "verifying")
+    world.faults(rules=[{"kind": kind, "method": "GET", "path": PATH, "times": 4}], retry_after=0)
+    step = engine.advance(verifying)
+    assert step.rotation.state == "verifying" and step.rotation.finished_at is None, step.why
+    assert "rotation.completed" not in [e.event for e in app.db.events(rotation_id=rotation.id)]
+
+
+def test_promise_4_retry_after_sets_the_delay_of_the_next_attempt(world: World, brandwave: str) -> None:
+    """A 429 whose Retry-After (30 s) is beyond the client's cap goes back to the engine, which
+    looks again no sooner than asked (a backoff of its own would be 0.1 s here)."""
+    httpx.post(f"{brandwave}/_sandbox/config", json={"revocation_delay": 60}).raise_for_status()
+    app, engine, rotation = start(world)
+    verifying = step_until(engine, rotation, "verifying")
+    world.faults(rules=[{"kind": "429", "method": "GET", "path": PATH}], retry_after=30)
+    step = engine.advance(verifying)
+    assert step.waiting_until is not None
+    assert (step.waiting_until - app.db.clock()).total_seconds() >= 29, step.why
+    assert app.db.get(rotation.id).next_attempt_at >= step.waiting_until - timedelta(seconds=1)
+
+
+def _forget_proof(app: App, rotation: Rotation) -> Rotation:
+    """As a database from before proofs existed left it: a rotation in flight with no recorded proof."""
+    with app.db.engine.begin() as conn:
+        conn.execute(text("UPDATE rotations SET old_key_proof = NULL WHERE id = :id"), {"id": rotation.id})
+    return app.db.get(rotation.id)
+
+
+def test_promise_9_the_late_proof_is_made_before_revoking(world: World) -> None:
+    """A rotation with no recorded proof proves its old key at the revoke step, then revokes it."""
+    app, engine, rotation = start(world)
+    revoking = _forget_proof(app, step_until(engine, rotation, "revoking"))
+    assert revoking.old_key_proof is None
+    done = step_until(engine, revoking, "completed")
+    assert done.old_key_proof and "brandwave" in done.old_key_proof
+    events = [e.event for e in app.db.events(rotation_id=rotation.id)]
+    assert events.index("old_key.proven") < events.index("key.revoked")
+
+
+def test_promise_9_no_revoke_when_the_late_proof_fails(world: World, brandwave: str) -> None:
+    """The late proof cannot be made (the stored old key is refused, so nothing shows it is
+    `key_id`): nothing is revoked, and the rotation is held, not rolled back."""
+    app, engine, rotation = start(world)
+    revoking = _forget_proof(app, step_until(engine, rotation, "revoking"))
+    httpx.post(f"{brandwave}/_sandbox/keys/{world.first['id']}/revoke").raise_for_status()
+    step = engine.advance(revoking)
+    assert step.held and step.rotation.state == "revoking"
+    assert not [r for r in world.requests() if r["method"] == "DELETE" and world.first["id"] in r["path"]]
+    assert "old_key.proven" not in [e.event for e in app.db.events(rotation_id=rotation.id)]
+
+
+def test_promise_9_an_adoption_of_another_fingerprint_proves_nothing(world: World, brandwave: str) -> None:
+    """An operator adopted key_id with the key stored then; the store now pairs that key_id with
+    another user's key. The adoption does not cover it, the provider shows nothing, so the rotation
+    fails before any create and the adopted key is left alone."""
+    app, engine, rotation = start(world)
+    app.db.audit(
+        None,
+        secret=world.name,
+        actor="operator",
+        event=ADOPTED,
+        detail={"key_id": world.first["id"], "fingerprint": fingerprint(secret(world.first["token"]))},
+    )
+    other = httpx.post(
+        f"{brandwave}/_sandbox/keys", json={"name": f"other-{world.name}", "account": f"acct-{uuid.uuid4().hex[:8]}"}
+    ).json()
+    value = {**world.current(), "api_key": other["secret"]}
+    world.sm.put_secret_value(SecretId=world.secret_id, SecretString=json.dumps(value))
+    done = step_until(engine, rotation, "failed")
+    assert "key_id" in (done.failed_reason or "") or "not" in (done.failed_reason or ""), done.failed_reason
+    assert done.new_key_id is None and done.create_started_at is None
+    assert world.probe(world.first["token"]) == 200
+
+
+def test_promise_9_an_adoption_of_the_stored_key_proves_it(world: World) -> None:
+    """The same adoption, with the store unchanged, is the proof the rotation records."""
+    app, engine, rotation = start(world)
+    app.db.audit(
+        None,
+        secret=world.name,
+        actor="operator",
+        event=ADOPTED,
+        detail={"key_id": world.first["id"], "fingerprint": fingerprint(secret(world.first["token"]))},
+    )
+    creating = step_until(engine, rotation, "creating")
+    assert creating.old_key_proof == "adopted by operator"
