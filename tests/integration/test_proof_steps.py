@@ -157,3 +157,20 @@ def test_promise_9_an_adoption_of_the_stored_key_proves_it(world: World) -> None
     )
     creating = step_until(engine, rotation, "creating")
     assert creating.old_key_proof == "adopted by operator"
+
+
+def test_promise_1_an_abort_before_promotion_rolls_back_and_one_after_the_end_is_refused(world: World) -> None:
+    """Aborted with its new key staged: the new key is revoked, the old one stays current and
+    working; an ended rotation cannot be aborted again."""
+    from rotator.engine import interventions
+    from rotator.errors import RotationError
+
+    _, engine, rotation = start(world)
+    staged = step_until(engine, rotation, "staged")
+    rolling = interventions.abort(engine, staged, why="wrong secret")
+    assert rolling.state == "rolling_back" and "aborted by" in (rolling.failed_reason or "")
+    failed = step_until(engine, rolling, "failed")
+    assert world.current()["key_id"] == world.first["id"] and world.probe(world.first["token"]) == 200
+    assert world.live_ids() == {world.first["id"]} and not world.pending_left()
+    with pytest.raises(RotationError, match="already ended"):
+        interventions.abort(engine, failed, why="again")
