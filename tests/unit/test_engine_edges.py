@@ -78,3 +78,24 @@ def test_promise_3_a_confirm_answer_names_the_fingerprint_exactly(answer: str, c
 
 def test_promise_3_an_empty_fingerprint_is_never_confirmed() -> None:
     assert not confirms("", "") and not confirms('{"fingerprint": ""}', "")
+
+
+def test_promise_6_no_wait_on_postgresql_outlasts_the_lease() -> None:
+    """concepts.md: lock_timeout a third of engine.lease_ttl, statement_timeout a half,
+    idle_in_transaction_session_timeout a quarter; keepalives and tcp_user_timeout within a quarter."""
+    from rotator.state.bounds import connect_args
+
+    args = connect_args(timedelta(minutes=2))
+    assert args["options"] == (
+        "-c idle_in_transaction_session_timeout=30000 -c lock_timeout=40000 -c statement_timeout=60000"
+    )
+    assert args["connect_timeout"] == 30 and args["tcp_user_timeout"] == 30000
+    assert (args["keepalives"], args["keepalives_idle"], args["keepalives_interval"], args["keepalives_count"]) == (
+        1,
+        15,
+        7,
+        3,
+    )
+    short = connect_args(timedelta(seconds=1))  # never below what a round trip needs
+    assert "lock_timeout=333" in short["options"] and short["connect_timeout"] == 2
+    assert short["keepalives_idle"] == 1 and short["keepalives_interval"] == 1 and short["tcp_user_timeout"] == 250
