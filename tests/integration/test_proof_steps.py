@@ -174,3 +174,29 @@ def test_promise_1_an_abort_before_promotion_rolls_back_and_one_after_the_end_is
     assert world.live_ids() == {world.first["id"]} and not world.pending_left()
     with pytest.raises(RotationError, match="already ended"):
         interventions.abort(engine, failed, why="again")
+
+
+def test_promise_6_the_daemons_claim_advances_a_due_rotation_under_its_lease_and_lets_go(world: World) -> None:
+    """Runner.advance_next, the daemon's turn: it claims the due rotation, runs its steps under the
+    lease (told as each begins and ends), lets the lease go, and keeps a finished one out of `handled`."""
+    app = world.app()
+    runner = app.runner("daemon")
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="test", actor="test"
+    )
+    begun: list[str] = []
+    ended: list[str] = []
+    handled: set[str] = set()
+    due_by = app.db.clock() + timedelta(seconds=1)
+    done = runner.advance_next(
+        due_by=due_by,
+        urgent=["manual"],
+        handled=handled,
+        on_begin=lambda r: begun.append(r.state),
+        on_step=lambda s: ended.append(s.step),
+    )
+    assert done is not None and done.id == rotation.id and done.state == "completed"
+    assert begun[0] == "requested" and begun == ended and "revoking" in begun
+    assert handled == set()  # finished: not passed over, simply gone
+    assert runner.advance_next(due_by=due_by, handled=handled) is None
+    app.db.acquire_lease(world.name, "otherhost:1:abcd", app.settings.engine.lease_ttl)  # let go: free to take
