@@ -200,3 +200,28 @@ def test_promise_6_the_daemons_claim_advances_a_due_rotation_under_its_lease_and
     assert handled == set()  # finished: not passed over, simply gone
     assert runner.advance_next(due_by=due_by, handled=handled) is None
     app.db.acquire_lease(world.name, "otherhost:1:abcd", app.settings.engine.lease_ttl)  # let go: free to take
+
+
+def test_promise_2_a_rollback_that_cannot_revoke_the_new_key_ends_failed_and_says_what_it_left(world: World) -> None:
+    """The provider keeps failing the new key's revocation (5xx) past step_deadline: the rotation
+    ends failed, the old key current, and records the new key as left alive (`rotator reconcile`
+    and `leftovers` find it) instead of retrying for ever."""
+    from rotator.engine import interventions
+
+    app, engine, rotation = start(world)
+    staged = step_until(engine, rotation, "staged")
+    rolling = interventions.abort(engine, staged, why="test")
+    world.faults(rules=[{"kind": "500", "method": "DELETE", "path": PATH, "times": 50}])
+    first = engine.advance(rolling)
+    assert first.rotation.state == "rolling_back" and first.waiting_until is not None  # temporary: retried
+    engine.clock = later(app, app.settings.engine.step_deadline + timedelta(minutes=1))
+    done = engine.advance(first.rotation).rotation
+    assert done.state == "failed" and done.finished_at is not None
+    assert "rollback incomplete" in (done.failed_reason or "") and "aborted by" in (done.failed_reason or "")
+    assert world.current()["key_id"] == world.first["id"]
+    left = app.db.leftovers(world.name)
+    assert [(k.key_id, k.fingerprint) for k in left] == [(staged.new_key_id, staged.new_fingerprint)]
+    failed = [e for e in app.db.events(rotation_id=rotation.id) if e.event == "rotation.failed"]
+    assert (
+        len(failed) == 1 and failed[0].detail["new_key_id"] == staged.new_key_id and failed[0].detail["cleanup_error"]
+    )
