@@ -225,3 +225,20 @@ def test_promise_2_a_rollback_that_cannot_revoke_the_new_key_ends_failed_and_say
     assert (
         len(failed) == 1 and failed[0].detail["new_key_id"] == staged.new_key_id and failed[0].detail["cleanup_error"]
     )
+
+
+def test_promise_4_an_old_key_accepted_past_verify_deadline_holds_the_rotation_and_is_probed_again(
+    world: World, brandwave: str
+) -> None:
+    """Past engine.verify_deadline the rotation is held (never completed) and keeps probing every
+    verify_interval, not at the slower hold_interval."""
+    httpx.post(f"{brandwave}/_sandbox/config", json={"revocation_delay": 60}).raise_for_status()
+    app, engine, rotation = start(world)
+    verifying = step_until(engine, rotation, "verifying")
+    engine.clock = later(app, app.settings.engine.verify_deadline + timedelta(seconds=1))
+    step = engine.advance(verifying)
+    assert step.held and step.rotation.state == "verifying" and step.rotation.finished_at is None
+    assert "still accepted" in (step.rotation.held_reason or "")
+    assert step.waiting_until is not None
+    assert step.waiting_until - engine.clock() <= app.settings.engine.verify_interval * 1.2
+    assert app.settings.engine.verify_interval * 1.2 < app.settings.engine.hold_interval
