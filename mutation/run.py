@@ -1,9 +1,13 @@
 """Plant a fixed set of bugs, one at a time, and report which ones the tests fail to catch.
 
-Each mutant is a small textual change to one product file — a broken promise someone could
-plausibly write — with the tests that should notice it. The mutant runs in a throwaway copy
-of the repository, so the working tree is never touched. `make mutation` runs them all;
-`python mutation/run.py NAME…` runs some; `--all-tests` runs the whole suite per mutant.
+Mutation testing proper is mutmut (`make mutation`, mutation/mutate.py). This set keeps the bugs
+mutmut's operators cannot make: SQL text inside strings (`now()` for `clock_timestamp()`), a whole
+statement replaced or skipped, a call replaced by a constructor, modules outside its groups
+(policies.py's messages, log.py's redactor, lifecycle.py). Each mutant is a small textual change to
+one product file — a broken promise someone could plausibly write — with the tests that should
+notice it. The mutant runs in a throwaway copy of the repository, so the working tree is never
+touched. `make mutation-planted` runs them all; `python mutation/run.py NAME…` runs some;
+`--all-tests` runs the whole suite per mutant.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ refused with `file:line` (or the environment variable's name) — no traceback, 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -116,13 +116,15 @@ def test_an_environment_override_is_blamed_on_its_variable(tmp_path: Path) -> No
     ]
 
 
-@pytest.mark.parametrize("case", ["alias bomb", "5000-deep nesting"])
-def test_hostile_config_is_refused_quickly_by_the_command(tmp_path: Path, case: str) -> None:
-    """The command exits 2 in well under two seconds, with the line and no traceback."""
+@pytest.mark.parametrize(("case", "why"), [("alias bomb", "alias bomb"), ("5000-deep nesting", "deep")])
+def test_hostile_config_is_refused_by_the_command(tmp_path: Path, case: str, why: str) -> None:
+    """The command exits 2 with the line and the reason, and no traceback. What keeps it quick is a
+    count, not a clock: the loader stops after a budget of values (an expanded bomb would be a
+    billion) and at a depth; so the test asserts that refusal, which only those bounds give, and
+    never how long the process took (a loaded machine starts Python slowly)."""
     text = {"alias bomb": BOMB, "5000-deep nesting": DEEP}[case]
     path = tmp_path / "rotator.yaml"
     path.write_text(text)
-    started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "rotator", "--config", str(path), "validate", "--offline"],
         capture_output=True,
@@ -131,4 +133,7 @@ def test_hostile_config_is_refused_quickly_by_the_command(tmp_path: Path, case: 
         env={**os.environ},
     )
     assert result.returncode == 2 and f"{path}:1:" in result.stderr and "Traceback" not in result.stderr
-    assert time.monotonic() - started < 10  # generous: the bound is the interpreter's start, not the file
+    assert why in result.stderr, result.stderr
+    if case == "alias bomb":  # the budget grows with the file, not with what its aliases expand to
+        budget = re.search(r"more than (\d+) values", result.stderr)
+        assert budget is not None and int(budget.group(1)) <= 10 * len(text.encode()) + 10_000

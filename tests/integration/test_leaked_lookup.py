@@ -1,0 +1,100 @@
+"""Leaked-key lookup for keys of rotations that did not complete (concepts.md promise 4: a key is
+dead only once its revocation was verified): a live key is never reported dead."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+
+from rotator import leaked
+from rotator.app import App
+from rotator.engine import interventions
+from rotator.engine.rotation import Engine
+from rotator.keys import secret
+from rotator.state.schema import Rotation
+from tests.support.world import World
+
+
+def start(world: World) -> tuple[App, Engine, Rotation]:
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="test", actor="test"
+    )
+    return app, app.runner("test").engine, rotation
+
+
+def advance_until(engine: Engine, rotation: Rotation, *states: str) -> Rotation:
+    for _ in range(20):
+        if rotation.state in states:
+            return rotation
+        rotation = engine.advance(rotation).rotation
+    raise AssertionError(f"stopped at {rotation.state}")
+
+
+def pending_key(world: World) -> str:
+    got = world.sm.get_secret_value(SecretId=world.secret_id, VersionStage="AWSPENDING")
+    return str(json.loads(got["SecretString"])["api_key"])
+
+
+def fail(world: World, app: App, engine: Engine, rotation: Rotation) -> tuple[Rotation, str]:
+    """A rotation whose new key the provider refuses past probe_deadline, rolled back; and that key."""
+    staged = advance_until(engine, rotation, "staged")
+    made = pending_key(world)
+    engine.clock = lambda: app.db.clock() + app.settings.engine.probe_deadline + timedelta(seconds=1)
+    failed = advance_until(engine, staged, "failed")
+    engine.clock = app.db.clock
+    return failed, made
+
+
+def test_promise_4_the_old_key_of_a_rotation_aborted_at_the_gate_is_alive(world: World) -> None:
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("cutover: {min_soak: 0s}", "cutover: {min_soak: 1h}"))
+    app, engine, rotation = start(world)
+    at_gate = advance_until(engine, rotation, "cutover_wait")
+    aborted = interventions.abort(engine, at_gate, why="test")
+    assert aborted.state == "failed" and world.probe(world.first["token"]) == 200
+    found = leaked.find(app, secret(world.first["token"]))
+    assert [(m.slot, m.alive) for m in found.matches] == [(leaked.PREVIOUS, True)]
+    assert "still alive" in found.matches[0].describe()
+
+
+def test_promise_4_the_key_a_rolled_back_rotation_kept_is_alive_and_its_new_key_is_not_called_dead(
+    world: World, brandwave: str
+) -> None:
+    httpx.post(f"{brandwave}/_sandbox/config", json={"refuse_new_keys": True}).raise_for_status()
+    app, engine, rotation = start(world)
+    failed, made = fail(world, app, engine, rotation)
+    assert failed.new_fingerprint is not None
+    kept = leaked.find(app, secret(world.first["token"]))
+    assert [(m.slot, m.alive) for m in kept.matches] == [(leaked.CURRENT, True)]
+    assert all(m.alive for m in leaked.find(app, secret(made)).matches)
+
+
+def test_promise_4_a_completed_rotation_after_a_failed_one_proves_the_old_key_dead(
+    world: World, brandwave: str
+) -> None:
+    httpx.post(f"{brandwave}/_sandbox/config", json={"refuse_new_keys": True}).raise_for_status()
+    app, engine, first = start(world)
+    fail(world, app, engine, first)
+    httpx.post(f"{brandwave}/_sandbox/config", json={"refuse_new_keys": False}).raise_for_status()
+    second = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="test", actor="test"
+    )
+    done = advance_until(engine, second, "completed")
+    found = leaked.find(app, secret(world.first["token"]))
+    assert [(m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
+        (leaked.PREVIOUS, False, done.id)
+    ]
+    current = leaked.find(app, secret(world.current()["api_key"]))
+    assert [(m.slot, m.alive) for m in current.matches] == [(leaked.CURRENT, True)]
+
+
+def test_promise_4_the_pending_key_of_a_rotation_in_flight_is_alive(world: World) -> None:
+    app, engine, rotation = start(world)
+    staged = advance_until(engine, rotation, "staged")
+    found = leaked.find(app, secret(pending_key(world)))
+    assert [(m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
+        (leaked.PENDING, True, staged.id)
+    ]

@@ -1,0 +1,110 @@
+"""The operator's part of a rotation, in-process (the e2e tests drive the same through the CLI): what
+rotator asks for, what it checks in a supplied key, and that it completes only once the old key is
+refused (concepts.md promises 1, 3, 4 and 9 for dashboard providers)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from rotator.app import App
+from rotator.engine import interventions
+from rotator.engine.rotation import Engine
+from rotator.errors import KeyRejected, RotationError
+from rotator.keys import fingerprint, secret
+from rotator.state.schema import Rotation
+from tests.support.provider_world import ProviderWorld
+
+
+def start(w: ProviderWorld) -> tuple[App, Engine, Rotation]:
+    app = w.app()
+    rotation = app.db.create_rotation(
+        secret=w.name, provider="p", policy="fast", trigger="manual", reason="test", actor="test"
+    )
+    engine = app.runner("test").engine
+    asked = engine.advance(rotation).rotation
+    return app, engine, asked
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks", "goblue"], indirect=True)
+def test_promise_1_and_3_the_operator_flow_asks_checks_and_completes_once_the_old_key_is_refused(
+    provider_world: ProviderWorld,
+) -> None:
+    w = provider_world
+    app, engine, asked = start(w)
+    assert asked.state == "awaiting_new_key"
+    assert f"rotator-{asked.id}" in (asked.waiting_for or "") and f"rotator supply {asked.id}" in (
+        asked.waiting_for or ""
+    )
+    assert asked.old_identity  # what the old key belongs to, to hold the new key against
+    assert engine.advance(asked).rotation.state == "awaiting_new_key"  # no key yet: it only waits
+
+    made = w.mint(name=f"rotator-{asked.id}")
+    staged = engine.supply(asked, secret(made["secret"]))
+    assert staged.state == "staged" and staged.new_fingerprint == fingerprint(made["secret"])
+    assert w.current()["api_key"] == w.first["secret"]  # staged, not current until probed and promoted
+
+    waiting = staged
+    for _ in range(8):
+        waiting = engine.advance(waiting).rotation
+        if waiting.state == "awaiting_revocation":
+            break
+    assert waiting.state == "awaiting_revocation", waiting.state
+    assert w.current()["api_key"] == made["secret"]
+    assert "completes once the old key is refused" in (waiting.waiting_for or "")
+    again = engine.advance(waiting).rotation
+    assert again.state == "awaiting_revocation" and again.next_attempt_at > app.db.clock()  # old key still works
+
+    w.revoke(w.first["id"])
+    done = engine.advance(again).rotation
+    assert done.state == "completed" and done.finished_at is not None
+    events = [e.event for e in app.db.events(rotation_id=asked.id)]
+    assert events.count("operator.action_needed") == 2 and "key.supplied" in events
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks"], indirect=True)
+def test_promise_9_a_supplied_key_is_checked_before_it_goes_anywhere(provider_world: ProviderWorld) -> None:
+    w = provider_world
+    app, engine, asked = start(w)
+    other_account = w.mint(account=f"acct_{uuid.uuid4().hex[:8]}")
+    revoked = w.mint()
+    w.revoke(revoked["id"])
+    cases = [
+        ("not-a-key-at-all", "format:"),
+        (other_account["secret"], "account:"),
+        (revoked["secret"], "refused by"),
+        (w.first["secret"], "the key being replaced"),
+    ]
+    for key, reason in cases:
+        with pytest.raises(KeyRejected, match=reason):
+            engine.supply(asked, secret(key))
+    fresh = app.db.get(asked.id)
+    assert fresh.state == "awaiting_new_key" and fresh.staged_at is None
+    assert [e.event for e in app.db.events(rotation_id=asked.id)].count("supply.rejected") == len(cases)
+    staged = engine.supply(fresh, secret(w.mint()["secret"]))
+    assert staged.state == "staged"
+    with pytest.raises(RotationError, match="not waiting for a new key"):
+        engine.supply(staged, secret(w.mint()["secret"]))
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks"], indirect=True)
+def test_promise_3_a_release_at_the_gate_asks_the_operator_to_revoke(provider_world: ProviderWorld) -> None:
+    """A person releasing a dashboard rotation at the gate does not revoke anything: rotator cannot;
+    it asks the operator to, naming the old key by its prefix, and says the gate was released."""
+    w = provider_world
+    policy = w.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("cutover: {min_soak: 0s}", "cutover: {min_soak: 1h}"))
+    app, engine, asked = start(w)
+    rotation = engine.supply(asked, secret(w.mint()["secret"]))
+    for _ in range(8):
+        rotation = engine.advance(rotation).rotation
+        if rotation.state == "cutover_wait":
+            break
+    assert rotation.state == "cutover_wait"
+    released = interventions.release(engine, rotation, why="incident over")
+    assert released.state == "awaiting_revocation"
+    asked_to = [e for e in app.db.events(rotation_id=asked.id) if e.event == "operator.action_needed"][-1]
+    assert asked_to.detail["gate"] == "cutover.released" and asked_to.detail["action"] == "revoke_key"
+    assert w.first["secret"][:8] in asked_to.detail["instructions"]
+    assert w.first["id"] in w.live_ids()
