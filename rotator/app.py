@@ -204,7 +204,8 @@ class App:
         if self._db is not None:
             self._db.close()
 
-    def runner(self, actor: str) -> Runner:
+    def runner(self, actor: str, stop: threading.Event | None = None) -> Runner:
+        """A Runner for `actor`; with `stop`, its waits end as soon as `stop` is set (Ctrl-C)."""
         # every time that gates a key is read from the database's clock: replicas' clocks may disagree
         engine = Engine(
             db=self.db,
@@ -215,4 +216,7 @@ class App:
             notices=self.notifier.rows,
         )
         self.notifier.start()
-        return Runner(db=self.db, engine=engine, lease_ttl=self.settings.engine.lease_ttl, clock=self.db.clock)
+        runner = Runner(db=self.db, engine=engine, lease_ttl=self.settings.engine.lease_ttl, clock=self.db.clock)
+        if stop is not None:
+            runner.sleep = stop.wait
+        return runner

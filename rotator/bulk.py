@@ -81,8 +81,12 @@ def rotate_many(
     per_provider: int,
     on_step: Callable[[Step], None],
     on_done: Callable[[Outcome], None],
+    stop: threading.Event | None = None,
 ) -> list[Outcome]:
-    """Rotate every secret under `policy`; return one outcome per secret, in the order given."""
+    """Rotate every secret under `policy`; return one outcome per secret, in the order given.
+
+    Once `stop` is set, nothing more starts and each rotation under way stops after the step in
+    hand, written where it is (a daemon or `rotator rotate` takes it on)."""
     limits: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(per_provider))
     for name in secrets:
         limits[app.policies.secret(name).provider]  # create each provider's semaphore before the threads start
@@ -92,18 +96,23 @@ def rotate_many(
     def runner() -> Runner:
         # one a worker, as in the daemon: building one reads /proc for the lease owner's identity
         if not hasattr(per_worker, "runner"):
-            per_worker.runner = app.runner(actor)
+            per_worker.runner = app.runner(actor, stop)
         return per_worker.runner  # type: ignore[no-any-return]
+
+    stopping = stop or threading.Event()
 
     def one(name: str) -> Outcome:
         spec = app.policies.secret(name)
         with limits[spec.provider]:
-            try:
-                rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
-                final = runner().run(rotation, follow=True, on_step=on_step)
-                outcome = _outcome(final)
-            except RotatorError as exc:
-                outcome = Outcome(name, spec.provider, None, "error", str(exc))
+            if stopping.is_set():
+                outcome = Outcome(name, spec.provider, None, NOT_STARTED, "interrupted before it started")
+            else:
+                try:
+                    rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
+                    final = runner().run(rotation, follow=True, on_step=on_step, should_stop=stopping.is_set)
+                    outcome = _outcome(final)
+                except RotatorError as exc:
+                    outcome = Outcome(name, spec.provider, None, "error", str(exc))
         on_done(outcome)
         return outcome
 
@@ -111,6 +120,10 @@ def rotate_many(
     app.connections = max(app.connections, workers)  # no rotation queues for a connection
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, secrets))
+
+
+NOT_STARTED = "not started"
+"""An outcome's state when `stop` was set before its rotation began (Ctrl-C)."""
 
 
 def hand_to_daemons(
@@ -126,6 +139,7 @@ def hand_to_daemons(
     poll: float = 1.0,
     stall: timedelta | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> list[Outcome]:
     """Record a rotation of every secret under `policy` and let the running daemons advance them
     (every replica claims from the same queue, urgent rotations first); follow their states in the
@@ -147,8 +161,12 @@ def hand_to_daemons(
     seen = {r.id: (r.state, r.updated_at) for r in started.values()}
     last_move = time.monotonic()
     following = {r.id: name for name, r in started.items()}
-    while following and time.monotonic() - last_move < stall.total_seconds():
-        sleep(poll)
+    # `stop` (Ctrl-C) ends only the following: the daemons go on
+    while following and time.monotonic() - last_move < stall.total_seconds() and not (stop and stop.is_set()):
+        if stop is not None:
+            stop.wait(poll)
+        else:
+            sleep(poll)
         for rotation in app.db.rotations(list(following)):
             if (rotation.state, rotation.updated_at) != seen[rotation.id]:
                 seen[rotation.id] = (rotation.state, rotation.updated_at)

@@ -6,12 +6,13 @@ Exit codes: 0 completed / ok, 1 failed, 2 bad input, 3 still in progress (waitin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,16 +207,28 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
             rotation = app.db.update(exc.rotation, actor=actor, next_attempt_at=app.db.clock())
             click.echo(f"{name}: resuming rotation {rotation.id} in state {rotation.state}")
         try:
-            final = runner.run(
-                rotation.id,
-                follow=not detach,
-                on_step=_print_step(rotation),
-                on_blocked=_print_blocked(name),
-            )
+            with _ctrl_c_stops() as stop:
+                runner.sleep = stop.wait
+                final = runner.run(
+                    rotation.id,
+                    follow=not detach,
+                    on_step=_print_step(rotation),
+                    on_blocked=_print_blocked(name),
+                    should_stop=stop.is_set,
+                )
+            if stop.is_set() and not final.terminal:
+                # Ctrl-C detaches: the step in hand was finished and written, the lease let go
+                click.echo(
+                    f"{name}: interrupted; rotation {rotation.id[:8]} stays recorded in state {final.state} "
+                    f"(`rotator status {name}`); a daemon or `rotator rotate {name}` goes on with it",
+                    err=True,
+                )
+                ctx.exit(Exit.IN_PROGRESS)
         except LeaseHeld as exc:
             click.echo(str(exc), err=True)
             codes.append(Exit.LOCKED)
             continue
+
         codes.append(_outcome(final))
     ctx.exit(max(codes))
 
@@ -294,6 +307,32 @@ def _read_hidden(prompt: str) -> str:
     raw = click.prompt(prompt, hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     return str(raw).strip()
 
+
+@contextlib.contextmanager
+def _ctrl_c_stops() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event: a command finishes the step in hand, writes it and stops
+    (a step cut in the middle is a crash to recover from, not a way to stop); a second Ctrl-C
+    quits at once."""
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping after the step in hand (Ctrl-C again to quit at once)", err=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C before anything was started: the shell's convention (128 + SIGINT)."""
 
 SHORTEST_ID = 4
 """The fewest characters of a rotation id a command takes (commands print eight)."""
@@ -461,7 +500,7 @@ def _bulk(
     via_daemons: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    from rotator.bulk import hand_to_daemons, rotate_many
+    from rotator.bulk import NOT_STARTED, hand_to_daemons, rotate_many
     from rotator.progress import Progress
 
     if not secrets:
@@ -476,7 +515,7 @@ def _bulk(
         click.echo(f"{trigger}: {len(secrets)} secrets under policy {policy}, {how}")
     # a terminal gets a live table; a pipe or a file a line per change; --json nothing until the end
     progress = Progress(secrets, live=sys.stdout.isatty() and not as_json, quiet=as_json)
-    with progress:
+    with progress, _ctrl_c_stops() as stop:
         if via_daemons:
             outcomes = hand_to_daemons(
                 app,
@@ -487,6 +526,7 @@ def _bulk(
                 actor=actor_name(),
                 on_step=progress.step,
                 on_done=progress.done,
+                stop=stop,
             )
         else:
             outcomes = rotate_many(
@@ -499,7 +539,18 @@ def _bulk(
                 per_provider=per_provider,
                 on_step=progress.step,
                 on_done=progress.done,
+                stop=stop,
             )
+    interrupted = stop.is_set()
+    if interrupted:
+        started = [o for o in outcomes if o.state != NOT_STARTED]
+        click.echo(
+            f"interrupted: {len(outcomes) - len(started)} not started, {len(started)} recorded where they are "
+            "(`rotator status`; a daemon or `rotator rotate NAME` goes on with those under way)",
+            err=True,
+        )
+        if not started:
+            ctx.exit(EXIT_INTERRUPTED)
     failed = [o for o in outcomes if o.state in (State.FAILED, "error") or o.state.startswith("held")]
     waiting = [o for o in outcomes if o.state in WITH_OPERATOR]
     completed = sum(o.state == State.COMPLETED for o in outcomes)
@@ -524,7 +575,7 @@ def _bulk(
             f"{completed} completed, {len(failed)} failed or held, {len(waiting)} waiting on a person, "
             f"{in_progress} still in progress"
         )
-        if via_daemons and in_progress:
+        if via_daemons and in_progress and not interrupted:
             click.echo(
                 f"{in_progress} rotations did not move for a while: is `rotator run` running on this state "
                 "database? They stay queued for the daemons (`rotator status` follows them).",

@@ -34,7 +34,7 @@ class Runner:
         engine: Engine,
         lease_ttl: timedelta,
         clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.db = db
         self.engine = engine

@@ -4,6 +4,10 @@ no `None` in messages, offboarding's dry run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +172,55 @@ def test_offboard_finds_a_person_however_written(world: World, person: str) -> N
 def test_offboard_suggests_a_close_name(world: World) -> None:
     typo = world.cli("offboard", "alcie@example.com", "--dry-run")
     assert typo.returncode == 2 and "did you mean alice@example.com" in typo.stderr, typo.stderr
+
+
+def _until(proc: subprocess.Popen[str], text: str) -> None:
+    """Read the command's output until `text` appears (the step it waits in), not for a time."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never appeared")
+
+
+def test_ctrl_c_detaches_a_waiting_rotate_and_leaves_it_recorded(world: World) -> None:
+    """Ctrl-C used to end `rotate` with click's "Aborted!" (exit 1): now it detaches (exit 3), the
+    rotation stays at its step with its lease let go, and a second run takes it on."""
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 1h"))
+    env = {**os.environ, "ROTATOR_CONFIG": str(world.dir / "rotator.yaml"), **world.extra_env()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rotator", "rotate", world.name],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _until(proc, "cutover gate")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "interrupted" in err and "Traceback" not in err, err[-2000:]
+    rotation = json.loads(world.cli("status", world.name, "--json").stdout)["secrets"][0]["rotation"]
+    assert rotation["state"] == "cutover_wait"
+    again = world.cli("rotate", world.name, "--detach")
+    assert again.returncode == 3 and "resuming rotation" in again.stdout  # no lease left behind
+
+
+def test_ctrl_c_stops_a_bulk_command_after_the_step_in_hand(world: World) -> None:
+    """Two Ctrl-C used to leave `offboard` running to the end: now the first stops it after the
+    step in hand (exit 3), the rotation recorded where it is for a daemon to take on."""
+    world.config.write_text(world.config.read_text() + "policies:\n  offboarding:\n    cutover: {min_soak: 1h}\n")
+    env = {**os.environ, "ROTATOR_CONFIG": str(world.dir / "rotator.yaml"), **world.extra_env()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rotator", "offboard", "alice@example.com", "--reason", "left"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _until(proc, "cutover_wait")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "interrupted: 0 not started, 1 recorded" in err, (out[-1000:], err[-2000:])
+    rotation = json.loads(world.cli("status", world.name, "--json").stdout)["secrets"][0]["rotation"]
+    assert rotation["state"] == "cutover_wait"
