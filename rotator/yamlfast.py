@@ -153,6 +153,8 @@ def load(text: str, size: int) -> Any:
                 raise Unsure("a null in a large file")  # which the careful reader refuses anyway
     if escaped or "!" in text:
         raise Unsure("escapes or a '!' libyaml's constructors would read unchecked")
+    if _ODD_ANCHOR.search(text) is not None:
+        raise Unsure("an anchor name the readers end differently")
     # libyaml's constructors recurse: flow nesting is bounded before they see it (the Rust reader
     # bounds its own, and the plain-string walk holds its answer to MAX_DEPTH)
     if too_deep(text) is not None:
@@ -190,6 +192,10 @@ never hold."""
 def _indicator_first(text: str) -> bool:
     return _INDICATOR_FIRST.search(text) is not None
 
+
+_ODD_ANCHOR = re.compile(r"(?:^|[\s\[{,])[&*][\w-]*[^\w\s\[\]{},-]", re.M)
+"""An anchor or alias name with a character beyond letters, digits, `_` and `-` (`&a:`): libyaml
+and ruamel end such a name at different characters, and read the document differently."""
 
 _ALIASES = re.compile(r"(?:^|[\s\[{,])[&*]|<<")
 """An anchor, an alias or a merge key (or text that looks like one): left to libyaml's budget."""

@@ -67,6 +67,7 @@ POLICY_CASES: list[tuple[str, str | bytes, int, str]] = [
     ("indicator first in a flow key", POLICY.replace("{aws: {secret_id", "{|aws: {secret_id"), 6, "cannot start"),
     ("indicator first in a flow item", POLICY.replace("[messages:send]", "[>messages]"), 9, "cannot start"),
     ("indicator first in a flow value", POLICY.replace("{secret_id: prod/app}", "{secret_id: |prod}"), 6, ""),
+    ("anchor name with a colon", "&a" + POLICY, 3, "document start"),
     ("escaped line separator", POLICY.replace("alice@example.com", '"alice\\u2028"'), 8, "U+2028"),
 ]
 
