@@ -148,3 +148,24 @@ def test_promise_3_goblue_old_key_idle_follows_its_rate_limit_counter(provider_w
     assert opened.state == "awaiting_revocation", (opened.state, opened.waiting_for, opened.held_reason)
     asked_to = [e.detail for e in app.db.events(rotation_id=asked.id) if e.event == "operator.action_needed"][-1]
     assert asked_to["gate"] == "cutover.open" and "old_key_idle: passed (last used " in asked_to["signals"]
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks"], indirect=True)
+def test_promise_2_an_aborted_dashboard_rotation_whose_pending_version_cannot_be_cleared_says_so(
+    provider_world: ProviderWorld,
+) -> None:
+    """A supplied key (no id: a dashboard's) was staged, the rotation aborted, and the store then
+    refuses to clear the pending version (the secret is marked for deletion): the rotation ends failed, its
+    history naming the pending token left behind, and the supplied key is kept as left alive."""
+    w = provider_world
+    app, engine, asked = start(w)
+    staged = engine.supply(asked, secret(w.mint()["secret"]))
+    assert staged.state == "staged" and staged.new_key_id is None and staged.staged_at is not None
+    rolling = interventions.abort(engine, staged, why="wrong account")
+    w.sm.delete_secret(SecretId=w.secret_id, RecoveryWindowInDays=7)  # marked for deletion: no writes
+    done = engine.advance(rolling).rotation
+    assert done.state == "failed" and "rollback incomplete" in (done.failed_reason or "")
+    failed = [e.detail for e in app.db.events(rotation_id=asked.id) if e.event == "rotation.failed"]
+    assert len(failed) == 1 and failed[0]["pending"] == asked.id and failed[0]["new_key_id"] is None
+    assert "InvalidRequestException" in failed[0]["cleanup_error"] and "aborted" in failed[0]["reason"]
+    assert [k.fingerprint for k in app.db.leftovers(w.name)] == [staged.new_fingerprint]
