@@ -93,7 +93,9 @@ def test_a_timed_out_create_is_not_duplicated(world: World) -> None:
     named = [t for t in world.tokens() if t["name"] == f"rotator-{done.id}"]
     assert len(named) == 2 and len([t for t in named if not t["revoked"]]) == 1
     assert len(creates) >= 2
-    assert "key.discarded" in [e.event for e in app.db.events(rotation_id=done.id)]
+    discarded = [e.detail for e in app.db.events(rotation_id=done.id) if e.event == "key.discarded"]
+    lost = next(t["id"] for t in named if t["revoked"])
+    assert discarded == [{"key_id": lost, "why": "created, but its secret never reached us"}]  # history says why
 
 
 def test_probe_failure_rolls_back(world: World, brandwave: str) -> None:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ class Consumer:
     reloads: int = 0
     key: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
+    on_confirm: Callable[[], None] | None = None
 
     async def reload(self, request: Request) -> Response:
         self.reloads += 1
@@ -42,6 +43,8 @@ class Consumer:
         return JSONResponse({"ok": True})
 
     async def fingerprint(self, request: Request) -> Response:
+        if self.on_confirm is not None:
+            self.on_confirm()
         held = self.key if self.confirms else "an-old-key"
         return PlainTextResponse("sha256:" + hashlib.sha256(held.encode()).hexdigest()[:12])
 
@@ -106,6 +109,31 @@ def test_a_confirming_consumer_opens_the_gate(world: World, consumer: tuple[Cons
     assert world.live_ids() == {done.new_key_id}
     events = [h["event"] for h in c.hooks]
     assert events[0] == "started" and events[-1] == "completed"
+
+
+def test_a_consumer_reload_is_on_record_before_confirm_and_history_names_who_confirmed(
+    world: World, consumer: tuple[Consumer, Served]
+) -> None:
+    """The reload is written before the confirm hook is asked (a restart must not reload again);
+    history says which consumer confirmed which fingerprint, and why the gate opened."""
+    c, served = consumer
+    c.world = world
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 30s, on_timeout: hold}")
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="t", actor="t"
+    )
+    seen: list[Any] = []
+    watcher = world.app()  # another process's view: only what was written
+    c.on_confirm = lambda: seen.append((watcher.db.get(rotation.id).gate_state or {}).get("consumers"))
+    done = app.runner("t").run(rotation.id, follow=True)
+    assert done.state == "completed" and c.reloads == 1
+    assert seen and seen[0] == {"api": {"reloaded": True}}
+    events = app.db.events(rotation_id=done.id)
+    confirmed = [e.detail for e in events if e.event == "consumer.confirmed"]
+    assert confirmed == [{"consumer": "api", "fingerprint": done.new_fingerprint}]
+    opened = [e.detail for e in events if e.event == "cutover.open"]
+    assert len(opened) == 1 and "consumers: passed (every consumer reports the new key)" in opened[0]["signals"]
 
 
 def test_a_consumer_that_never_confirms_holds_the_gate_and_alerts(

@@ -98,3 +98,26 @@ def test_promise_4_the_pending_key_of_a_rotation_in_flight_is_alive(world: World
     assert [(m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
         (leaked.PENDING, True, staged.id)
     ]
+
+
+def test_promise_4_a_pending_key_no_record_names_is_found_in_the_slots_of_rotations_in_flight(world: World) -> None:
+    """A process killed between writing the new key to the pending slot and recording it: no
+    rotation names the key's fingerprint, so the lookup reads the pending slots of the rotations
+    in flight and finds it there, alive."""
+    from sqlalchemy import update
+
+    app, engine, rotation = start(world)
+    staged = advance_until(engine, rotation, "staged")
+    key = pending_key(world)
+    with app.db.session() as s:  # what the record held before the crash
+        s.execute(
+            update(Rotation)
+            .where(Rotation.id == staged.id)
+            .values(state="creating", new_key_id=None, new_fingerprint=None, staged_at=None)
+        )
+    found = leaked.find(app, secret(key))
+    assert [(m.secret, m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
+        (world.name, leaked.PENDING, True, staged.id)
+    ]
+    assert found.read == 1 + len(app.policies.secrets) - len(app.db.secrets_with_fingerprints())
+    assert leaked.find(app, secret(key + "x")).matches == []  # another key is in no slot

@@ -5,6 +5,7 @@ refused (concepts.md promises 1, 3, 4 and 9 for dashboard providers)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -108,3 +109,63 @@ def test_promise_3_a_release_at_the_gate_asks_the_operator_to_revoke(provider_wo
     assert asked_to.detail["gate"] == "cutover.released" and asked_to.detail["action"] == "revoke_key"
     assert w.first["secret"][:8] in asked_to.detail["instructions"]
     assert w.first["id"] in w.live_ids()
+
+
+@pytest.mark.parametrize("provider_world", ["goblue"], indirect=True)
+def test_promise_3_goblue_old_key_idle_follows_its_rate_limit_counter(provider_world: ProviderWorld) -> None:
+    """GoBlue shows a key's use only by its hourly X-RateLimit-Remaining: a drop of more than our
+    own look is someone using the old key (the gate stays shut for idle_for from then); a drop of
+    one is our own look; a failed look says so under the signal's name. Time is the engine's clock."""
+    import httpx
+
+    w = provider_world
+    policy = w.dir / "policies" / "main.yaml"
+    gate = "cutover: {min_soak: 0s, require: [old_key_idle], idle_for: 10m, max_wait: 1d, on_timeout: hold}"
+    policy.write_text(policy.read_text().replace("cutover: {min_soak: 0s}", gate))
+    app, engine, asked = start(w)
+    rotation = engine.supply(asked, secret(w.mint()["secret"]))
+    for _ in range(8):
+        rotation = engine.advance(rotation).rotation
+        if rotation.state == "cutover_wait":
+            break
+    assert rotation.state == "cutover_wait"
+    baseline = engine.advance(rotation).rotation  # the first look: counted from now
+    assert baseline.state == "cutover_wait" and "old_key_idle: waiting" in (baseline.waiting_for or "")
+
+    w.faults(rules=[{"kind": "500", "method": "GET", "path": "/v1/forms", "times": 4}])
+    unknown = engine.advance(baseline).rotation
+    assert "old_key_idle: waiting (usage unknown for now" in (unknown.waiting_for or "")
+    w.faults(clear=True)
+
+    # one call by an application still on the old key: with our look, the counter drops by two
+    httpx.get(f"{w.sandbox.api_url}/forms", headers={"Authorization": f"Bearer {w.first['secret']}"}).raise_for_status()
+    engine.clock = lambda: app.db.clock() + timedelta(minutes=11)
+    used = engine.advance(unknown).rotation
+    assert used.state == "cutover_wait" and "old_key_idle: waiting (old key used at" in (used.waiting_for or "")
+
+    engine.clock = lambda: app.db.clock() + timedelta(minutes=22)  # 11 minutes since that use, and only our look since
+    opened = engine.advance(used).rotation
+    assert opened.state == "awaiting_revocation", (opened.state, opened.waiting_for, opened.held_reason)
+    asked_to = [e.detail for e in app.db.events(rotation_id=asked.id) if e.event == "operator.action_needed"][-1]
+    assert asked_to["gate"] == "cutover.open" and "old_key_idle: passed (last used " in asked_to["signals"]
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks"], indirect=True)
+def test_promise_2_an_aborted_dashboard_rotation_whose_pending_version_cannot_be_cleared_says_so(
+    provider_world: ProviderWorld,
+) -> None:
+    """A supplied key (no id: a dashboard's) was staged, the rotation aborted, and the store then
+    refuses to clear the pending version (the secret is marked for deletion): the rotation ends failed, its
+    history naming the pending token left behind, and the supplied key is kept as left alive."""
+    w = provider_world
+    app, engine, asked = start(w)
+    staged = engine.supply(asked, secret(w.mint()["secret"]))
+    assert staged.state == "staged" and staged.new_key_id is None and staged.staged_at is not None
+    rolling = interventions.abort(engine, staged, why="wrong account")
+    w.sm.delete_secret(SecretId=w.secret_id, RecoveryWindowInDays=7)  # marked for deletion: no writes
+    done = engine.advance(rolling).rotation
+    assert done.state == "failed" and "rollback incomplete" in (done.failed_reason or "")
+    failed = [e.detail for e in app.db.events(rotation_id=asked.id) if e.event == "rotation.failed"]
+    assert len(failed) == 1 and failed[0]["pending"] == asked.id and failed[0]["new_key_id"] is None
+    assert "InvalidRequestException" in failed[0]["cleanup_error"] and "aborted" in failed[0]["reason"]
+    assert [k.fingerprint for k in app.db.leftovers(w.name)] == [staged.new_fingerprint]

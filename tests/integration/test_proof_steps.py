@@ -6,9 +6,12 @@ waited for."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import httpx
@@ -42,6 +45,27 @@ def step_until(engine: Engine, rotation: Rotation, state: str) -> Rotation:
 
 def later(app: App, by: timedelta) -> Callable[[], datetime]:
     return lambda: app.db.clock() + by
+
+
+@contextmanager
+def info_log() -> Iterator[list[str]]:
+    """The JSON log lines written at level info meanwhile; the logging set up before is put back."""
+    import structlog
+
+    from rotator import log
+
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out = io.StringIO()
+    lines: list[str] = []
+    log.configure(level="info", stream=out)
+    try:
+        yield lines
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        lines.extend(line for line in out.getvalue().splitlines() if line.startswith("{"))
 
 
 def faulted(world: World, kind: str) -> int:
@@ -225,6 +249,42 @@ def test_promise_2_a_rollback_that_cannot_revoke_the_new_key_ends_failed_and_say
     assert (
         len(failed) == 1 and failed[0].detail["new_key_id"] == staged.new_key_id and failed[0].detail["cleanup_error"]
     )
+
+
+def test_promise_2_a_rollback_that_cannot_list_after_a_failed_create_says_it_left_no_key(world: World) -> None:
+    """The create keeps failing (5xx) past step_deadline, then so does the list that looks for a key
+    it may have made: the rotation ends failed naming no new key nor pending version (none was
+    made), and its `failed` notification gives the first failure as the reason, the cleanup error apart."""
+    from sqlalchemy import select
+
+    from rotator.state.schema import OutboxEntry
+
+    world.config.write_text(world.config.read_text() + "notifications:\n  - {url: 'http://127.0.0.1:9/hook'}\n")
+    app, engine, rotation = start(world)
+    world.faults(rules=[{"kind": "500", "method": "POST", "path": PATH, "times": 50}])
+    creating = step_until(engine, rotation, "creating")
+    step = engine.advance(creating)
+    assert step.rotation.state == "creating" and step.waiting_until is not None  # temporary: retried
+    engine.clock = later(app, app.settings.engine.step_deadline + timedelta(minutes=1))
+    rolling = engine.advance(step.rotation).rotation
+    assert rolling.state == "rolling_back" and rolling.new_key_id is None and rolling.staged_at is None
+    first_failure = rolling.failed_reason
+    assert first_failure and "injected fault" in first_failure
+    world.faults(rules=[{"kind": "500", "method": "GET", "path": PATH, "times": 50}])
+    first = engine.advance(rolling).rotation
+    engine.clock = later(app, 3 * app.settings.engine.step_deadline)
+    with info_log() as lines:
+        done = step_until(engine, first, "failed")
+    assert "rollback incomplete" in (done.failed_reason or "")
+    failed = [e.detail for e in app.db.events(rotation_id=rotation.id) if e.event == "rotation.failed"]
+    assert len(failed) == 1 and set(failed[0]) == {"reason", "cleanup_error"}
+    assert failed[0]["reason"] == first_failure and failed[0]["cleanup_error"]
+    with app.db.session() as s:
+        sent = [e.payload for e in s.scalars(select(OutboxEntry)) if e.kind == "failed"]
+    assert len(sent) == 1 and sent[0]["reason"] == first_failure and sent[0]["rotation_id"] == rotation.id
+    # the log line of the move names its rotation, so an operator can find it in `rotator history`
+    moved = [r for r in map(json.loads, lines) if r.get("event") == "rotation.failed"]
+    assert len(moved) == 1 and moved[0]["rotation_id"] == rotation.id and moved[0]["state"] == "failed"
 
 
 def test_promise_4_an_old_key_accepted_past_verify_deadline_holds_the_rotation_and_is_probed_again(

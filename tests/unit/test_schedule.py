@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from rotator.daemon.schedule import jitter_offset, plan
+from rotator.daemon.schedule import jitter_offset, plan, sketch
 from rotator.policy_rules import Policy
 from rotator.windows import Window
 
@@ -66,3 +66,31 @@ def test_inside_an_open_window_a_passed_slot_starts_at_once() -> None:
     policy = Policy(max_age=timedelta(days=1), window="Mon-Sun 00:00-23:59 UTC", jitter=timedelta(minutes=1))
     p = plan("app", "q", policy, last_rotated=MONDAY_NOON - timedelta(days=2), now=MONDAY_NOON)
     assert p.startable(MONDAY_NOON)
+
+
+def test_the_plan_says_why_it_starts_when_it_does() -> None:
+    """`rotator schedule` prints each plan's reason: no max_age, the jitter after the due date, the
+    offset into a window; the secret's own offset, not another's."""
+    for made in (plan, sketch):
+        none = made("app", "incident", Policy(), last_rotated=None, now=MONDAY_NOON)
+        assert none.next_start is None and none.why == "policy incident has no max_age"
+
+    last = MONDAY_NOON - timedelta(days=100)
+    jittered = Policy(max_age=timedelta(days=90), jitter=timedelta(hours=2))
+    offsets = {}
+    for name in ("app", "billing"):
+        p = plan(name, "q", jittered, last_rotated=last, now=MONDAY_NOON)
+        offsets[name] = p.offset
+        assert p.offset == jitter_offset(name, timedelta(hours=2)) and p.max_age == timedelta(days=90)
+        assert p.next_start == max(last + timedelta(days=90) + p.offset, MONDAY_NOON)
+        assert p.why == f"last rotated {last.isoformat(timespec='seconds')} + max_age 90d; jitter {p.offset}"
+    assert offsets["app"] != offsets["billing"]
+
+    windowed = Policy(max_age=timedelta(days=90), window="Mon-Fri 02:00-05:00 UTC", jitter=timedelta(hours=2))
+    p = plan("app", "q", windowed, last_rotated=last, now=MONDAY_NOON)
+    offset = jitter_offset("app", timedelta(hours=2))
+    assert offset and p.offset == offset and p.next_start == datetime(2026, 11, 24, 2, 0, tzinfo=UTC) + offset
+    assert p.why == (
+        f"last rotated {last.isoformat(timespec='seconds')} + max_age 90d; starts {offset} into window "
+        "Mon-Fri 02:00-05:00 UTC"
+    )
