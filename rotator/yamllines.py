@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,17 @@ class _Frame:
     index: int = 0
 
 
+def _events(text: str) -> Iterator[Any]:
+    """libyaml's events of `text`, up to the end of the stream, read one at a time (constant
+    memory: no node graph) by its C parser."""
+    loader = yaml.CSafeLoader(text)
+    try:
+        while type(event := loader.get_event()) is not yaml.StreamEndEvent:
+            yield event
+    finally:
+        loader.dispose()
+
+
 def _lines_of(text: str, prefixes: set[Loc]) -> dict[Loc, int]:
     """The 1-based line of every node whose path is in `prefixes`: a mapping entry at its key."""
     at: dict[Loc, int] = {}
@@ -124,32 +135,26 @@ def _lines_of(text: str, prefixes: set[Loc]) -> dict[Loc, int]:
     skipping = 0  # depth inside a collection nothing is asked about: only its nesting is followed
     opening, closing = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     nodes = (yaml.ScalarEvent, yaml.AliasEvent, *opening)
-    loader = yaml.CSafeLoader(text)
-    try:
-        while True:
-            event: Any = loader.get_event()
-            kind = type(event)
-            if skipping:
-                if kind in opening:
-                    skipping += 1
-                elif kind in closing:
-                    skipping -= 1
-                continue
-            if kind in closing:
-                stack.pop()
-                continue
-            if kind is yaml.StreamEndEvent:
-                return at
-            if kind not in nodes:
-                continue
-            path = _place(stack, event, kind, prefixes, at)
+    for event in _events(text):
+        kind = type(event)
+        if skipping:
             if kind in opening:
-                if path is None:
-                    skipping = 1
-                else:
-                    stack.append(_Frame(path=path, mapping=kind is yaml.MappingStartEvent))
-    finally:
-        loader.dispose()
+                skipping += 1
+            elif kind in closing:
+                skipping -= 1
+            continue
+        if kind in closing:
+            stack.pop()
+            continue
+        if kind not in nodes:
+            continue
+        path = _place(stack, event, kind, prefixes, at)
+        if kind in opening:
+            if path is None:
+                skipping = 1
+            else:
+                stack.append(_Frame(path=path, mapping=kind is yaml.MappingStartEvent))
+    return at
 
 
 def _place(stack: list[_Frame], event: Any, kind: type, prefixes: set[Loc], at: dict[Loc, int]) -> Loc | None:
@@ -219,13 +224,11 @@ def structure_problems(path: Path, text_problem: Callable[[str], str | None] = l
     and says the rest)."""
     problems: list[str] = []
     stack: list[_Open] = []
-    loader = yaml.CSafeLoader(path.read_text(encoding="utf-8"))
     try:
-        while len(problems) < 100:
-            event: Any = loader.get_event()
-            kind = type(event)
-            if kind is yaml.StreamEndEvent:
+        for event in _events(path.read_text(encoding="utf-8")):
+            if len(problems) >= 100:
                 break
+            kind = type(event)
             if kind in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
                 stack.pop()
                 continue
@@ -252,26 +255,17 @@ def structure_problems(path: Path, text_problem: Callable[[str], str | None] = l
         problems.append(f"{path}:{1 if mark is None else mark.line + 1}: {(exc.problem or str(exc)).strip()}")
     except yaml.YAMLError:
         return []  # what libyaml's reader refuses (a control character) the careful reader's pre-check names
-    finally:
-        loader.dispose()
     return problems
 
 
 def has_tag(text: str) -> bool:
     """Whether any node carries an explicit tag (or the text cannot be read to tell: True)."""
-    loader = yaml.CSafeLoader(text)
     try:
-        while True:
-            event: Any = loader.get_event()
-            kind = type(event)
-            if kind is yaml.StreamEndEvent:
-                return False
-            if getattr(event, "tag", None) is not None and kind is not yaml.AliasEvent:
-                return True
+        return any(
+            getattr(event, "tag", None) is not None and type(event) is not yaml.AliasEvent for event in _events(text)
+        )
     except yaml.YAMLError:
         return True
-    finally:
-        loader.dispose()
 
 
 def _judge(path: Path, top: _Open, scalar: str | None, null: bool, line: int) -> list[str]:
