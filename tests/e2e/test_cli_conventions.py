@@ -174,6 +174,13 @@ def test_offboard_suggests_a_close_name(world: World) -> None:
     assert typo.returncode == 2 and "did you mean alice@example.com" in typo.stderr, typo.stderr
 
 
+def _started(world: World, *args: str) -> subprocess.Popen[str]:
+    """`rotator ARGS` running in the background, its output to read as it comes."""
+    env = {**os.environ, "ROTATOR_CONFIG": str(world.dir / "rotator.yaml"), **world.extra_env()}
+    command = [sys.executable, "-m", "rotator", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _until(proc: subprocess.Popen[str], text: str) -> None:
     """Read the command's output until `text` appears (the step it waits in), not for a time."""
     assert proc.stdout is not None
@@ -188,14 +195,7 @@ def test_ctrl_c_detaches_a_waiting_rotate_and_leaves_it_recorded(world: World) -
     rotation stays at its step with its lease let go, and a second run takes it on."""
     policy = world.dir / "policies" / "main.yaml"
     policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 1h"))
-    env = {**os.environ, "ROTATOR_CONFIG": str(world.dir / "rotator.yaml"), **world.extra_env()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rotator", "rotate", world.name],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _started(world, "rotate", world.name)
     _until(proc, "cutover gate")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -210,14 +210,7 @@ def test_ctrl_c_stops_a_bulk_command_after_the_step_in_hand(world: World) -> Non
     """Two Ctrl-C used to leave `offboard` running to the end: now the first stops it after the
     step in hand (exit 3), the rotation recorded where it is for a daemon to take on."""
     world.config.write_text(world.config.read_text() + "policies:\n  offboarding:\n    cutover: {min_soak: 1h}\n")
-    env = {**os.environ, "ROTATOR_CONFIG": str(world.dir / "rotator.yaml"), **world.extra_env()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rotator", "offboard", "alice@example.com", "--reason", "left"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _started(world, "offboard", "alice@example.com", "--reason", "left")
     _until(proc, "cutover_wait")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
