@@ -55,11 +55,22 @@ else:
 
 
 class StateSettings(Strict):
+    directory: Path | None = None
+    """Where rotator keeps its files (the SQLite database by default, Boltly's refresh tokens); unset:
+    $STATE_DIRECTORY (systemd's StateDirectory=), else ~/.local/state/rotator. A host's daemon and
+    the commands an operator runs there must name the same one: rotator.example.yaml sets it."""
     url: str = ""
     """A SQLAlchemy URL; empty: SQLite in the state directory. Its kind, driver and (SQLite) directory
     are checked at validate: a command never meets one it cannot open that way."""
     auto_upgrade: bool = False
     """Upgrade an older state database's schema at start instead of refusing it (`rotator db upgrade`)."""
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: Path | None) -> Path | None:
+        if value is not None and (not str(value) or str(value) == "."):
+            raise ValueError("state.directory is empty; name a directory (e.g. /var/lib/rotator) or leave it out")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -317,15 +328,51 @@ class Settings(Strict):
         return self.hooks if team is None else self.hooks.for_team(self.teams[team])
 
     def state_dir(self) -> Path:
-        """$STATE_DIRECTORY (systemd) or ~/.local/state/rotator, made private (0700) to this user."""
-        base = Path(os.environ.get("STATE_DIRECTORY") or Path.home() / ".local" / "state" / "rotator")
+        """state.directory, $STATE_DIRECTORY (systemd) or ~/.local/state/rotator, made private (0700)
+        to this user."""
+        base = self.state.directory or Path(
+            os.environ.get("STATE_DIRECTORY") or Path.home() / ".local" / "state" / "rotator"
+        )
+        refuse_foreign(base)
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         if base.stat().st_uid == os.geteuid() and base.stat().st_mode & 0o077:
             base.chmod(0o700)
         return base
 
     def state_url(self) -> str:
-        return self.state.url or f"sqlite:///{self.state_dir() / 'rotator.db'}"
+        if not self.state.url:
+            return f"sqlite:///{self.state_dir() / 'rotator.db'}"
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.state.url)
+        if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:"):
+            refuse_foreign(Path(url.database).parent)
+        return self.state.url
+
+
+def refuse_foreign(directory: Path) -> None:
+    """As root, refuse a state directory another user owns (the daemon's, under `User=rotator` or
+    in the image): SQLite would leave root-owned journal files there that the daemon can then
+    neither write nor remove, and stop it."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = directory.stat().st_uid
+    except OSError:
+        return
+    if owner != 0:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(owner).pw_name
+        except KeyError:
+            name = str(owner)
+        raise InputError(
+            [
+                f"the state directory {directory} belongs to user {name}: as root, rotator would leave "
+                f"files there that user cannot write; run it as {name} (sudo -u {name} rotator ...)"
+            ]
+        )
 
 
 def transport_warnings(settings: Settings) -> list[str]:
@@ -467,4 +514,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         raise InputError(problems)
     if path is not None and not settings.policies_dir.is_absolute():
         settings = settings.model_copy(update={"policies_dir": path.parent / settings.policies_dir})
+    directory = settings.state.directory
+    if path is not None and directory is not None and not directory.is_absolute():
+        state = settings.state.model_copy(update={"directory": path.parent / directory})
+        settings = settings.model_copy(update={"state": state})
     return settings

@@ -24,6 +24,30 @@ def test_embedded_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert "aws" in settings.stores
 
 
+def test_state_directory_wins_over_the_environment_and_is_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host's daemon ($STATE_DIRECTORY set by systemd) and its commands (no such variable) must
+    reach one state: state.directory names it for both."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "systemd"))
+    path = tmp_path / "etc" / "rotator.yaml"
+    path.parent.mkdir()
+    path.write_text("state: {directory: ../var}\n")
+    settings = config.load(path, environ={})
+    assert settings.state_url() == f"sqlite:///{tmp_path / 'etc' / '..' / 'var' / 'rotator.db'}"
+    assert (tmp_path / "var").is_dir() and not (tmp_path / "systemd").exists()
+    monkeypatch.delenv("STATE_DIRECTORY")
+    overridden = config.load(path, environ={"ROTATOR_STATE__DIRECTORY": str(tmp_path / "other")})
+    assert overridden.state_dir() == tmp_path / "other"
+
+
+def test_an_empty_state_directory_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text('state: {directory: ""}\n')
+    with pytest.raises(InputError, match=r"rotator.yaml:1: .*state.directory is empty"):
+        config.load(path, environ={})
+
+
 def test_environment_overrides_file(tmp_path: Path) -> None:
     """ROTATOR_… variables win over rotator.yaml, including inside named provider instances."""
     path = tmp_path / "rotator.yaml"
