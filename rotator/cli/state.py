@@ -6,14 +6,13 @@ import json
 
 import click
 
-from rotator import config
 from rotator.cli.exit import Exit
 from rotator.errors import InputError
-from rotator.state import migrate
-from rotator.state.db import StateDB, open_engine, unavailable_as_one_line
 
 
 def _url(ctx: click.Context) -> str:
+    from rotator import config
+
     try:
         settings = config.load(config.config_path((ctx.find_root().obj or {}).get("config")))
     except InputError as exc:
@@ -32,6 +31,9 @@ def db() -> None:
 @click.pass_context
 def db_status(ctx: click.Context) -> None:
     """Print the database's schema revision and the one this rotator needs; exit 1 when they differ."""
+    from rotator.state import migrate
+    from rotator.state.db import open_engine, unavailable_as_one_line
+
     engine = open_engine(_url(ctx))
     try:
         with unavailable_as_one_line(engine), engine.connect() as conn:
@@ -46,6 +48,9 @@ def db_status(ctx: click.Context) -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Upgrade the state database to this rotator's schema, rotations in flight included. Back it up first."""
+    from rotator.state import migrate
+    from rotator.state.db import StateDB
+
     state = StateDB(_url(ctx), upgrade=True)
     state.close()
     was = state.schema_was
@@ -64,6 +69,8 @@ def audit() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context, as_json: bool) -> None:
     """Walk the audit trail's hash chain; name the first row that does not match (exit 1), else exit 0."""
+    from rotator.state.db import StateDB
+
     state = StateDB(_url(ctx))
     try:
         checked, bad = state.verify_audit()

@@ -80,3 +80,36 @@ def test_the_constraints_pin_every_runtime_dependency() -> None:
     wanted = [*project["dependencies"], *project["optional-dependencies"]["postgres"]]
     names = {re.split(r"[<>=\[ ]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in wanted}
     assert names <= pinned, names - pinned
+
+
+def test_help_version_and_completion_load_no_engine_settings_or_database() -> None:
+    """`--help`, `--version` and each TAB of completion import only the command line: the engine,
+    the settings, the state database and the log setup come with the command that needs them
+    (benchmarks/cli_start.py times it)."""
+    heavy = ("sqlalchemy", "pydantic", "structlog", "httpx", "boto3", "rotator.app", "rotator.config", "rotator.engine")
+    probe = (
+        "import os, sys\n"
+        "from rotator.cli import main\n"
+        "os.environ.update(_ROTATOR_COMPLETE='bash_complete', COMP_WORDS='rotator st', COMP_CWORD='1')\n"
+        "try:\n"
+        "    main([], prog_name='rotator')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "plain,status" in result.stdout  # the completion answered
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    for flag in ("--help", "--version"):
+        loaded = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys\nfrom rotator.cli import main\ntry:\n    main(['{flag}'])\n"
+                f"except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith({heavy!r})))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert loaded.stdout.strip().splitlines()[-1] == "[]", (flag, loaded.stdout)

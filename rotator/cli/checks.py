@@ -1,0 +1,72 @@
+"""The commands that change nothing: is the configuration right, may rotator do what a rotation needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rotator.cli.common import load_app, require_secrets
+from rotator.cli.exit import Exit
+from rotator.errors import InputError, RotatorError
+
+
+@click.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--offline", is_flag=True, help="check the files only; do not read store settings")
+@click.option("--json", "as_json", is_flag=True, help='one JSON document on stdout: {"ok", "problems", "warnings", …}')
+@click.pass_context
+def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json: bool) -> None:
+    """Check rotator.yaml and the policy files; print file:line problems. Changes nothing."""
+    from rotator.app import App
+    from rotator.config import transport_warnings
+
+    if directory is not None:
+        ctx.obj["policies"] = directory
+    if as_json:
+        try:
+            App.load(ctx.obj["config"], ctx.obj["policies"])
+        except InputError as exc:
+            click.echo(json.dumps({"ok": False, "problems": exc.problems, "warnings": []}, indent=2))
+            ctx.exit(Exit.INPUT)
+    app = load_app(ctx)
+    warnings = [*transport_warnings(app.settings)]
+    if not offline:
+        # read-only look at each store: settings there that could break a promise
+        for spec in app.policies.secrets.values():
+            try:
+                notes = app.store(spec.store.instance).warnings(location=spec.store.location)
+            except RotatorError as exc:
+                notes = [f"{spec.store.location}: could not check the store: {exc}"]
+            warnings += [f"secret {spec.name}: {note}" for note in notes]
+    if as_json:
+        counts = {"policies": len(app.policies.policies), "secrets": len(app.policies.secrets)}
+        click.echo(json.dumps({"ok": True, "problems": [], "warnings": warnings, **counts}, indent=2))
+        return
+    click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+    for note in warnings:
+        click.echo(f"warning: {note}", err=True)
+
+
+@click.command()
+@click.argument("secrets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout: every check and its outcome")
+@click.pass_context
+def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
+    """Prove, changing nothing, that each admin credential works and each store location allows what a
+    rotation needs (read, write pending, move stages / CAS write, tag / metadata). Exit 1 on any failure."""
+    from rotator import preflight
+
+    app = load_app(ctx)
+    names = list(secrets) or sorted(app.policies.secrets)
+    require_secrets(ctx, app, names)
+    checks = preflight.run(app, names, writes=True)
+    if as_json:
+        click.echo(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.as_dict() for c in checks]}, indent=2))
+    else:
+        for item in checks:
+            click.echo(item.line())
+        bad = sum(not c.ok for c in checks)
+        click.echo(f"{len(checks) - bad} ok, {bad} failed" if checks else "nothing to check: no secrets")
+    ctx.exit(Exit.OK if all(c.ok for c in checks) else Exit.FAILED)
