@@ -126,6 +126,14 @@ def install_excepthooks() -> None:
     threading.excepthook = _thread_hook
 
 
+class _CurrentStderr:
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(*, level: str = "info", fmt: str = "json", stream: Any = None) -> None:
     """Set up structlog and the standard library's logging; safe to call more than once."""
     numeric = logging.getLevelName(level.upper())
@@ -134,7 +142,9 @@ def configure(*, level: str = "info", fmt: str = "json", stream: Any = None) -> 
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
-    out = stream or sys.stderr
+    # without a stream: whatever sys.stderr is when a line is written, so that a live table (rich's
+    # Live, which swaps sys.stderr while it draws) prints log lines above itself, not through it
+    out = stream or _CurrentStderr()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

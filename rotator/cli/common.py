@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     from rotator.state.schema import Rotation
 
 
-def load_app(ctx: click.Context) -> App:
+def load_app(ctx: click.Context, *, daemon: bool = False) -> App:
+    """rotator.yaml and the policy files, or exit 2 listing every problem; logging set up as they say.
+
+    At a terminal a command prints what it does itself (each step, a live table), so its logs start
+    at warnings there unless --log-level asks for more; the daemon logs what log.level says."""
     from rotator import log
     from rotator.app import App
 
@@ -35,7 +39,10 @@ def load_app(ctx: click.Context) -> App:
     fmt = app.settings.log.format
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
-    log.configure(level=ctx.obj["log_level"] or app.settings.log.level, fmt=fmt)
+    level = ctx.obj["log_level"] or app.settings.log.level
+    if not daemon and ctx.obj["log_level"] is None and sys.stderr.isatty() and level in ("debug", "info"):
+        level = "warning"
+    log.configure(level=level, fmt=fmt)
     ctx.call_on_close(app.close)
     return app
 

@@ -20,7 +20,7 @@ def run(ctx: click.Context) -> None:
     """The daemon: schedule policy rotations, advance rotations in flight, serve /healthz /readyz /metrics."""
     from rotator.daemon.service import Daemon
 
-    app = load_app(ctx)
+    app = load_app(ctx, daemon=True)
     ctx.exit(Daemon(ctx.obj["config"], ctx.obj["policies"], app).run())
 
 

@@ -69,6 +69,34 @@ def test_at_a_terminal_logs_are_readable_lines_not_json(world: World) -> None:
     assert any(line.startswith("{") for line in again.stderr.splitlines()), again.stderr[-1000:]
 
 
+def test_at_a_terminal_each_step_is_said_once(world: World) -> None:
+    """The command prints each step of its rotation; at a terminal the info logs would say each one
+    again, so they start at warnings there (unless --log-level asks), whatever log.level says."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux script is not installed")
+    world.config.write_text(world.config.read_text().replace("format: json", "format: auto"))
+    command = f"{sys.executable} -m rotator rotate {world.name}"
+    at_tty = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env={**os.environ, "ROTATOR_CONFIG": str(world.config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert at_tty.returncode == 0, at_tty.stdout
+    for state in ("staged", "promoted", "revoking", "completed"):
+        said = [line for line in at_tty.stdout.splitlines() if re.search(rf"\b{state}\b", line)]
+        assert len(said) == 1 or (state == "completed" and len(said) == 2), (state, at_tty.stdout[-3000:])
+    assert "[info" not in at_tty.stdout
+
+
 def test_json_output_of_history_validate_and_reconcile(world: World) -> None:
     """Scripts get one JSON document on stdout; logs stay on stderr."""
     import json

@@ -2,6 +2,7 @@ import io
 import json
 import logging
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -97,3 +98,14 @@ def test_remembered_values_are_found_wherever_they_occur(values: list[str], part
     finally:
         log._known.clear()
         log._known.update(saved)
+
+
+def test_log_lines_follow_sys_stderr_when_a_live_table_swaps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich's Live replaces sys.stderr while it draws a table and prints what is written there
+    above the table: the logs must write to the stream of the moment, not the one at configure."""
+    log.configure(level="info", fmt="console")
+    swapped = io.StringIO()
+    monkeypatch.setattr("sys.stderr", swapped)
+    log.get("t").warning("through.structlog", n=1)
+    logging.getLogger("some.library").warning("through logging")
+    assert "through.structlog" in swapped.getvalue() and "through logging" in swapped.getvalue()
