@@ -15,7 +15,7 @@ import sys
 import threading
 import traceback
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -144,7 +144,7 @@ def configure(*, level: str = "info", fmt: str = "json", stream: Any = None) -> 
     )
     # without a stream: whatever sys.stderr is when a line is written, so that a live table (rich's
     # Live, which swaps sys.stderr while it draws) prints log lines above itself, not through it
-    out = stream or _CurrentStderr()
+    out = stream or cast(TextIO, _CurrentStderr())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
