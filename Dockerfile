@@ -12,7 +12,8 @@ COPY rotator ./rotator
 RUN pip install --no-cache-dir --prefix=/install --constraint constraints.txt '.[postgres]'
 
 FROM ${PYTHON_IMAGE}
-ARG VERSION=0.0.0
+# the label says the version that runs; a test keeps this default equal to pyproject.toml's
+ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.title="rotator" \
@@ -27,8 +28,12 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/rotator --shell /usr/sbin/n
     && mkdir -p /var/lib/rotator /etc/rotator \
     && chown rotator:rotator /var/lib/rotator \
     && chmod 0700 /var/lib/rotator
+# listening on every address of the container, the port EXPOSE names (rotator's own default is
+# loopback only, which nothing outside the container reaches); the environment wins over
+# rotator.yaml, so change it here or with `docker run -e ROTATOR_DAEMON__LISTEN=…`
 ENV ROTATOR_CONFIG=/etc/rotator/rotator.yaml \
     STATE_DIRECTORY=/var/lib/rotator \
+    ROTATOR_DAEMON__LISTEN=0.0.0.0:9464 \
     PYTHONUNBUFFERED=1
 VOLUME ["/var/lib/rotator"]
 USER 10001

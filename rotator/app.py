@@ -56,9 +56,11 @@ T = TypeVar("T")
 
 
 class App:
-    def __init__(self, settings: Settings, policies: PolicySet) -> None:
+    def __init__(self, settings: Settings, policies: PolicySet, policies_dir: Path | None = None) -> None:
         self.settings = settings
         self.policies = policies
+        self.policies_dir = policies_dir or settings.policies_dir
+        """The directory the policies were read from (--policies, else policies_dir)."""
         self._db: StateDB | None = None
         self._lock = threading.Lock()
         self.notifier = Notifier(settings.notifications, db=lambda: self.db)
@@ -82,7 +84,12 @@ class App:
                 if found or os.environ.get("ROTATOR_POLICIES_DIR")
                 else "the default policies_dir"
             )
-            problems = [f"{directory.absolute()}: policy directory not found ({source})"]
+            what = (
+                "is a file, not a directory: name the directory that holds the policy files"
+                if directory.exists()
+                else "policy directory not found"
+            )
+            problems = [f"{directory.absolute()}: {what} ({source})"]
             if found is None:
                 problems.append(
                     "no rotator.yaml found: looked for --config, $ROTATOR_CONFIG, ./rotator.yaml and "
@@ -90,7 +97,7 @@ class App:
                     "(`rotator demo` tries rotator out without one)"
                 )
             raise InputError(problems)
-        return cls(settings, policies_module.load_dir(directory, settings))
+        return cls(settings, policies_module.load_dir(directory, settings), directory)
 
     @property
     def db(self) -> StateDB:

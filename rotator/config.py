@@ -499,7 +499,9 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = yamlsource.problems_from(exc, doc, path or Path("(environment)"), overridden=overridden, data=data)
+        problems = yamlsource.problems_from(
+            exc, doc, path or Path("(environment)"), overridden=overridden, data=data, model=Settings
+        )
         raise InputError(problems) from None
     problems = [
         f"{path or '(environment)'}:{yamlsource.line_of(doc, ('providers', name, field))}: "

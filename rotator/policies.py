@@ -186,7 +186,7 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
     try:
         read = PolicyFile.model_validate(doc)
     except ValidationError as exc:
-        problems += yamlsource.problems_from(exc, yamllines.View(lines, doc), path)
+        problems += yamlsource.problems_from(exc, yamllines.View(lines, doc), path, model=PolicyFile)
         read = PolicyFile()
     if isinstance(items, list):
         # one secret at a time, each raw entry dropped once read: the models reuse the memory the
@@ -196,7 +196,9 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
             try:
                 specs.append(_SPEC.validate_python(item))
             except ValidationError as exc:
-                problems += yamlsource.problems_from(exc, yamllines.View(lines, item, ("secrets", index)), path)
+                problems += yamlsource.problems_from(
+                    exc, yamllines.View(lines, item, ("secrets", index)), path, model=SecretSpec
+                )
             items[index] = None
         read = read.model_copy(update={"secrets": specs})
     if problems:

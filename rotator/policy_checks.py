@@ -89,7 +89,11 @@ def check_secret(
         return f"{path}:{yamlsource.line_of(doc, (*where, *keys))}"
 
     if spec.policy not in policy_team:
-        problems.append(f"{at('policy')}: secret {spec.name!r} names unknown policy {spec.policy!r}")
+        # only the policies this secret may follow: another team's names are none of its business
+        usable = sorted(name for name, owner in policy_team.items() if owner in (None, team))
+        problems.append(
+            f"{at('policy')}: secret {spec.name!r} names unknown policy {spec.policy!r}{_near(spec.policy, usable)}"
+        )
     elif policy_team[spec.policy] not in (None, team):
         problems.append(
             f"{at('policy')}: secret {spec.name!r} (team {team!r}) names policy {spec.policy!r} of team "
@@ -97,9 +101,10 @@ def check_secret(
         )
     provider = settings.providers.get(spec.provider)
     if provider is None:
-        known = ", ".join(sorted(settings.providers)) or "none configured in rotator.yaml"
+        usable = sorted(settings.providers if team is None else settings.teams[team].providers)
         problems.append(
-            f"{at('provider')}: secret {spec.name!r} names unknown provider {spec.provider!r} (known: {known})"
+            f"{at('provider')}: secret {spec.name!r} names unknown provider {spec.provider!r}"
+            + (_near(spec.provider, usable) if usable else " (none configured in rotator.yaml)")
         )
     elif team is not None and spec.provider not in settings.teams[team].providers:
         allowed = ", ".join(settings.teams[team].providers) or "none"
@@ -170,3 +175,11 @@ def _check_hooks(spec: SecretSpec, at: Callable[..., str], hooks: HooksSettings,
                         f"hooks.credentials{allow})"
                     )
     return problems
+
+
+def _near(name: str, known: list[str]) -> str:
+    """` (did you mean 'x'?)` for a close name, else the names there are."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known) or 'none'})"

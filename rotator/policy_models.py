@@ -112,8 +112,10 @@ them, not one per secret (about 17 MB at 100,000 secrets)."""
 
 
 class SecretSpec(Lean):
-    name: str = Field(pattern=f"^{NAME}$")
-    """Letters, digits and . _ / @ + -, starting with a letter or digit."""
+    name: str = Field(
+        pattern=f"^{NAME}$",
+        description="a name is 1 to 200 letters, digits and . _ / @ + -, starting with a letter or digit",
+    )
     provider: Shared
     store: StoreRef
     policy: Shared

@@ -86,7 +86,7 @@ def _left_alive(app: App, *, actor: str) -> list[Finding]:
                 app.db.resolve_leftover(row.id, resolution="revoked (no longer listed by the provider)", actor=actor)
                 continue
         name = f"{row.key_id} ({row.fingerprint})" if row.key_id else str(row.fingerprint)
-        why = f"{row.why}; since {row.recorded_at.isoformat(timespec='seconds')}; `rotator reconcile --ack {row.id}`"
+        why = f"{row.why}; since {row.recorded_at:%Y-%m-%d %H:%M:%S} UTC; `rotator reconcile --ack {row.id}`"
         found.append(Finding("left-alive", row.secret, f"#{row.id} key {name}", why))
     return found
 

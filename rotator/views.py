@@ -21,6 +21,10 @@ def _days(now: datetime, since: datetime | None, digits: int) -> float | None:
     return round((now - since).total_seconds() / 86400, digits) if since else None
 
 
+def _seconds(now: datetime, since: datetime | None) -> int | None:
+    return int((now - since).total_seconds()) if since else None
+
+
 def _in_flight(active: Rotation | None) -> dict[str, Any] | None:
     if active is None:
         return None
@@ -54,6 +58,7 @@ def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
                 "policy": plan.policy,
                 "last_rotated": _when(plan.last_rotated),
                 "age_days": _days(now, plan.last_rotated, 1),
+                "age_seconds": _seconds(now, plan.last_rotated),
                 "next_due": _when(plan.due),
                 "rotation": _in_flight(active.get(plan.secret)),
                 "left_alive": [
@@ -83,6 +88,7 @@ def plan_rows(app: App) -> list[dict[str, Any]]:
                 "secret": plan.secret,
                 "policy": plan.policy,
                 "age_days": _days(now, plan.last_rotated, 2),
+                "age_seconds": _seconds(now, plan.last_rotated),
                 "due": _when(plan.due),
                 "next_start": _when(plan.next_start),
                 "in_flight": in_flight.get(plan.secret, False),

@@ -9,6 +9,7 @@ import click
 
 from rotator.cli.common import load_app, require_secrets
 from rotator.cli.exit import Exit
+from rotator.cli.render import count
 from rotator.errors import InputError, RotatorError
 
 
@@ -32,6 +33,8 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json:
             ctx.exit(Exit.INPUT)
     app = load_app(ctx)
     warnings = [*transport_warnings(app.settings)]
+    if not app.policies.secrets:
+        warnings.append(f"no policy file in {app.policies_dir} names a secret: nothing will rotate")
     if not offline:
         # read-only look at each store: settings there that could break a promise
         for spec in app.policies.secrets.values():
@@ -44,7 +47,11 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json:
         counts = {"policies": len(app.policies.policies), "secrets": len(app.policies.secrets)}
         click.echo(json.dumps({"ok": True, "problems": [], "warnings": warnings, **counts}, indent=2))
         return
-    click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+    policies, secrets = (
+        count(len(app.policies.policies), "policy", "policies"),
+        count(len(app.policies.secrets), "secret"),
+    )
+    click.echo(f"ok: {policies}, {secrets}")
     for note in warnings:
         click.echo(f"warning: {note}", err=True)
 
@@ -66,7 +73,9 @@ def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
         for item in checks:
-            click.echo(item.line())
+            # colour only reaches a terminal: click.echo strips it from a pipe or a file
+            line = item.line()
+            click.echo(line if item.ok else line.replace("FAIL", click.style("FAIL", fg="red", bold=True), 1))
         bad = sum(not c.ok for c in checks)
         click.echo(f"{len(checks) - bad} ok, {bad} failed" if checks else "nothing to check: no secrets")
     ctx.exit(Exit.OK if all(c.ok for c in checks) else Exit.FAILED)

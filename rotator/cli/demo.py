@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,7 +106,17 @@ def _cli(config: Path, *args: str, stdin: str | None = None) -> int:
 
 
 def run_demo(workdir: Path | None) -> int:
-    workdir = (workdir or Path(tempfile.mkdtemp(prefix="rotator-demo-"))).resolve()
+    """The demo in `workdir`, kept; without one, in a temporary directory removed at the end."""
+    if workdir is not None:
+        return _demo(workdir.resolve(), keep=True)
+    temporary = Path(tempfile.mkdtemp(prefix="rotator-demo-"))
+    try:
+        return _demo(temporary, keep=False)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _demo(workdir: Path, *, keep: bool) -> int:
     (workdir / "policies").mkdir(parents=True, exist_ok=True)
 
     aws = start_moto()
@@ -145,7 +156,10 @@ def run_demo(workdir: Path | None) -> int:
     print("$ rotator rotate demo-blueticks")
     second_code = _cli(config, "rotate", "demo-blueticks")
 
-    print(f"\ndemo: audit trails: rotator --config {config} history demo-brandwave | demo-blueticks")
+    if keep:
+        print(f"\ndemo: audit trails: rotator --config {config} history demo-brandwave | demo-blueticks")
+    else:
+        print("\ndemo: its files are removed; `rotator demo --workdir DIR` keeps them (and the audit trails)")
     brandwave.stop()
     blueticks.stop()
     if first_code == 0 and second_code == 0:

@@ -20,6 +20,7 @@ from rotator.cli.common import (
     under_lease,
 )
 from rotator.cli.exit import Exit
+from rotator.cli.render import age, count, moment, table
 from rotator.lifecycle import WITH_OPERATOR, State
 
 if TYPE_CHECKING:
@@ -44,9 +45,21 @@ def plan(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"now": now.isoformat(timespec="seconds"), "secrets": rows}, indent=2))
         return
-    for row in rows:
-        age = f"{row['age_days']}d" if row["age_days"] is not None else "?"
-        click.echo(f"{row['secret']:30} age {age:>8}  next start {row['next_start'] or 'never':25}  {row['why']}")
+    if not rows:
+        click.echo(f"no secrets: no policy file in {app.policies_dir} names one", err=True)
+        return
+    cells = [
+        [
+            row["secret"],
+            age(row["age_seconds"]) if row["age_seconds"] is not None else "unknown",
+            moment(row["due"]),
+            moment(row["next_start"]) if row["next_start"] else "never",
+            row["why"],
+        ]
+        for row in rows
+    ]
+    for line in table(["SECRET", "KEY AGE", "DUE", "NEXT START", "WHY"], cells):
+        click.echo(line)
 
 
 def _bulk(
@@ -74,7 +87,7 @@ def _bulk(
             if via_daemons
             else f"at most {per_provider} at a time per provider"
         )
-        click.echo(f"{trigger}: {len(secrets)} secrets under policy {policy}, {how}")
+        click.echo(f"{trigger}: {count(len(secrets), 'secret')} under policy {policy}, {how}")
     # a terminal gets a live table; a pipe or a file a line per change; --json nothing until the end
     progress = Progress(secrets, live=sys.stdout.isatty() and not as_json, quiet=as_json)
     with progress, ctrl_c_stops() as stop:
@@ -139,7 +152,7 @@ def _bulk(
         )
         if via_daemons and in_progress and not interrupted:
             click.echo(
-                f"{in_progress} rotations did not move for a while: is `rotator run` running on this state "
+                f"{count(in_progress, 'rotation')} did not move for a while: is `rotator run` running on this state "
                 "database? They stay queued for the daemons (`rotator status` follows them).",
                 err=True,
             )
@@ -258,7 +271,7 @@ def _leaked(
     if not search.matches:
         click.echo(
             f"the key {printed} matches no managed secret (fingerprints on record: "
-            f"{search.recorded} rotations matched; current values read: {search.read} secrets)",
+            f"{count(search.recorded, 'rotation')} matched; current values read: {count(search.read, 'secret')})",
             err=True,
         )
         ctx.exit(Exit.INPUT)

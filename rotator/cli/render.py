@@ -23,7 +23,7 @@ def print_step(rotation: Rotation) -> Callable[[Step], None]:
         r = step.rotation
         if r.state == last["state"] and step.note == last["note"]:
             return
-        when = datetime.now(UTC).strftime("%H:%M:%S")
+        when = datetime.now(UTC).strftime("%H:%M:%S UTC")
         suffix = f" — {step.note}" if step.note and step.note != r.state else ""
         click.echo(f"{when} {r.secret} [{r.id[:8]}] {r.state}{suffix}")
         last.update(state=r.state, note=step.note)
@@ -39,20 +39,23 @@ def outcome(rotation: Rotation) -> Exit:
     if rotation.state == State.COMPLETED:
         new = f"{rotation.new_key_id} ({rotation.new_fingerprint})" if rotation.new_key_id else rotation.new_fingerprint
         old = rotation.old_key_id or rotation.old_fingerprint
+        done = click.style("completed", fg="green")
         click.echo(
-            f"rotation {rotation.id} of {rotation.secret} completed: new key {new} is current; "
+            f"rotation {rotation.id} of {rotation.secret} {done}: new key {new} is current; "
             f"old key {old} revoked and refused"
         )
         return Exit.OK
     if rotation.state == State.FAILED:
         old_key = rotation.old_key_id or rotation.old_fingerprint
+        failed = click.style("failed", fg="red", bold=True)
         click.echo(
-            f"rotation {rotation.id} of {rotation.secret} failed and was rolled back: {rotation.failed_reason}; "
+            f"rotation {rotation.id} of {rotation.secret} {failed} and was rolled back: {rotation.failed_reason}; "
             f"the old key{' ' + old_key if old_key else ''} is still current"
         )
         return Exit.FAILED
     if rotation.held_reason:
-        click.echo(f"rotation {rotation.id} of {rotation.secret} is HELD in {rotation.state}: {rotation.held_reason}")
+        held = click.style("HELD", fg="red", bold=True)
+        click.echo(f"rotation {rotation.id} of {rotation.secret} is {held} in {rotation.state}: {rotation.held_reason}")
         return Exit.HELD
     if rotation.state in WITH_OPERATOR:
         click.echo(f"rotation {rotation.id} of {rotation.secret} waits on an operator ({rotation.state}):")
@@ -60,6 +63,51 @@ def outcome(rotation: Rotation) -> Exit:
         return Exit.OPERATOR
     click.echo(
         f"rotation {rotation.id} of {rotation.secret} is in progress ({rotation.state}: "
-        f"{rotation.waiting_for}); next look at {rotation.next_attempt_at.isoformat(timespec='seconds')}"
+        f"{rotation.waiting_for}); next look at {moment(rotation.next_attempt_at)}"
     )
     return Exit.IN_PROGRESS
+
+
+def count(n: int, one: str, many: str | None = None) -> str:
+    """`1 secret`, `3 secrets`."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def moment(value: datetime | str | None) -> str:
+    """One way to print a time everywhere: `2026-12-04 07:49:36 UTC` (JSON keeps ISO 8601)."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:  # the state database's times are UTC, whether or not they say so
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def age(seconds: float | None) -> str:
+    """An age in the unit a person reads at a glance: `40s`, `18m`, `5h`, `3d`."""
+    if seconds is None:
+        return "never rotated"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Columns as wide as their widest cell; the last column (free text) is cut with `…` where a
+    line would not fit the terminal (a pipe or a file gets it whole)."""
+    import shutil
+    import sys
+
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
+    room = max(width - sum(widths[:-1]) - 2 * (len(widths) - 1), 12)
+
+    def line(cells: list[str]) -> str:
+        last = cells[-1]
+        if width and len(last) > room:
+            last = last[: room - 1] + "…"
+        return "  ".join([*(cell.ljust(w) for cell, w in zip(cells[:-1], widths, strict=False)), last]).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]

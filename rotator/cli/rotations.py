@@ -18,7 +18,7 @@ from rotator.cli.common import (
     under_lease,
 )
 from rotator.cli.exit import Exit
-from rotator.cli.render import outcome, print_blocked, print_step
+from rotator.cli.render import age, moment, outcome, print_blocked, print_step, table
 from rotator.errors import ActiveRotationExists, KeyRejected, LeaseHeld, RotatorError
 
 if TYPE_CHECKING:
@@ -106,30 +106,45 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     if secret is not None:
         app.policies.secret(secret)  # an unknown name is bad input (exit 2), not an empty table
     rows = status_rows(app, secret)
+    daemons = app.db.replicas_alive()
     if as_json:
-        click.echo(json.dumps({"secrets": rows}, indent=2))
+        click.echo(json.dumps({"daemons_alive": daemons, "secrets": rows}, indent=2))
+        return
+    if not rows:
+        click.echo(f"no secrets: no policy file in {app.policies_dir} names one", err=True)
         return
     waiting = [r for r in rows if r["rotation"] and r["rotation"]["operator_action"]]
     if waiting:
         click.echo("waiting on a person:")
         for row in waiting:
             rot = row["rotation"]
-            click.echo(f"  {row['secret']} [{rot['id']}] {rot['state']} since {rot['since']}: {rot['waiting_for']}")
+            since = moment(rot["since"])
+            click.echo(f"  {row['secret']} [{rot['id']}] {rot['state']} since {since}: {rot['waiting_for']}")
         click.echo("")
-    if rows:
-        click.echo(f"{'SECRET':30} {'PROVIDER':18} {'KEY AGE':>14}  {'NEXT DUE':29} ROTATION")
+    cells = []
     for row in rows:
         rot = row["rotation"]
-        doing = (
-            "idle"
-            if rot is None
-            else f"{rot['state']} ({(rot['held'] and 'HELD: ' + rot['held']) or rot['waiting_for'] or 'running'})"
-        )
-        age = f"{row['age_days']}d" if row["age_days"] is not None else "never rotated"
-        click.echo(f"{row['secret']:30} {row['provider']:18} {age:>14}  due {row['next_due'] or '-':25} {doing}")
+        if rot is None:
+            doing = "idle"
+        elif rot["held"]:
+            doing = f"{rot['state']} ({click.style('HELD', fg='red', bold=True)}: {rot['held']})"
+        else:
+            doing = f"{rot['state']} ({rot['waiting_for'] or 'running'})"
+        cells.append([row["secret"], row["provider"], age(row["age_seconds"]), moment(row["next_due"]), doing])
+    header, *lines = table(["SECRET", "PROVIDER", "KEY AGE", "NEXT DUE", "ROTATION"], cells)
+    click.echo(header)
+    for row, line in zip(rows, lines, strict=True):
+        click.echo(line)
         for kept in row["left_alive"]:
             name = kept["key_id"] or kept["fingerprint"]
-            click.echo(f"  ! key {name} left alive since {kept['since']}: {kept['why']} (#{kept['id']})")
+            click.echo(f"  ! key {name} left alive since {moment(kept['since'])}: {kept['why']} (#{kept['id']})")
+    moving = [r for r in rows if r["rotation"] and not r["rotation"]["operator_action"] and not r["rotation"]["held"]]
+    if moving and not daemons:
+        click.echo(
+            f"no daemon is running on this state database: {len(moving)} rotation(s) in flight wait until "
+            "`rotator run` starts or `rotator rotate NAME` goes on with one",
+            err=True,
+        )
 
 
 @click.command()
@@ -284,11 +299,13 @@ def history(ctx: click.Context, secret: str, as_json: bool) -> None:
         click.echo(json.dumps({"secret": secret, "events": rows}, indent=2))
         return
     for event in events:
-        move = (
-            f" {event.from_state or ''}→{event.to_state}"
-            if event.to_state and event.from_state != event.to_state
-            else ""
-        )
+        # a move only where there is one: `requested` made the rotation, it moved nowhere
+        if event.from_state and event.to_state and event.from_state != event.to_state:
+            move = f" {event.from_state} → {event.to_state}"
+        elif not event.from_state and event.to_state and event.to_state != event.event:
+            move = f" → {event.to_state}"
+        else:
+            move = ""
         detail = " ".join(f"{k}={v}" for k, v in event.detail.items() if v not in (None, "", []))
         rid = (event.rotation_id or "-")[:8]
-        click.echo(f"{event.at.isoformat(timespec='seconds')} [{rid}] {event.event}{move} by {event.actor} {detail}")
+        click.echo(f"{moment(event.at)} [{rid}] {event.event}{move} by {event.actor} {detail}".rstrip())

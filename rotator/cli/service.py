@@ -50,10 +50,26 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
     url = f"http://{host}:{port}/{'readyz' if ready else 'healthz'}"
     try:
         answer = httpx.get(url, timeout=timeout)
+    except httpx.ConnectError:
+        click.echo(
+            f"{url}: nothing listens there: is `rotator run` running, with daemon.listen {settings.daemon.listen}?",
+            err=True,
+        )
+        ctx.exit(Exit.FAILED)
+    except httpx.TimeoutException:
+        click.echo(f"{url}: no answer within {timeout:g} s (the daemon may be stuck; its logs say more)", err=True)
+        ctx.exit(Exit.FAILED)
     except httpx.HTTPError as exc:
-        click.echo(f"{url}: {type(exc).__name__}", err=True)
+        click.echo(f"{url}: {type(exc).__name__}: {exc}", err=True)
         ctx.exit(Exit.FAILED)
     click.echo(f"{url}: {answer.status_code} {answer.text.strip()}")
+    if answer.status_code != 200:
+        try:
+            reason = answer.json().get("reason")
+        except ValueError:
+            reason = None
+        what = "not ready" if ready else "unhealthy"
+        click.echo(f"{what}: {reason or 'the daemon answered ' + str(answer.status_code)}", err=True)
     ctx.exit(Exit.OK if answer.status_code == 200 else Exit.FAILED)
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from rotator.cli.exit import Exit
+from rotator.cli.render import moment
 from rotator.errors import InputError
 
 
@@ -82,7 +83,7 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"audit trail intact: {checked} rows, every hash chained")
     else:
         click.echo(
-            f"audit trail broken at row {bad.id} ({bad.at.isoformat(timespec='seconds')} {bad.event} "
+            f"audit trail broken at row {bad.id} ({moment(bad.at)} {bad.event} "
             f"on {bad.secret}): its hash does not follow from the rows before; {checked} rows before it are intact"
         )
     ctx.exit(Exit.OK if bad is None else Exit.FAILED)

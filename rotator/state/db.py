@@ -1011,6 +1011,13 @@ class StateDB:
             alive = select(func.count()).where(leases.c.secret.startswith(REPLICA), leases.c.expires_at > now)
             return int(conn.execute(alive).scalar_one())
 
+    def replicas_alive(self) -> int:
+        """How many daemons renewed their heartbeat within its ttl (`rotator status` says when none)."""
+        with self._tx() as conn:
+            leases, now = _LEASES, self._now(conn)
+            alive = select(func.count()).where(leases.c.secret.startswith(REPLICA), leases.c.expires_at > now)
+            return int(conn.execute(alive).scalar_one())
+
     def farewell(self, owner: str) -> None:
         """This replica stops: the others count without it at once."""
         self.release_lease(f"{REPLICA}{owner}"[:200], owner)

@@ -25,7 +25,7 @@ class AwsStoreSettings(StoreSettings):
     per account and region; rotator sends no more (all stores of one region share the limit)."""
     tags_per_second: int = Field(default=50, ge=1, le=100_000)
     """TagResource's own quota, likewise."""
-    account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
+    account_id: str | None = Field(default=None, pattern=r"^\d{12}$", description="an AWS account id is 12 digits")
     """The AWS account the store's credentials act in. Given, a grant by name also covers the
     secret's ARN spellings in this account and region (and nothing in another account)."""
 

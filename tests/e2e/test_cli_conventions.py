@@ -30,7 +30,8 @@ def test_durations_print_as_written_and_history_has_no_none(world: World) -> Non
     assert "max_age 90d" in plan and "days," not in plan
     assert world.cli("rotate", world.name).returncode == 0
     history = world.cli("history", world.name).stdout
-    assert "None" not in history and " →requested" in history
+    assert "None" not in history and "requested → requested" not in history and "] requested by cli:" in history
+    assert " creating → staged " in history and not any(line.endswith(" ") for line in history.splitlines())
     assert "min_soak=0s" in history
 
 

@@ -23,6 +23,22 @@ def test_demo_completes_both_rotations(tmp_path: Path) -> None:
     assert (tmp_path / "rotator.db").exists()
 
 
+def test_demo_without_a_workdir_leaves_no_files_behind(tmp_path: Path) -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "rotator", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "both rotations completed" in result.stdout and "--workdir DIR` keeps them" in result.stdout
+    assert not list(tmp_path.glob("rotator-demo-*"))
+
+
 @pytest.mark.parametrize("command", ["sandbox", "demo"])
 def test_without_the_simulators_installed_the_command_says_how_to_install_them(command: str) -> None:
     """The simulators are a distribution of their own (never in rotator's wheel or image)."""

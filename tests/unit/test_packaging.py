@@ -68,6 +68,11 @@ def test_dockerfile_is_lint_clean() -> None:
     assert "HEALTHCHECK" in text and '"rotator", "health"' in text and "9464/healthz" not in text
     for label in ("title", "licenses", "version", "revision", "created"):
         assert f"org.opencontainers.image.{label}=" in text
+    # what the image says is what runs: its version, and the port the daemon listens on
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert re.search(rf"^ARG VERSION={re.escape(version)}$", text, re.M)
+    (exposed,) = re.findall(r"^EXPOSE (\d+)$", text, re.M)
+    assert re.search(rf"ROTATOR_DAEMON__LISTEN=0\.0\.0\.0:{exposed}\b", text)
 
 
 def test_the_constraints_pin_every_runtime_dependency() -> None:
