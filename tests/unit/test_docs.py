@@ -42,3 +42,53 @@ def test_nothing_cites_documents_outside_the_repository() -> None:
     for doc in DOCS:
         prose = LINK.sub("]", doc.read_text())
         assert not re.search(r"\bSPEC\b|\bproviders\.md\b|\bseeds/", prose), doc.name
+
+
+def test_the_settings_reference_is_generated_from_the_models() -> None:
+    """docs/settings.md is what the settings models say today: a field added, renamed, given
+    another default or left without a description fails here until the reference is regenerated."""
+    from rotator import config_reference
+
+    try:
+        text = config_reference.render()
+    except LookupError as exc:
+        raise AssertionError(
+            f"settings without a description: {', '.join(exc.args[0])}; give each a docstring "
+            f"under the field, then run {config_reference.REGENERATE}"
+        ) from None
+    committed = config_reference.TARGET.read_text()
+    assert text == committed, f"docs/settings.md is out of date: run {config_reference.REGENERATE}"
+
+
+def test_the_settings_reference_names_every_setting_it_was_missing() -> None:
+    """The settings the hand-written page left out are in the reference, each with its variable."""
+    text = (ROOT / "docs" / "settings.md").read_text()
+    for setting, variable in (
+        ("engine.hold_interval", "ROTATOR_ENGINE__HOLD_INTERVAL"),
+        ("engine.step_deadline", "ROTATOR_ENGINE__STEP_DEADLINE"),
+        ("state.auto_upgrade", "ROTATOR_STATE__AUTO_UPGRADE"),
+        ("stores.<name>.tags_per_second", "ROTATOR_STORES__<NAME>__TAGS_PER_SECOND"),
+    ):
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{setting}` |")), None)
+        assert row is not None and f"`{variable}`" in row, setting
+    for page in ("README.md", "docs/configuration.md"):
+        assert "settings.md)" in (ROOT / page).read_text(), f"{page} links the settings reference"
+
+
+def test_a_setting_without_a_description_is_refused() -> None:
+    """The generator names a field that has neither a description nor a docstring, and takes either."""
+    from pydantic import BaseModel, Field
+
+    from rotator.config_reference import rows
+
+    class Section(BaseModel):
+        told: int = 1
+        """Told by its docstring."""
+        described: int = Field(default=2, description="Told by its description.")
+        untold: int = 3
+
+    missing: list[str] = []
+    found = list(rows(Section, ["section"], frozenset(), missing))
+    assert [row[4] for row in found] == ["Told by its docstring.", "Told by its description.", ""]
+    assert missing == [f"{Section.__module__}.{Section.__qualname__}.untold"]
+    assert found[0][3] == "`ROTATOR_SECTION__TOLD`"
