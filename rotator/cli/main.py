@@ -860,7 +860,8 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json:
         counts = {"policies": len(app.policies.policies), "secrets": len(app.policies.secrets)}
         click.echo(json.dumps({"ok": True, "problems": [], "warnings": warnings, **counts}, indent=2))
         return
-    click.echo(f"ok: {len(app.policies.policies)} policies, {len(app.policies.secrets)} secrets")
+    policies, secrets = len(app.policies.policies), len(app.policies.secrets)
+    click.echo(f"ok: {policies} polic{'y' if policies == 1 else 'ies'}, {secrets} secret{'' if secrets == 1 else 's'}")
     for note in warnings:
         click.echo(f"warning: {note}", err=True)
 
