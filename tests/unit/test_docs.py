@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -92,3 +92,19 @@ def test_a_setting_without_a_description_is_refused() -> None:
     assert [row[4] for row in found] == ["Told by its docstring.", "Told by its description.", ""]
     assert missing == [f"{Section.__module__}.{Section.__qualname__}.untold"]
     assert found[0][3] == "`ROTATOR_SECTION__TOLD`"
+
+
+def test_the_changelog_calls_out_every_schema_migration_since_0_1_0() -> None:
+    """The Unreleased section of CHANGELOG.md, in Keep a Changelog's groups, names each migration
+    the package ships after 0.1.0's baseline and the command that applies it: a new migration
+    without a changelog line fails here."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert "\n## Unreleased\n" in text, "CHANGELOG.md has an Unreleased section"
+    unreleased = text.split("\n## Unreleased\n", 1)[1].split("\n## ", 1)[0]
+    groups = set(re.findall(r"(?m)^### (\w+)", unreleased))
+    assert {"Added", "Changed", "Fixed", "Security"} <= groups, groups
+    shipped = sorted(p.name[:4] for p in (ROOT / "rotator" / "state" / "migrations" / "versions").glob("0*.py"))
+    assert shipped[0] == "0001" and len(shipped) > 1
+    missing = [revision for revision in shipped[1:] if not re.search(rf"\b{revision} \(", unreleased)]
+    assert not missing, f"CHANGELOG.md does not call out migration(s) {missing} under Unreleased"
+    assert "rotator db upgrade" in unreleased and "state.auto_upgrade" in unreleased
