@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup tools demo test lint typecheck unit bench mutation mutation-planted fuzz constraints clean
+.PHONY: setup tools demo test lint typecheck unit docs bench mutation mutation-planted fuzz constraints clean
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: lint typecheck tools
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# docs/settings.md, generated from the settings models (tests/unit/test_docs.py fails when it is stale)
+docs: $(STAMP)
+	$(BIN)/python -m rotator.config_reference --write
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/incident.py

@@ -60,8 +60,8 @@ class StateSettings(Strict):
     $STATE_DIRECTORY (systemd's StateDirectory=), else ~/.local/state/rotator. A host's daemon and
     the commands an operator runs there must name the same one: rotator.example.yaml sets it."""
     url: str = ""
-    """A SQLAlchemy URL; empty: SQLite in the state directory. Its kind, driver and (SQLite) directory
-    are checked at validate: a command never meets one it cannot open that way."""
+    """The database URL (`sqlite:////var/lib/rotator/rotator.db`, `postgresql+psycopg://rotator@db/rotator`);
+    empty: SQLite, `rotator.db` in `$STATE_DIRECTORY` or `~/.local/state/rotator/`. Checked at validate."""
     auto_upgrade: bool = False
     """Upgrade an older state database's schema at start instead of refusing it (`rotator db upgrade`)."""
 
@@ -152,6 +152,7 @@ _LIBPQ_CHOICES = {
 
 class LogSettings(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe log lines written; keys are never logged at any level."""
     format: Literal["auto", "json", "console"] = "auto"
     """`auto`: readable lines when stderr is a terminal, JSON otherwise (systemd, containers, pipes)."""
 
@@ -162,11 +163,16 @@ class EngineSettings(Strict):
     verify_deadline: PositiveDuration = timedelta(minutes=10)
     """How long after revoking the old key it may still be accepted before the rotation is held."""
     verify_interval: PositiveDuration = timedelta(seconds=5)
+    """How often a revoked old key is probed again until the provider refuses it."""
     retry_base: PositiveDuration = timedelta(seconds=2)
+    """The first wait before retrying a step after a temporary error (429, 5xx, timeout); it doubles each time."""
     retry_max: PositiveDuration = timedelta(minutes=5)
+    """The longest wait between retries of a step (a provider's Retry-After is followed instead)."""
     step_deadline: PositiveDuration = timedelta(minutes=30)
     """A step that keeps failing temporarily for this long is treated as failed."""
     hold_interval: PositiveDuration = timedelta(minutes=5)
+    """How often a held rotation (stopped after promotion, old key kept) is tried again; for a secret
+    whose rotations keep failing, the first wait before another, doubling up to a day."""
     operator_poll: PositiveDuration = timedelta(seconds=30)
     """How often to probe an old key an operator was asked to revoke."""
     gate_poll: PositiveDuration = timedelta(seconds=30)
@@ -174,6 +180,8 @@ class EngineSettings(Strict):
     hook_timeout: PositiveDuration = timedelta(seconds=10)
     """The whole of one hook call: connecting, sending and reading the answer (or a command's run)."""
     lease_ttl: PositiveDuration = timedelta(minutes=2)
+    """How long a rotation stays claimed by a process that stops renewing its claim (it died): then
+    another process or replica takes it over. PostgreSQL's lock and statement timeouts follow from it."""
 
 
 class DaemonSettings(Strict):
@@ -225,6 +233,7 @@ class NotificationTarget(Strict):
     url: str
     """A webhook URL; treat it as a secret (Slack's are): it is never logged."""
     format: Literal["json", "slack"] = "json"
+    """`json`: rotator's own JSON body; `slack`: a message for a Slack incoming webhook."""
     events: list[Literal["started", "completed", "failed", "held", "operator_action", "upcoming"]] = [
         "started",
         "completed",
@@ -233,6 +242,7 @@ class NotificationTarget(Strict):
         "operator_action",
         "upcoming",
     ]
+    """The events sent to this URL (`upcoming`: a rotation is due within the policy's `notify_before`)."""
     signing_secret: CredentialSource | None = None
     """HMAC-SHA256 key (env or file) for the `X-Rotator-Signature` header, so a receiver can verify the sender."""
 
@@ -257,6 +267,7 @@ class CommandHook(Strict):
     """A command a policy file may run as a consumer hook, by name: only rotator.yaml says what runs."""
 
     command: list[str] = Field(min_length=1)
+    """The program (an absolute path) and its arguments, run without a shell and with an empty PATH."""
 
     @field_validator("command")
     @classmethod
@@ -270,6 +281,7 @@ class HooksSettings(Strict):
     """What consumer hooks in policy files may do: commands by name, HTTP only to these hosts."""
 
     commands: dict[str, CommandHook] = {}
+    """Commands policy files may run as consumer hooks, by name (`confirm: {command: NAME}`)."""
     allowed_hosts: list[HostPattern] = []
     """`host` or `host:port` patterns (`*.internal`); an HTTP hook to any other host is refused."""
     credentials: dict[str, CredentialSource] = {}
@@ -298,7 +310,9 @@ class HooksSettings(Strict):
 
 class Settings(Strict):
     state: StateSettings = StateSettings()
+    """The state database: every rotation's progress, the leases, the audit trail."""
     policies_dir: Path = Path("policies")
+    """The directory of policy files (`*.yaml`), relative to rotator.yaml's own directory."""
 
     @field_validator("policies_dir")
     @classmethod
@@ -309,16 +323,24 @@ class Settings(Strict):
         return value
 
     log: LogSettings = LogSettings()
+    """What is logged, and how: logs go to stderr."""
     providers: dict[str, ProviderInstance] = {}
+    """The provider instances policy files name, each with its type, admin credential and grants."""
     stores: dict[str, StoreInstance] = {"aws": AwsStoreSettings()}
+    """The secret stores policy files name; by default one, `aws` (AWS Secrets Manager, us-east-1)."""
     engine: EngineSettings = EngineSettings()
+    """How the steps of a rotation are timed, retried and given up."""
     daemon: DaemonSettings = DaemonSettings()
+    """`rotator run`: where it serves health and metrics, how often it looks for work."""
     notifications: list[NotificationTarget] = []
+    """Webhooks told of each rotation's events, at least once."""
     hooks: HooksSettings = HooksSettings()
+    """What consumer hooks in policy files may do."""
     teams: dict[str, Team] = {}
-    """Who owns which policy files and what they may use (see rotator.tenancy); none: one team owns all."""
+    """Who owns which policy files and what their secrets may use; none: one team owns every file."""
     policies: dict[Literal["incident", "offboarding"], Policy] = {}
-    """The built-in policies, tuned by the operator; policy files may name them, never define them."""
+    """The built-in policies `incident` and `offboarding`, tuned by the operator; policy files may name
+    them, never define them."""
 
     def built_in_policies(self) -> dict[str, Policy]:
         return {**BUILT_IN, **{str(name): policy for name, policy in self.policies.items()}}

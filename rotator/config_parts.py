@@ -128,8 +128,11 @@ class Grant(Strict):
     store: str = "aws"
     """The store instance; default `aws` for a secret_id grant, `vault` for a path grant."""
     secret_id: str | None = None
+    """AWS: secret names or ARNs this instance may serve, as a pattern (`prod/support/*`)."""
     mount: str = "secret"
+    """Vault: the KV v2 mount of `path`."""
     path: str | None = None
+    """Vault: KV paths under `mount` this instance may serve, as a pattern (`support/*`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -172,7 +175,9 @@ class RateLimit(Strict):
     smallest plan), GoBlue 100 per minute and 1,000 per hour; none for the others."""
 
     requests: int = Field(ge=1, le=1_000_000)
+    """At most this many requests…"""
     per: PositiveDuration
+    """…in any stretch of time this long (`{requests: 100, per: 1m}`)."""
 
 
 class ProviderSettings(Strict):
@@ -180,11 +185,14 @@ class ProviderSettings(Strict):
     `type: Literal["<its name>"]`."""
 
     type: str
+    """The provider's type; its own settings follow below."""
     grants: list[Grant] = []
     """The store locations this instance's keys may be written to; a policy secret elsewhere is refused."""
     timeout: PositiveDuration = timedelta(seconds=10)
+    """How long one request to the provider may take: connecting, sending and reading the answer."""
     rate_limits: list[RateLimit] | None = None
-    """Client-side request limits; default: the vendor's documented ones (see RateLimit); [] for none."""
+    """Client-side request limits, shared by every rotation of the process; default: the vendor's
+    documented ones (Texting Blue 60 per minute, GoBlue 100 per minute and 1,000 per hour); [] for none."""
     max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
     """At most this many of the instance's rotations advanced at once by the daemons, across all
     replicas together (counted in the state database); default: no limit beyond `daemon.workers`."""
@@ -202,7 +210,9 @@ class StoreSettings(Strict):
     """What every store instance has; a type adds its own fields and `type: Literal["<its name>"]`."""
 
     type: str
+    """The store's type; its own settings follow below."""
     timeout: PositiveDuration = timedelta(seconds=10)
+    """How long one request to the store may take."""
 
     def identity(self, instance: str) -> tuple[str, ...]:
         """The physical store this instance reaches: two instances with one identity hold the same

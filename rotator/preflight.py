@@ -35,7 +35,8 @@ def provider_check(app: App, secret: str) -> Check:
         provider = app.provider_for(spec)
         if isinstance(provider, ApiProvider):
             keys = provider.list_keys()
-            return Check(item, True, f"admin credential accepted ({len(keys)} live keys listed)")
+            listed = f"{len(keys)} live key{'' if len(keys) == 1 else 's'} listed"
+            return Check(item, True, f"admin credential accepted ({listed})")
         if not isinstance(provider, DashboardProvider):
             return Check(item, False, f"unknown kind of provider {provider.kind}")
         current = app.store(spec.store.instance).read_current(location=spec.store.location)

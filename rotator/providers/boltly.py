@@ -367,11 +367,14 @@ class BoltlySettings(ProviderSettings):
 
     type: Literal["boltly"]
     base_url: HttpUrl = "https://api.boltly.online"
+    """Boltly's API."""
     email: str
+    """The Boltly user whose session makes and revokes keys."""
     password: CredentialSource | None = None
     """Used when no refresh token works (first start, or a crash lost the newest one)."""
     refresh_token_file: Path | None = None
-    """Default: <state directory>/<instance>.refresh. One host only: use refresh_token_store for replicas."""
+    """Where the refresh token is kept; default: `<instance>.refresh` in the state directory. One host
+    only: use refresh_token_store for replicas."""
     refresh_token_store: StoreRef | None = None
     """Keep the refresh token in a store instead, where every replica and command can reach it:
     `{aws: {secret_id: ...}}` or `{vault: {path: ...}}`, a secret that exists (any value to start

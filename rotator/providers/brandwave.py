@@ -118,7 +118,9 @@ class Brandwave(ApiProvider):
 class BrandwaveSettings(ProviderSettings):
     type: Literal["brandwave"]
     base_url: HttpUrl = "https://api.gobrandwave.com"
+    """Brandwave's API."""
     admin_token: CredentialSource = CredentialSource(current=True)
+    """The token that creates and revokes keys; `current: true`: the secret's own key makes its successor."""
 
     def endpoint(self) -> str | None:
         return self.base_url

@@ -19,7 +19,9 @@ from rotator.stores.base import Store
 class AwsStoreSettings(StoreSettings):
     type: Literal["aws"] = "aws"
     region: str = "us-east-1"
+    """The AWS region of the secrets."""
     endpoint_url: HttpUrl | None = None
+    """Another Secrets Manager endpoint (a VPC endpoint, a local test server); default: the region's own."""
     writes_per_second: int = Field(default=50, ge=1, le=100_000)
     """PutSecretValue, UpdateSecret and UpdateSecretVersionStage share one AWS quota of 50 per second
     per account and region; rotator sends no more (all stores of one region share the limit)."""

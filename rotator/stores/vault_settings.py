@@ -24,8 +24,11 @@ from rotator.stores.base import Store
 
 class VaultAppRole(Strict):
     role_id: str
+    """The AppRole's role id (not a secret)."""
     secret_id: CredentialSource
+    """The AppRole's secret id, from env or file."""
     mount: str = "approle"
+    """Where the AppRole auth method is mounted."""
 
     @field_validator("mount")
     @classmethod
@@ -37,7 +40,9 @@ class VaultAuth(Strict):
     """Exactly one way to log in: a token (from env or file), or AppRole."""
 
     token: CredentialSource | None = None
+    """A Vault token, from env or file."""
     approle: VaultAppRole | None = None
+    """Log in with AppRole instead of a token."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> VaultAuth:
@@ -51,9 +56,13 @@ class VaultAuth(Strict):
 class VaultStoreSettings(StoreSettings):
     type: Literal["vault"]
     url: HttpUrl = "http://127.0.0.1:8200"
+    """Vault's (or OpenBao's) address."""
     auth: VaultAuth = VaultAuth(token=CredentialSource(env="VAULT_TOKEN"))
+    """How rotator logs in to Vault: `token` or `approle`, exactly one."""
     namespace: str | None = None
+    """A Vault Enterprise namespace every path is under."""
     pending_mount: str = "secret"
+    """The KV v2 mount of `pending_prefix`."""
     pending_prefix: str = "rotator-pending"
     """Where new keys wait before promotion: a path applications do not read."""
 
@@ -68,7 +77,9 @@ class VaultStoreSettings(StoreSettings):
         return None if value is None else check_vault_path(value, "namespace")
 
     verify: bool = True
+    """Check Vault's TLS certificate; false lets anyone on the path pose as Vault (never in production)."""
     ca_file: Path | None = None
+    """The CA certificate (PEM) that signed Vault's, when it is not among the system's."""
 
     def identity(self, instance: str) -> tuple[str, ...]:
         return ("vault", url_identity(self.url))

@@ -87,7 +87,7 @@ def test_malformed_policy_files_are_refused_before_anything_runs(world: World, c
 
 def test_validate_accepts_a_good_directory(world: World) -> None:
     result = world.cli("validate", str(world.dir / "policies"))
-    assert result.returncode == 0 and "ok: 3 policies, 1 secret" in result.stdout
+    assert result.returncode == 0 and "ok: 3 policies, 1 secret\n" in result.stdout
 
 
 def test_example_policies_validate(world: World) -> None:
