@@ -246,3 +246,21 @@ def test_ctrl_c_stops_a_bulk_command_after_the_step_in_hand(world: World) -> Non
     assert proc.returncode == 3 and "interrupted: 0 not started, 1 recorded" in err, (out[-1000:], err[-2000:])
     rotation = json.loads(world.cli("status", world.name, "--json").stdout)["secrets"][0]["rotation"]
     assert rotation["state"] == "cutover_wait"
+
+
+def test_status_says_when_no_daemon_moves_a_waiting_rotation(world: World) -> None:
+    from tests.e2e.test_daemon import Daemon, wait_for
+
+    policy = world.dir / "policies" / "main.yaml"
+    policy.write_text(policy.read_text().replace("min_soak: 0s", "min_soak: 1h"))
+    assert world.cli("rotate", world.name, "--detach").returncode == 3
+    alone = world.cli("status")
+    assert "no daemon is running on this state database: 1 rotation(s) in flight wait" in alone.stderr, alone.stderr
+    daemon = Daemon(world)
+    try:
+        wait_for(lambda: json.loads(world.cli("status", "--json").stdout)["daemons_alive"] == 1, what="a heartbeat")
+        watched = world.cli("status")
+        assert watched.returncode == 0 and "no daemon" not in watched.stderr, watched.stderr
+        assert "cutover_wait" in watched.stdout
+    finally:
+        daemon.stop()
