@@ -102,7 +102,12 @@ def test_a_step_slower_than_the_lease_keeps_its_lease_and_one_writer(world: Worl
     done = threading.Event()
 
     def second_writer() -> None:
-        other = world.app().runner("replica-2")
+        second = world.app()
+        other = second.runner("replica-2")
+        # the first runner is in before the second tries: which one starts is a race this test
+        # is not about (the thread would otherwise often win it)
+        while second.db.get(rotation.id).state == "requested" and not done.is_set():
+            time.sleep(0.05)
         while not done.is_set():
             try:
                 other.run(rotation.id, follow=False)
