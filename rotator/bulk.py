@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rotator.app import App
+from rotator.engine import requests
 from rotator.engine.runner import Runner
 from rotator.engine.steps import Step
-from rotator.errors import ActiveRotationExists, RotatorError
+from rotator.errors import RotatorError
 from rotator.lifecycle import WITH_OPERATOR
 from rotator.state.schema import Rotation
 
@@ -108,7 +109,7 @@ def rotate_many(
                 outcome = Outcome(name, spec.provider, None, NOT_STARTED, "interrupted before it started")
             else:
                 try:
-                    rotation = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
+                    rotation = _start(runner(), app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
                     final = runner().run(rotation, follow=True, on_step=on_step, should_stop=stopping.is_set)
                     outcome = _outcome(final)
                 except RotatorError as exc:
@@ -150,10 +151,11 @@ def hand_to_daemons(
     """
     outcomes: dict[str, Outcome] = {}
     started: dict[str, Rotation] = {}
+    runner = app.runner(actor, stop)  # escalates a rotation under way, under its lease; advances none
     for name in secrets:
         spec = app.policies.secret(name)
         try:
-            started[name] = _start(app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
+            started[name] = _start(runner, app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
         except RotatorError as exc:
             outcomes[name] = Outcome(name, spec.provider, None, "error", str(exc))
             on_done(outcomes[name])
@@ -190,22 +192,22 @@ def _outcome(rotation: Rotation) -> Outcome:
     return Outcome(rotation.secret, rotation.provider, rotation.id, _state(rotation), note)
 
 
-def _start(app: App, name: str, *, policy: str, trigger: str, reason: str, actor: str) -> Rotation:
+def _start(runner: Runner, app: App, name: str, *, policy: str, trigger: str, reason: str, actor: str) -> Rotation:
+    """A rotation of `name` under `policy`: a new one, or the one under way put under it (under its
+    lease, waiting for a holder's step up to the lease's TTL)."""
     spec = app.policies.secret(name)
-    try:
-        return app.db.create_rotation(
-            secret=name, provider=spec.provider, policy=policy, trigger=trigger, reason=reason, actor=actor
-        )
-    except ActiveRotationExists as exc:
-        running = exc.rotation
-        return app.db.update(
-            running,
-            actor=actor,
-            event="policy.escalated",
-            detail={"from": running.policy, "to": policy, "trigger": trigger, "reason": reason},
-            policy=policy,
-            next_attempt_at=running.next_attempt_at,
-        )
+    rotation, _ = requests.start_or_escalate(
+        runner,
+        secret=name,
+        provider=spec.provider,
+        policy=policy,
+        default_policy=policy,
+        trigger=trigger,
+        reason=reason,
+        actor=actor,
+        wait=app.settings.engine.lease_ttl,
+    )
+    return rotation
 
 
 def _state(rotation: Rotation) -> str:

@@ -19,7 +19,7 @@ from rotator.cli.common import (
 )
 from rotator.cli.exit import Exit
 from rotator.cli.render import age, moment, outcome, print_blocked, print_step, table
-from rotator.errors import ActiveRotationExists, KeyRejected, LeaseHeld, RotatorError
+from rotator.errors import KeyRejected, LeaseHeld, RotatorError
 
 if TYPE_CHECKING:
     pass
@@ -44,24 +44,34 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
         click.echo(f"unknown policy {policy!r} (known: {', '.join(sorted(app.policies.policies))})", err=True)
         ctx.exit(Exit.INPUT)
     preflight_or_exit(ctx, app, list(secrets))
+    from rotator.engine import requests
+
     runner = app.runner(actor)
     codes: list[Exit] = []
     for name in secrets:
         spec = app.policies.secret(name)
         try:
-            rotation = app.db.create_rotation(
+            # a person asked for it now: one under way is looked at at once (every step re-checks
+            # the world before acting), and put under --policy when that names another
+            rotation, new = requests.start_or_escalate(
+                runner,
                 secret=name,
                 provider=spec.provider,
-                policy=policy or spec.policy,
+                policy=policy,
+                default_policy=spec.policy,
                 trigger="manual",
                 reason=reason,
                 actor=actor,
+                look_now=True,
             )
+        except LeaseHeld as exc:
+            click.echo(str(exc), err=True)
+            codes.append(Exit.LOCKED)
+            continue
+        if new:
             click.echo(f"{name}: rotation {rotation.id} requested (policy {rotation.policy})")
-        except ActiveRotationExists as exc:
-            # a person asked for it now: look at once (every step re-checks the world before acting)
-            rotation = app.db.update(exc.rotation, actor=actor, next_attempt_at=app.db.clock())
-            click.echo(f"{name}: resuming rotation {rotation.id} in state {rotation.state}")
+        else:
+            click.echo(f"{name}: resuming rotation {rotation.id} in state {rotation.state} (policy {rotation.policy})")
         try:
             with ctrl_c_stops() as stop:
                 runner.sleep = stop.wait

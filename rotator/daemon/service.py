@@ -42,8 +42,9 @@ from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import DISCOVERY_BATCH, Planner
 from rotator.durations import render
+from rotator.engine import requests
 from rotator.engine.steps import Step
-from rotator.errors import ActiveRotationExists, InputError, LeaseHeld, RotatorError, StateBusy
+from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
 from rotator.state.db import process_identity, utcnow
 
@@ -330,16 +331,16 @@ class Daemon:
                 continue
             spec = app.policies.secret(p.secret)
             agenda.again(p, now, now + RECHECK)
-            try:
-                rotation = app.db.create_rotation(
-                    secret=spec.name,
-                    provider=spec.provider,
-                    policy=spec.policy,
-                    trigger="policy",
-                    reason=p.why,
-                    actor=self.actor,
-                )
-            except ActiveRotationExists:
+            rotation = requests.start(
+                app.db,
+                secret=spec.name,
+                provider=spec.provider,
+                policy=spec.policy,
+                trigger="policy",
+                reason=p.why,
+                actor=self.actor,
+            )
+            if rotation is None:
                 continue  # started elsewhere a moment ago
             _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
 
