@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -77,13 +78,13 @@ def status_rows(app: App, secret: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_rows(app: App) -> list[dict[str, Any]]:
-    """For every secret: its age, when it is due, the next start inside its window, and why."""
+def plan_rows(app: App) -> Iterator[dict[str, Any]]:
+    """For every secret: its age, when it is due, the next start inside its window, and why (a
+    row at a time: a fleet's rows are printed as they come, not held)."""
     now = utcnow()
     in_flight = {r.secret: r.id for r in app.db.active()}
-    rows = []
     for plan in Planner(app).plans(now):
-        rows.append(
+        yield (
             {
                 "secret": plan.secret,
                 "policy": plan.policy,
@@ -95,4 +96,3 @@ def plan_rows(app: App) -> list[dict[str, Any]]:
                 "why": plan.why,
             }
         )
-    return rows

@@ -20,7 +20,7 @@ from rotator.cli.common import (
     under_lease,
 )
 from rotator.cli.exit import Exit
-from rotator.cli.render import age, count, moment, table
+from rotator.cli.render import age, count, json_document, moment, table
 from rotator.lifecycle import WITH_OPERATOR, State
 
 if TYPE_CHECKING:
@@ -41,10 +41,10 @@ def plan(ctx: click.Context, as_json: bool) -> None:
 
     app = load_app(ctx)
     now = datetime.now(UTC)
-    rows = plan_rows(app)
     if as_json:
-        click.echo(json.dumps({"now": now.isoformat(timespec="seconds"), "secrets": rows}, indent=2))
+        json_document({"now": now.isoformat(timespec="seconds")}, "secrets", plan_rows(app))
         return
+    rows = list(plan_rows(app))
     if not rows:
         click.echo(f"no secrets: no policy file in {app.policies_dir} names one", err=True)
         return

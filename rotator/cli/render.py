@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -66,6 +66,23 @@ def outcome(rotation: Rotation) -> Exit:
         f"{rotation.waiting_for}); next look at {moment(rotation.next_attempt_at)}"
     )
     return Exit.IN_PROGRESS
+
+
+def json_document(head: dict[str, Any], key: str, rows: Iterable[dict[str, Any]]) -> None:
+    """`{**head, key: [rows...]}` on stdout, a row at a time, each on a line of its own: a fleet's
+    100,000 rows are neither held as one string nor put through json's slow indenting encoder."""
+    import json
+    import sys
+
+    out = sys.stdout
+    out.write("{\n")
+    for name, value in head.items():
+        out.write(f"  {json.dumps(name)}: {json.dumps(value)},\n")
+    out.write(f"  {json.dumps(key)}: [")
+    for index, row in enumerate(rows):
+        out.write(("\n    " if index == 0 else ",\n    ") + json.dumps(row))
+    out.write("\n  ]\n}\n")
+    out.flush()
 
 
 def count(n: int, one: str, many: str | None = None) -> str:

@@ -18,7 +18,7 @@ from rotator.cli.common import (
     under_lease,
 )
 from rotator.cli.exit import Exit
-from rotator.cli.render import age, moment, outcome, print_blocked, print_step, table
+from rotator.cli.render import age, json_document, moment, outcome, print_blocked, print_step, table
 from rotator.errors import KeyRejected, LeaseHeld, RotatorError
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     rows = status_rows(app, secret)
     daemons = app.db.replicas_alive()
     if as_json:
-        click.echo(json.dumps({"daemons_alive": daemons, "secrets": rows}, indent=2))
+        json_document({"daemons_alive": daemons}, "secrets", rows)
         return
     if not rows:
         click.echo(f"no secrets: no policy file in {app.policies_dir} names one", err=True)

@@ -101,3 +101,17 @@ def test_times_ages_and_counts_read_one_way() -> None:
         "3 secrets",
         "1 policy",
     )
+
+
+@pytest.mark.parametrize("rows", [[], [{"secret": "a", "why": 'quote " and \\ and \n'}], [{"n": i} for i in range(3)]])
+def test_a_streamed_json_document_is_the_document(
+    rows: list[dict[str, object]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from rotator.cli.render import json_document
+
+    json_document({"now": "2026-12-04T08:00:00+00:00", "daemons_alive": 0}, "secrets", iter(rows))
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == {"now": "2026-12-04T08:00:00+00:00", "daemons_alive": 0, "secrets": rows}
+    assert printed.count("\n") == 6 + len(rows)  # a row a line
