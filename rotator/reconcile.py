@@ -2,10 +2,11 @@
 keys a rotation left alive on purpose or by failure (an abort at the gate, a rollback that could
 not finish) until they are revoked or a person acknowledges them.
 
-A key is never called orphaned while it is the current key of any managed secret, whatever the
-state database says and whichever provider instance lists it (two instances, of two teams say,
-may reach one vendor account): reconcile must not cause the outage it guards against. A key a
-rotation of another instance made is that instance's to judge, never this one's.
+A key is never called orphaned while it is the current key of any managed secret, or a key a
+rotation in flight still needs, whatever the state database says and whichever provider instance
+lists it (two instances, of two teams say, may reach one vendor account): reconcile must not cause
+the outage it guards against. A key a rotation of another instance made is that instance's to
+judge, never this one's.
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ class Finding:
 
 
 def _in_use(app: App) -> set[str]:
-    """The key ids every managed secret holds as current, across all provider instances."""
+    """The key ids no fix may revoke: every managed secret's current key (across all provider
+    instances), both keys of every rotation in flight (the old one lives until its gate opens,
+    whichever rotation made it: after a restore from backup that rotation may be unknown here),
+    and the keys left alive on purpose, which only a person decides about (`--ack`)."""
     in_use = set()
     for spec in app.policies.secrets.values():
         current = app.store(spec.store.instance).read_current(location=spec.store.location)
         if current is not None and current.value.key_id:
             in_use.add(current.value.key_id)
+    for rotation in app.db.active():
+        in_use.update(k for k in (rotation.old_key_id, rotation.new_key_id) if k)
+    in_use.update(row.key_id for row in app.db.leftovers() if row.key_id)
     return in_use
 
 

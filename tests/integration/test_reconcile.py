@@ -46,3 +46,32 @@ def test_the_current_key_is_never_an_orphan(world: World) -> None:
     assert app.runner("t").run(rotation.id, follow=True).state == "completed"
     current = world.current()["key_id"]
     assert all(current not in f.ident for f in reconcile(app, fix=False, actor="test"))
+
+
+def test_a_key_a_rotation_in_flight_still_needs_is_never_revoked(world: World) -> None:
+    """After a restore from backup, the old key at a rotation's gate may have been made by a
+    rotation the restored database does not know: it is still the key applications use until the
+    gate opens. A key left alive on purpose waits for a person (`--ack`), never for --fix."""
+    app = App.load(world.config)
+    admin = {"Authorization": f"Bearer {world.first['token']}"}
+
+    def made_by_an_unknown_rotation() -> dict[str, str]:
+        key = httpx.post(
+            f"{world.brandwave}/v1/personal-access-tokens", headers=admin, json={"name": f"rotator-{uuid.uuid4()}"}
+        ).json()["data"]
+        return {"id": key["id"], "token": key["token"]}
+
+    at_the_gate, left_alive = made_by_an_unknown_rotation(), made_by_an_unknown_rotation()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="t"
+    )
+    app.db.update(rotation, actor="t", state="cutover_wait", old_key_id=at_the_gate["id"])
+    app.db.update(
+        app.db.get(rotation.id),
+        actor="t",
+        leftover={"key_id": left_alive["id"], "fingerprint": "sha256:x", "why": "aborted at the gate"},
+    )
+    found = reconcile(app, fix=True, actor="test")
+    assert world.probe(at_the_gate["token"]) == 200 and world.probe(left_alive["token"]) == 200
+    assert not [f for f in found if f.kind == "key" and at_the_gate["id"] in f.ident]
+    assert [f for f in found if f.kind == "left-alive" and left_alive["id"] in f.ident]
