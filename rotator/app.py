@@ -52,6 +52,19 @@ def actor_name(kind: str = "cli") -> str:
 
 
 _REPLICA = uuid.uuid4().hex[:6]
+
+
+def database_named(url: str) -> str:
+    """A state database as a person names it: the SQLite file, or the PostgreSQL database and host
+    (never the URL, which may carry a password)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.database)
+    return f"database {parsed.database} on {parsed.host or 'the local socket'}"
+
+
 T = TypeVar("T")
 
 
@@ -66,6 +79,9 @@ class App:
         self.notifier = Notifier(settings.notifications, db=lambda: self.db)
         self._shared: dict[str, object] = {}
         self._shared_lock = threading.RLock()
+        self.on_new_database: Callable[[str], None] = lambda where: None
+        """Told where, when opening the state database made it (a command says so: a second,
+        empty database beside a daemon's is the mistake it most likely is)."""
         self.connections = 64
         """Kept-alive connections per store and provider client: at least the rotations run at once
         (bulk.rotate_many raises it before its threads start; clients made earlier keep theirs)."""
@@ -76,7 +92,11 @@ class App:
         found = config_module.config_path(config_path)
         settings = config_module.load(found)
         directory = policies_dir or settings.policies_dir
-        if not directory.is_dir():
+        try:
+            usable, exists, refused = directory.is_dir(), directory.exists(), ""
+        except OSError as exc:  # a directory on the way this user may not look into
+            usable, exists, refused = False, False, exc.strerror or type(exc).__name__
+        if not usable:
             source = (
                 "--policies"
                 if policies_dir
@@ -85,8 +105,10 @@ class App:
                 else "the default policies_dir"
             )
             what = (
-                "is a file, not a directory: name the directory that holds the policy files"
-                if directory.exists()
+                f"cannot look there ({refused})"
+                if refused
+                else "is a file, not a directory: name the directory that holds the policy files"
+                if exists
                 else "policy directory not found"
             )
             problems = [f"{directory.absolute()}: {what} ({source})"]
@@ -103,11 +125,12 @@ class App:
     def db(self) -> StateDB:
         with self._lock:
             if self._db is None:
+                url = self.settings.state_url()
                 self._db = StateDB(
-                    self.settings.state_url(),
-                    upgrade=self.settings.state.auto_upgrade,
-                    lease_ttl=self.settings.engine.lease_ttl,
+                    url, upgrade=self.settings.state.auto_upgrade, lease_ttl=self.settings.engine.lease_ttl
                 )
+                if self._db.schema_was == "none":
+                    self.on_new_database(database_named(url))
             return self._db
 
     def store(self, instance: str) -> Store:

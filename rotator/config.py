@@ -484,6 +484,26 @@ def _team_problems(settings: Settings, doc: Any, path: Path | None) -> list[str]
     return problems
 
 
+def _sqlite_beside(data: Any, directory: Path) -> None:
+    """A relative SQLite path in the file's state.url names a file beside rotator.yaml, as
+    policies_dir and state.directory do, not one in whatever directory a command runs from (which
+    made a second, empty database for `rotator --config ~/trial/rotator.yaml status` run elsewhere)."""
+    state: Any = data.get("state") if isinstance(data, dict) else None
+    url = state.get("url") if isinstance(state, dict) else None
+    if not isinstance(url, str) or not url.startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # the validator says what is wrong with it
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:") and not Path(database).is_absolute():
+        state["url"] = parsed.set(database=str(directory / database)).render_as_string(hide_password=False)
+
+
 def where_set(path: Path | None, keys: tuple[str, ...], environ: dict[str, str] | None = None) -> str:
     """Where a setting's value came from, for an error found after loading: its variable, or file:line."""
     variable = ENV_PREFIX + "__".join(k.upper().replace("-", "_") for k in keys)
@@ -504,8 +524,13 @@ def config_path(explicit: Path | None = None) -> Path | None:
     if env := os.environ.get("ROTATOR_CONFIG"):
         return Path(env)
     for candidate in (Path("rotator.yaml"), Path("/etc/rotator/rotator.yaml")):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except PermissionError:
+            # a directory this user may not look into (root's home, for `sudo -u rotator`) holds
+            # no rotator.yaml of theirs: look further
+            continue
     return None
 
 
@@ -518,6 +543,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     doc: Any = yamlsource.load(path, multiline=True) if path is not None else None
     overridden: dict[tuple[str, ...], str] = {}
     data = _apply_env(_plain(doc or {}), environ, overridden)
+    if path is not None and ("state", "url") not in overridden:
+        _sqlite_beside(data, path.parent)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ import difflib
 import functools
 import gc
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,11 @@ def load_dir(directory: Path, settings: Settings) -> PolicySet:
     """
     if not directory.is_dir():
         raise InputError([f"{directory}: policy directory not found"])
+    try:
+        # glob finds nothing in a directory it may not read: that is no empty directory
+        os.scandir(directory).close()
+    except OSError as exc:
+        raise InputError([f"{directory}: cannot read the policy directory ({exc.strerror})"]) from None
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     outside = _outside(directory, files)
     if outside:

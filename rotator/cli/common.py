@@ -36,6 +36,12 @@ def load_app(ctx: click.Context, *, daemon: bool = False) -> App:
         for problem in exc.problems:
             click.echo(problem, err=True)
         ctx.exit(Exit.INPUT)
+    if not daemon:
+        app.on_new_database = lambda where: click.echo(
+            f"note: made a new, empty state database ({where}): it knows no earlier rotation. If a daemon "
+            "runs on this host, it uses another one: run this as the daemon's user, with its rotator.yaml",
+            err=True,
+        )
     fmt = app.settings.log.format
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
@@ -106,9 +112,6 @@ def ctrl_c_stops() -> Iterator[threading.Event]:
     finally:
         signal.signal(signal.SIGINT, previous)
 
-
-EXIT_INTERRUPTED = 130
-"""Ctrl-C before anything was started: the shell's convention (128 + SIGINT)."""
 
 SHORTEST_ID = 4
 """The fewest characters of a rotation id a command takes (commands print eight)."""

@@ -19,3 +19,7 @@ class Exit(enum.IntEnum):
     """Held for a person: `rotator status` says why."""
     LOCKED = 6
     """Another process holds the secret's lease right now; try again."""
+    INTERRUPTED = 130
+    """Ctrl-C before anything was started (the shell's 128 + SIGINT)."""
+    BROKEN_PIPE = 141
+    """Whoever read the output stopped reading (`| head`): the shell's 128 + SIGPIPE."""

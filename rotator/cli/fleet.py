@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from rotator.cli.common import (
-    EXIT_INTERRUPTED,
     actor_name,
     ctrl_c_stops,
     load_app,
@@ -21,6 +20,7 @@ from rotator.cli.common import (
 )
 from rotator.cli.exit import Exit
 from rotator.cli.render import age, count, json_document, moment, table
+from rotator.errors import RotatorError
 from rotator.lifecycle import WITH_OPERATOR, State
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ def _bulk(
     if not secrets:
         click.echo("no secret matches", err=True)
         ctx.exit(Exit.INPUT)
+    app.db  # noqa: B018 (opened now: a state it may not use is refused before anything starts)
     if not as_json:
         how = (
             "handed to the running daemons (this command follows them; stopping it stops nothing)"
@@ -125,7 +126,7 @@ def _bulk(
             err=True,
         )
         if not started:
-            ctx.exit(EXIT_INTERRUPTED)
+            ctx.exit(Exit.INTERRUPTED)
     failed = [o for o in outcomes if o.state in (State.FAILED, "error") or o.state.startswith("held")]
     waiting = [o for o in outcomes if o.state in WITH_OPERATOR]
     completed = sum(o.state == State.COMPLETED for o in outcomes)
@@ -215,7 +216,12 @@ def incident(
         click.echo("name secrets, or --provider P, or --all, or --leaked-key - (one of them)", err=True)
         ctx.exit(Exit.INPUT)
     if provider is not None and provider not in app.settings.providers:
-        click.echo(f"unknown provider instance {provider!r}", err=True)
+        import difflib
+
+        known = sorted(app.settings.providers)
+        near = [n for n in known if n.casefold() == provider.casefold()] or difflib.get_close_matches(provider, known)
+        hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known) or 'none'}"
+        click.echo(f"unknown provider instance {provider!r} ({hint})", err=True)
         ctx.exit(Exit.INPUT)
     if not reason and not dry_run:
         click.echo("--reason is required (it goes to the audit trail)", err=True)
@@ -384,7 +390,11 @@ def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, 
             click.echo("--ack needs --reason (recorded in the audit trail)", err=True)
             ctx.exit(Exit.INPUT)
         for leftover_id in ack:
-            app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
+            try:
+                app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
+            except RotatorError as exc:
+                click.echo(f"{exc} (`rotator reconcile` lists the keys left alive, with their #id)", err=True)
+                ctx.exit(Exit.INPUT)
             click.echo(f"left-alive key #{leftover_id} acknowledged")
     findings = run_reconcile(app, fix=fix, actor=actor_name())
     if as_json:

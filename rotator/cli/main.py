@@ -34,6 +34,18 @@ class _Commands(click.Group):
         except RotatorError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(Exit.FAILED)
+        except (KeyboardInterrupt, click.Abort):
+            # Ctrl-C where a command does not stop by itself (a prompt, a preflight check): before
+            # anything was started, or a second Ctrl-C that quits at once; the shell's 128 + SIGINT
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(Exit.INTERRUPTED)
+        except BrokenPipeError:
+            # `rotator status | head`: the reader has all it wanted; the rest goes nowhere, quietly
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(Exit.BROKEN_PIPE)
         except OSError as exc:
             # a file, a socket, a directory the system refused: what and why, not a traceback
             where = f" ({exc.filename})" if exc.filename else ""
@@ -64,6 +76,7 @@ def main(ctx: click.Context, config: Path | None, policies: Path | None, log_lev
       4  waiting on an operator (rotator supply / revoke in the dashboard)
       5  held: needs a person's attention
       6  another process holds the secret's lease
+      130  interrupted (Ctrl-C) before anything started
     """
     from rotator import hardening, log
 

@@ -170,6 +170,11 @@ def supply(ctx: click.Context, rotation_id: str) -> None:
 
     app = load_app(ctx)
     rotation = find_rotation(ctx, app, rotation_id)
+    if rotation.state != "awaiting_new_key":
+        # asked before the key is read: a key typed for nothing is a key exposed for nothing
+        state = rotation.state
+        click.echo(f"rotation {rotation.id[:8]} of {rotation.secret} is {state}: it waits for no key", err=True)
+        ctx.exit(Exit.INPUT)
     key = wrap(read_hidden(f"new {rotation.provider} key for {rotation.secret}"))  # read before taking the lease
     try:
         runner, rotation = under_lease(ctx, app, rotation, lambda engine, r: engine.supply(r, key), "operator")

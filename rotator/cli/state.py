@@ -23,6 +23,18 @@ def _url(ctx: click.Context) -> str:
     return settings.state_url()
 
 
+def _missing(url: str) -> str | None:
+    """The SQLite file `url` names when there is none yet (opening it would make it), else None."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).exists():
+        return None
+    return parsed.database
+
+
 @click.group()
 def db() -> None:
     """The state database's schema: which revision it is at, and upgrading it."""
@@ -35,7 +47,11 @@ def db_status(ctx: click.Context) -> None:
     from rotator.state import migrate
     from rotator.state.db import open_engine, unavailable_as_one_line
 
-    engine = open_engine(_url(ctx))
+    url = _url(ctx)
+    if (where := _missing(url)) is not None:
+        click.echo(f"database: none at {where} yet; this rotator: {migrate.HEAD}")
+        return
+    engine = open_engine(url)
     try:
         with unavailable_as_one_line(engine), engine.connect() as conn:
             found = migrate.revision_of(conn)
@@ -49,12 +65,24 @@ def db_status(ctx: click.Context) -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Upgrade the state database to this rotator's schema, rotations in flight included. Back it up first."""
+    from rotator.app import database_named
     from rotator.state import migrate
     from rotator.state.db import StateDB
 
-    state = StateDB(_url(ctx), upgrade=True)
+    url = _url(ctx)
+    if (where := _missing(url)) is not None:
+        click.echo(
+            f"no state database at {where}: nothing to upgrade. Is this the daemon's? (state.directory or "
+            "state.url in its rotator.yaml; run as its user)",
+            err=True,
+        )
+        ctx.exit(Exit.INPUT)
+    state = StateDB(url, upgrade=True)
     state.close()
     was = state.schema_was
+    if was == "none":
+        click.echo(f"no rotator schema was in {database_named(url)}: made this rotator's ({migrate.HEAD})")
+        return
     click.echo(
         f"schema already at {migrate.HEAD}" if was == migrate.HEAD else f"schema upgraded from {was} to {migrate.HEAD}"
     )

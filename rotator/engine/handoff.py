@@ -62,9 +62,10 @@ def wait_for_key(engine: StepContext, rot: Rotation, t: Target) -> Step:
 def supply(engine: StepContext, rot: Rotation, t: Target, key: SecretStr) -> Rotation:
     """Check an operator's key and stage it; raise KeyRejected naming the failed check."""
     provider = t.provider
-    assert isinstance(provider, DashboardProvider)
     if rot.state != State.AWAITING_NEW_KEY:
         raise RotationError(f"rotation {rot.id} is {rot.state}, not waiting for a new key")
+    if not isinstance(provider, DashboardProvider):
+        raise RotationError(f"rotation {rot.id}: {rot.provider} makes its keys through its API; none is supplied")
     try:
         _check(provider, rot, t, key)
     except KeyRejected as exc:

@@ -3,6 +3,7 @@ no `None` in messages, offboarding's dry run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -264,3 +265,31 @@ def test_status_says_when_no_daemon_moves_a_waiting_rotation(world: World) -> No
         assert "cutover_wait" in watched.stdout
     finally:
         daemon.stop()
+
+
+def test_ctrl_c_at_a_hidden_prompt_starts_nothing_and_exits_130(world: World) -> None:
+    import pty
+    import select
+
+    main_fd, tty = pty.openpty()
+    env = {**os.environ, "ROTATOR_CONFIG": str(world.config)}
+    argv = [sys.executable, "-m", "rotator", "incident", "--leaked-key", "-", "--reason", "INC-9"]
+    process = subprocess.Popen(argv, stdin=tty, stdout=tty, stderr=tty, env=env)
+    os.close(tty)
+    seen = b""
+    try:
+        while b"leaked key" not in seen:  # the prompt: the command now waits on the person
+            ready, _, _ = select.select([main_fd], [], [], 60)
+            assert ready, seen
+            seen += os.read(main_fd, 4096)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        with contextlib.suppress(OSError):
+            while chunk := os.read(main_fd, 4096):
+                seen += chunk
+    finally:
+        os.close(main_fd)
+        if process.poll() is None:
+            process.kill()
+    assert code == 130 and b"interrupted" in seen and b"Traceback" not in seen, seen
+    assert world.cli("history", world.name, "--json").stdout.count('"event"') == 0
