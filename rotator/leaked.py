@@ -5,7 +5,9 @@ narrows the search to the secrets that ever held a key with this fingerprint wit
 store. A candidate is then confirmed against the store itself, comparing the whole key, because a
 fingerprint is 48 bits and the database may be behind the store. Only secrets rotator has never
 rotated (no fingerprint on record: seeded by hand) are read one by one, and only when the database
-knows nothing.
+knows nothing; when even they do not hold it, every other secret's current key is read, since the
+database may be behind the stores altogether (restored from a backup older than the last rotations):
+a live key must never go unfound for want of a record.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def find(app: App, leaked: SecretStr) -> Search:
         in_flight = [r for r in app.db.active() if r.secret in managed]
         matches = [m for r in in_flight if (m := _pending(app, r, leaked)) is not None]
         read += len(in_flight)
+    if not matches:
+        rest = sorted(set(managed) - set(candidates))
+        matches = [m for name in rest if (m := _match(app, name, leaked, wanted, [])) is not None]
+        read += len(rest)
     return Search(matches, len(recorded), read)
 
 

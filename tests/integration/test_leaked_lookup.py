@@ -121,3 +121,25 @@ def test_promise_4_a_pending_key_no_record_names_is_found_in_the_slots_of_rotati
     ]
     assert found.read == 1 + len(app.policies.secrets) - len(app.db.secrets_with_fingerprints())
     assert leaked.find(app, secret(key + "x")).matches == []  # another key is in no slot
+
+
+def test_a_current_key_no_record_names_is_found_in_the_store(world: World) -> None:
+    """The state database behind the store (restored from a backup older than the last rotation):
+    the store's current key is made by a rotation the database does not know; a leak of it is
+    still found, read from the store, and called alive."""
+    app, engine, rotation = start(world)
+    done = advance_until(engine, rotation, "completed")
+    assert done.state == "completed"
+    newer = httpx.post(f"{world.brandwave}/_sandbox/keys", json={"name": "made-after-the-backup"}).json()
+    value = {**world.current(), "api_key": newer["secret"], "key_id": newer["id"]}
+    # as a rotation makes it current: a version of its own, then the label moved (moto keeps
+    # AWSCURRENT where it was on a plain PutSecretValue after a rotation)
+    old = world.sm.get_secret_value(SecretId=world.secret_id, VersionStage="AWSCURRENT")["VersionId"]
+    new = world.sm.put_secret_value(SecretId=world.secret_id, SecretString=json.dumps(value), VersionStages=["X"])
+    world.sm.update_secret_version_stage(
+        SecretId=world.secret_id, VersionStage="AWSCURRENT", MoveToVersionId=new["VersionId"], RemoveFromVersionId=old
+    )
+    assert world.current()["key_id"] == newer["id"]
+    found = leaked.find(app, secret(newer["secret"]))
+    assert [(m.secret, m.slot, m.alive) for m in found.matches] == [(world.name, leaked.CURRENT, True)]
+    assert found.read >= 1
