@@ -70,6 +70,8 @@ class StateSettings(Strict):
     def _directory(cls, value: Path | None) -> Path | None:
         if value is not None and (not str(value) or str(value) == "."):
             raise ValueError("state.directory is empty; name a directory (e.g. /var/lib/rotator) or leave it out")
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
         return value
 
     @field_validator("url")
@@ -544,7 +546,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     overridden: dict[tuple[str, ...], str] = {}
     data = _apply_env(_plain(doc or {}), environ, overridden)
     if path is not None and ("state", "url") not in overridden:
-        _sqlite_beside(data, path.parent)
+        _sqlite_beside(data, path.parent.absolute())
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

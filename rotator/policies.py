@@ -67,6 +67,10 @@ class PolicySet:
         try:
             return self.secrets[name]
         except KeyError:
+            from rotator.log import redact
+
+            if redact(name) != name:
+                raise InputError([PASTED_KEY]) from None
             # a fleet has 100,000 names: a few near the one asked for, not all of them
             near = difflib.get_close_matches(name, list(self.secrets), n=5) if len(self.secrets) > 10 else None
             known = ", ".join(near if near is not None else sorted(self.secrets)) or "none"
@@ -74,6 +78,13 @@ class PolicySet:
             raise InputError(
                 [f"unknown secret {name!r} ({label}: {known or 'none'}; {len(self.secrets)} in all)"]
             ) from None
+
+
+PASTED_KEY = (
+    "that argument looks like a key, not a name (it is not repeated here); it is now in your shell's "
+    "history and was in the process list: if it is a live key, treat it as leaked "
+    "(`rotator incident --leaked-key -` reads it from standard input)"
+)
 
 
 def load_dir(directory: Path, settings: Settings) -> PolicySet:

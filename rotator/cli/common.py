@@ -127,7 +127,11 @@ def find_rotation(ctx: click.Context, app: App, rotation_id: str) -> Rotation:
             ctx.exit(Exit.INPUT)
         rotation = app.db.find(ids[0]) if ids else None
     if rotation is None:
-        click.echo(f"no rotation with id {rotation_id!r} (`rotator status` lists those in flight)", err=True)
+        from rotator.log import redact
+        from rotator.policies import PASTED_KEY
+
+        said = PASTED_KEY if redact(rotation_id) != rotation_id else f"no rotation with id {rotation_id!r}"
+        click.echo(f"{said} (`rotator status` lists those in flight)", err=True)
         ctx.exit(Exit.INPUT)
     assert rotation is not None
     return rotation

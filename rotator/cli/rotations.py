@@ -313,6 +313,8 @@ def history(ctx: click.Context, secret: str, as_json: bool) -> None:
         ]
         click.echo(json.dumps({"secret": secret, "events": rows}, indent=2))
         return
+    if not events:
+        click.echo(f"{secret}: no rotation recorded yet (`rotator plan` says when one is due)", err=True)
     for event in events:
         # a move only where there is one: `requested` made the rotation, it moved nowhere
         if event.from_state and event.to_state and event.from_state != event.to_state:

@@ -115,3 +115,21 @@ def test_a_streamed_json_document_is_the_document(
     printed = capsys.readouterr().out
     assert json.loads(printed) == {"now": "2026-12-04T08:00:00+00:00", "daemons_alive": 0, "secrets": rows}
     assert printed.count("\n") == 6 + len(rows)  # a row a line
+
+
+def test_a_key_pasted_where_a_name_goes_is_not_repeated(tmp_path: Path) -> None:
+    (tmp_path / "rotator.yaml").write_text(CONFIG.format(state=tmp_path / "state"))
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.yaml").write_text("secrets: []\n")
+    app = App.load(tmp_path / "rotator.yaml", tmp_path / "policies")
+    with pytest.raises(InputError) as caught:
+        app.policies.secret("bwpat_0123456789abcdefghij")
+    assert "bwpat_" not in str(caught.value) and "treat it as leaked" in str(caught.value)
+    with pytest.raises(InputError, match=r"unknown secret 'my-ap'"):
+        app.policies.secret("my-ap")
+
+
+def test_a_state_directory_that_is_a_file_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "rotator.yaml").write_text(f'state: {{directory: "{tmp_path / "rotator.yaml"}"}}\n')
+    with pytest.raises(InputError, match=r"rotator.yaml:1: .*is not a directory"):
+        config.load(tmp_path / "rotator.yaml", environ={})
