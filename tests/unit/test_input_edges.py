@@ -311,6 +311,10 @@ def test_a_state_database_that_cannot_be_opened_is_one_line(tmp_path: Path, url:
     (tmp_path / "policies").mkdir()
     (tmp_path / "rotator.yaml").write_text(f'state: {{url: "{url}"}}\n')
     result = _cli(tmp_path, *command)
+    if command == ("db", "status") and url.startswith("sqlite"):
+        # looked at, not opened: opening would make the file
+        assert result.returncode == 0 and "database: none at /proc/rotator-test.db yet" in result.stdout
+        return
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "state.url" in lines[0] and "pw-not-shown" not in result.stderr, lines
