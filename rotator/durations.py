@@ -9,7 +9,7 @@ duration is at most ten years: anything longer is a typo, and would overflow `ti
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
@@ -43,6 +43,14 @@ def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError(f"must be longer than 0s (got {render(value)})")
     return value
+
+
+def moment(value: datetime) -> str:
+    """A time as people read it in every text rotator writes: `2026-12-04 07:49:36 UTC` (JSON and
+    the stores keep ISO 8601; the state database's times are UTC whether or not they say so)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def render(value: timedelta) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from rotator.app import App
+from rotator.durations import moment
 from rotator.keys import fingerprint
 from rotator.lifecycle import State
 from rotator.state.schema import Rotation
@@ -45,7 +46,7 @@ class Match:
                 f"the previous key of {self.secret}, still alive: rotation {self.rotation.id} "
                 f"({self.rotation.state}) has not revoked it yet"
             )
-        when = self.rotation.revoked_at.isoformat(timespec="seconds") if self.rotation.revoked_at else "?"
+        when = moment(self.rotation.revoked_at) if self.rotation.revoked_at else "?"
         return (
             f"a previous key of {self.secret}, revoked by rotation {self.rotation.id} and proven dead ({when}); "
             "nothing to rotate"

@@ -94,11 +94,9 @@ def moment(value: datetime | str | None) -> str:
     """One way to print a time everywhere: `2026-12-04 07:49:36 UTC` (JSON keeps ISO 8601)."""
     if value is None:
         return "-"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:  # the state database's times are UTC, whether or not they say so
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    from rotator.durations import moment as said  # imported when a command runs, not for --help
+
+    return said(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def age(seconds: float | None) -> str:

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rotator.durations import render
+from rotator.durations import moment, render
 from rotator.policy_rules import Policy
 from rotator.windows import Window
 
@@ -64,7 +64,7 @@ class Plan:
         if self.last_rotated is None:
             text = "age unknown (never rotated, no rotated_at in the store): due now"
         else:
-            text = f"last rotated {self.last_rotated.isoformat(timespec='seconds')} + max_age {render(self.max_age)}"
+            text = f"last rotated {moment(self.last_rotated)} + max_age {render(self.max_age)}"
         if self.window is None:
             return text + (f"; jitter {self.offset}" if self.offset else "")
         if not self.waits:

@@ -41,7 +41,7 @@ from rotator.daemon.agenda import Agenda
 from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import DISCOVERY_BATCH, Planner
-from rotator.durations import render
+from rotator.durations import moment, render
 from rotator.engine import requests
 from rotator.engine.steps import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
@@ -359,7 +359,7 @@ class Daemon:
                     "provider": spec.provider,
                     "policy": p.policy,
                     "starts_at": p.next_start.isoformat(timespec="seconds"),
-                    "reason": f"rotation starts {p.next_start.isoformat(timespec='minutes')}",
+                    "reason": f"rotation starts {moment(p.next_start)}",
                 },
             )
 

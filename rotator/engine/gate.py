@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rotator.durations import render
+from rotator.durations import moment, render
 from rotator.errors import RotationError
 from rotator.policy_rules import Cutover
 from rotator.state.schema import Rotation
@@ -54,7 +54,7 @@ def min_soak(soak: timedelta) -> SignalCheck:
         due = rotation.promoted_at + soak
         if now >= due:
             return Signal("min_soak", Status.PASSED, f"{render(soak)} since promotion")
-        return Signal("min_soak", Status.WAITING, f"until {due.isoformat(timespec='seconds')}", due)
+        return Signal("min_soak", Status.WAITING, f"until {moment(due)}", due)
 
     return check
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from rotator import log
 from rotator.config import HooksSettings
 from rotator.credentials import read_credential
+from rotator.durations import moment
 from rotator.engine import hook_calls
 from rotator.engine.gate import Signal, SignalCheck, Status
 from rotator.errors import RotationError, RotatorError
@@ -147,12 +148,12 @@ def old_key_idle(engine: StepContext, t: Target, idle_for: timedelta) -> SignalC
             return Signal(
                 "old_key_idle",
                 Status.PASSED,
-                "no use seen" if last_used is None else f"last used {last_used.isoformat(timespec='seconds')}",
+                "no use seen" if last_used is None else f"last used {moment(last_used)}",
             )
         return Signal(
             "old_key_idle",
             Status.WAITING,
-            f"old key used at {last_used.isoformat(timespec='seconds')}",
+            f"old key used at {moment(last_used)}",
             min(last_used + idle_for, now + engine.settings.gate_poll),
         )
 

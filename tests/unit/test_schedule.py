@@ -83,7 +83,7 @@ def test_the_plan_says_why_it_starts_when_it_does() -> None:
         offsets[name] = p.offset
         assert p.offset == jitter_offset(name, timedelta(hours=2)) and p.max_age == timedelta(days=90)
         assert p.next_start == max(last + timedelta(days=90) + p.offset, MONDAY_NOON)
-        assert p.why == f"last rotated {last.isoformat(timespec='seconds')} + max_age 90d; jitter {p.offset}"
+        assert p.why == f"last rotated {last:%Y-%m-%d %H:%M:%S} UTC + max_age 90d; jitter {p.offset}"
     assert offsets["app"] != offsets["billing"]
 
     windowed = Policy(max_age=timedelta(days=90), window="Mon-Fri 02:00-05:00 UTC", jitter=timedelta(hours=2))
@@ -91,6 +91,6 @@ def test_the_plan_says_why_it_starts_when_it_does() -> None:
     offset = jitter_offset("app", timedelta(hours=2))
     assert offset and p.offset == offset and p.next_start == datetime(2026, 11, 24, 2, 0, tzinfo=UTC) + offset
     assert p.why == (
-        f"last rotated {last.isoformat(timespec='seconds')} + max_age 90d; starts {offset} into window "
+        f"last rotated {last:%Y-%m-%d %H:%M:%S} UTC + max_age 90d; starts {offset} into window "
         "Mon-Fri 02:00-05:00 UTC"
     )
