@@ -59,7 +59,8 @@ def plan(ctx: click.Context, as_json: bool) -> None:
         for row in rows
     ]
     for line in table(["SECRET", "KEY AGE", "DUE", "NEXT START", "WHY"], cells):
-        click.echo(line)
+        if line:
+            click.echo(line)
 
 
 def _bulk(

@@ -110,19 +110,42 @@ def age(seconds: float | None) -> str:
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Columns as wide as their widest cell; the last column (free text) is cut with `…` where a
-    line would not fit the terminal (a pipe or a file gets it whole)."""
+    """The header line, then a line per row: columns as wide as their widest cell, fitted to the
+    terminal (a pipe or a file gets every cell whole): the last column (free text) is cut with `…`
+    first, then the first (the names); narrower still, the header is empty and each row a block."""
     import shutil
     import sys
 
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
-    room = max(width - sum(widths[:-1]) - 2 * (len(widths) - 1), 12)
+    least = 10  # of the first and the last column
+
+    def cut(cell: str, most: int) -> str:
+        return cell if len(cell) <= most else cell[: max(most - 1, 0)] + "…"
+
+    if width and (over := sum(widths[:-1]) + 2 * (len(widths) - 1) + least - width) > 0:
+        widths[0] = max(widths[0] - over, min(widths[0], least))
+        if sum(widths[:-1]) + 2 * (len(widths) - 1) + least > width:
+            # too narrow for columns: no header line, a block per row with a cell a line
+            label = max(len(h) for h in header)
+            return [
+                "",
+                *(
+                    "\n".join(
+                        cut(f"  {h.ljust(label)}  {cell}", width) if i else cut(cell, width)
+                        for i, (h, cell) in enumerate(zip(header, row, strict=True))
+                    )
+                    for row in rows
+                ),
+            ]
+    room = max(width - sum(widths[:-1]) - 2 * (len(widths) - 1), least)
 
     def line(cells: list[str]) -> str:
-        last = cells[-1]
-        if width and len(last) > room:
-            last = last[: room - 1] + "…"
-        return "  ".join([*(cell.ljust(w) for cell, w in zip(cells[:-1], widths, strict=False)), last]).rstrip()
+        first, *middle, last = cells
+        shown = [
+            cut(first, widths[0]).ljust(widths[0]),
+            *(c.ljust(w) for c, w in zip(middle, widths[1:-1], strict=True)),
+        ]
+        return "  ".join([*shown, cut(last, room) if width else last]).rstrip()
 
     return [line(header), *(line(r) for r in rows)]

@@ -142,7 +142,8 @@ def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
             doing = f"{rot['state']} ({rot['waiting_for'] or 'running'})"
         cells.append([row["secret"], row["provider"], age(row["age_seconds"]), moment(row["next_due"]), doing])
     header, *lines = table(["SECRET", "PROVIDER", "KEY AGE", "NEXT DUE", "ROTATION"], cells)
-    click.echo(header)
+    if header:
+        click.echo(header)
     for row, line in zip(rows, lines, strict=True):
         click.echo(line)
         for kept in row["left_alive"]:

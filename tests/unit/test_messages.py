@@ -3,6 +3,7 @@ one form, counts in good English."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,3 +134,25 @@ def test_a_state_directory_that_is_a_file_is_refused_at_its_line(tmp_path: Path)
     (tmp_path / "rotator.yaml").write_text(f'state: {{directory: "{tmp_path / "rotator.yaml"}"}}\n')
     with pytest.raises(InputError, match=r"rotator.yaml:1: .*is not a directory"):
         config.load(tmp_path / "rotator.yaml", environ={})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_a_table_fits_the_terminal_and_a_pipe_gets_it_whole(monkeypatch: pytest.MonkeyPatch, columns: int) -> None:
+    from rotator.cli.render import table
+
+    header = ["SECRET", "KEY AGE", "DUE", "NEXT START", "WHY"]
+    rows = [["billing-api-" + "x" * 30, "3d", "2027-02-22 08:18:49 UTC", "2027-02-22 20:17:49 UTC", "why " * 40]]
+    whole = table(header, rows)
+    assert whole[1].endswith("why") and "…" not in "".join(whole)  # not a terminal: nothing cut
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setattr("sys.stdout", _Terminal())
+    fitted = table(header, rows)
+    shown = "\n".join(fitted).splitlines()
+    assert all(len(line) <= columns for line in shown), [len(line) for line in shown]
+    assert len(fitted) == 1 + len(rows) and "2027-02-22 20:17:49 UTC" in fitted[1]
+    assert fitted[1].startswith("billing-api-")
