@@ -348,7 +348,11 @@ def offboard(
         ctx.exit(Exit.INPUT)
     chosen = people_of(app, person)
     if not chosen:
-        near = difflib.get_close_matches(person.casefold(), sorted(p.casefold() for p in everyone(app)), n=3)
+        known = sorted(p.casefold() for p in everyone(app))
+        # a beginning (`ali` for alice@… and alicia@…) before a likeness (`alcie`)
+        near = [k for k in known if k.startswith(person.casefold())][:3] or difflib.get_close_matches(
+            person.casefold(), known, n=3
+        )
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         click.echo(f"no secret names {person} in its access (directly or through a team){hint}", err=True)
         ctx.exit(Exit.INPUT)

@@ -202,6 +202,8 @@ def test_offboard_finds_a_person_however_written(world: World, person: str) -> N
 def test_offboard_suggests_a_close_name(world: World) -> None:
     typo = world.cli("offboard", "alcie@example.com", "--dry-run")
     assert typo.returncode == 2 and "did you mean alice@example.com" in typo.stderr, typo.stderr
+    begun = world.cli("offboard", "ali", "--dry-run")  # the beginning of a name, not a whole part
+    assert begun.returncode == 2 and "did you mean alice@example.com" in begun.stderr, begun.stderr
 
 
 def _started(world: World, *args: str) -> subprocess.Popen[str]:
