@@ -91,12 +91,19 @@ def test_backoff_doubles_from_one_second_up_to_five_minutes() -> None:
 
 
 def test_a_delivery_that_keeps_failing_backs_off_then_is_given_up(db: StateDB, closed_port: int) -> None:
-    notifier = Notifier([NotificationTarget(url=f"http://127.0.0.1:{closed_port}/hook")], db=lambda: db)
+    url = f"http://127.0.0.1:{closed_port}/hook"
+    notifier = Notifier([NotificationTarget(url=url)], db=lambda: db)
     db.enqueue(notifier.rows("rotation.failed", {"secret": "app", "provider": "bw", "reason": "x"}))
     assert db.outbox_counts() == (1, 0)
     for attempt in range(1, ATTEMPTS + 1):
         before = utcnow()
-        assert notifier.deliver_due() == 0
+        with capture_logs() as logs:
+            assert notifier.deliver_due() == 0
+        # a webhook URL may be the secret (Slack's): only its host is logged
+        assert [(e["event"], e["host"], e["error"]) for e in logs] == [
+            ("notification.failed", "127.0.0.1", "ConnectError")
+        ]
+        assert url not in repr(logs)
         entry = _entry(db)
         assert entry.attempts == attempt and entry.last_error == "ConnectError" and entry.delivered_at is None
         if attempt < ATTEMPTS:
@@ -232,3 +239,13 @@ def test_a_receiver_that_never_answers_costs_one_timed_out_attempt(db: StateDB) 
     entry = _entry(db)
     assert entry.last_error == "ReadTimeout" and entry.attempts == 1 and entry.next_attempt_at is not None
     assert entry.gave_up_at is None and entry.delivered_at is None
+
+
+def test_an_entry_is_due_at_its_next_attempt_time_not_only_after_it(db: StateDB, receiver: Receiver) -> None:
+    """The backoff says when an entry may be sent again; at that moment it is due."""
+    at = db.clock()
+    db.clock = lambda: at  # type: ignore[method-assign]  # the database's clock, stopped at one moment
+    notifier = Notifier([NotificationTarget(url=receiver.url)], db=lambda: db)
+    db.enqueue(notifier.rows("rotation.completed", {"secret": "app", "provider": "bw"}))
+    assert _entry(db).next_attempt_at == at
+    assert [e.event_id for e in db.claim_outbox(limit=10, lease=timedelta(seconds=60))] == [_entry(db).event_id]
