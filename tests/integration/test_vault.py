@@ -104,6 +104,24 @@ def test_approle_login_and_token_renewal(openbao: OpenBao) -> None:
     assert store.renewals == 2 and store.logins == 1
 
 
+def test_a_token_that_will_expire_and_cannot_be_renewed_fails_naming_the_fix(openbao: OpenBao) -> None:
+    """Failing fast: past two thirds of a non-renewable token's TTL the store stops with a
+    permanent error saying what token to give, instead of failing mid-rotation when it expires."""
+    token = openbao.client().auth.token.create(ttl="3s", renewable=False)["auth"]["client_token"]
+    store = VaultKV(url=openbao.url, token=secret(token))
+    path = f"expiring/{uuid.uuid4().hex}"
+    openbao.client().secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": "k" * 10})
+    assert store.read_current(location=f"secret:{path}") is not None
+    time.sleep(2.5)  # past two thirds of the 3 s TTL, before it ends
+    with pytest.raises(StorePermissionError) as exc:
+        store.read_current(location=f"secret:{path}")
+    assert str(exc.value) == (
+        "vault: the token is about to expire and cannot be renewed; "
+        "give rotator a renewable or periodic token, or AppRole"
+    )
+    assert store.renewals == 0
+
+
 def test_a_policy_denying_the_pending_path_gives_a_permission_error(openbao: OpenBao) -> None:
     policy = FULL + '\npath "secret/data/rotator-pending/*" { capabilities = ["deny"] }'
     role_id, secret_id = _approle(openbao, policy)
