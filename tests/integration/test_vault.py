@@ -122,6 +122,34 @@ def test_a_token_that_will_expire_and_cannot_be_renewed_fails_naming_the_fix(ope
     assert store.renewals == 0
 
 
+def test_a_token_that_may_not_look_itself_up_fails_naming_the_capability(openbao: OpenBao) -> None:
+    """Failing fast: a token without Vault's default policy cannot read its own TTL; the error
+    names the path and the capability the policy needs, before anything is read or written."""
+    client = openbao.client()
+    name = f"kv-only-{uuid.uuid4().hex[:8]}"
+    client.sys.create_or_update_policy(name=name, policy=FULL)
+    token = client.auth.token.create(policies=[name], no_default_policy=True)["auth"]["client_token"]
+    store = VaultKV(url=openbao.url, token=secret(token))
+    with pytest.raises(StorePermissionError) as exc:
+        store.read_current(location="secret:app/key")
+    assert str(exc.value) == (
+        "vault: permission denied on auth/token/lookup-self; the policy needs 'read' on auth/token/lookup-self"
+    )
+
+
+def test_a_previous_version_is_read_by_its_number_in_a_new_process(openbao: OpenBao) -> None:
+    """The old key is re-read by version after a restart (to prove it, to probe it after
+    revoking): a new process, knowing nothing yet, reads that version, not the latest."""
+    path = f"versions/{uuid.uuid4().hex}"
+    client = openbao.client()
+    client.secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": "first-key", "key_id": "k1"})
+    client.secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": "second-key", "key_id": "k2"})
+    fresh = VaultKV(url=openbao.url, token=secret(openbao.root_token))
+    first = fresh.read_version(location=f"secret:{path}", version_id="1")
+    assert first is not None and first.api_key.get_secret_value() == "first-key" and first.key_id == "k1"
+    assert fresh.read_version(location=f"secret:{path}", version_id="3") is None
+
+
 def test_a_policy_denying_the_pending_path_gives_a_permission_error(openbao: OpenBao) -> None:
     policy = FULL + '\npath "secret/data/rotator-pending/*" { capabilities = ["deny"] }'
     role_id, secret_id = _approle(openbao, policy)
