@@ -167,9 +167,8 @@ def members(group: Group, codes: dict[str, int | None]) -> dict[str, int | None]
 
 def report(groups: list[Group], *, verbose: bool = True, only: set[str] | None = None) -> bool:
     """The table; over the mutants `only` names when given (this run's sample), else every one run."""
-    codes, equivalent = results(), equivalents()
-    if only:
-        codes = {k: v for k, v in codes.items() if k in only}
+    every, equivalent = results(), equivalents()
+    codes = {k: v for k, v in every.items() if k in only} if only else every
     ok = True
     print(f"\n{'group':<14} {'killed':>7} {'of':>5} {'rate':>7} {'target':>7}  (equivalent, not run)")
     for group in groups:
@@ -197,7 +196,8 @@ def report(groups: list[Group], *, verbose: bool = True, only: set[str] | None =
                 print(f"\nequivalent in {group.name} (mutation/equivalent.txt):")
                 for name in known:
                     print(f"  {name}  {equivalent[name]}")
-    stale = sorted(set(equivalent) - set(codes)) if codes else []
+    # against every mutant mutmut made, not this run's sample: an entry outside the sample still exists
+    stale = sorted(set(equivalent) - set(every)) if every else []
     if stale:
         print("\nmutation/equivalent.txt names mutants that no longer exist (renumbered by an edit?):")
         for name in stale:

@@ -58,24 +58,40 @@ def remember_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    found = _known_in(text) if _known else set()
-    for value in sorted(found, key=len, reverse=True):  # a longer secret holding a shorter one first
-        if value in text:
-            text = text.replace(value, MASK)
+    if _known:
+        text = _mask_known(text)
     return _KEY_SHAPES.sub(MASK, text)
 
 
-def _known_in(text: str) -> set[str]:
-    """Every remembered secret that occurs in `text`, found with one look-up per position: an
-    incident over thousands of keys remembers thousands of values, and looking for each of them
-    in every string of every log line became most of the incident's CPU."""
-    found: set[str] = set()
+def _mask_known(text: str) -> str:
+    """`text` with every character a remembered secret covers masked, found with one look-up per
+    position: an incident over thousands of keys remembers thousands of values, and looking for
+    each of them in every string of every log line became most of the incident's CPU.
+    Occurrences that overlap (two secrets sharing characters, a secret repeating into itself)
+    become one mask: replacing one value after another would cut the other and leave part of it
+    in the line, and which part would depend on the order of a set."""
+    out: list[str] = []
+    kept = 0  # text[:kept] is in `out`
+    cover = (0, 0)  # the masked span being grown
     known = _known.get
     for start in range(len(text) - _PREFIX + 1):
         bucket = known(text[start : start + _PREFIX])
-        if bucket is not None:
-            found.update(value for value in bucket if text.startswith(value, start))
-    return found
+        if bucket is None:
+            continue
+        end = max((start + len(value) for value in bucket if text.startswith(value, start)), default=start)
+        if end == start:
+            continue
+        if start < cover[1]:
+            cover = (cover[0], max(cover[1], end))
+            continue
+        if cover[1] > cover[0]:
+            out += (text[kept : cover[0]], MASK)
+            kept = cover[1]
+        cover = (start, end)
+    if cover[1] > cover[0]:
+        out += (text[kept : cover[0]], MASK)
+        kept = cover[1]
+    return "".join(out) + text[kept:] if out else text
 
 
 def _redact_value(value: Any) -> Any:

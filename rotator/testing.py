@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -234,6 +235,29 @@ class StoreContract:
         location = case.location.rsplit("/", 1)[0] + "/does-not-exist"
         assert case.store.read_current(location=location) is None
         assert case.store.pending_tokens(location=location) == []
+
+    def test_a_promoted_value_reads_back_as_written_in_the_documented_form(self, case: StoreCase) -> None:
+        """docs/stored-value.md: the five fields, `rotated_at` an ISO 8601 time in UTC."""
+        old = case.store.read_current(location=case.location)
+        assert old is not None
+        t = _token()
+        value = _value("new-key-value", t)
+        case.store.stage(location=case.location, token=t, value=value)
+        case.store.promote(location=case.location, token=t, expected_current=old.version_id)
+        read = case.app_read()
+        assert set(read) == {"api_key", "key_id", "provider", "rotated_at", "rotation_id"}
+        assert datetime.fromisoformat(read["rotated_at"]).utcoffset() == timedelta(0)
+        current = case.store.read_current(location=case.location)
+        assert current is not None and current.value == value
+
+    def test_an_access_check_proves_every_permission_and_changes_nothing(self, case: StoreCase) -> None:
+        """`rotator check` and the preflight of `rotate`: with every permission granted, each is
+        reported allowed, and the secret, its versions and its metadata are as they were."""
+        before = (case.app_read(), case.history(), case.metadata())
+        checked = case.store.check_access(location=case.location)
+        assert checked and [why for _, why in checked] == [None] * len(checked)
+        assert (case.app_read(), case.history(), case.metadata()) == before
+        assert case.store.pending_tokens(location=case.location) == []
 
     def test_many_current_values_read_at_once(self, case: StoreCase) -> None:
         missing = case.location.rsplit("/", 1)[0] + "/does-not-exist"

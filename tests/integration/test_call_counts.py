@@ -121,3 +121,26 @@ def test_discovery_reads_the_version_labelled_current(aws_url: str, sm: Any) -> 
     )
     found = store.read_current_many([name])[name]
     assert found is not None and found.value.key_id == "k-new" and found.value.rotated_at == "2026-11-30T00:00:00Z"
+
+
+def test_a_version_read_once_is_not_read_again(aws_url: str, sm: Any) -> None:
+    """Store versions never change: a version this process read as current, or by id, is
+    answered from memory when a step asks for it by id again (the old key, to act with and to
+    probe); another secret's version of the same id is not taken for it."""
+    import json
+    import uuid
+
+    store = AwsSecretsManager(region="us-east-1", endpoint_url=aws_url)
+    name, other = (f"test/known-{uuid.uuid4().hex[:8]}/{n}" for n in ("app", "other"))
+    sm.create_secret(Name=name, SecretString=json.dumps({"api_key": "old", "key_id": "k-old"}))
+    calls: Counter[str] = Counter()
+    store._client.meta.events.register("before-call.secrets-manager", lambda model, **_: calls.update([model.name]))
+    current = store.read_current(location=name)
+    assert current is not None
+    for _ in range(2):
+        again = store.read_version(location=name, version_id=current.version_id)
+        assert again is not None and again.key_id == "k-old"
+    assert dict(calls) == {"GetSecretValue": 1}
+    sm.create_secret(Name=other, SecretString=json.dumps({"api_key": "x", "key_id": "k-x"}))
+    assert store.read_version(location=other, version_id=current.version_id) is None  # no such version there
+    assert dict(calls) == {"GetSecretValue": 2}

@@ -206,3 +206,21 @@ def test_no_side_effect_on_a_proof_whose_answer_came_after_the_lease_was_taken(
         proxy.down()
     assert db.get(rotation.id).waiting_for == "about to create", outcome  # the write itself was made in time
     assert isinstance(outcome.get("error"), LeaseHeld), f"the side effect would have gone ahead: {outcome}"
+
+
+def test_promise_6_a_lease_held_by_a_live_process_is_not_taken_before_it_expires(tmp_path: Any) -> None:
+    """A holder is taken over early only when provably dead: this process, alive (its pid and
+    start time as recorded in its identity), keeps its lease against another owner, who is told
+    to look again shortly."""
+    from rotator.state.db import process_identity
+
+    db = StateDB(f"sqlite:///{tmp_path}/state.db")
+    try:
+        mine = process_identity()
+        generation = db.acquire_lease("live", mine, timedelta(minutes=5))
+        with pytest.raises(LeaseHeld) as exc:
+            db.acquire_lease("live", "another-replica", timedelta(minutes=5))
+        assert exc.value.retry_after is not None and exc.value.retry_after > 0
+        assert db.acquire_lease("live", mine, timedelta(minutes=5)) == generation  # still ours, not taken
+    finally:
+        db.close()

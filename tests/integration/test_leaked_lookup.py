@@ -4,6 +4,7 @@ dead only once its revocation was verified): a live key is never reported dead."
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import httpx
@@ -12,7 +13,7 @@ from rotator import leaked
 from rotator.app import App
 from rotator.engine import interventions
 from rotator.engine.rotation import Engine
-from rotator.keys import secret
+from rotator.keys import fingerprint, secret
 from rotator.state.schema import Rotation
 from tests.support.world import World
 
@@ -87,6 +88,7 @@ def test_promise_4_a_completed_rotation_after_a_failed_one_proves_the_old_key_de
     assert [(m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
         (leaked.PREVIOUS, False, done.id)
     ]
+    assert found.recorded == 2  # both rotations recorded the key as the one they replaced
     current = leaked.find(app, secret(world.current()["api_key"]))
     assert [(m.slot, m.alive) for m in current.matches] == [(leaked.CURRENT, True)]
 
@@ -119,7 +121,7 @@ def test_promise_4_a_pending_key_no_record_names_is_found_in_the_slots_of_rotati
     assert [(m.secret, m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
         (world.name, leaked.PENDING, True, staged.id)
     ]
-    assert found.read == 1 + len(app.policies.secrets) - len(app.db.secrets_with_fingerprints())
+    assert found.recorded == 0 and found.read == 1 + len(app.policies.secrets) - len(app.db.secrets_with_fingerprints())
     assert leaked.find(app, secret(key + "x")).matches == []  # another key is in no slot
 
 
@@ -143,3 +145,38 @@ def test_a_current_key_no_record_names_is_found_in_the_store(world: World) -> No
     found = leaked.find(app, secret(newer["secret"]))
     assert [(m.secret, m.slot, m.alive) for m in found.matches] == [(world.name, leaked.CURRENT, True)]
     assert found.read >= 1
+
+
+def test_promise_4_a_later_rotation_whose_old_key_only_shares_the_fingerprint_does_not_hide_the_real_one(
+    world: World,
+) -> None:
+    """A fingerprint is 48 bits: when a later rotation's old key has the leaked key's fingerprint
+    but its stored version holds another key, the lookup goes on to the earlier rotation that
+    really replaced (and revoked) the leaked key, instead of calling the key unknown."""
+    from sqlalchemy import update
+
+    app, engine, rotation = start(world)
+    first = advance_until(engine, rotation, "completed")
+    later = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="test", actor="test"
+    )
+    later = advance_until(engine, later, "completed")
+    leaked_key = secret(world.first["token"])
+    with app.db.session() as s:  # the later rotation's old key (another one) collides with the leaked key
+        s.execute(update(Rotation).where(Rotation.id == later.id).values(old_fingerprint=fingerprint(leaked_key)))
+    found = leaked.find(app, leaked_key)
+    assert [(m.slot, m.alive, m.rotation.id if m.rotation else None) for m in found.matches] == [
+        (leaked.PREVIOUS, False, first.id)
+    ]
+
+
+def test_promise_4_a_key_proven_dead_is_described_with_when_its_revocation_was_verified(world: World) -> None:
+    app, engine, rotation = start(world)
+    done = advance_until(engine, rotation, "completed")
+    [match] = leaked.find(app, secret(world.first["token"])).matches
+    assert (match.slot, match.alive) == (leaked.PREVIOUS, False)
+    assert re.fullmatch(
+        rf"a previous key of {world.name}, revoked by rotation {done.id} and proven dead "
+        r"\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\); nothing to rotate",
+        match.describe(),
+    )

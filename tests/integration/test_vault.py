@@ -104,6 +104,52 @@ def test_approle_login_and_token_renewal(openbao: OpenBao) -> None:
     assert store.renewals == 2 and store.logins == 1
 
 
+def test_a_token_that_will_expire_and_cannot_be_renewed_fails_naming_the_fix(openbao: OpenBao) -> None:
+    """Failing fast: past two thirds of a non-renewable token's TTL the store stops with a
+    permanent error saying what token to give, instead of failing mid-rotation when it expires."""
+    token = openbao.client().auth.token.create(ttl="3s", renewable=False)["auth"]["client_token"]
+    store = VaultKV(url=openbao.url, token=secret(token))
+    path = f"expiring/{uuid.uuid4().hex}"
+    openbao.client().secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": "k" * 10})
+    assert store.read_current(location=f"secret:{path}") is not None
+    time.sleep(2.5)  # past two thirds of the 3 s TTL, before it ends
+    with pytest.raises(StorePermissionError) as exc:
+        store.read_current(location=f"secret:{path}")
+    assert str(exc.value) == (
+        "vault: the token is about to expire and cannot be renewed; "
+        "give rotator a renewable or periodic token, or AppRole"
+    )
+    assert store.renewals == 0
+
+
+def test_a_token_that_may_not_look_itself_up_fails_naming_the_capability(openbao: OpenBao) -> None:
+    """Failing fast: a token without Vault's default policy cannot read its own TTL; the error
+    names the path and the capability the policy needs, before anything is read or written."""
+    client = openbao.client()
+    name = f"kv-only-{uuid.uuid4().hex[:8]}"
+    client.sys.create_or_update_policy(name=name, policy=FULL)
+    token = client.auth.token.create(policies=[name], no_default_policy=True)["auth"]["client_token"]
+    store = VaultKV(url=openbao.url, token=secret(token))
+    with pytest.raises(StorePermissionError) as exc:
+        store.read_current(location="secret:app/key")
+    assert str(exc.value) == (
+        "vault: permission denied on auth/token/lookup-self; the policy needs 'read' on auth/token/lookup-self"
+    )
+
+
+def test_a_previous_version_is_read_by_its_number_in_a_new_process(openbao: OpenBao) -> None:
+    """The old key is re-read by version after a restart (to prove it, to probe it after
+    revoking): a new process, knowing nothing yet, reads that version, not the latest."""
+    path = f"versions/{uuid.uuid4().hex}"
+    client = openbao.client()
+    client.secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": "first-key", "key_id": "k1"})
+    client.secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": "second-key", "key_id": "k2"})
+    fresh = VaultKV(url=openbao.url, token=secret(openbao.root_token))
+    first = fresh.read_version(location=f"secret:{path}", version_id="1")
+    assert first is not None and first.api_key.get_secret_value() == "first-key" and first.key_id == "k1"
+    assert fresh.read_version(location=f"secret:{path}", version_id="3") is None
+
+
 def test_a_policy_denying_the_pending_path_gives_a_permission_error(openbao: OpenBao) -> None:
     policy = FULL + '\npath "secret/data/rotator-pending/*" { capabilities = ["deny"] }'
     role_id, secret_id = _approle(openbao, policy)

@@ -198,3 +198,70 @@ def test_a_long_retry_after_is_handed_on_to_the_next_call_without_sending_it() -
     with pytest.raises(ProviderUnavailable) as exc:
         client.request("GET", "/step", headers={})
     assert len(times) == 1 and exc.value.retry_after is not None and 55 < exc.value.retry_after <= 60
+
+
+def test_a_timeout_given_to_one_request_replaces_the_clients_for_that_request() -> None:
+    """Boltly's login and refresh wait longer than other calls (their answer holds the only copy
+    of the next refresh token); the instance's own timeout still binds every other request."""
+    timeouts: list[dict[str, float | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(200, json={})
+
+    client = core(handler)
+    client.request("POST", "/v1/auth/login", headers={}, idempotent=False, timeout=30)
+    client.request("GET", "/keys", headers={}, timeout=30)
+    client.request("GET", "/keys", headers={})
+    assert [t["read"] for t in timeouts] == [30, 30, 1]
+
+
+def test_a_request_without_an_answer_is_named_without_the_key_in_its_path() -> None:
+    """Promise 5: GoBlue puts a key in the URL path; the error says which request got no answer,
+    never with the key."""
+    key = "goblue_sk_" + "b" * 40
+    handler, _ = sequence(*[httpx.ReadTimeout("slow")] * 4)
+    with pytest.raises(ProviderUnavailable) as exc:
+        core(handler).request("GET", f"/v1/keys/{key}/usage", headers={})
+    assert "GET /v1/keys/[REDACTED]/usage got no answer (ReadTimeout)" in str(exc.value)
+    assert key not in str(exc.value)
+
+
+def test_errors_name_the_provider_and_status_and_keep_a_top_level_vendor_message() -> None:
+    """GoBlue's errors are `{"code", "message"}` at the top level; an answer with neither body nor
+    reason phrase is still an error with a text; an unknown create outcome keeps its status."""
+    handler, _ = sequence(httpx.Response(422, json={"code": "bad_scope", "message": "scope unknown"}))
+    with pytest.raises(UnexpectedResponse) as unexpected:
+        core(handler).request("GET", "/x", headers={})
+    assert str(unexpected.value) == "bw: scope unknown (HTTP 422, bad_scope)" and unexpected.value.provider == "bw"
+    handler, _ = sequence(httpx.Response(499))
+    with pytest.raises(UnexpectedResponse, match=r"^bw: error \(HTTP 499\)$"):
+        core(handler).request("GET", "/x", headers={})
+    handler, _ = sequence(httpx.Response(502, json={}))
+    with pytest.raises(CreateOutcomeUnknown) as unknown:
+        core(handler).request("POST", "/keys", headers={}, idempotent=False)
+    assert unknown.value.status == 502
+
+
+def test_a_retry_after_of_zero_or_a_fraction_is_honoured_as_given() -> None:
+    assert retry_after_seconds("0") == 0 and retry_after_seconds("0.5") == 0.5
+    assert retry_after_seconds("-3") == 0 and retry_after_seconds("") is None
+
+
+def test_every_request_asks_for_json_and_names_rotator_and_keeps_the_base_urls_path() -> None:
+    """Vendors answer in JSON when asked, and see who calls; a base URL's path (a proxy's prefix)
+    is kept whatever it ends with, only a trailing slash is dropped."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    client = HttpCore(
+        provider="bw", base_url="http://sandbox/proxy/API-X/", timeout=1, transport=httpx.MockTransport(handler)
+    )
+    client.request("GET", "/v1/keys", headers={"Authorization": "Bearer t"})
+    [request] = seen
+    assert str(request.url) == "http://sandbox/proxy/API-X/v1/keys"
+    assert request.headers["accept"] == "application/json" and request.headers["user-agent"] == "rotator/0.1"
+    assert request.headers["authorization"] == "Bearer t"

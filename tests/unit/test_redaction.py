@@ -72,12 +72,40 @@ def test_secretstr_repr_hides_the_value() -> None:
     assert fingerprint("abc").startswith("sha256:") and len(fingerprint("abc")) == 19
 
 
-def _redacted_one_by_one(text: str, known: set[str]) -> str:
-    """The redactor as it was: every remembered value looked for in turn, the longest first."""
-    for value in sorted(known, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, log.MASK)
-    return log._KEY_SHAPES.sub(log.MASK, text)
+def _redacted_by_spans(text: str, known: set[str]) -> str:
+    """What the redactor must give, looked for plainly: every occurrence of every remembered value
+    (overlapping ones too) is a span; spans that overlap are one mask; then the key shapes."""
+    spans = sorted(
+        (start, start + len(value)) for value in known for start in range(len(text)) if text.startswith(value, start)
+    )
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, kept = [], 0
+    for start, end in merged:
+        out += [text[kept:start], log.MASK]
+        kept = end
+    return log._KEY_SHAPES.sub(log.MASK, "".join(out) + text[kept:])
+
+
+def test_promise_5_secrets_that_overlap_in_a_line_leave_no_part_of_either() -> None:
+    """Two remembered secrets sharing characters, and one repeating into itself: replacing one
+    value after the other would cut the second and print what is left of it."""
+    saved = dict(log._known)
+    try:
+        log._known.clear()
+        for value in ("aaaaab", "aabbaa", "aaaaaa", "qwerty-123", "y-123456"):
+            log.remember_secret(value)
+        # two secrets side by side, then three overlapping: two masks, not a character left
+        assert log.redact("<aaaaabaabbaaaaaaaa>") == f"<{log.MASK}{log.MASK}>"
+        assert log.redact("x qwerty-123456 y") == f"x {log.MASK} y"
+        assert log.redact("aaaaaaa aaaaab") == f"{log.MASK} {log.MASK}"
+    finally:
+        log._known.clear()
+        log._known.update(saved)
 
 
 @given(
@@ -87,14 +115,14 @@ def _redacted_one_by_one(text: str, known: set[str]) -> str:
 @settings(max_examples=300, deadline=None)
 def test_remembered_values_are_found_wherever_they_occur(values: list[str], parts: list[str | int]) -> None:
     """Found by their first characters (a large incident remembers thousands of values), yet
-    masked exactly where looking for each one would: overlapping and nested values included."""
+    masked exactly where looking for each one would find it: overlapping and nested values included."""
     text = "".join(values[p % len(values)] if isinstance(p, int) else p for p in parts)
     saved = dict(log._known)
     try:
         log._known.clear()
         for value in values:
             log.remember_secret(value)
-        assert log.redact(text) == _redacted_one_by_one(text, set(values))
+        assert log.redact(text) == _redacted_by_spans(text, set(values))
     finally:
         log._known.clear()
         log._known.update(saved)

@@ -337,3 +337,57 @@ def test_aws_own_endpoints_are_the_same_store_as_none(tmp_path: Path, endpoint: 
     second = "  - {name: second, provider: bw, store: {aws: {secret_id: a/app, instance: aws2}}, policy: incident}\n"
     files = {"p.yaml": "secrets:\n" + secret("first", "bw", "a/app") + second}
     assert "the same secret as secret 'first'" in problems(tmp_path, files, s)
+
+
+HOOKS_OUTSIDE = (
+    "    consumers:\n"
+    "      - name: c\n"
+    "        reload:\n"
+    "          command: restart-b\n"
+    "        confirm:\n"
+    "          http:\n"
+    "            url: 'https://evil.example:8443/c'\n"
+    "            headers: {X-T: {credential: token-b}}\n"
+    "    access: [team:nobody]\n"
+)
+
+
+def test_what_a_secret_may_not_use_is_named_at_its_own_line_with_what_is_allowed(tmp_path: Path) -> None:
+    """Promises 7 and 9: each hook, credential, team and store a secret names outside what
+    rotator.yaml defines is refused at the line that names it, with what may be named instead."""
+    s = settings(
+        hooks={
+            "commands": {"restart-a": {"command": ["/bin/true"]}, "restart-c": {"command": ["/bin/true"]}},
+            "credentials": {"token-a": {"env": "TOKEN_A"}, "token-c": {"env": "TOKEN_C"}},
+            "allowed_hosts": ["shared.internal", "*.example:443"],
+        }
+    )
+    elsewhere = secret("t", "bw-a", "a/y").replace("secret_id: 'a/y'", "secret_id: 'a/y', instance: aws-eu")
+    text = "secrets:\n" + secret("s", "bw-a", "a/x", HOOKS_OUTSIDE) + elsewhere
+    p = tmp_path / "p.yaml"
+    assert problems(tmp_path, {"p.yaml": text}, s).splitlines() == [
+        f"{p}:9: unknown command hook 'restart-b' (known: restart-a, restart-c; commands are defined in "
+        "rotator.yaml hooks.commands)",
+        f"{p}:12: hook URL host 'evil.example' is not allowed; rotator.yaml allows shared.internal, *.example:443",
+        f"{p}:13: header 'X-T' names unknown credential 'token-b' (known: token-a, token-c; define it in "
+        "rotator.yaml hooks.credentials)",
+        f"{p}:14: secret 's' names unknown team 'team:nobody' (teams: none defined)",
+        f"{p}:17: secret 't' names unknown aws store 'aws-eu' (known: aws (aws))",
+    ]
+
+
+def test_what_a_teams_secret_may_not_use_is_named_with_the_teams_own_allowances(tmp_path: Path) -> None:
+    files = {
+        "a.yaml": "teams: {oncall-a: [ann@example.com]}\nsecrets: []\n",
+        "b.yaml": "secrets:\n" + secret("sb", "bw-b", "b/x", HOOKS_OUTSIDE),
+    }
+    b = tmp_path / "b.yaml"
+    assert problems(tmp_path, files, settings(teams=TEAMS)).splitlines() == [
+        f"{b}:9: unknown command hook 'restart-b' (known for team 'team-b': none; commands are defined in "
+        "rotator.yaml hooks.commands and allowed in rotator.yaml teams.team-b.commands)",
+        f"{b}:12: hook URL host 'evil.example' is not allowed; rotator.yaml allows shared.internal, b.internal "
+        "for team 'team-b'",
+        f"{b}:13: header 'X-T' names unknown credential 'token-b' (known for team 'team-b': none; define it in "
+        "rotator.yaml hooks.credentials and allow it in rotator.yaml teams.team-b.credentials)",
+        f"{b}:14: secret 'sb' names unknown team 'team:nobody' (teams of 'team-b' files: none defined)",
+    ]

@@ -1,5 +1,6 @@
 """Trust checks at their edges (concepts.md promise 9, "Security model"): a Vault grant is a mount
-*and* a path, and an `allowed_hosts` pattern with a port allows that port only."""
+*and* a path, an ARN grant covers the ARNs it matches, and an `allowed_hosts` pattern with a port
+allows that port only."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def test_promise_9_a_vault_grant_covers_only_its_own_store_instance() -> None:
     assert not grant.covers(store="vault-eu", location="secret:team/app")
     assert not grant.covers(store="vault", location="kv:team/app")
     assert not Grant(store="vault", mount="kv", path="team/*").covers(store="vault", location="secret:team/app")
+    # slashes around a mount or path do not make another one
+    assert Grant(store="vault", mount="/secret/", path="/team/*").covers(store="vault", location="secret:team/app")
 
 
 def test_promise_9_an_aws_grant_covers_only_names_it_matches_in_its_store() -> None:
@@ -44,6 +47,18 @@ def test_promise_9_an_aws_grant_covers_only_names_it_matches_in_its_store() -> N
     assert not AwsRef(secret_id="prod/support/api").granted(grant, AWS)
     assert not AwsRef(secret_id="prod/payments/api", instance="aws-eu").granted(grant, AWS)
     assert not grant.covers(store="vault", location="prod/payments/api")
+    # the same grant as a store type without an AWS reference of its own reads it
+    assert grant.covers(store="aws", location="prod/payments/api")
+    assert not grant.covers(store="aws", location="prod/support/api")
+
+
+def test_promise_9_an_arn_grant_covers_only_the_arns_it_matches() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
+    grant = Grant(store="aws", secret_id=arn + "prod/payments/*")
+    assert AwsRef(secret_id=arn + "prod/payments/api-AbCdEf").granted(grant, AWS)
+    assert not AwsRef(secret_id=arn + "prod/support/api-AbCdEf").granted(grant, AWS)
+    other_account = "arn:aws:secretsmanager:us-east-1:444455556666:secret:prod/payments/api-AbCdEf"
+    assert not AwsRef(secret_id=other_account).granted(grant, AWS)
 
 
 @pytest.mark.parametrize(
