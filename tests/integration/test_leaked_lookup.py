@@ -177,6 +177,6 @@ def test_promise_4_a_key_proven_dead_is_described_with_when_its_revocation_was_v
     assert (match.slot, match.alive) == (leaked.PREVIOUS, False)
     assert re.fullmatch(
         rf"a previous key of {world.name}, revoked by rotation {done.id} and proven dead "
-        r"\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\); nothing to rotate",
+        r"\(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\); nothing to rotate",
         match.describe(),
     )
