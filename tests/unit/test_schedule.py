@@ -91,6 +91,5 @@ def test_the_plan_says_why_it_starts_when_it_does() -> None:
     offset = jitter_offset("app", timedelta(hours=2))
     assert offset and p.offset == offset and p.next_start == datetime(2026, 11, 24, 2, 0, tzinfo=UTC) + offset
     assert p.why == (
-        f"last rotated {last:%Y-%m-%d %H:%M:%S} UTC + max_age 90d; starts {offset} into window "
-        "Mon-Fri 02:00-05:00 UTC"
+        f"last rotated {last:%Y-%m-%d %H:%M:%S} UTC + max_age 90d; starts {offset} into window Mon-Fri 02:00-05:00 UTC"
     )
