@@ -2,7 +2,7 @@
 
 Faults come two ways: a rate (`{"rate": 0.3, "kinds": ["429", "500", "timeout"]}`) for chaos, and
 a queue of one-shot rules (`{"method": "POST", "path": "/v1/...", "kind": "timeout_after"}`) for
-tests that need one exact failure. Kinds: `429` (with Retry-After), `500`, `503`, `timeout`
+tests that need one exact failure. Kinds: any status (`429` with Retry-After, `500`, `404`, …), `timeout`
 (hang, do nothing), `timeout_after` (do the work, then hang: the client never hears it happened),
 `latency` (answer after `seconds`). Control endpoints live under `/_sandbox/`.
 """
@@ -89,7 +89,7 @@ class Recorder:
                 elif rule.kind == "timeout":
                     await asyncio.sleep(rule.seconds or hang)
                     return JSONResponse(self.error_body(504, "gateway timeout"), status_code=504)
-                elif rule.kind in ("429", "500", "503"):
+                elif rule.kind.isdigit():  # an answer with that status: "429", "500", "404", …
                     status = int(rule.kind)
                     headers = {"Retry-After": str(self.faults.retry_after)} if status == 429 else {}
                     return JSONResponse(self.error_body(status, "injected fault"), status_code=status, headers=headers)

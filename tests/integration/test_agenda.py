@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 from rotator.app import App
-from rotator.daemon.agenda import Agenda
+from rotator.daemon.agenda import CLOCK_SKEW, Agenda
 from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
 from rotator.lifecycle import State
@@ -191,3 +191,39 @@ def test_a_start_that_waits_for_its_window_comes_when_the_window_opens_not_at_th
         assert secret not in {p.secret for p in agenda.due(start - timedelta(seconds=1))}
         came = agenda.due(start)
         assert [p.secret for p in came] == [secret] and came[0].startable(start)
+
+
+@pytest.mark.parametrize(
+    ("hold", "failed", "wait"),
+    [
+        (timedelta(minutes=10), 1, timedelta(minutes=10)),
+        (timedelta(minutes=10), 2, timedelta(minutes=20)),
+        (timedelta(minutes=10), 3, timedelta(minutes=40)),
+        (timedelta(minutes=1), 12, timedelta(minutes=256)),  # the doubling stops after eight
+        (timedelta(minutes=10), 10, timedelta(days=1)),  # and never waits more than a day
+    ],
+)
+def test_a_secret_whose_rotations_keep_failing_is_tried_again_later_and_later(
+    tmp_path: Path, hold: timedelta, failed: int, wait: timedelta
+) -> None:
+    from rotator.daemon.service import Daemon
+
+    config = CONFIG.format(dir=tmp_path) + f"engine: {{hold_interval: {int(hold.total_seconds())}s}}\n"
+    (tmp_path / "rotator.yaml").write_text(config)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "fleet.yaml").write_text(
+        "policies:\n  quarterly: {max_age: 90d}\nsecrets:\n"
+        "  - {name: app-0, provider: bw, store: {aws: {secret_id: fleet/app-0}}, policy: quarterly}\n"
+    )
+    app = App.load(tmp_path / "rotator.yaml")
+    now = utcnow()
+    ended(app, "app-0", now - timedelta(days=100))  # overdue
+    last = now - CLOCK_SKEW - timedelta(minutes=1)  # ended before this tick's look back
+    for n in range(failed):  # the newest ends last
+        ended(app, "app-0", last - timedelta(seconds=failed - 1 - n), State.FAILED)
+    daemon = Daemon(tmp_path / "rotator.yaml", None, app)
+    daemon._start_due(app)
+    assert app.db.active_for("app-0") is None  # not tried again at once
+    again = last + wait
+    assert daemon.agenda.due(again - timedelta(seconds=1)) == []
+    assert [p.secret for p in daemon.agenda.due(again)] == ["app-0"]

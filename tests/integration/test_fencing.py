@@ -224,3 +224,21 @@ def test_promise_6_a_lease_held_by_a_live_process_is_not_taken_before_it_expires
         assert db.acquire_lease("live", mine, timedelta(minutes=5)) == generation  # still ours, not taken
     finally:
         db.close()
+
+
+def test_promise_6_a_lease_taken_again_after_it_expired_is_a_new_generation_even_for_its_owner(
+    db: StateDB, raw: sqlalchemy.Engine
+) -> None:
+    """Between expiry and taking it again anyone could have held it; the owner's work from before
+    the expiry (its old fence) must not pass, so the generation moves on as for any other taker."""
+    rotation, old = _held(db)
+    assert db.acquire_lease(old.secret, old.owner, TTL) == old.generation  # a renewal keeps it
+    _expire_in(raw, old.secret, -1)
+    assert _expired(raw, old.secret)
+    again = db.acquire_lease(old.secret, old.owner, TTL)
+    assert again == old.generation + 1
+    with pytest.raises(LeaseHeld):  # LeaseLost: the old fence is refused
+        _fenced_apply(db, old, rotation, "stale.write")
+    _fenced_apply(db, Fence(old.secret, old.owner, again), rotation, "fresh.write")
+    events = [e.event for e in db.events(rotation_id=rotation.id)]
+    assert "stale.write" not in events and "fresh.write" in events

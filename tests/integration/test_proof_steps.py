@@ -103,6 +103,24 @@ def test_promise_4_a_5xx_or_429_while_verifying_never_counts_as_refused(
     assert "rotation.completed" not in [e.event for e in app.db.events(rotation_id=rotation.id)]
 
 
+@pytest.mark.parametrize("kind", ["404", "403", "400"])
+def test_promise_4_only_a_401_on_the_old_key_completes_the_rotation(world: World, brandwave: str, kind: str) -> None:
+    """A 404, 403 or 400 on the old key's probe says something else went wrong (a moved endpoint,
+    a proxy, a bad request): the key is not proven dead, so the rotation neither completes nor
+    forgets it, and past verify_deadline it is held, never completed."""
+    httpx.post(f"{brandwave}/_sandbox/config", json={"revocation_delay": 600}).raise_for_status()
+    app, engine, rotation = start(world)
+    verifying = step_until(engine, rotation, "verifying")
+    world.faults(rules=[{"kind": kind, "method": "GET", "path": PATH, "times": 2}], retry_after=0)
+    step = engine.advance(verifying)
+    assert faulted(world, kind) >= 1
+    assert step.rotation.state != "completed" and step.rotation.finished_at is None, step.why
+    engine.clock = later(app, app.settings.engine.verify_deadline + timedelta(seconds=1))
+    step = engine.advance(app.db.get(rotation.id))
+    assert step.rotation.state != "completed" and step.rotation.finished_at is None, step.why
+    assert "rotation.completed" not in [e.event for e in app.db.events(rotation_id=rotation.id)]
+
+
 def test_promise_4_retry_after_sets_the_delay_of_the_next_attempt(world: World, brandwave: str) -> None:
     """A 429 whose Retry-After (30 s) is beyond the client's cap goes back to the engine, which
     looks again no sooner than asked (a backoff of its own would be 0.1 s here)."""

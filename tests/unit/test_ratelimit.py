@@ -99,6 +99,26 @@ def test_replicas_split_a_limit_so_that_together_they_stay_within_it(replicas: i
         ratelimit.share_between(1)
 
 
+def test_a_request_leaves_the_window_only_after_the_padded_period() -> None:
+    """The server counts a request a little after it is counted here: one sent just past `per`
+    (but inside the pad of 10 %) could still share the server's window."""
+    time = FakeTime()
+    window = Window(Limit(2, timedelta(seconds=60)), clock=time.clock, sleep=time.sleep)
+    window.take()
+    window.take()
+    time.now = 60.001  # the plain minute is over, the pad is not
+    window.take()
+    assert time.now == pytest.approx(66.0)
+
+
+def test_a_short_period_is_padded_by_50_ms_at_least() -> None:
+    time = FakeTime()
+    window = Window(Limit(1, timedelta(seconds=0.2)), clock=time.clock, sleep=time.sleep)
+    window.take()
+    window.take()
+    assert time.now == pytest.approx(0.25)  # 10 % would be 0.22
+
+
 def test_an_hourly_limit_counts_the_hour() -> None:
     time = FakeTime()
     window = Window(Limit(3, timedelta(hours=1)), clock=time.clock, sleep=time.sleep)

@@ -93,3 +93,21 @@ def test_promise_9_no_allowed_hosts_allow_nothing_and_patterns_ignore_case() -> 
     assert not HooksSettings().allows("127.0.0.1", 80)
     hooks = HooksSettings(allowed_hosts=["other.internal", "API.Internal:8443"])
     assert hooks.allows("api.internal", 8443) and not hooks.allows("api.internal", 8444)
+
+
+@pytest.mark.parametrize(
+    ("grant", "location", "granted"),
+    [
+        (Grant(store="aws", secret_id="prod/app"), "prod/app", True),
+        (Grant(store="aws", secret_id="prod/app"), "prod/app-other", False),  # a name is not a prefix
+        (Grant(store="aws", secret_id="prod/app"), "prod/application", False),
+        (Grant(store="aws", secret_id="prod/*/db"), "prod/x/db", True),
+        (Grant(store="aws", secret_id="prod/*/db"), "prod/x/cache", False),  # the pattern's tail counts
+        (Grant(store="vault", mount="secret", path="team/app"), "secret:team/app", True),
+        (Grant(store="vault", mount="secret", path="team/app"), "secret:team/app2", False),
+        (Grant(store="vault", mount="secret", path="team/app"), "secret:team/app/sub", False),
+        (Grant(store="vault", mount="secret", path="team/*/key"), "secret:team/x/other", False),
+    ],
+)
+def test_promise_9_a_grant_is_a_whole_pattern_never_a_prefix(grant: Grant, location: str, granted: bool) -> None:
+    assert grant.covers(store=grant.store, location=location) is granted
