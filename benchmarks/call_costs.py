@@ -24,7 +24,9 @@ from incident import Servers, seed
 
 from rotator import log
 from rotator.app import App
-from rotator.state.db import Change, Fence, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import Change
+from rotator.state.leases import Fence
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "300"))
 

@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import insert
 
-from rotator.state.db import StateDB, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
 
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "10000,100000").split(",")]

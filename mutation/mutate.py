@@ -4,8 +4,8 @@ mutmut copies `rotator/` into `mutants/` with every mutation of the modules `[to
 (pyproject.toml), runs the unit and integration tests once to learn which tests call which
 function, and then, per mutant, only the tests that call the mutated function (the e2e tests run
 the CLI as a separate process and are not used). A group is a set of mutmut's mutant names
-(`module.function__mutmut_N`); the lease/fence/claim code and the outbox are the functions of
-`state/db.py` that hold them, not the whole file.
+(`module.function__mutmut_N`); the lease/fence/claim code is `state/leases.py` with the process
+identity and the clock it trusts, the outbox is `state/outbox.py`'s Outbox with `notify.py`.
 
     python mutation/mutate.py                 a sample of every group, then the table
     python mutation/mutate.py engine lease    some groups
@@ -39,7 +39,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 EQUIVALENT = Path(__file__).resolve().parent / "equivalent.txt"
-DB = "rotator.state.db.xǁStateDBǁ"
 
 
 @dataclass(frozen=True)
@@ -55,33 +54,12 @@ GROUPS = [
         "lease",
         0.90,
         (
-            *(
-                f"{DB}{f}__mutmut_*"
-                for f in (
-                    "acquire_lease",
-                    "lease_and_read",
-                    "claim_due",
-                    "_leased_of",
-                    "_acquire",
-                    "heartbeat",
-                    "farewell",
-                    "exclusive",
-                    "renew_lease",
-                    "release_lease",
-                    "fenced",
-                    "_lease_remaining",
-                    "_check_fence",
-                    "check_fence",
-                    "_now",
-                )
-            ),
-            "rotator.state.db.x__holder_is_dead__mutmut_*",
-            "rotator.state.db.x__start_time__mutmut_*",
-            "rotator.state.db.x_process_identity__mutmut_*",
-            "rotator.state.db.xǁFenceǁ*",
+            "rotator.state.leases.*",
+            "rotator.state.identity.*",
             "rotator.state.proofs.*",
             "rotator.state.clock.*",
             "rotator.state.bounds.*",
+            "rotator.state.connection.x_db_now__mutmut_*",
         ),
     ),
     Group("ratelimit", 0.80, ("rotator.ratelimit.*",)),
@@ -101,17 +79,7 @@ GROUPS = [
         ),
     ),
     Group("leaked", 0.80, ("rotator.leaked.*",)),
-    Group(
-        "outbox",
-        0.80,
-        (
-            "rotator.notify.*",
-            *(
-                f"{DB}{f}__mutmut_*"
-                for f in ("_add_outbox", "enqueue", "claim_outbox", "outbox_result", "outbox_counts")
-            ),
-        ),
-    ),
+    Group("outbox", 0.80, ("rotator.notify.*", "rotator.state.outbox.xǁOutboxǁ*")),
     Group("http", 0.80, ("rotator.providers.http.*",)),
     Group("stores", 0.80, ("rotator.stores.aws.*", "rotator.stores.vault.*", "rotator.stores.base.*")),
 ]

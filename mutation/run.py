@@ -82,7 +82,7 @@ MUTANTS = [
     ),
     Mutant(
         "live-local-lease-taken",
-        "rotator/state/db.py",
+        "rotator/state/identity.py",
         "    return _start_time(int(pid)) != started",
         "    return True",
         (UNIT,),
@@ -145,14 +145,14 @@ MUTANTS = [
     ),
     Mutant(
         "fence-judged-at-transaction-start",
-        "rotator/state/db.py",
+        "rotator/state/leases.py",
         "extract(epoch FROM expires_at - clock_timestamp())",
         "extract(epoch FROM expires_at - now())",
         (FENCING,),
     ),
     Mutant(
         "renewal-counted-from-transaction-start",
-        "rotator/state/db.py",
+        "rotator/state/leases.py",
         "SET expires_at = clock_timestamp() + :ttl",
         "SET expires_at = now() + :ttl",
         (FENCING,),

@@ -29,7 +29,8 @@ import httpx
 from rotator import log
 from rotator.config import NotificationTarget
 from rotator.credentials import read_credential
-from rotator.state.db import StateDB, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import StateDB
 from rotator.state.schema import OutboxEntry
 
 _log = log.get(__name__)

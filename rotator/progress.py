@@ -15,7 +15,7 @@ from rich.table import Table
 from rotator.bulk import Outcome
 from rotator.engine.steps import Step
 from rotator.lifecycle import TERMINAL
-from rotator.state.db import utcnow
+from rotator.state.clock import utcnow
 
 
 class Progress:

@@ -10,7 +10,7 @@ from typing import Any
 from rotator.app import App
 from rotator.daemon.planning import Planner
 from rotator.lifecycle import WITH_OPERATOR
-from rotator.state.db import utcnow
+from rotator.state.clock import utcnow
 from rotator.state.schema import LeftoverKey, Rotation
 
 

@@ -45,7 +45,7 @@ def db() -> None:
 def db_status(ctx: click.Context) -> None:
     """Print the database's schema revision and the one this rotator needs; exit 1 when they differ."""
     from rotator.state import migrate
-    from rotator.state.db import open_engine, unavailable_as_one_line
+    from rotator.state.connection import open_engine, unavailable_as_one_line
 
     url = _url(ctx)
     if (where := _missing(url)) is not None:

@@ -10,7 +10,7 @@ from rotator.daemon import schedule
 from rotator.errors import RotatorError
 from rotator.policies import SecretSpec
 from rotator.providers.http import parse_time
-from rotator.state.db import utcnow
+from rotator.state.clock import utcnow
 
 _log = log.get(__name__)
 

@@ -46,7 +46,8 @@ from rotator.engine import requests
 from rotator.engine.steps import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
-from rotator.state.db import process_identity, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.identity import process_identity
 
 _log = log.get(__name__)
 

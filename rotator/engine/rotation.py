@@ -25,7 +25,8 @@ from rotator.errors import KeyNotProven, KeyRefused, LeaseHeld, NotYet, Rotation
 from rotator.keys import key_name
 from rotator.lifecycle import TERMINAL, State, can_roll_back, check
 from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo
-from rotator.state.db import Change, StateDB, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import Change, StateDB
 from rotator.state.schema import Rotation
 from rotator.stores.base import StoredValue
 

@@ -19,7 +19,10 @@ from rotator.engine.rotation import Engine
 from rotator.engine.steps import Step
 from rotator.errors import LeaseHeld, LeaseLost
 from rotator.lifecycle import WITH_OPERATOR
-from rotator.state.db import Fence, StateDB, process_identity, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import StateDB
+from rotator.state.identity import process_identity
+from rotator.state.leases import Fence
 from rotator.state.schema import Rotation
 
 _log = log.get(__name__)

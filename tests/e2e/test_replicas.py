@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 HOLD = """
 import sys, time
 from datetime import timedelta
-from rotator.state.db import StateDB, process_identity
+from rotator.state.db import StateDB
+from rotator.state.identity import process_identity
 db = StateDB(sys.argv[1])
 print(db.acquire_lease("shared", process_identity(), timedelta(minutes=5)), flush=True)
 time.sleep(60)
@@ -31,7 +32,8 @@ TAKE = """
 import sys
 from datetime import timedelta
 from rotator.errors import LeaseHeld
-from rotator.state.db import StateDB, process_identity
+from rotator.state.db import StateDB
+from rotator.state.identity import process_identity
 db = StateDB(sys.argv[1])
 try:
     db.acquire_lease("shared", process_identity(), timedelta(minutes=5))

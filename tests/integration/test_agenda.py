@@ -15,7 +15,7 @@ from rotator.daemon.agenda import CLOCK_SKEW, Agenda
 from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
 from rotator.lifecycle import State
-from rotator.state.db import utcnow
+from rotator.state.clock import utcnow
 from rotator.state.schema import Rotation
 
 FLEET = 40

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from rotator.state.db import StateDB, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
 
 TTL = timedelta(minutes=1)

@@ -18,7 +18,8 @@ from sqlalchemy import text
 from rotator.config import EngineSettings
 from rotator.engine.rotation import Engine
 from rotator.errors import LeaseHeld
-from rotator.state.db import Change, Fence, StateDB
+from rotator.state.db import Change, StateDB
+from rotator.state.leases import Fence
 from rotator.state.schema import Rotation
 from tests.tcp_proxy import Proxy
 
@@ -212,7 +213,7 @@ def test_promise_6_a_lease_held_by_a_live_process_is_not_taken_before_it_expires
     """A holder is taken over early only when provably dead: this process, alive (its pid and
     start time as recorded in its identity), keeps its lease against another owner, who is told
     to look again shortly."""
-    from rotator.state.db import process_identity
+    from rotator.state.identity import process_identity
 
     db = StateDB(f"sqlite:///{tmp_path}/state.db")
     try:

@@ -31,7 +31,8 @@ from rotator.background_http import serve_app
 from rotator.config import NotificationTarget
 from rotator.config_parts import CredentialSource
 from rotator.notify import ATTEMPTS, Notifier, backoff
-from rotator.state.db import StateDB, utcnow
+from rotator.state.clock import utcnow
+from rotator.state.db import StateDB
 from rotator.state.schema import OutboxEntry
 
 

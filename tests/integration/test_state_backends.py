@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from rotator.errors import ActiveRotationExists, LeaseHeld
-from rotator.state import db as state_db
+from rotator.state import connection as state_connection
 from rotator.state.db import StateDB
 
 
@@ -49,7 +49,7 @@ def test_a_lease_of_a_dead_local_process_is_taken_over(db: StateDB) -> None:
     import subprocess
     import sys
 
-    from rotator.state.db import _boot_id, _pid_namespace, _start_time
+    from rotator.state.identity import _boot_id, _pid_namespace, _start_time
 
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     started = _start_time(process.pid)
@@ -64,7 +64,7 @@ def test_a_lease_of_a_dead_local_process_is_taken_over(db: StateDB) -> None:
 def test_a_writer_that_lost_its_lease_is_fenced_off(db: StateDB) -> None:
     """Fencing: after another owner took the lease, the old owner's write changes nothing."""
     from rotator.errors import LeaseLost
-    from rotator.state.db import Fence
+    from rotator.state.leases import Fence
 
     secret = f"s-{uuid.uuid4().hex}"
     rotation = db.get(new(db, secret))
@@ -116,7 +116,7 @@ def test_last_completed_and_finished_since_give_aware_times_of_the_newest_end(db
     """What the daemon plans from; SQLite's text timestamps are parsed here, not by SQLAlchemy."""
     from sqlalchemy import update
 
-    from rotator.state.db import utcnow
+    from rotator.state.clock import utcnow
     from rotator.state.schema import Rotation
 
     secret = f"s-{uuid.uuid4().hex[:8]}"
@@ -142,7 +142,7 @@ def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_unseen(
     other = StateDB(postgres_url)
     with other.engine.begin() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-    monkeypatch.setattr(state_db, "IDLE_BEFORE_PING", 0.0)
+    monkeypatch.setattr(state_connection, "IDLE_BEFORE_PING", 0.0)
     assert db.find(str(uuid.uuid4())) is None
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid

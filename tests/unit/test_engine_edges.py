@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from rotator.engine.gate_signals import confirms
-from rotator.state.db import Fence, StateDB
+from rotator.state.db import StateDB
+from rotator.state.leases import Fence
 
 TTL = timedelta(seconds=30)
 OWNER = "elsewhere:1:abcd"

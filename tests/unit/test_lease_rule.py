@@ -42,7 +42,7 @@ def test_a_live_holder_on_this_host_keeps_its_lease(db: StateDB, live_process: i
 
 def test_a_live_holder_identified_exactly_keeps_its_lease(db: StateDB, live_process: int) -> None:
     """Same boot, same PID namespace, its pid alive with the same start time: the holder is alive."""
-    from rotator.state.db import _boot_id, _pid_namespace, _start_time
+    from rotator.state.identity import _boot_id, _pid_namespace, _start_time
 
     holder = f"{socket.gethostname()}:{live_process}:aaaa:{_boot_id()}:{_pid_namespace()}:{_start_time(live_process)}"
     db.acquire_lease("s", holder, timedelta(minutes=5))
