@@ -40,23 +40,23 @@ class Mutant:
 MUTANTS = [
     Mutant(
         "deadline-revoke-never-revokes",
-        "rotator/engine/rotation.py",
+        "rotator/engine/api_steps.py",
         'if verdict.open or (verdict.timed_out and cutover.on_timeout == "revoke"):',
         "if verdict.open:",
         (GATE, ENGINE),
     ),
     Mutant(
         "scopes-not-compared",
-        "rotator/engine/rotation.py",
+        "rotator/engine/api_steps.py",
         "if old is not None and old.scopes != new.scopes:",
         "if False:",
         ("tests/integration/test_boltly_scopes.py",),
     ),
     Mutant(
         "unknown-store-without-line",
-        "rotator/policies.py",
-        'f"{path}:{line}: secret {spec.name!r} names unknown {kind} store',
-        'f"{path}: secret {spec.name!r} names unknown {kind} store',
+        "rotator/policy_checks.py",
+        'f"{at(\'store\')}: secret {spec.name!r} names unknown {kind} store',
+        'f"secret {spec.name!r} names unknown {kind} store',
         (UNIT,),
     ),
     Mutant(
@@ -68,16 +68,16 @@ MUTANTS = [
     ),
     Mutant(
         "verify-does-not-probe",
-        "rotator/engine/rotation.py",
-        "            t.provider.probe(key=old.api_key)\n        except KeyRefused:",
-        "            raise KeyRefused('skipped')\n        except KeyRefused:",
+        "rotator/engine/api_steps.py",
+        "        t.provider.probe(key=old.api_key)\n    except KeyRefused:",
+        "        raise KeyRefused('skipped')\n    except KeyRefused:",
         (ENGINE,),
     ),
     Mutant(
         "gate-ignored",
-        "rotator/engine/rotation.py",
-        "        verdict = gate.evaluate(cutover, rot, self.clock(), available)\n",
-        "        verdict = gate.Verdict(open=True)\n",
+        "rotator/engine/api_steps.py",
+        "    verdict = gate.evaluate(cutover, rot, engine.clock(), available)\n",
+        "    verdict = gate.Verdict(open=True)\n",
         (GATE,),
     ),
     Mutant(
@@ -117,7 +117,7 @@ MUTANTS = [
     ),
     Mutant(
         "rollback-revokes-the-old-key",
-        "rotator/engine/rotation.py",
+        "rotator/engine/api_steps.py",
         "revoked = {rot.new_key_id} if rot.new_key_id else set()",
         "revoked = {rot.old_key_id} if rot.old_key_id else set()",
         (ENGINE,),
@@ -125,8 +125,8 @@ MUTANTS = [
     Mutant(
         "promote-ignores-a-foreign-write",
         "rotator/stores/aws.py",
-        "            if current != expected_current:\n",
-        "            if False:\n",
+        "        if current != expected_current:\n",
+        "        if False:\n",
         ("tests/integration/test_store_contract.py",),
     ),
     Mutant(
@@ -138,9 +138,9 @@ MUTANTS = [
     ),
     Mutant(
         "create-retried-blindly",
-        "rotator/engine/rotation.py",
-        "        if rot.create_started_at is not None:\n            # an earlier create",
-        "        if False:\n            # an earlier create",
+        "rotator/engine/api_steps.py",
+        "    if rot.create_started_at is not None:\n        # an earlier create",
+        "    if False:\n        # an earlier create",
         (ENGINE,),
     ),
     Mutant(

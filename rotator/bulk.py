@@ -6,6 +6,7 @@ deadline) rather than started twice; the audit trail records the escalation.
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections import defaultdict
@@ -19,8 +20,22 @@ from rotator.engine import requests
 from rotator.engine.runner import Runner
 from rotator.engine.steps import Step
 from rotator.errors import RotatorError
-from rotator.lifecycle import WITH_OPERATOR
+from rotator.lifecycle import WITH_OPERATOR, State
 from rotator.state.schema import Rotation
+
+
+class Kind(enum.StrEnum):
+    """How one secret of a bulk command came out, as its summary counts it."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    HELD = "held"
+    ERROR = "error"
+    """Never recorded: the request itself failed (the note says why)."""
+    WAITING = "waiting_on_a_person"
+    IN_PROGRESS = "in_progress"
+    NOT_STARTED = "not_started"
+    """Stopped (Ctrl-C) before its rotation began."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +44,13 @@ class Outcome:
     provider: str
     rotation_id: str | None
     state: str
+    """What people read: the rotation's state, `held:<state>`, `error` or `not started`."""
     note: str
+    kind: Kind
+
+    @property
+    def failed_or_held(self) -> bool:
+        return self.kind in (Kind.FAILED, Kind.HELD, Kind.ERROR)
 
 
 def everyone(app: App) -> set[str]:
@@ -106,14 +127,15 @@ def rotate_many(
         spec = app.policies.secret(name)
         with limits[spec.provider]:
             if stopping.is_set():
-                outcome = Outcome(name, spec.provider, None, NOT_STARTED, "interrupted before it started")
+                note = "interrupted before it started"
+                outcome = Outcome(name, spec.provider, None, "not started", note, Kind.NOT_STARTED)
             else:
                 try:
                     rotation = _start(runner(), app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
                     final = runner().run(rotation, follow=True, on_step=on_step, should_stop=stopping.is_set)
                     outcome = _outcome(final)
                 except RotatorError as exc:
-                    outcome = Outcome(name, spec.provider, None, "error", str(exc))
+                    outcome = Outcome(name, spec.provider, None, "error", str(exc), Kind.ERROR)
         on_done(outcome)
         return outcome
 
@@ -121,10 +143,6 @@ def rotate_many(
     app.connections = max(app.connections, workers)  # no rotation queues for a connection
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, secrets))
-
-
-NOT_STARTED = "not started"
-"""An outcome's state when `stop` was set before its rotation began (Ctrl-C)."""
 
 
 def hand_to_daemons(
@@ -157,7 +175,7 @@ def hand_to_daemons(
         try:
             started[name] = _start(runner, app, name, policy=policy, trigger=trigger, reason=reason, actor=actor)
         except RotatorError as exc:
-            outcomes[name] = Outcome(name, spec.provider, None, "error", str(exc))
+            outcomes[name] = Outcome(name, spec.provider, None, "error", str(exc), Kind.ERROR)
             on_done(outcomes[name])
     stall = stall or max(timedelta(seconds=10), 6 * app.settings.daemon.tick)
     seen = {r.id: (r.state, r.updated_at) for r in started.values()}
@@ -189,7 +207,7 @@ def _settled(rotation: Rotation) -> bool:
 
 def _outcome(rotation: Rotation) -> Outcome:
     note = rotation.held_reason or rotation.failed_reason or rotation.waiting_for or ""
-    return Outcome(rotation.secret, rotation.provider, rotation.id, _state(rotation), note)
+    return Outcome(rotation.secret, rotation.provider, rotation.id, _state(rotation), note, _kind(rotation))
 
 
 def _start(runner: Runner, app: App, name: str, *, policy: str, trigger: str, reason: str, actor: str) -> Rotation:
@@ -212,3 +230,13 @@ def _start(runner: Runner, app: App, name: str, *, policy: str, trigger: str, re
 
 def _state(rotation: Rotation) -> str:
     return f"held:{rotation.state}" if rotation.held_reason else rotation.state
+
+
+def _kind(rotation: Rotation) -> Kind:
+    if rotation.held_reason:
+        return Kind.HELD
+    if rotation.state == State.COMPLETED:
+        return Kind.COMPLETED
+    if rotation.state == State.FAILED:
+        return Kind.FAILED
+    return Kind.WAITING if rotation.state in WITH_OPERATOR else Kind.IN_PROGRESS

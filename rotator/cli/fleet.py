@@ -21,7 +21,6 @@ from rotator.cli.common import (
 from rotator.cli.exit import Exit
 from rotator.cli.render import age, count, json_document, moment, table
 from rotator.errors import RotatorError
-from rotator.lifecycle import WITH_OPERATOR, State
 
 if TYPE_CHECKING:
     from rotator.app import App
@@ -76,7 +75,7 @@ def _bulk(
     via_daemons: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    from rotator.bulk import NOT_STARTED, hand_to_daemons, rotate_many
+    from rotator.bulk import Kind, hand_to_daemons, rotate_many
     from rotator.progress import Progress
 
     if not secrets:
@@ -120,7 +119,7 @@ def _bulk(
             )
     interrupted = stop.is_set()
     if interrupted:
-        started = [o for o in outcomes if o.state != NOT_STARTED]
+        started = [o for o in outcomes if o.kind is not Kind.NOT_STARTED]
         click.echo(
             f"interrupted: {len(outcomes) - len(started)} not started, {len(started)} recorded where they are "
             "(`rotator status`; a daemon or `rotator rotate NAME` goes on with those under way)",
@@ -128,9 +127,9 @@ def _bulk(
         )
         if not started:
             ctx.exit(Exit.INTERRUPTED)
-    failed = [o for o in outcomes if o.state in (State.FAILED, "error") or o.state.startswith("held")]
-    waiting = [o for o in outcomes if o.state in WITH_OPERATOR]
-    completed = sum(o.state == State.COMPLETED for o in outcomes)
+    failed = [o for o in outcomes if o.failed_or_held]
+    waiting = [o for o in outcomes if o.kind is Kind.WAITING]
+    completed = sum(o.kind is Kind.COMPLETED for o in outcomes)
     in_progress = len(outcomes) - completed - len(failed) - len(waiting)
     if as_json:
         document = {

@@ -168,10 +168,11 @@ def supply(ctx: click.Context, rotation_id: str) -> None:
     stored; a rejected key leaves the rotation waiting.
     """
     from rotator.keys import secret as wrap
+    from rotator.lifecycle import State
 
     app = load_app(ctx)
     rotation = find_rotation(ctx, app, rotation_id)
-    if rotation.state != "awaiting_new_key":
+    if rotation.state != State.AWAITING_NEW_KEY:
         # asked before the key is read: a key typed for nothing is a key exposed for nothing
         state = rotation.state
         click.echo(f"rotation {rotation.id[:8]} of {rotation.secret} is {state}: it waits for no key", err=True)

@@ -23,7 +23,7 @@ def release(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
 
 def abort(engine: Engine, rot: Rotation, *, why: str) -> Rotation:
     """Stop a rotation. Before promotion it rolls back; at the gate the old key is left alive."""
-    state = State(rot.state)
+    state = rot.state
     reason = f"aborted by {engine.actor}: {why}"
     if can_roll_back(state):
         return engine.write(

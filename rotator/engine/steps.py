@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rotator.config import EngineSettings, HooksSettings
 from rotator.lifecycle import State
@@ -19,6 +19,9 @@ from rotator.policy_rules import Policy
 from rotator.providers.base import Provider
 from rotator.state.schema import Rotation
 from rotator.stores.base import Store
+
+if TYPE_CHECKING:
+    from rotator.state.db import StateDB
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class StepContext(Protocol):
     settings: EngineSettings
     actor: str
     clock: Callable[[], datetime]
+    db: StateDB
+    """Read only (a key's proof asks what is on record); a step's writes are recorded, never made."""
+    notices: Callable[[str, dict[str, Any]], list[dict[str, Any]]]
+    """The notifications an event sends (its outbox rows), recorded with the change they tell of."""
 
     def move(
         self,
@@ -96,3 +103,21 @@ class StepContext(Protocol):
 
     def complete_if_old_key_dead(self, rot: Rotation, t: Target) -> Step | None:
         """Complete `rot` when the provider refuses the old key; None while it still works; else a hold."""
+
+
+def payload(
+    rot: Rotation, detail: dict[str, Any], *, state: str | None = None, failed_reason: str | None = None
+) -> dict[str, Any]:
+    """What a notification about `rot` says (never key material: ids and fingerprints only)."""
+    payload = {
+        "secret": rot.secret,
+        "rotation_id": rot.id,
+        "provider": rot.provider,
+        "policy": rot.policy,
+        "state": state or rot.state,
+        **detail,
+    }
+    reason = failed_reason or rot.failed_reason
+    if reason and "reason" not in payload:
+        payload["reason"] = reason
+    return payload

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from rotator.errors import ActiveRotationExists, StateBusy
+from rotator.lifecycle import State
 from rotator.state.audit import event_of
 from rotator.state.connection import for_dialect
 from rotator.state.leases import current_fence
@@ -100,7 +101,7 @@ class StateDB(Rotations, Outbox):
             "secret": secret,
             "provider": provider,
             "policy": policy,
-            "state": "requested",
+            "state": State.REQUESTED,
             "trigger": trigger,
             "reason": reason,
             "started_by": actor,
@@ -120,7 +121,7 @@ class StateDB(Rotations, Outbox):
                         actor,
                         "requested",
                         None,
-                        "requested",
+                        State.REQUESTED,
                         {"trigger": trigger, "reason": reason, "policy": policy},
                     ),
                 )

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from rotator.lifecycle import TERMINAL
+from rotator.lifecycle import TERMINAL, State
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -35,6 +35,19 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
+class StateColumn(TypeDecorator[State]):
+    """A rotation's state as the text the column has always held, read back as a `State`."""
+
+    impl = String(30)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else State(value).value  # an unknown state is refused, not stored
+
+    def process_result_value(self, value: str | None, dialect: Any) -> State | None:
+        return None if value is None else State(value)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -53,7 +66,7 @@ class Rotation(Base):
     secret: Mapped[str] = mapped_column(String(200), index=True)
     provider: Mapped[str] = mapped_column(String(100))
     policy: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(30))
+    state: Mapped[State] = mapped_column(StateColumn)
     trigger: Mapped[str] = mapped_column(String(30))
     reason: Mapped[str] = mapped_column(Text, default="")
     started_by: Mapped[str] = mapped_column(String(200))
