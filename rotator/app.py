@@ -139,22 +139,27 @@ class App:
         return self.once(f"store:{instance}", lambda: registry.store(cfg.type).build(cfg, self, instance))
 
     def credential(
-        self, source: CredentialSource, what: str, spec: SecretSpec | None, rotation: Rotation | None
+        self, source: CredentialSource, what: str, own_key: Callable[[], SecretStr] | None
     ) -> Callable[[], SecretStr]:
-        """Reads the admin credential when a call needs it, so a rotated credential is picked up.
-
-        `current: true` within a rotation means the rotation's own old key until promotion, then its
-        new key: whatever someone else may have written to the secret meanwhile, rotator acts with
-        keys it knows, and after promotion it never touches the old key (whose use the cutover gate
-        watches). Outside a rotation it is what the secret holds now.
-        """
+        """Reads the admin credential when a call needs it, so a rotated credential is picked up;
+        `current: true` is the key of the secret acted on (`own_key`, made by `_own_key`)."""
         if not source.current:
             return lambda: read_credential(source, what)
-        if spec is None:
+        if own_key is None:
             raise RotationError(f"{what}: `current: true` names a secret's own key, and no secret is acted on here")
-        store = self.store(spec.store.instance)
+        return own_key
+
+    def _own_key(self, spec: SecretSpec, rotation: Rotation | None) -> Callable[[], SecretStr]:
+        """The secret's own key, read when a call needs it.
+
+        Within a rotation it means the rotation's own old key until promotion, then its new key:
+        whatever someone else may have written to the secret meanwhile, rotator acts with keys it
+        knows, and after promotion it never touches the old key (whose use the cutover gate
+        watches). Outside a rotation it is what the secret holds now.
+        """
 
         def read() -> SecretStr:
+            store = self.store(spec.store.instance)
             # each read is answered from memory after the first (Store.read_version, read_staged)
             if rotation is not None and rotation.old_version and rotation.promoted_at is None:
                 old = store.read_version(location=spec.store.location, version_id=rotation.old_version)
@@ -166,7 +171,7 @@ class App:
                     return new.api_key
             current = store.read_current(location=spec.store.location)
             if current is None:
-                raise RotationError(f"{what}: {spec.store.location} holds no current key to act with")
+                raise RotationError(f"secret {spec.name!r}: {spec.store.location} holds no current key to act with")
             return current.value.api_key
 
         return read
@@ -174,7 +179,7 @@ class App:
     def provider_for(self, spec: SecretSpec, rotation: Rotation | None = None) -> Provider:
         """The adapter for a secret's provider instance, acting for `rotation` when given."""
         cfg = self.settings.providers[spec.provider]
-        context = Context(instance=spec.provider, services=self, spec=spec, rotation=rotation)
+        context = Context(instance=spec.provider, services=self, own_key=self._own_key(spec, rotation))
         provider: Provider = registry.provider(cfg.type).build(cfg, context)
         return provider
 

@@ -28,11 +28,6 @@ Messages never contain key material: they name keys by id or fingerprint only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rotator.state.schema import Rotation
-
 
 class RotatorError(Exception):
     """Base of all rotator errors."""
@@ -94,9 +89,9 @@ class KeyRejected(RotationError):
 
 
 class ActiveRotationExists(RotationError):
-    def __init__(self, rotation: Rotation) -> None:
-        super().__init__(f"secret {rotation.secret!r} already has rotation {rotation.id} in state {rotation.state}")
-        self.rotation = rotation
+    def __init__(self, *, secret: str, rotation_id: str, state: str) -> None:
+        super().__init__(f"secret {secret!r} already has rotation {rotation_id} in state {state}")
+        self.rotation_id = rotation_id
 
 
 class ProviderError(RotatorError):

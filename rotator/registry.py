@@ -32,10 +32,8 @@ from rotator.errors import InputError
 from rotator.ratelimit import Limit
 
 if TYPE_CHECKING:
-    from rotator.policies import SecretSpec
     from rotator.providers.base import Provider
     from rotator.providers.http import HttpCore
-    from rotator.state.schema import Rotation
     from rotator.stores.base import Store
 
 T = TypeVar("T")
@@ -51,9 +49,9 @@ class Services(Protocol):
         """The instance's HTTP client: connections and rate limits shared by the whole process."""
 
     def credential(
-        self, source: CredentialSource, what: str, spec: SecretSpec | None, rotation: Rotation | None
+        self, source: CredentialSource, what: str, own_key: Callable[[], SecretStr] | None
     ) -> Callable[[], SecretStr]:
-        """A credential read when a call needs it (`current: true`: the secret's own key)."""
+        """A credential read when a call needs it; `current: true` is `own_key` (Context.own_key)."""
 
     def store(self, instance: str) -> Store:
         """A store instance of rotator.yaml."""
@@ -75,9 +73,13 @@ class Context:
     instance: str
     """The provider instance's name in rotator.yaml."""
     services: Services
-    spec: SecretSpec | None = None
-    """The secret acted on, when there is one (a credential `current: true` needs it)."""
-    rotation: Rotation | None = None
+    own_key: Callable[[], SecretStr] | None = None
+    """The key of the secret acted on, as rotator means it for `current: true`: within a rotation
+    its old key until promotion and its new key after; None when no secret is acted on."""
+
+    def credential(self, source: CredentialSource, what: str) -> Callable[[], SecretStr]:
+        """A credential of the instance's settings, read when a call needs it."""
+        return self.services.credential(source, what, self.own_key)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def start_or_escalate(
             )
             return created, True
         except ActiveRotationExists as exc:
-            running = exc.rotation
+            running = runner.db.get(exc.rotation_id)
         if (policy is None or policy == running.policy) and not look_now:
             return running, False
         try:

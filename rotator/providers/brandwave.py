@@ -130,7 +130,7 @@ def _build(settings: BrandwaveSettings, ctx: Context) -> Brandwave:
     what = f"providers.{ctx.instance}.admin_token"
     return Brandwave(
         http=ctx.services.http(ctx.instance, settings.base_url, settings.timeout.total_seconds()),
-        admin_token=ctx.services.credential(settings.admin_token, what, ctx.spec, ctx.rotation),
+        admin_token=ctx.credential(settings.admin_token, what),
     )
 
 

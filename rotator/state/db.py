@@ -129,7 +129,7 @@ class StateDB(Rotations, Outbox):
             existing = self.active_for(secret)
             if existing is None:
                 raise
-            raise ActiveRotationExists(existing) from None
+            raise ActiveRotationExists(secret=secret, rotation_id=existing.id, state=existing.state) from None
         return rotation
 
     def update(

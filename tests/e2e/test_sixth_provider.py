@@ -80,7 +80,7 @@ class Sixth(ApiProvider):
 def _build(settings, ctx: Context):
     http = ctx.services.http(ctx.instance, settings.base_url, settings.timeout.total_seconds())
     what = "providers." + ctx.instance + ".admin_token"
-    return Sixth(http, ctx.services.credential(settings.admin_token, what, ctx.spec, ctx.rotation))
+    return Sixth(http, ctx.credential(settings.admin_token, what))
 
 
 TYPE = ProviderType(name="sixth", settings=SixthSettings, build=_build)

@@ -148,7 +148,7 @@ def test_a_second_rotation_of_the_same_secret_is_refused_while_one_is_in_flight(
         app.db.create_rotation(
             secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="test"
         )
-    assert exc.value.rotation.id == first.id
+    assert exc.value.rotation_id == first.id
 
 
 def test_audit_trail_is_append_only(world: World) -> None:
