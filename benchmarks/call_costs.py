@@ -63,14 +63,13 @@ def main() -> None:
         states = iter(["creating", "staged"] * (REPEAT + 1))
 
         def apply() -> None:
-            with db.fenced(Fence(rotation.secret, owner, generation)):
-                to = next(states)
-                moves = [
-                    Change({"state": to, "waiting_for": ""}, held.state, utcnow(), event="moved", detail={"a": 1}),
-                    Change({"next_attempt_at": utcnow()}, to, utcnow(), event="noted", detail={}),
-                ]
-                db.apply(held, moves, actor="bench")
-                held.state = to
+            to = next(states)
+            moves = [
+                Change({"state": to, "waiting_for": ""}, held.state, utcnow(), event="moved", detail={"a": 1}),
+                Change({"next_attempt_at": utcnow()}, to, utcnow(), event="noted", detail={}),
+            ]
+            db.apply(held, moves, actor="bench", fence=Fence(rotation.secret, owner, generation))
+            held.state = to
 
         def thread() -> None:
             worker = threading.Thread(target=lambda: None)

@@ -159,9 +159,9 @@ MUTANTS = [
     ),
     Mutant(
         "side-effect-trusts-its-write",
-        "rotator/engine/rotation.py",
-        "        self.flush(rot)\n        self.db.check_fence(rot.secret)",
-        "        if not self.flush(rot):\n            self.db.check_fence(rot.secret)",
+        "rotator/engine/journal.py",
+        "        self.flush(rot)\n        self.db.check_fence(self.fence)",
+        "        if not self.flush(rot):\n            self.db.check_fence(self.fence)",
         (FENCING,),
     ),
 ]

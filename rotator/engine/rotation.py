@@ -8,26 +8,29 @@ a time to look again); a permanent one rolls back before promotion, and holds af
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
 
-from rotator import failpoints, log
+from rotator import log
 from rotator.config import EngineSettings
 from rotator.engine import api_steps, handoff, retry
+from rotator.engine.journal import Journal
 from rotator.engine.steps import Step, Target, payload
 from rotator.errors import LeaseHeld, RotatorError
 from rotator.lifecycle import TERMINAL, State, check
 from rotator.state.clock import utcnow
-from rotator.state.db import Change, StateDB
+from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
 
 _log = log.get(__name__)
 
 
-class Engine:
+class Engine(Journal):
+    """Runs the step of a rotation's state; what the step records goes through the journal."""
+
     def __init__(
         self,
         *,
@@ -38,15 +41,11 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         notices: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = lambda event, payload: [],
     ) -> None:
+        super().__init__(db=db, actor=actor, clock=clock)
         self.notices = notices
         """Outbox rows for an event (notify.Notifier.rows); written with the state change they tell of."""
-        self.db = db
         self.resolve = resolve
         self.settings = settings
-        self.actor = actor
-        self.clock = clock
-        self._journal: dict[str, tuple[Rotation, list[Change]]] = {}
-        """Changes recorded and not yet written, per rotation (see `record`); an engine serves one thread."""
 
     def advance(self, rotation: Rotation, *, defer: bool = False) -> Step:
         """Run the step the rotation is in; never raises for errors of the rotation itself.
@@ -83,70 +82,6 @@ class Engine:
         return api_steps.complete_if_old_key_dead(self, rot, t)
 
     # bookkeeping
-
-    def record(
-        self,
-        rot: Rotation,
-        *,
-        event: str | None = None,
-        detail: dict[str, Any] | None = None,
-        outbox: Sequence[dict[str, Any]] = (),
-        leftover: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> Rotation:
-        """Apply `fields` to `rot` now and keep them, with their audit event, for the next write.
-
-        Writing waits for the next call that changes the world (`before_side_effect`) or the
-        end of the runner's turn (`flush`): the moves between two such calls are one transaction,
-        and what a crash loses is only what the step can redo (every step is idempotent).
-        """
-        change = Change(
-            dict(fields), rot.state, self.clock(), event=event, detail=detail, outbox=outbox, leftover=leftover
-        )
-        for name, value in fields.items():
-            setattr(rot, name, value)
-        self._journal.setdefault(rot.id, (rot, []))[1].append(change)
-        return rot
-
-    def audit(self, rot: Rotation, event: str, detail: dict[str, Any]) -> None:
-        """An audit event of `rot` that changes none of its fields; written with the next write."""
-        change = Change({}, rot.state, self.clock(), event=event, detail=detail, moves=False)
-        self._journal.setdefault(rot.id, (rot, []))[1].append(change)
-
-    def flush(self, rot: Rotation) -> bool:
-        """Write what was recorded for `rot` in one fenced transaction; False when there was nothing.
-
-        Raises LeaseLost (writing nothing) when the lease is no longer this process's.
-        """
-        recorded, changes = self._journal.pop(rot.id, (rot, []))
-        if not changes:
-            return False
-        self.db.apply(recorded, changes, actor=self.actor)
-        for change in changes:
-            if change.event is not None and (state := change.fields.get("state")) is not None:
-                # said once it is on record: a move whose write failed is redone, and said then
-                detail = change.detail or {}
-                _log.info(change.event, rotation_id=recorded.id, secret=recorded.secret, state=state, **detail)
-        for change in changes:
-            if (state := change.fields.get("state")) is not None:
-                failpoints.hit(f"after:{state}")
-        return True
-
-    def before_side_effect(self, rot: Rotation) -> None:
-        """Before a call that changes the world and cannot itself be fenced (create, stage,
-        promote, revoke, a hook): what led to it is written, and the lease is proven ours with
-        half its TTL to run — a write's own fence check counts only if its answer came in time."""
-        self.flush(rot)
-        self.db.check_fence(rot.secret)
-
-    def write(self, step: Step) -> Rotation:
-        """Write what `step` recorded now (a person's action outside a runner's turn); its rotation."""
-        self.flush(step.rotation)
-        return step.rotation
-
-    def forget(self, rotation_id: str) -> None:
-        """Drop what was recorded and not written (the lease was lost: a stale writer writes nothing)."""
-        self._journal.pop(rotation_id, None)
 
     def move(
         self,
@@ -212,9 +147,8 @@ class Engine:
             now=now,
             settings=self.settings,
         )
-        self.db.record_attempt(rot.id, state.value, error=str(exc), next_attempt_at=until)
+        self.attempt(rot, state.value, error=str(exc), next_attempt_at=until)
         if until is not None:
-            rot.next_attempt_at = until
             return Step(rot, f"retrying {state.value}: {exc}", waiting_until=until)
         then = retry.giving_up(state)
         if then is retry.GiveUp.FAIL:

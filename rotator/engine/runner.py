@@ -174,10 +174,11 @@ class Runner:
         stop = threading.Event()
         keeper = threading.Thread(target=self._keep_alive, args=(fence, stop), daemon=True, name="lease-keeper")
         keeper.start()
+        self.engine.fence = fence
         try:
-            with self.db.fenced(fence):
-                return work(fresh)  # read under the lease: another process may have moved it on meanwhile
+            return work(fresh)  # read under the lease: another process may have moved it on meanwhile
         finally:
+            self.engine.fence = None
             self.engine.forget(fresh.id)
             stop.set()
             keeper.join()

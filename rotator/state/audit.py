@@ -16,7 +16,7 @@ from sqlalchemy import (
 
 from rotator.state.chain import GENESIS, hash_of
 from rotator.state.clock import utcnow
-from rotator.state.leases import Leases
+from rotator.state.leases import Fence, Leases
 from rotator.state.schema import AuditEvent, Rotation
 
 _AUDIT = cast(Table, AuditEvent.__table__)
@@ -39,7 +39,9 @@ class Audit(Leases):
         actor: str,
         event: str,
         detail: dict[str, Any] | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        """An audit event on its own (an adoption, what reconcile found), under `fence` when given."""
         with self._tx() as conn:
             self._append(
                 conn,
@@ -51,12 +53,12 @@ class Audit(Leases):
                     event=event,
                     detail=detail or {},
                 ),
-                fenced=secret,
+                fence=fence,
             )
 
-    def _append(self, conn: Connection, *rows: AuditEvent, fenced: str | None = None) -> None:
+    def _append(self, conn: Connection, *rows: AuditEvent, fence: Fence | None = None) -> None:
         """Add `rows`, in order, to the audit chain: each hashed over its content and the hash of
-        the row before it, the first over the newest row's. With `fenced` (a secret), the fence
+        the row before it, the first over the newest row's. With `fence`, the lease it names
         is checked once the chain's lock is held. The caller commits right after.
 
         Appends are serialised (PostgreSQL: an advisory lock held to commit; SQLite: BEGIN
@@ -67,8 +69,7 @@ class Audit(Leases):
         """
         if conn.dialect.name == "postgresql":
             conn.execute(_AUDIT_LOCKED, {"key": _AUDIT_LOCK})
-        if fenced is not None:
-            self._check_fence(conn, fenced)
+        self._check_fence(conn, fence)
         table = _AUDIT
         prev = conn.execute(_NEWEST_HASH).scalar() or GENESIS
         values = []

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +25,7 @@ from rotator.errors import ActiveRotationExists, StateBusy
 from rotator.lifecycle import State
 from rotator.state.audit import event_of
 from rotator.state.connection import for_dialect
-from rotator.state.leases import current_fence
+from rotator.state.leases import Fence
 from rotator.state.outbox import Outbox
 from rotator.state.rotations import Rotations, read_rotation
 from rotator.state.schema import AuditEvent, LeftoverKey, Rotation, StepProgress
@@ -53,6 +52,22 @@ def _steps_finished(insert: Any) -> Any:
 _STEPS_FINISHED = {"postgresql": _steps_finished(postgresql.insert), "sqlite": _steps_finished(sqlite.insert)}
 
 
+def _step_attempted(insert: Any) -> Any:
+    statement = insert(_STEPS)
+    return statement.on_conflict_do_update(
+        index_elements=[_STEPS.c.rotation_id, _STEPS.c.step],
+        set_={
+            "attempts": _STEPS.c.attempts + 1,
+            "last_error": statement.excluded.last_error,
+            "next_attempt_at": statement.excluded.next_attempt_at,
+        },
+    )
+
+
+# a step's first failed try adds its row (started then); a later one counts on it
+_STEP_ATTEMPTED = {"postgresql": _step_attempted(postgresql.insert), "sqlite": _step_attempted(sqlite.insert)}
+
+
 @dataclass
 class Change:
     """One recorded change of a rotation: fields, and the audit event, notifications and key left
@@ -67,6 +82,16 @@ class Change:
     leftover: dict[str, Any] | None = None
     moves: bool = True
     """False for an audit event that records no state change (from/to states left empty)."""
+    attempt: Attempt | None = None
+    """A failed try of a step, counted in its progress (the retry policy reads the count)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    step: str
+    error: str
+    next_attempt_at: datetime | None
+    """When the step is tried again; None when it was given up."""
 
 
 class StateDB(Rotations, Outbox):
@@ -141,25 +166,30 @@ class StateDB(Rotations, Outbox):
         detail: dict[str, Any] | None = None,
         outbox: Sequence[dict[str, Any]] = (),
         leftover: dict[str, Any] | None = None,
+        fence: Fence | None = None,
         **fields: Any,
     ) -> Rotation:
         """Write fields (and a state change) of a rotation, its audit event, the notifications that
-        tell of it (`outbox`) and a key it leaves alive (`leftover`), all in one transaction."""
+        tell of it (`outbox`) and a key it leaves alive (`leftover`), all in one transaction, under
+        `fence` when given."""
         change = Change(
             fields, rotation.state, self.clock(), event=event, detail=detail, outbox=outbox, leftover=leftover
         )
         with self._tx() as conn:
-            self._write(conn, rotation, [change], actor=actor)
+            self._write(conn, rotation, [change], actor=actor, fence=fence)
             fresh = read_rotation(conn, rotation.id)
         assert fresh is not None
         return fresh
 
-    def apply(self, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
-        """Write `changes` of a rotation, in order, in one fenced transaction; nothing is read back."""
+    def apply(self, rotation: Rotation, changes: Sequence[Change], *, actor: str, fence: Fence | None = None) -> None:
+        """Write `changes` of a rotation, in order, in one transaction under the lease `fence`
+        names (LeaseLost, writing nothing, when it is no longer held); nothing is read back."""
         with self._tx() as conn:
-            self._write(conn, rotation, changes, actor=actor)
+            self._write(conn, rotation, changes, actor=actor, fence=fence)
 
-    def _write(self, conn: Connection, rotation: Rotation, changes: Sequence[Change], *, actor: str) -> None:
+    def _write(
+        self, conn: Connection, rotation: Rotation, changes: Sequence[Change], *, actor: str, fence: Fence | None
+    ) -> None:
         """The changes, then the fence: checked last, after every lock the transaction takes (the
         audit chain's above all), by the database's clock, so a write that waited is judged when
         it is made; the commit follows at once."""
@@ -174,6 +204,8 @@ class StateDB(Rotations, Outbox):
         finished: dict[str, datetime] = {}
         for change in changes:
             self._add_outbox(conn, change.outbox, now)
+            if change.attempt is not None:
+                self._count_attempt(conn, rotation.id, change.attempt, now)
             if change.leftover is not None:
                 conn.execute(
                     _LEFTOVER_INSERT,
@@ -196,9 +228,9 @@ class StateDB(Rotations, Outbox):
         if finished:
             self._finish_steps(conn, rotation.id, finished)
         if events:
-            self._append(conn, *events, fenced=rotation.secret)
+            self._append(conn, *events, fence=fence)
         else:
-            self._check_fence(conn, rotation.secret)
+            self._check_fence(conn, fence)
 
     # step progress ---------------------------------------------------------------------------
 
@@ -207,28 +239,32 @@ class StateDB(Rotations, Outbox):
             return s.get(StepProgress, (rotation_id, step))
 
     def record_attempt(
-        self, rotation_id: str, step: str, *, error: str | None, next_attempt_at: datetime | None
-    ) -> StepProgress:
-        now = self.clock()
-        with self.session() as s:
-            fence = current_fence()
-            if fence is not None:
-                self._check_fence(s.connection(), fence.secret)
-            progress = s.get(StepProgress, (rotation_id, step))
-            if progress is None:
-                progress = StepProgress(rotation_id=rotation_id, step=step, started_at=now, attempts=0)
-                s.add(progress)
-            progress.attempts += 1
-            progress.last_error = error
-            progress.next_attempt_at = next_attempt_at
-            if next_attempt_at is not None:
-                s.execute(
-                    update(Rotation)
-                    .where(Rotation.id == rotation_id)
-                    .values(next_attempt_at=next_attempt_at, updated_at=now)
-                )
-            s.flush()
-            return progress
+        self,
+        rotation_id: str,
+        step: str,
+        *,
+        error: str,
+        next_attempt_at: datetime | None,
+        fence: Fence | None = None,
+    ) -> None:
+        """Count a failed try of `step` (and when it is tried again, the rotation's next look too)."""
+        rotation = self.get(rotation_id)
+        attempt = Attempt(step, error, next_attempt_at)
+        fields = {} if next_attempt_at is None else {"next_attempt_at": next_attempt_at}
+        change = Change(fields, rotation.state, self.clock(), attempt=attempt, moves=False)
+        self.apply(rotation, [change], actor="", fence=fence)
+
+    @staticmethod
+    def _count_attempt(conn: Connection, rotation_id: str, attempt: Attempt, now: datetime) -> None:
+        row = {
+            "rotation_id": rotation_id,
+            "step": attempt.step,
+            "started_at": now,
+            "attempts": 1,
+            "last_error": attempt.error,
+            "next_attempt_at": attempt.next_attempt_at,
+        }
+        conn.execute(for_dialect(conn, _STEP_ATTEMPTED), row)
 
     def steps(self, rotation_id: str) -> Sequence[StepProgress]:
         with self.session() as s:

@@ -4,7 +4,6 @@ gets a higher generation, and a write under an older one is refused (LeaseLost).
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -87,14 +86,6 @@ class Fence:
     secret: str
     owner: str
     generation: int
-
-
-_fences = threading.local()
-
-
-def current_fence() -> Fence | None:
-    """The fence this thread writes under (StateDB.fenced), if any."""
-    return cast(Fence | None, getattr(_fences, "current", None))
 
 
 class Leases(Database):
@@ -296,17 +287,6 @@ class Leases(Database):
 
     # fencing ---------------------------------------------------------------------------------------
 
-    @contextmanager
-    def fenced(self, fence: Fence) -> Iterator[None]:
-        """Within this block (this thread), every write of a rotation of `fence.secret` first checks,
-        in its own transaction, that the lease is still held under `fence`; LeaseLost otherwise."""
-        previous = current_fence()
-        _fences.current = fence
-        try:
-            yield
-        finally:
-            _fences.current = previous
-
     @staticmethod
     def _lease_remaining(conn: Connection, fence: Fence) -> float:
         """Seconds the lease `fence` names still runs, by the database's clock once its row is
@@ -319,12 +299,13 @@ class Leases(Database):
         expires_at = conn.execute(_FENCE_ROW_SQLITE, params).scalar()
         return -1.0 if expires_at is None else (aware(expires_at) - utcnow()).total_seconds()
 
-    def _check_fence(self, conn: Connection, secret: str) -> None:
-        """In a write's transaction, after any lock it takes: the lease still holds, or LeaseLost.
-        The answer is a proof for the side effect that may follow the write (state/proofs.py)."""
-        fence: Fence | None = current_fence()
-        if fence is None or fence.secret != secret:
+    def _check_fence(self, conn: Connection, fence: Fence | None) -> None:
+        """In a write's transaction, after any lock it takes: the lease `fence` names still holds,
+        or LeaseLost (no fence: a write outside any lease, a person's or a test's). The answer is
+        a proof for the side effect that may follow the write (state/proofs.py)."""
+        if fence is None:
             return
+        secret = fence.secret
         sent = time.monotonic()
         remaining = self._lease_remaining(conn, fence)
         if remaining <= 0:
@@ -333,7 +314,7 @@ class Leases(Database):
         if (ttl := self._proofs.ttl(fence)) is not None:
             self._proofs.record(fence, sent=sent, remaining=remaining, ttl=ttl)
 
-    def check_fence(self, secret: str) -> None:
+    def check_fence(self, fence: Fence | None) -> None:
         """Right before a side effect that cannot be fenced (create, stage, promote, revoke, a hook):
         prove the lease is still ours, with at least half its TTL to run; LeaseLost otherwise.
 
@@ -341,9 +322,9 @@ class Leases(Database):
         enough (counted from when it was sent, so an answer delayed on the way counts as old);
         else the lease is renewed now, and if even that answer came too late, nothing is done.
         """
-        fence: Fence | None = current_fence()
-        if fence is None or fence.secret != secret or self._proofs.fresh(fence):
+        if fence is None or self._proofs.fresh(fence):
             return
+        secret = fence.secret
         ttl = self._proofs.ttl(fence)
         if ttl is None:
             raise LeaseLost(f"secret {secret!r}: the lease (generation {fence.generation}) was lost or let go")

@@ -109,11 +109,9 @@ def _acquired(db: StateDB, secret: str, owner: str, ttl: timedelta) -> int:
 
 
 def _fenced_apply(db: StateDB, fence: Fence, rotation: Rotation, event: str) -> None:
-    """A holder's write of `rotation` with an audit event, under `fence` (in the calling thread)."""
-    with db.fenced(fence):
-        db.apply(
-            rotation, [Change({"waiting_for": event}, rotation.state, rotation.created_at, event=event)], actor="a"
-        )
+    """A holder's write of `rotation` with an audit event, under `fence`."""
+    change = Change({"waiting_for": event}, rotation.state, rotation.created_at, event=event)
+    db.apply(rotation, [change], actor="a", fence=fence)
 
 
 def test_a_write_that_waited_on_the_audit_chain_is_judged_after_the_wait(db: StateDB, raw: sqlalchemy.Engine) -> None:
@@ -195,8 +193,8 @@ def test_no_side_effect_on_a_proof_whose_answer_came_after_the_lease_was_taken(
     mine.clock()  # a process that has been running has read the database's clock already
 
     def side_effect_allowed() -> bool:
-        with mine.fenced(fence):
-            engine.before_side_effect(rotation)
+        engine.fence = fence
+        engine.before_side_effect(rotation)
         return True
 
     try:

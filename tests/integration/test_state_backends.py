@@ -70,12 +70,12 @@ def test_a_writer_that_lost_its_lease_is_fenced_off(db: StateDB) -> None:
     rotation = db.get(new(db, secret))
     generation = db.acquire_lease(secret, "a:1:x", timedelta(seconds=-1))  # lapses at once
     assert db.acquire_lease(secret, "b:2:y", timedelta(minutes=1)) == generation + 1
-    with db.fenced(Fence(secret, "a:1:x", generation)), pytest.raises(LeaseLost):
-        db.update(rotation, actor="a", event="creating", state="creating")
+    with pytest.raises(LeaseLost):
+        db.update(rotation, actor="a", event="creating", state="creating", fence=Fence(secret, "a:1:x", generation))
     assert db.get(rotation.id).state == "requested"
     assert [e.event for e in db.events(rotation_id=rotation.id)] == ["requested"]
-    with db.fenced(Fence(secret, "b:2:y", generation + 1)):
-        assert db.update(rotation, actor="b", event="creating", state="creating").state == "creating"
+    taker = Fence(secret, "b:2:y", generation + 1)
+    assert db.update(rotation, actor="b", event="creating", state="creating", fence=taker).state == "creating"
     with pytest.raises(LeaseLost):
         db.renew_lease(Fence(secret, "a:1:x", generation), timedelta(minutes=1))
 

@@ -32,16 +32,14 @@ def _rotation(db: StateDB, secret: str) -> str:
 
 def test_promise_6_a_lease_just_taken_proves_itself_for_the_first_side_effect(db: StateDB) -> None:
     generation = db.acquire_lease("app", OWNER, TTL)
-    with db.fenced(Fence("app", OWNER, generation)):
-        db.check_fence("app")  # no LeaseLost: the taking is the proof
+    db.check_fence(Fence("app", OWNER, generation))  # no LeaseLost: the taking is the proof
 
 
 def test_promise_6_a_claimed_lease_proves_itself_for_the_first_side_effect(db: StateDB) -> None:
     rotation_id = _rotation(db, "app")
     claimed = db.claim_due(OWNER, TTL, due_by=db.clock() + timedelta(seconds=1))
     assert claimed is not None and claimed[1].id == rotation_id
-    with db.fenced(Fence("app", OWNER, claimed[0])):
-        db.check_fence("app")
+    db.check_fence(Fence("app", OWNER, claimed[0]))
 
 
 @pytest.mark.parametrize("state", ["completed", "failed"])
