@@ -51,7 +51,7 @@ unit: $(STAMP)
 
 # docs/settings.md, generated from the settings models (tests/unit/test_docs.py fails when it is stale)
 docs: $(STAMP)
-	$(BIN)/python -m rotator.config_reference --write
+	$(BIN)/python -m rotator.settings.reference --write
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/incident.py

@@ -319,7 +319,7 @@ def sqlite_transactions(srv: Servers, sample: int) -> float:
 
     log.configure(level="error")
     from rotator.app import App
-    from rotator.bulk import rotate_many
+    from rotator.operations.bulk import rotate_many
 
     fleet = seed(srv, sample, writes=1000)
     app = App.load(fleet.dir / "rotator.yaml")

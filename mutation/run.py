@@ -54,14 +54,14 @@ MUTANTS = [
     ),
     Mutant(
         "unknown-store-without-line",
-        "rotator/policy_checks.py",
-        'f"{at(\'store\')}: secret {spec.name!r} names unknown {kind} store',
+        "rotator/settings/policy_checks.py",
+        "f\"{at('store')}: secret {spec.name!r} names unknown {kind} store",
         'f"secret {spec.name!r} names unknown {kind} store',
         (UNIT,),
     ),
     Mutant(
         "policy-twice-without-line",
-        "rotator/policies.py",
+        "rotator/settings/policies.py",
         'f"{path}:{line}: policy {name!r} already defined',
         'f"{path}: policy {name!r} already defined',
         (UNIT,),

@@ -15,10 +15,7 @@ from typing import TypeVar, cast
 
 from pydantic import SecretStr
 
-from rotator import config as config_module
-from rotator import policies as policies_module
 from rotator import registry
-from rotator.config import Settings
 from rotator.config_parts import CredentialSource
 from rotator.credentials import read_credential
 from rotator.engine.rotation import Engine
@@ -26,11 +23,14 @@ from rotator.engine.runner import Runner
 from rotator.engine.steps import Target
 from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
-from rotator.policies import PolicySet, SecretSpec
 from rotator.providers.base import Provider
 from rotator.providers.http import HttpCore
-from rotator.ratelimit import Limit, Window
 from rotator.registry import Context
+from rotator.runtime.ratelimit import Limit, Window
+from rotator.settings import config as config_module
+from rotator.settings import policies as policies_module
+from rotator.settings.models import Settings
+from rotator.settings.policies import PolicySet, SecretSpec
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
 from rotator.stores.base import Store

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from rotator import log
-from rotator.config import NotificationTarget
 from rotator.credentials import read_credential
+from rotator.settings.models import NotificationTarget
 from rotator.state.clock import utcnow
 from rotator.state.db import StateDB
 from rotator.state.schema import OutboxEntry

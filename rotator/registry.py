@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart, StoreSettings
 from rotator.errors import InputError
-from rotator.ratelimit import Limit
+from rotator.runtime.ratelimit import Limit
 
 if TYPE_CHECKING:
     from rotator.providers.base import Provider

@@ -21,7 +21,7 @@ from rotator.errors import InputError, RotatorError
 def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json: bool) -> None:
     """Check rotator.yaml and the policy files; print file:line problems. Changes nothing."""
     from rotator.app import App
-    from rotator.config import transport_warnings
+    from rotator.settings.models import transport_warnings
 
     if directory is not None:
         ctx.obj["policies"] = directory
@@ -63,7 +63,7 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json:
 def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
     """Prove, changing nothing, that each admin credential works and each store location allows what a
     rotation needs (read, write pending, move stages / CAS write, tag / metadata). Exit 1 on any failure."""
-    from rotator import preflight
+    from rotator.operations import preflight
 
     app = load_app(ctx)
     names = list(secrets) or sorted(app.policies.secrets)

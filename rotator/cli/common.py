@@ -73,7 +73,7 @@ def require_secrets(ctx: click.Context, app: App, names: Iterable[str]) -> None:
 def preflight_or_exit(ctx: click.Context, app: App, secrets: list[str]) -> None:
     """Exit with Exit.INPUT, before any rotation is recorded, when a credential or permission is
     wrong; a temporary failure (unreachable) is only reported: the rotation's retries may ride it out."""
-    from rotator import preflight
+    from rotator.operations import preflight
 
     checks = preflight.run(app, secrets, writes=False)
     failed = [c for c in checks if not c.ok]
@@ -128,7 +128,7 @@ def find_rotation(ctx: click.Context, app: App, rotation_id: str) -> Rotation:
         rotation = app.db.find(ids[0]) if ids else None
     if rotation is None:
         from rotator.log import redact
-        from rotator.policies import PASTED_KEY
+        from rotator.settings.policies import PASTED_KEY
 
         said = PASTED_KEY if redact(rotation_id) != rotation_id else f"no rotation with id {rotation_id!r}"
         click.echo(f"{said} (`rotator status` lists those in flight)", err=True)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 @click.pass_context
 def plan(ctx: click.Context, as_json: bool) -> None:
     """For every secret: its age, when it is due, the next start inside its window, and why. Changes nothing."""
-    from rotator.views import plan_rows
+    from rotator.operations.views import plan_rows
 
     app = load_app(ctx)
     now = datetime.now(UTC)
@@ -75,8 +75,8 @@ def _bulk(
     via_daemons: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    from rotator.bulk import Kind, hand_to_daemons, rotate_many
-    from rotator.progress import Progress
+    from rotator.cli.progress import Progress
+    from rotator.operations.bulk import Kind, hand_to_daemons, rotate_many
 
     if not secrets:
         click.echo("no secret matches", err=True)
@@ -259,9 +259,9 @@ def _leaked(
     ctx: click.Context, app: App, flag: str, *, reason: str, dry_run: bool, as_json: bool
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The secrets a leaked key (read from stdin) calls for rotating; a pending key's rotation is aborted first."""
-    from rotator import leaked
     from rotator.engine import interventions
     from rotator.keys import fingerprint, secret
+    from rotator.operations import leaked
 
     if flag != "-":
         # never echo the value: it may be the key itself, now in the shell history and the process list
@@ -338,7 +338,7 @@ def offboard(
     """
     import difflib
 
-    from rotator.bulk import everyone, people_of, who_is
+    from rotator.operations.bulk import everyone, people_of, who_is
 
     app = load_app(ctx)
     people = who_is(app, person)
@@ -386,7 +386,7 @@ def offboard(
 def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, as_json: bool) -> None:
     """Find keys named rotator-* that no rotation tracks, pending versions no rotation owns, and keys
     rotations left alive (aborted, or a rollback that could not finish) until revoked or acknowledged."""
-    from rotator.reconcile import reconcile as run_reconcile
+    from rotator.operations.reconcile import reconcile as run_reconcile
 
     app = load_app(ctx)
     if ack:

@@ -78,7 +78,8 @@ def main(ctx: click.Context, config: Path | None, policies: Path | None, log_lev
       6  another process holds the secret's lease
       130  interrupted (Ctrl-C) before anything started
     """
-    from rotator import hardening, log
+    from rotator import log
+    from rotator.runtime import hardening
 
     hardening.harden()
     ctx.obj = {"config": config, "policies": policies, "log_level": log_level}

@@ -110,7 +110,7 @@ def rotate(ctx: click.Context, secrets: tuple[str, ...], policy: str | None, rea
 @click.pass_context
 def status(ctx: click.Context, secret: str | None, as_json: bool) -> None:
     """Every secret: key age, next due date, and the rotation in flight with what it waits for."""
-    from rotator.views import status_rows
+    from rotator.operations.views import status_rows
 
     app = load_app(ctx)
     if secret is not None:

@@ -36,7 +36,7 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
     """
     import httpx
 
-    from rotator import config as config_module
+    from rotator.settings import config as config_module
 
     try:
         settings = config_module.load(config_module.config_path(ctx.obj["config"]))

@@ -12,7 +12,7 @@ from rotator.errors import InputError
 
 
 def _url(ctx: click.Context) -> str:
-    from rotator import config
+    from rotator.settings import config
 
     try:
         settings = config.load(config.config_path((ctx.find_root().obj or {}).get("config")))

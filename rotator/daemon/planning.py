@@ -8,8 +8,8 @@ from rotator import log
 from rotator.app import App
 from rotator.daemon import schedule
 from rotator.errors import RotatorError
-from rotator.policies import SecretSpec
 from rotator.providers.http import parse_time
+from rotator.settings.policies import SecretSpec
 from rotator.state.clock import utcnow
 
 _log = log.get(__name__)

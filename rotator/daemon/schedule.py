@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rotator.durations import moment, render
-from rotator.policy_rules import Policy
-from rotator.windows import Window
+from rotator.policy.rules import Policy
+from rotator.policy.windows import Window
 
 
 @functools.lru_cache(maxsize=256)

@@ -33,9 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from rotator import log, ratelimit
+from rotator import log
 from rotator.app import App, actor_name
-from rotator.background_http import serve_app
 from rotator.daemon import schedule
 from rotator.daemon.agenda import Agenda
 from rotator.daemon.liveness import Liveness
@@ -46,6 +45,8 @@ from rotator.engine import requests
 from rotator.engine.steps import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
+from rotator.runtime import ratelimit
+from rotator.runtime.background_http import serve_app
 from rotator.state.clock import utcnow
 from rotator.state.identity import process_identity
 

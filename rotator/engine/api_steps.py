@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rotator import failpoints
 from rotator.durations import render
 from rotator.engine import gate, gate_signals, handoff, proof
 from rotator.engine.steps import Step, StepContext, Target, payload
@@ -20,6 +19,7 @@ from rotator.errors import KeyNotProven, KeyRefused, NotYet, RotationError, Stor
 from rotator.keys import key_name
 from rotator.lifecycle import State
 from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo
+from rotator.runtime import failpoints
 from rotator.state.schema import Rotation
 from rotator.stores.base import StoredValue
 

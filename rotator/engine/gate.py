@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from rotator.durations import moment, render
 from rotator.errors import RotationError
-from rotator.policy_rules import Cutover
+from rotator.policy.rules import Cutover
 from rotator.state.schema import Rotation
 
 

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from rotator import log
-from rotator.config import HooksSettings
 from rotator.credentials import read_credential
 from rotator.durations import moment
 from rotator.engine import hook_calls
 from rotator.engine.gate import Signal, SignalCheck, Status
 from rotator.errors import RotationError, RotatorError
-from rotator.policies import Hook, HttpHook
+from rotator.settings.models import HooksSettings
+from rotator.settings.policies import Hook, HttpHook
 from rotator.state.schema import Rotation
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from rotator import failpoints, log
+from rotator import log
 from rotator.engine.steps import Step
+from rotator.runtime import failpoints
 from rotator.state.db import Attempt, Change, StateDB
 from rotator.state.leases import Fence
 from rotator.state.schema import Rotation

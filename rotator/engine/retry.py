@@ -15,9 +15,9 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from rotator.config import EngineSettings
 from rotator.errors import RotatorError
 from rotator.lifecycle import State, can_roll_back
+from rotator.settings.models import EngineSettings
 
 
 class GiveUp(enum.Enum):

@@ -15,12 +15,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from rotator import log
-from rotator.config import EngineSettings
 from rotator.engine import api_steps, handoff, retry
 from rotator.engine.journal import Journal
 from rotator.engine.steps import Step, Target, payload
 from rotator.errors import LeaseHeld, RotatorError
 from rotator.lifecycle import TERMINAL, State, check
+from rotator.settings.models import EngineSettings
 from rotator.state.clock import utcnow
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation

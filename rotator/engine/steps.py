@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rotator.config import EngineSettings, HooksSettings
 from rotator.lifecycle import State
-from rotator.policies import SecretSpec
-from rotator.policy_rules import Policy
+from rotator.policy.rules import Policy
 from rotator.providers.base import Provider
+from rotator.settings.models import EngineSettings, HooksSettings
+from rotator.settings.policies import SecretSpec
 from rotator.state.schema import Rotation
 from rotator.stores.base import Store
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from rotator.errors import KeyNotProven
-from rotator.ratelimit import Limit
+from rotator.runtime.ratelimit import Limit
 
 
 class ManagedBy(enum.Enum):

@@ -30,7 +30,6 @@ from typing import Any, Literal, Protocol
 
 from pydantic import SecretStr, model_validator
 
-from rotator import failpoints
 from rotator.config_parts import CredentialSource, HttpUrl, ProviderSettings, StoreRefPart
 from rotator.credentials import read_credential
 from rotator.errors import (
@@ -46,6 +45,7 @@ from rotator.keys import secret
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.providers.http import HttpCore, parse_time, require
 from rotator.registry import Context, ProviderType
+from rotator.runtime import failpoints
 from rotator.stores.base import Store, StoredValue
 from rotator.stores.refs import StoreRef
 

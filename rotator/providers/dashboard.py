@@ -21,8 +21,8 @@ from rotator.config_parts import HttpUrl, ProviderSettings
 from rotator.errors import PermissionDenied, UnexpectedResponse
 from rotator.providers.base import DashboardProvider, ProbeResult, Usage
 from rotator.providers.http import HttpCore, require
-from rotator.ratelimit import Limit
 from rotator.registry import Context, ProviderType
+from rotator.runtime.ratelimit import Limit
 
 
 class _Dashboard(DashboardProvider):

@@ -32,7 +32,7 @@ from rotator.errors import (
     ProviderUnavailable,
     UnexpectedResponse,
 )
-from rotator.ratelimit import Window, take_all
+from rotator.runtime.ratelimit import Window, take_all
 
 _log = log.get(__name__)
 

@@ -21,9 +21,9 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from rotator import ratelimit
 from rotator.errors import StoreConflict, StoreError, StorePermissionError, StoreUnavailable
-from rotator.ratelimit import Limit
+from rotator.runtime import ratelimit
+from rotator.runtime.ratelimit import Limit
 from rotator.stores.base import KnownValues, Store, StoredValue, Version
 
 if TYPE_CHECKING:

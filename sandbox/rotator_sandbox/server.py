@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rotator.background_http import Served, serve_app
+from rotator.runtime.background_http import Served, serve_app
 from rotator_sandbox.base import Sandbox
 from rotator_sandbox.blueticks import BlueticksSandbox
 from rotator_sandbox.boltly import BoltlySandbox

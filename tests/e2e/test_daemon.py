@@ -260,7 +260,7 @@ def test_notify_before_announces_an_upcoming_rotation(world: World, daemons: lis
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from rotator.background_http import serve_app
+    from rotator.runtime.background_http import serve_app
 
     received: list[dict[str, object]] = []
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rotator.background_http import serve_app
+from rotator.runtime.background_http import serve_app
 from rotator.state.schema import OutboxEntry
 from tests.support.world import World
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from rotator.background_http import Served, serve_app
+from rotator.runtime.background_http import Served, serve_app
 from tests.support.sandbox_world import SandboxWorld
 
 pytestmark = pytest.mark.e2e

@@ -146,7 +146,7 @@ def test_an_echoing_endpoint_does_not_open_the_gate(provider_world: ProviderWorl
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from rotator.background_http import serve_app
+    from rotator.runtime.background_http import serve_app
 
     async def echo(request: Request) -> Response:
         body = (await request.body()).decode()

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from rotator.config import EngineSettings
 from rotator.engine.rotation import Engine
 from rotator.errors import LeaseHeld, StateBusy
+from rotator.settings.models import EngineSettings
 from rotator.state.db import Change, StateDB
 from rotator.state.leases import Fence
 from rotator.state.schema import Rotation

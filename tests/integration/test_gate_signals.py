@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from rotator.app import App
-from rotator.background_http import Served, serve_app
 from rotator.engine import interventions
 from rotator.errors import RotationError
+from rotator.runtime.background_http import Served, serve_app
 from rotator.state.schema import Rotation
 from tests.support.world import World
 
@@ -210,8 +210,8 @@ def test_abort_at_the_gate_keeps_both_keys(world: World, consumer: tuple[Consume
         interventions.abort(app.runner("person").engine, aborted, why="again")
 
     # the old key is still alive: recorded, shown by status, reported by reconcile until revoked
-    from rotator.reconcile import reconcile
-    from rotator.views import status_rows
+    from rotator.operations.reconcile import reconcile
+    from rotator.operations.views import status_rows
 
     kept = status_rows(app, world.name)[0]["left_alive"]
     assert [k["key_id"] for k in kept] == [world.first["id"]] and "aborted at the cutover gate" in kept[0]["why"]

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from rotator.background_http import Served, serve_app
-from rotator.config import CommandHook, HooksSettings
 from rotator.engine.gate_signals import _call
-from rotator.policies import Hook, HttpHook
+from rotator.runtime.background_http import Served, serve_app
+from rotator.settings.models import CommandHook, HooksSettings
+from rotator.settings.policies import Hook, HttpHook
 
 TIMEOUT = 1.0
 DRIP_FOR = 60.0

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import httpx
 
-from rotator import leaked
 from rotator.app import App
 from rotator.engine import interventions
 from rotator.engine.rotation import Engine
 from rotator.keys import fingerprint, secret
+from rotator.operations import leaked
 from rotator.state.schema import Rotation
 from tests.support.world import World
 

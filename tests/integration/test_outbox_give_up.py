@@ -27,10 +27,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from rotator.background_http import serve_app
-from rotator.config import NotificationTarget
 from rotator.config_parts import CredentialSource
 from rotator.notify import ATTEMPTS, Notifier, backoff
+from rotator.runtime.background_http import serve_app
+from rotator.settings.models import NotificationTarget
 from rotator.state.clock import utcnow
 from rotator.state.db import StateDB
 from rotator.state.schema import OutboxEntry

@@ -6,7 +6,7 @@ import uuid
 import httpx
 
 from rotator.app import App
-from rotator.reconcile import reconcile
+from rotator.operations.reconcile import reconcile
 from tests.support.world import World
 
 

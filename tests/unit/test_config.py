@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config
 from rotator.errors import InputError
+from rotator.settings import config
 
 YAML = """\
 state: {url: "sqlite:///x.db"}

@@ -17,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator import config, policies, yamlfast, yamlsource
 from rotator.errors import InputError
+from rotator.settings import config, policies
+from rotator.yamlfiles import fast as yamlfast
+from rotator.yamlfiles import source as yamlsource
 
 EXAMPLES = int(os.environ.get("ROTATOR_FUZZ_EXAMPLES", "150"))
 CONFIG = """\

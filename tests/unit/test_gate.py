@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from rotator.engine import gate
-from rotator.policy_rules import Cutover
+from rotator.policy.rules import Cutover
 from rotator.state.schema import Rotation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rotator import log
-from rotator.config import NotificationTarget
 from rotator.keys import secret
 from rotator.notify import Notifier
+from rotator.settings.models import NotificationTarget
 
 
 def test_a_traceback_logged_through_stdlib_logging_is_redacted() -> None:
@@ -54,8 +54,8 @@ def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> No
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from rotator.background_http import serve_app
     from rotator.config_parts import CredentialSource
+    from rotator.runtime.background_http import serve_app
     from rotator.state.db import StateDB
 
     received: list[dict[str, Any]] = []
@@ -85,9 +85,7 @@ def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> No
 
 def test_the_cli_process_is_not_dumpable() -> None:
     """PR_SET_DUMPABLE=0: no core dump, and /proc/<pid>/environ closed to other processes of the user."""
-    code = (
-        "from rotator import hardening; hardening.harden(); print(hardening.dumpable(), oct(__import__('os').umask(0)))"
-    )
+    code = "from rotator.runtime import hardening; hardening.harden(); print(hardening.dumpable(), oct(__import__('os').umask(0)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "0o77"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config, policies
 from rotator.errors import InputError
+from rotator.settings import config, policies
 
 SETTINGS = config.Settings.model_validate(
     {"providers": {"bw": {"type": "brandwave", "base_url": "http://x", "grants": [{"secret_id": "*"}]}}}
@@ -82,7 +82,7 @@ def test_a_policy_file_is_refused_at_the_offending_line(
 
 def test_the_fast_reader_never_accepts_what_the_careful_one_refuses(tmp_path: Path) -> None:
     """Both readers on every case above: the fast one hands each file over rather than accept it."""
-    from rotator import yamlfast
+    from rotator.yamlfiles import fast as yamlfast
 
     for _, text, _, _ in POLICY_CASES:
         raw = text if isinstance(text, bytes) else text.encode()
@@ -104,7 +104,7 @@ def test_deep_block_nesting_is_refused_not_a_crash(tmp_path: Path, text: str) ->
     thousands of `- `; run in a child so that a crash fails the test instead of ending it."""
     (tmp_path / "p.yaml").write_text(text)
     program = (
-        "import sys; from pathlib import Path; from rotator import policies, config\n"
+        "import sys; from pathlib import Path; from rotator.settings import config, policies\n"
         "from rotator.errors import InputError\n"
         "s = config.Settings.model_validate({})\n"
         "try: policies.load_dir(Path(sys.argv[1]), s)\n"

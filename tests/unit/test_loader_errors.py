@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config, policies
 from rotator.errors import InputError
+from rotator.settings import config, policies
 
 SETTINGS = config.Settings.model_validate(
     {

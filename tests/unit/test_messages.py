@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config
 from rotator.app import App
 from rotator.cli.render import age, count, moment
 from rotator.errors import InputError
+from rotator.settings import config
 
 CONFIG = """\
 state: {{directory: "{state}"}}

@@ -91,7 +91,16 @@ def test_help_version_and_completion_load_no_engine_settings_or_database() -> No
     """`--help`, `--version` and each TAB of completion import only the command line: the engine,
     the settings, the state database and the log setup come with the command that needs them
     (benchmarks/cli_start.py times it)."""
-    heavy = ("sqlalchemy", "pydantic", "structlog", "httpx", "boto3", "rotator.app", "rotator.config", "rotator.engine")
+    heavy = (
+        "sqlalchemy",
+        "pydantic",
+        "structlog",
+        "httpx",
+        "boto3",
+        "rotator.app",
+        "rotator.settings.config",
+        "rotator.engine",
+    )
     probe = (
         "import os, sys\n"
         "from rotator.cli import main\n"

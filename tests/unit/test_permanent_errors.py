@@ -11,14 +11,14 @@ from typing import Any, NoReturn
 import pytest
 from pydantic import SecretStr
 
-from rotator.config import EngineSettings
 from rotator.engine.rotation import Engine
 from rotator.engine.steps import Target
 from rotator.errors import KeyRefused, StorePermissionError
 from rotator.lifecycle import BEFORE_PROMOTION, TERMINAL, State
-from rotator.policies import SecretSpec, StoreRef
-from rotator.policy_rules import Cutover, Policy
+from rotator.policy.rules import Cutover, Policy
 from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.settings.models import EngineSettings
+from rotator.settings.policies import SecretSpec, StoreRef
 from rotator.state.db import StateDB
 from rotator.stores.base import Store, StoredValue, Version
 

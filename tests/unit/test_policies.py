@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config, policies
 from rotator.errors import InputError
+from rotator.settings import config, policies
 
 SETTINGS = config.Settings.model_validate(
     {"providers": {"bw": {"type": "brandwave", "base_url": "http://x", "grants": [{"secret_id": "prod/*"}]}}}

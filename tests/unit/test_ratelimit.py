@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotator import config, ratelimit
 from rotator.app import App
 from rotator.errors import InputError
-from rotator.policies import PolicySet
-from rotator.ratelimit import Limit, Window
+from rotator.runtime import ratelimit
+from rotator.runtime.ratelimit import Limit, Window
+from rotator.settings import config
+from rotator.settings.policies import PolicySet
 
 
 class FakeTime:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotator.config import EngineSettings
 from rotator.engine.retry import GiveUp, backoff, giving_up, retry_at
 from rotator.errors import KeyRefused, NotYet, ProviderUnavailable
 from rotator.lifecycle import State
+from rotator.settings.models import EngineSettings
 
 SETTINGS = EngineSettings(retry_base=timedelta(seconds=2), retry_max=timedelta(minutes=5))
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)

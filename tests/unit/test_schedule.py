@@ -1,8 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
 from rotator.daemon.schedule import jitter_offset, plan, sketch
-from rotator.policy_rules import Policy
-from rotator.windows import Window
+from rotator.policy.rules import Policy
+from rotator.policy.windows import Window
 
 MONDAY_NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
 

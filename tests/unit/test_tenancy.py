@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rotator import config, policies
 from rotator.app import App
 from rotator.errors import InputError
+from rotator.settings import config, policies
 from rotator.stores.aws_settings import names_of
 
 REPO = Path(__file__).resolve().parents[2]

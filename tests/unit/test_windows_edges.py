@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rotator.daemon.schedule import plan
-from rotator.policy_rules import Policy
-from rotator.windows import Window
+from rotator.policy.rules import Policy
+from rotator.policy.windows import Window
 
 
 def utc(*args: int) -> datetime:

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from rotator import config, yamlfast
 from rotator.errors import InputError
-from rotator.policies import load_dir
+from rotator.settings import config
+from rotator.settings.policies import load_dir
+from rotator.yamlfiles import fast as yamlfast
 
 ROOT = Path(__file__).parents[2]
 TRICKY = [
@@ -102,7 +103,7 @@ def test_duplicate_keys_and_nulls_send_the_file_to_the_careful_reader() -> None:
 
 
 def test_the_example_policies_load_the_same_both_ways(tmp_path: Path) -> None:
-    from rotator import policies
+    from rotator.settings import policies
 
     settings_ = config.load(ROOT / "rotator.example.yaml")
     files = sorted((ROOT / "policies").glob("*.yaml"))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config, policies, yamlfast, yamllines
 from rotator.errors import InputError
+from rotator.settings import config, policies
+from rotator.yamlfiles import fast as yamlfast
+from rotator.yamlfiles import lines as yamllines
 
 SETTINGS = config.Settings.model_validate(
     {

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from rotator.durations import Duration, PositiveDuration
-from rotator.windows import Window
+from rotator.policy.windows import Window
 
 
 class _Strict(BaseModel):

@@ -4,7 +4,7 @@ default, environment variable and description, so the reference cannot drift fro
 A field's description is its pydantic `description`, else the docstring under it (the project's
 habit; pydantic's `use_attribute_docstrings` would read the source at every start). A field with
 neither is an error: `make docs` fails and so does tests/unit/test_docs.py. Never imported by the
-commands: `python -m rotator.config_reference --write` (or `make docs`) rewrites the file.
+commands: `python -m rotator.settings.reference --write` (or `make docs`) rewrites the file.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from rotator import durations, registry
-from rotator.config import ENV_PREFIX, Settings
 from rotator.config_parts import CredentialSource, HostPattern, HttpUrl, ProviderSettings, StoreSettings
-from rotator.policy_rules import BUILT_IN, Policy
+from rotator.policy.rules import BUILT_IN, Policy
+from rotator.settings.config import ENV_PREFIX
+from rotator.settings.models import Settings
 from rotator.stores.refs import StoreRef
 
-TARGET = Path(__file__).parents[1] / "docs" / "settings.md"
-REGENERATE = "make docs (or: .venv/bin/python -m rotator.config_reference --write)"
+TARGET = Path(__file__).parents[2] / "docs" / "settings.md"
+REGENERATE = "make docs (or: .venv/bin/python -m rotator.settings.reference --write)"
 
 # models shown as one value in words, not expanded into their fields
 _NAMED: dict[type[BaseModel], str] = {
@@ -48,7 +49,7 @@ _STARTS_FROM: dict[tuple[type[BaseModel], str], Any] = {(Settings, "policies"): 
 HEADER = """\
 # Settings reference
 
-<!-- Generated from the settings models by `make docs` (rotator/config_reference.py); do not edit. -->
+<!-- Generated from the settings models by `make docs` (rotator/settings/reference.py); do not edit. -->
 
 Every setting of `rotator.yaml`, with its default and the environment variable that overrides it
 ([configuration](configuration.md) explains the file and where it is looked for). A variable

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rotator import yamlsource
-from rotator.config import HooksSettings, Settings
-from rotator.policy_models import HeaderCredential, Hook, SecretSpec
-from rotator.policy_rules import BUILT_IN
-from rotator.tenancy import owners
+from rotator.policy.rules import BUILT_IN
+from rotator.settings.models import HooksSettings, Settings
+from rotator.settings.policy_models import HeaderCredential, Hook, SecretSpec
+from rotator.settings.tenancy import owners
+from rotator.yamlfiles import source as yamlsource
 
 
 def file_team(path: Path, settings: Settings) -> tuple[str | None, str | None]:

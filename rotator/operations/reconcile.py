@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from rotator.app import App
 from rotator.keys import rotation_id_of
 from rotator.lifecycle import State
-from rotator.policies import SecretSpec
 from rotator.providers.base import ApiProvider
+from rotator.settings.policies import SecretSpec
 
 
 @dataclass(frozen=True)

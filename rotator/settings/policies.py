@@ -21,13 +21,15 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from rotator import policy_checks as checks
-from rotator import yamlfast, yamllines, yamlsource
-from rotator.config import Settings
 from rotator.errors import InputError
-from rotator.policy_models import NAME, Consumer, HeaderCredential, Hook, HttpHook, PolicyFile, SecretSpec
-from rotator.policy_rules import BUILT_IN, Policy
+from rotator.policy.rules import BUILT_IN, Policy
+from rotator.settings import policy_checks as checks
+from rotator.settings.models import Settings
+from rotator.settings.policy_models import NAME, Consumer, HeaderCredential, Hook, HttpHook, PolicyFile, SecretSpec
 from rotator.stores.refs import StoreRef
+from rotator.yamlfiles import fast as yamlfast
+from rotator.yamlfiles import lines as yamllines
+from rotator.yamlfiles import source as yamlsource
 
 __all__ = [
     "NAME",

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from rotator import yamllines
-from rotator.yamlsource import IN_VALUE, MAX_DEPTH, precheck, too_deep
+from rotator.yamlfiles import lines as yamllines
+from rotator.yamlfiles.source import IN_VALUE, MAX_DEPTH, precheck, too_deep
 
 # yaml-rs allocates with mimalloc, which by default keeps what a parse freed for a second and
 # then only as it allocates again: the daemon's one large read at start pinned ~80 MB for good

@@ -6,16 +6,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from types import TracebackType
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from rotator.bulk import Outcome
 from rotator.engine.steps import Step
 from rotator.lifecycle import TERMINAL
-from rotator.state.clock import utcnow
+from rotator.operations.bulk import Outcome
 
 
 class Progress:
@@ -49,7 +49,8 @@ class Progress:
             self._rows[rotation.secret] = (rotation.state, since, waits)
             if self._live is None and changed and not self._quiet:
                 tail = f"  ({waits})" if waits else ""
-                print(f"{utcnow():%H:%M:%S} {rotation.secret} [{rotation.id[:8]}] {rotation.state}{tail}", flush=True)
+                at = datetime.now(UTC)
+                print(f"{at:%H:%M:%S} {rotation.secret} [{rotation.id[:8]}] {rotation.state}{tail}", flush=True)
 
     def done(self, o: Outcome) -> None:
         with self._lock:

@@ -1,5 +1,5 @@
 """What a policy file holds, as models: secrets, their store, consumers and hooks. Loading and
-checking the files together is rotator.policies' job; the rules of one policy are in policy_rules."""
+checking the files together is rotator.settings.policies' job; the rules of one policy are in policy_rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rotator.config_parts import Lean, check_http_url
-from rotator.policy_rules import Policy
+from rotator.policy.rules import Policy
 from rotator.stores.refs import StoreRef
 
 

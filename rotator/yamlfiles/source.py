@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from rotator import yamllines
 from rotator.errors import InputError
+from rotator.yamlfiles import lines as yamllines
 
 M = TypeVar("M", bound=BaseModel)
 
