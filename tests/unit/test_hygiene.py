@@ -85,7 +85,10 @@ def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> No
 
 def test_the_cli_process_is_not_dumpable() -> None:
     """PR_SET_DUMPABLE=0: no core dump, and /proc/<pid>/environ closed to other processes of the user."""
-    code = "from rotator.runtime import hardening; hardening.harden(); print(hardening.dumpable(), oct(__import__('os').umask(0)))"
+    code = (
+        "from rotator.runtime import hardening; hardening.harden(); "
+        "print(hardening.dumpable(), oct(__import__('os').umask(0)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "0o77"]
 
