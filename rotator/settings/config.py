@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rotator.errors import InputError
 from rotator.settings.models import Settings
 from rotator.settings.tenancy import check_names
+from rotator.yamlfiles import problems as yamlproblems
 from rotator.yamlfiles import source as yamlsource
 
 ENV_PREFIX = "ROTATOR_"
@@ -163,7 +164,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = yamlsource.problems_from(
+        problems = yamlproblems.problems_from(
             exc, doc, path or Path("(environment)"), overridden=overridden, data=data, model=Settings
         )
         raise InputError(problems) from None

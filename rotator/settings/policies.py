@@ -29,6 +29,7 @@ from rotator.settings.policy_models import NAME, Consumer, HeaderCredential, Hoo
 from rotator.stores.refs import StoreRef
 from rotator.yamlfiles import fast as yamlfast
 from rotator.yamlfiles import lines as yamllines
+from rotator.yamlfiles import problems as yamlproblems
 from rotator.yamlfiles import source as yamlsource
 
 __all__ = [
@@ -205,7 +206,7 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
     try:
         read = PolicyFile.model_validate(doc)
     except ValidationError as exc:
-        problems += yamlsource.problems_from(exc, yamllines.View(lines, doc), path, model=PolicyFile)
+        problems += yamlproblems.problems_from(exc, yamllines.View(lines, doc), path, model=PolicyFile)
         read = PolicyFile()
     if isinstance(items, list):
         # one secret at a time, each raw entry dropped once read: the models reuse the memory the
@@ -215,7 +216,7 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
             try:
                 specs.append(_SPEC.validate_python(item))
             except ValidationError as exc:
-                problems += yamlsource.problems_from(
+                problems += yamlproblems.problems_from(
                     exc, yamllines.View(lines, item, ("secrets", index)), path, model=SecretSpec
                 )
             items[index] = None
@@ -245,7 +246,7 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
                 parsed.append((path, view, _read_fast(path, found_lines[-1])))
             else:
                 doc = yamlsource.load(path)
-                parsed.append((path, doc, yamlsource.validate(PolicyFile, doc, path)))
+                parsed.append((path, doc, yamlproblems.validate(PolicyFile, doc, path)))
         except InputError as exc:
             problems.extend(exc.problems)
 

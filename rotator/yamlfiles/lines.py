@@ -64,7 +64,7 @@ class View:
 
 
 def walk(view: View, loc: Loc) -> tuple[PendingLine, Loc]:
-    """yamlsource._walk for a View: the line of the deepest node reached, and the keys used."""
+    """source.walk for a View: the line of the deepest node reached, and the keys used."""
     if view.plain is None:  # nothing to check the path against: its deepest node is found later
         return view.lines.line((*view.prefix, *loc)), (*view.prefix, *loc)
     node, kept, reached = view.plain, list(view.prefix), list(view.prefix)
