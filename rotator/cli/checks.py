@@ -1,13 +1,15 @@
-"""The commands that change nothing: is the configuration right, may rotator do what a rotation needs."""
+"""The commands that look: is the configuration right, may rotator do what a rotation needs, and
+(reconcile) what the providers and stores hold that no rotation accounts for."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
-from rotator.cli.common import load_app, require_secrets
+from rotator.cli.common import actor_name, load_app, require_secrets
 from rotator.cli.exit import Exit
 from rotator.cli.render import count
 from rotator.errors import InputError, RotatorError
@@ -79,3 +81,40 @@ def check(ctx: click.Context, secrets: tuple[str, ...], as_json: bool) -> None:
         bad = sum(not c.ok for c in checks)
         click.echo(f"{len(checks) - bad} ok, {bad} failed" if checks else "nothing to check: no secrets")
     ctx.exit(Exit.OK if all(c.ok for c in checks) else Exit.FAILED)
+
+
+@click.command()
+@click.option("--fix", is_flag=True, help="revoke orphaned keys and clear orphaned pending versions")
+@click.option("--ack", "ack", type=int, multiple=True, help="acknowledge a key left alive (its #id), with --reason")
+@click.option("--reason", default="", help="why a left-alive key may stay: recorded in the audit trail")
+@click.option(
+    "--json", "as_json", is_flag=True, help='one JSON document on stdout: {"findings": [{kind, where, ident, why}]}'
+)
+@click.pass_context
+def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, as_json: bool) -> None:
+    """Find keys named rotator-* that no rotation tracks, pending versions no rotation owns, and keys
+    rotations left alive (aborted, or a rollback that could not finish) until revoked or acknowledged."""
+    from rotator.operations.reconcile import reconcile as run_reconcile
+
+    app = load_app(ctx)
+    if ack:
+        if not reason:
+            click.echo("--ack needs --reason (recorded in the audit trail)", err=True)
+            ctx.exit(Exit.INPUT)
+        for leftover_id in ack:
+            try:
+                app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
+            except RotatorError as exc:
+                click.echo(f"{exc} (`rotator reconcile` lists the keys left alive, with their #id)", err=True)
+                ctx.exit(Exit.INPUT)
+            click.echo(f"left-alive key #{leftover_id} acknowledged")
+    findings = run_reconcile(app, fix=fix, actor=actor_name())
+    if as_json:
+        rows = [{**dataclasses.asdict(f), "fixed": fix and f.kind != "left-alive"} for f in findings]
+        click.echo(json.dumps({"findings": rows}, indent=2))
+    else:
+        for finding in findings:
+            click.echo(finding.describe(fixed=fix))
+        if not findings:
+            click.echo("nothing orphaned")
+    ctx.exit(Exit.FAILED if findings and not fix else Exit.OK)

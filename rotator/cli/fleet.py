@@ -20,7 +20,6 @@ from rotator.cli.common import (
 )
 from rotator.cli.exit import Exit
 from rotator.cli.render import age, count, json_document, moment, table
-from rotator.errors import RotatorError
 
 if TYPE_CHECKING:
     from rotator.app import App
@@ -373,40 +372,3 @@ def offboard(
         via_daemons=via_daemons,
         extra={"person": person},
     )
-
-
-@click.command()
-@click.option("--fix", is_flag=True, help="revoke orphaned keys and clear orphaned pending versions")
-@click.option("--ack", "ack", type=int, multiple=True, help="acknowledge a key left alive (its #id), with --reason")
-@click.option("--reason", default="", help="why a left-alive key may stay: recorded in the audit trail")
-@click.option(
-    "--json", "as_json", is_flag=True, help='one JSON document on stdout: {"findings": [{kind, where, ident, why}]}'
-)
-@click.pass_context
-def reconcile(ctx: click.Context, fix: bool, ack: tuple[int, ...], reason: str, as_json: bool) -> None:
-    """Find keys named rotator-* that no rotation tracks, pending versions no rotation owns, and keys
-    rotations left alive (aborted, or a rollback that could not finish) until revoked or acknowledged."""
-    from rotator.operations.reconcile import reconcile as run_reconcile
-
-    app = load_app(ctx)
-    if ack:
-        if not reason:
-            click.echo("--ack needs --reason (recorded in the audit trail)", err=True)
-            ctx.exit(Exit.INPUT)
-        for leftover_id in ack:
-            try:
-                app.db.resolve_leftover(leftover_id, resolution=f"acknowledged: {reason}", actor=actor_name())
-            except RotatorError as exc:
-                click.echo(f"{exc} (`rotator reconcile` lists the keys left alive, with their #id)", err=True)
-                ctx.exit(Exit.INPUT)
-            click.echo(f"left-alive key #{leftover_id} acknowledged")
-    findings = run_reconcile(app, fix=fix, actor=actor_name())
-    if as_json:
-        rows = [{**dataclasses.asdict(f), "fixed": fix and f.kind != "left-alive"} for f in findings]
-        click.echo(json.dumps({"findings": rows}, indent=2))
-    else:
-        for finding in findings:
-            click.echo(finding.describe(fixed=fix))
-        if not findings:
-            click.echo("nothing orphaned")
-    ctx.exit(Exit.FAILED if findings and not fix else Exit.OK)

@@ -100,7 +100,7 @@ for command in (
     rotations.history,
     checks.validate,
     checks.check,
-    fleet.reconcile,
+    checks.reconcile,
     service.run,
     service.health,
     service.sandbox,

@@ -10,32 +10,23 @@ and the old ones stay in force); SIGTERM lets the step under way finish and exit
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import gc
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import sdnotify
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from rotator import log
 from rotator.app import App, actor_name
-from rotator.daemon import schedule
+from rotator.daemon import endpoints, process, schedule
 from rotator.daemon.agenda import Agenda
 from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
@@ -78,7 +69,7 @@ class Daemon:
         that it does not take the interpreter from the tick that makes the daemon ready."""
         self._announced: set[tuple[str, datetime]] = set()
         self.notifier = sdnotify.SystemdNotifier()
-        self.watchdog_every = watchdog_interval()
+        self.watchdog_every = process.watchdog_interval()
         engine = app.settings.engine
         self.liveness = Liveness(
             step_deadline=engine.step_deadline.total_seconds(),
@@ -106,7 +97,7 @@ class Daemon:
                 self.http_app(), host=host.strip("[]") or "127.0.0.1", port=int(port), name="rotator-http"
             )
         except OSError as exc:
-            raise InputError([f"daemon.listen {settings.listen}: {_cannot_listen(exc)}"]) from None
+            raise InputError([f"daemon.listen {settings.listen}: {endpoints.cannot_listen(exc)}"]) from None
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_job(self.tick, "interval", seconds=settings.tick.total_seconds(), next_run_time=datetime.now())
         self.app.notifier.start()  # delivers what earlier runs left in the outbox, too
@@ -196,7 +187,7 @@ class Daemon:
         self.planner = Planner(fresh)
         self.agenda = self._agenda(fresh)  # removed secrets leave /metrics at once, not a tick later
         self._rediscover.set()
-        give_back_memory()
+        process.give_back_memory()
         fresh.notifier.start()
         old.notifier.stop()
         old.db.close()
@@ -238,7 +229,7 @@ class Daemon:
             _log.error("tick.failed", error=str(exc))
         finally:
             if not self._ticked.is_set():
-                give_back_memory()  # what reading the policies and planning the whole fleet left free
+                process.give_back_memory()  # what reading the policies and planning the whole fleet left free
                 self._ticked.set()
 
     def _work(self, app: App, due_by: datetime, limits: dict[str, int], handled: set[str]) -> None:
@@ -375,43 +366,13 @@ class Daemon:
         key ages are computed at scrape time from them), or planned now before the first tick."""
         return list(self.agenda.plans.values()) if self.agenda.plans else self.planner.plans(discover=False)
 
-    # health and metrics -------------------------------------------------------------------------------
-
     def http_app(self) -> Starlette:
-        async def healthz(_: Request) -> Response:
-            problem = self.liveness.problem()
-            if problem is None:
-                return JSONResponse({"status": "ok"})
-            return JSONResponse({"status": "stalled", "reason": problem}, status_code=503)
-
-        async def readyz(_: Request) -> Response:
-            body: dict[str, Any] = {"ready": self.ready}
-            if self.db_problem:
-                body["reason"] = self.db_problem
-            return JSONResponse(body, status_code=200 if self.ready else 503)
-
-        async def metrics(_: Request) -> Response:
-            return StreamingResponse(self.scrape(), media_type=CONTENT_TYPE_LATEST)
-
-        routes: list[Any] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
-        return Starlette(routes=routes)
-
-
-def give_back_memory() -> None:
-    """Return to the system what reading the policies left free (a large fleet's parse garbage):
-    glibc keeps freed memory for the process otherwise, and the daemon runs for months."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def watchdog_interval() -> float:
-    """Seconds between watchdog pings: a quarter of systemd's WatchdogSec (WATCHDOG_USEC), at most one."""
-    try:
-        watchdog = int(os.environ.get("WATCHDOG_USEC", "0")) / 1e6
-    except ValueError:
-        watchdog = 0.0
-    return min(watchdog / 4, 1.0) if watchdog > 0 else 1.0
+        """/healthz, /readyz and /metrics of this daemon (daemon/endpoints.py)."""
+        return endpoints.app(
+            problem=self.liveness.problem,
+            readiness=lambda: (self.ready, self.db_problem),
+            scrape=self.scrape,
+        )
 
 
 PROBE_EVERY = 2.0
@@ -435,17 +396,3 @@ an incident however large the backlog."""
 RECHECK = timedelta(minutes=15)
 """A secret with a rotation in flight is looked at again after this long at the latest; its
 rotation's end brings it back at the next tick."""
-
-
-def _cannot_listen(exc: OSError) -> str:
-    """Why the daemon cannot listen where daemon.listen says, and what to do."""
-    fix = "set another daemon.listen (or ROTATOR_DAEMON__LISTEN)"
-    if isinstance(exc, socket.gaierror):
-        return f"the host name does not resolve ({exc.strerror}); {fix}"
-    if exc.errno == errno.EADDRINUSE:
-        return f"the address is in use (another `rotator run`?); stop it or {fix}"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return f"not an address of this machine; {fix} (0.0.0.0 for every address)"
-    if exc.errno == errno.EACCES:
-        return f"permission denied (ports below 1024 need privileges); {fix}"
-    return f"{exc.strerror or type(exc).__name__}; {fix}"

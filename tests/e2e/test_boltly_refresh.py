@@ -97,7 +97,7 @@ def test_a_store_keeper_refuses_to_overwrite_a_token_replaced_meanwhile(aws_url:
     from pydantic import SecretStr
 
     from rotator.errors import RotationError
-    from rotator.providers.boltly import StoreKeeper
+    from rotator.providers.boltly_session import StoreKeeper
     from rotator.stores.aws import AwsSecretsManager
 
     store = AwsSecretsManager(region="us-east-1", endpoint_url=aws_url)
