@@ -99,74 +99,40 @@ class CredentialSource(Strict):
         return self
 
 
-AWS_SECRET_ID = re.compile(
-    r"[A-Za-z0-9/_+=.@*?-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@*?-]+"
-)
-_UNSAFE_PATH = re.compile(r"[%?#\\\s\x00-\x1f\x7f]")
-
-
-def check_vault_path(value: str, what: str, *, allow_glob: bool = False) -> str:
-    """A Vault mount or path that no HTTP client or Vault re-interprets: no `.`/`..`/empty segments,
-    no `%`, `?`, `#`, backslash, white space or control characters."""
-    stripped = value.strip("/")
-    if not stripped:
-        raise ValueError(f"{what} is empty")
-    if _UNSAFE_PATH.search(value) or (not allow_glob and ("*" in value or "[" in value)):
-        raise ValueError(f"{what} {value!r}: only letters, digits and - _ . / (no %, ?, #, \\, spaces)")
-    if any(part in ("", ".", "..") for part in stripped.split("/")):
-        raise ValueError(f"{what} {value!r} has an empty, '.' or '..' segment")
-    return stripped
-
-
 class Grant(Strict):
-    """Store locations a provider instance may serve, as glob patterns (`*` any run of characters).
+    """Store locations a provider instance may serve: a store instance, and each field of that store
+    type's references in policy files as a glob pattern (`*` any run of characters) — AWS
+    `{store: aws, secret_id: "prod/support/*"}`, Vault `{store: vault, mount: secret, path: "support/*"}`.
 
-    AWS: `{store: aws, secret_id: "prod/support/*"}` (a name or ARN pattern);
-    Vault: `{store: vault, mount: secret, path: "support/*"}`.
+    The store type says which fields a grant has and checks them (`StoreRefPart.grant_patterns`);
+    rotator.yaml's loading does that once the store instances are known (`resolved`).
     """
 
-    store: str = "aws"
-    """The store instance; default `aws` for a secret_id grant, `vault` for a path grant."""
-    secret_id: str | None = None
-    """AWS: secret names or ARNs this instance may serve, as a pattern (`prod/support/*`)."""
-    mount: str = "secret"
-    """Vault: the KV v2 mount of `path`."""
-    path: str | None = None
-    """Vault: KV paths under `mount` this instance may serve, as a pattern (`support/*`)."""
+    store: str | None = None
+    """The store instance; without it, the one instance whose type's references have these fields
+    (the one named like its type first: `aws` for a secret_id grant, `vault` for a path grant)."""
+    patterns: dict[str, str] = {}
+    """The store reference's fields as patterns, written beside `store` (`secret_id: …`, `path: …`)."""
 
     @model_validator(mode="before")
     @classmethod
-    def _default_store(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "store" not in data and "path" in data:
-            return {**data, "store": "vault"}
-        return data
+    def _fields_are_patterns(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "patterns" in data:
+            return data
+        patterns = {k: v for k, v in data.items() if k != "store"}
+        for name, value in patterns.items():
+            if not isinstance(value, str):
+                raise ValueError(f"{name}: a grant's fields are text patterns, not {type(value).__name__}")
+        return {"store": data.get("store"), "patterns": patterns}
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Grant:
-        if (self.secret_id is None) == (self.path is None):
-            raise ValueError("a grant names secret_id (AWS) or path (Vault), one of them")
-        if self.secret_id is not None and not AWS_SECRET_ID.fullmatch(self.secret_id):
-            raise ValueError(f"secret_id pattern {self.secret_id!r} is not an AWS secret name or ARN")
-        if self.path is not None:
-            check_vault_path(self.path, "grant path", allow_glob=True)
-            check_vault_path(self.mount, "grant mount")
+    def _some_pattern(self) -> Grant:
+        if not self.patterns:
+            raise ValueError("a grant names a store location (secret_id for AWS, path for Vault, …)")
         return self
 
-    def covers(self, *, store: str, location: str) -> bool:
-        """Whether this grant allows `location` (an AWS secret id, or `<mount>:<path>`) in store `store`."""
-        if store != self.store:
-            return False
-        if self.secret_id is not None:
-            return fnmatch.fnmatchcase(location, self.secret_id)
-        mount, _, path = location.partition(":")
-        return (
-            mount == self.mount.strip("/") and self.path is not None and fnmatch.fnmatchcase(path, self.path.strip("/"))
-        )
-
     def describe(self) -> str:
-        return (
-            f"{self.store}:{self.secret_id}" if self.secret_id is not None else f"{self.store}:{self.mount}:{self.path}"
-        )
+        return ":".join([self.store or "?", *self.patterns.values()])
 
 
 class RateLimit(Strict):
@@ -256,9 +222,39 @@ class StoreRefPart(Lean):
         references sharing one, in accounts that may be the same, name one secret."""
         return [((*store.identity(self.instance), self.location), None)]
 
+    @classmethod
+    def grant_patterns(cls, patterns: dict[str, str]) -> dict[str, str]:
+        """`patterns` as a grant of this store type: only this reference's fields, each checked
+        (`check_pattern`), in the reference's order, a field left out taking its default; a
+        ValueError says what is wrong."""
+        fields = [name for name in cls.model_fields if name != "instance"]
+        if unknown := sorted(set(patterns) - set(fields)):
+            known = ", ".join(fields)
+            raise ValueError(f"{', '.join(unknown)}: not a field of this store's locations (fields: {known})")
+        checked = {}
+        for name in fields:
+            if name in patterns:
+                checked[name] = cls.check_pattern(name, patterns[name])
+            elif cls.model_fields[name].is_required():
+                raise ValueError(f"missing {name}")
+            else:
+                checked[name] = str(cls.model_fields[name].get_default(call_default_factory=True))
+        return checked
+
+    @classmethod
+    def check_pattern(cls, name: str, pattern: str) -> str:
+        """A grant's pattern for field `name`, checked (and normalised) as this type needs."""
+        return pattern
+
     def granted(self, grant: Grant, store: StoreSettings) -> bool:
-        """Whether `grant` covers this secret, whatever the spelling."""
-        return grant.covers(store=self.instance, location=self.location)
+        """Whether `grant` covers this secret, whatever the spelling: by default, each of its
+        patterns matches the field of the same name (a resolved grant has every field)."""
+        fields = {name for name in type(self).model_fields if name != "instance"}
+        return (
+            grant.store == self.instance
+            and set(grant.patterns) == fields  # resolved: a field left out is no wildcard
+            and all(fnmatch.fnmatchcase(str(getattr(self, name)), p) for name, p in grant.patterns.items())
+        )
 
     def problems(self, store: StoreSettings) -> list[str]:
         """What makes this reference unusable with this store instance (another region, say)."""

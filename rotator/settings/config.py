@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rotator.errors import InputError
+from rotator.settings import grants
 from rotator.settings.models import Settings
 from rotator.settings.tenancy import check_names
 from rotator.yamlfiles import problems as yamlproblems
@@ -177,6 +178,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         if ref.instance not in settings.stores
     ]
     problems += _team_problems(settings, doc, path)
+    settings, unresolved = grants.resolved(settings, doc, path)
+    problems += unresolved
     if problems:
         raise InputError(problems)
     if path is not None and not settings.policies_dir.is_absolute():

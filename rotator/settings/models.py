@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from rotator import registry
 from rotator.config_parts import (
@@ -208,6 +208,16 @@ class Settings(Strict):
     """The state database: every rotation's progress, the leases, the audit trail."""
     policies_dir: Path = Path("policies")
     """The directory of policy files (`*.yaml`), relative to rotator.yaml's own directory."""
+
+    @model_validator(mode="after")
+    def _grants_resolved(self) -> Settings:
+        """Every grant with its store instance and all its fields, as the store's type has them
+        (settings/grants.py); one that cannot be resolved grants nothing (loading names it)."""
+        from rotator.settings import grants
+
+        resolved, _ = grants.resolved(self, None, None)
+        object.__setattr__(self, "providers", resolved.providers)  # frozen: set once, here, while validated
+        return self
 
     @field_validator("policies_dir")
     @classmethod

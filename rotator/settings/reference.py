@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from rotator import durations, registry
-from rotator.config_parts import CredentialSource, HostPattern, HttpUrl, ProviderSettings, StoreSettings
+from rotator.config_parts import CredentialSource, Grant, HostPattern, HttpUrl, ProviderSettings, StoreSettings
 from rotator.policy.rules import BUILT_IN, Policy
 from rotator.settings.config import ENV_PREFIX
 from rotator.settings.models import Settings
@@ -200,6 +200,9 @@ def rows(model: type[BaseModel], path: list[str], skip: frozenset[str], missing:
         if text is None:
             missing.append(f"{model.__module__}.{model.__qualname__}.{name}")
         here = [*path, name]
+        if model is Grant and name == "patterns":
+            yield from _grant_fields(path, here, missing)
+            continue
         expand = _expandable(field.annotation)
         if expand is None or expand[1] or path:
             kind = _words(field.annotation, field.metadata)
@@ -209,6 +212,21 @@ def rows(model: type[BaseModel], path: list[str], skip: frozenset[str], missing:
             inner, step = expand
             within = {"": here, "[]": [*path, f"{name}[]"], "<name>": [*here, "<name>"]}[step]
             yield from rows(inner, within, frozenset(), missing)
+
+
+def _grant_fields(path: list[str], here: list[str], missing: list[str]) -> Iterator[Row]:
+    """A grant's fields are those of its store type's locations: one row per installed type's field."""
+    for type_name, kind in sorted(registry.stores().items()):
+        if not kind.ref.__module__.startswith("rotator."):
+            continue  # another package's type documents its own
+        for name, field in kind.ref.model_fields.items():
+            if name == "instance":
+                continue
+            text = description(kind.ref, name)
+            if text is None:
+                missing.append(f"{kind.ref.__module__}.{kind.ref.__qualname__}.{name}")
+            default = _default(kind.ref, name, field)
+            yield (".".join([*path, name]), "text (a pattern)", default, _variable(here, True), f"{type_name}: {text}")
 
 
 def _table(found: list[Row]) -> str:

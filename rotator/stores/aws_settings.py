@@ -11,9 +11,13 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from rotator.config_parts import AWS_SECRET_ID, Grant, HttpUrl, StoreRefPart, StoreSettings, plain_http, url_identity
+from rotator.config_parts import Grant, HttpUrl, StoreRefPart, StoreSettings, plain_http, url_identity
 from rotator.registry import Services, StoreType
 from rotator.stores.base import Store
+
+AWS_SECRET_ID = re.compile(
+    r"[A-Za-z0-9/_+=.@*?-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@*?-]+"
+)
 
 
 class AwsStoreSettings(StoreSettings):
@@ -49,7 +53,14 @@ class AwsStoreSettings(StoreSettings):
 
 class AwsRef(StoreRefPart):
     secret_id: str
+    """A secret's name or ARN (a grant: names or ARNs as a pattern, `prod/support/*`)."""
     instance: str = "aws"
+
+    @classmethod
+    def check_pattern(cls, name: str, pattern: str) -> str:
+        if not AWS_SECRET_ID.fullmatch(pattern):
+            raise ValueError(f"secret_id pattern {pattern!r} is not an AWS secret name or ARN")
+        return pattern
 
     @field_validator("secret_id")
     @classmethod
@@ -72,13 +83,14 @@ class AwsRef(StoreRefPart):
         return [((*where, name), arn["account"]) for name in names_of(arn["resource"])]
 
     def granted(self, grant: Grant, store: StoreSettings) -> bool:
-        if grant.store != self.instance or grant.secret_id is None or not isinstance(store, AwsStoreSettings):
+        wanted = grant.patterns.get("secret_id")
+        if grant.store != self.instance or wanted is None or not isinstance(store, AwsStoreSettings):
             return False
-        pattern, mine = _ARN.fullmatch(grant.secret_id), _ARN.fullmatch(self.secret_id)
+        pattern, mine = _ARN.fullmatch(wanted), _ARN.fullmatch(self.secret_id)
         if pattern is None and mine is None:
-            return fnmatch.fnmatchcase(self.secret_id, grant.secret_id)
+            return fnmatch.fnmatchcase(self.secret_id, wanted)
         if pattern is not None and mine is not None:
-            return fnmatch.fnmatchcase(self.secret_id, grant.secret_id)
+            return fnmatch.fnmatchcase(self.secret_id, wanted)
         # one is a name, the other an ARN: the same secret only in the store's own account and region
         arn = mine or pattern
         assert arn is not None
@@ -86,7 +98,7 @@ class AwsRef(StoreRefPart):
             return False
         if mine is not None:
             # every secret the ARN may resolve to must be granted by name
-            return all(fnmatch.fnmatchcase(name, grant.secret_id) for name in names_of(mine["resource"]))
+            return all(fnmatch.fnmatchcase(name, wanted) for name in names_of(mine["resource"]))
         assert pattern is not None
         return fnmatch.fnmatchcase(self.secret_id, pattern["resource"])
 

@@ -3,6 +3,7 @@ stores/vault.py (imported when a store is made: hvac loads only for those who us
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -14,12 +15,26 @@ from rotator.config_parts import (
     StoreRefPart,
     StoreSettings,
     Strict,
-    check_vault_path,
     plain_http,
     url_identity,
 )
 from rotator.registry import Services, StoreType
 from rotator.stores.base import Store
+
+_UNSAFE_PATH = re.compile(r"[%?#\\\s\x00-\x1f\x7f]")
+
+
+def check_vault_path(value: str, what: str, *, allow_glob: bool = False) -> str:
+    """A Vault mount or path that no HTTP client or Vault re-interprets: no `.`/`..`/empty segments,
+    no `%`, `?`, `#`, backslash, white space or control characters."""
+    stripped = value.strip("/")
+    if not stripped:
+        raise ValueError(f"{what} is empty")
+    if _UNSAFE_PATH.search(value) or (not allow_glob and ("*" in value or "[" in value)):
+        raise ValueError(f"{what} {value!r}: only letters, digits and - _ . / (no %, ?, #, \\, spaces)")
+    if any(part in ("", ".", "..") for part in stripped.split("/")):
+        raise ValueError(f"{what} {value!r} has an empty, '.' or '..' segment")
+    return stripped
 
 
 class VaultAppRole(Strict):
@@ -95,8 +110,14 @@ class VaultStoreSettings(StoreSettings):
 
 class VaultRef(StoreRefPart):
     path: str
+    """KV paths under `mount` (a grant: as a pattern, `support/*`)."""
     mount: str = "secret"
+    """The KV v2 mount of `path` (a grant's is exact: no pattern)."""
     instance: str = "vault"
+
+    @classmethod
+    def check_pattern(cls, name: str, pattern: str) -> str:
+        return check_vault_path(pattern, f"grant {name}", allow_glob=name == "path")
 
     @field_validator("path")
     @classmethod

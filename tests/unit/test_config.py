@@ -113,3 +113,49 @@ def test_the_boltly_refresh_tokens_place_is_checked(tmp_path: Path, extra: str, 
     with pytest.raises(InputError) as caught:
         config.load(path, environ={})
     assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+GRANTS = """\
+providers:
+  bw:
+    type: brandwave
+    base_url: https://api.brandwave.example
+    admin_token: {{env: BW}}
+    grants:
+{grants}
+stores:
+  aws: {{type: aws, region: us-east-1}}
+  aws-eu: {{type: aws, region: eu-west-1}}
+  vault: {{type: vault, url: "https://vault.internal:8200", auth: {{token: {{env: T}}}}}}
+"""
+
+
+def _grants(tmp_path: Path, grants: str) -> config.Settings:
+    (tmp_path / "rotator.yaml").write_text(GRANTS.format(grants=grants))
+    return config.load(tmp_path / "rotator.yaml", environ={})
+
+
+def test_a_grant_takes_the_store_named_like_its_type_and_the_types_defaults(tmp_path: Path) -> None:
+    settings = _grants(tmp_path, '      - {secret_id: "prod/*"}\n      - {path: "team/*"}\n')
+    aws, vault = settings.providers["bw"].grants
+    assert (aws.store, aws.patterns) == ("aws", {"secret_id": "prod/*"})
+    assert (vault.store, vault.patterns) == ("vault", {"path": "team/*", "mount": "secret"})
+
+
+@pytest.mark.parametrize(
+    ("grant", "problem"),
+    [
+        ('{store: aws-us, secret_id: "prod/*"}', "store 'aws-us' is not in stores"),
+        ('{store: aws, path: "team/*"}', "path: not a field of this store's locations (fields: secret_id)"),
+        ('{store: vault, mount: "se*", path: "team/*"}', "grant mount"),
+        ('{store: aws, secret_id: "prod app"}', "is not an AWS secret name or ARN"),
+        ('{bucket: "b/*"}', "no store instance has locations with bucket"),
+        ("{store: vault}", "a grant names a store location"),
+        ("{secret_id: [a]}", "a grant's fields are text patterns"),
+    ],
+)
+def test_a_grant_its_store_cannot_take_is_refused_at_its_line(tmp_path: Path, grant: str, problem: str) -> None:
+    with pytest.raises(InputError) as exc:
+        _grants(tmp_path, f'      - {{secret_id: "ok/*"}}\n      - {grant}\n')
+    (message,) = exc.value.problems
+    assert message.startswith(f"{tmp_path / 'rotator.yaml'}:8:") and problem in message, message

@@ -33,12 +33,20 @@ def test_promise_9_a_vault_grant_is_its_mount_and_its_path(mount: str, path: str
 
 def test_promise_9_a_vault_grant_covers_only_its_own_store_instance() -> None:
     grant = Grant(store="vault", mount="secret", path="team/*")
-    assert grant.covers(store="vault", location="secret:team/app")
-    assert not grant.covers(store="vault-eu", location="secret:team/app")
-    assert not grant.covers(store="vault", location="kv:team/app")
-    assert not Grant(store="vault", mount="kv", path="team/*").covers(store="vault", location="secret:team/app")
-    # slashes around a mount or path do not make another one
-    assert Grant(store="vault", mount="/secret/", path="/team/*").covers(store="vault", location="secret:team/app")
+    assert VaultRef(mount="secret", path="team/app").granted(grant, VAULT)
+    assert not VaultRef(mount="secret", path="team/app", instance="vault-eu").granted(grant, VAULT)
+    assert not VaultRef(mount="kv", path="team/app").granted(grant, VAULT)
+    assert not VaultRef(mount="secret", path="team/app").granted(Grant(store="vault", mount="kv", path="team/*"), VAULT)
+    # slashes around a mount or path do not make another one (a grant is normalised as it is resolved)
+    resolved = Grant(store="vault", patterns=VaultRef.grant_patterns({"mount": "/secret/", "path": "/team/*"}))
+    assert VaultRef(mount="secret", path="team/app").granted(resolved, VAULT)
+
+
+def test_promise_9_a_grant_missing_a_field_of_its_store_grants_nothing() -> None:
+    """A grant is resolved with every field of its store's locations (the mount's default); one
+    that somehow lacks a field is no wildcard for it."""
+    assert not VaultRef(mount="kv", path="team/app").granted(Grant(store="vault", path="team/*"), VAULT)
+    assert VaultRef.grant_patterns({"path": "team/*"}) == {"path": "team/*", "mount": "secret"}
 
 
 def test_promise_9_an_aws_grant_covers_only_names_it_matches_in_its_store() -> None:
@@ -46,10 +54,7 @@ def test_promise_9_an_aws_grant_covers_only_names_it_matches_in_its_store() -> N
     assert AwsRef(secret_id="prod/payments/api").granted(grant, AWS)
     assert not AwsRef(secret_id="prod/support/api").granted(grant, AWS)
     assert not AwsRef(secret_id="prod/payments/api", instance="aws-eu").granted(grant, AWS)
-    assert not grant.covers(store="vault", location="prod/payments/api")
-    # the same grant as a store type without an AWS reference of its own reads it
-    assert grant.covers(store="aws", location="prod/payments/api")
-    assert not grant.covers(store="aws", location="prod/support/api")
+    assert not VaultRef(mount="secret", path="prod/payments/api").granted(grant, VAULT)
 
 
 def test_promise_9_an_arn_grant_covers_only_the_arns_it_matches() -> None:
@@ -96,18 +101,20 @@ def test_promise_9_no_allowed_hosts_allow_nothing_and_patterns_ignore_case() -> 
 
 
 @pytest.mark.parametrize(
-    ("grant", "location", "granted"),
+    ("grant", "ref", "granted"),
     [
-        (Grant(store="aws", secret_id="prod/app"), "prod/app", True),
-        (Grant(store="aws", secret_id="prod/app"), "prod/app-other", False),  # a name is not a prefix
-        (Grant(store="aws", secret_id="prod/app"), "prod/application", False),
-        (Grant(store="aws", secret_id="prod/*/db"), "prod/x/db", True),
-        (Grant(store="aws", secret_id="prod/*/db"), "prod/x/cache", False),  # the pattern's tail counts
-        (Grant(store="vault", mount="secret", path="team/app"), "secret:team/app", True),
-        (Grant(store="vault", mount="secret", path="team/app"), "secret:team/app2", False),
-        (Grant(store="vault", mount="secret", path="team/app"), "secret:team/app/sub", False),
-        (Grant(store="vault", mount="secret", path="team/*/key"), "secret:team/x/other", False),
+        (Grant(store="aws", secret_id="prod/app"), AwsRef(secret_id="prod/app"), True),
+        (Grant(store="aws", secret_id="prod/app"), AwsRef(secret_id="prod/app-other"), False),  # not a prefix
+        (Grant(store="aws", secret_id="prod/app"), AwsRef(secret_id="prod/application"), False),
+        (Grant(store="aws", secret_id="prod/*/db"), AwsRef(secret_id="prod/x/db"), True),
+        (Grant(store="aws", secret_id="prod/*/db"), AwsRef(secret_id="prod/x/cache"), False),  # the tail counts
+        (Grant(store="vault", mount="secret", path="team/app"), VaultRef(path="team/app"), True),
+        (Grant(store="vault", mount="secret", path="team/app"), VaultRef(path="team/app2"), False),
+        (Grant(store="vault", mount="secret", path="team/app"), VaultRef(path="team/app/sub"), False),
+        (Grant(store="vault", mount="secret", path="team/*/key"), VaultRef(path="team/x/other"), False),
     ],
 )
-def test_promise_9_a_grant_is_a_whole_pattern_never_a_prefix(grant: Grant, location: str, granted: bool) -> None:
-    assert grant.covers(store=grant.store, location=location) is granted
+def test_promise_9_a_grant_is_a_whole_pattern_never_a_prefix(
+    grant: Grant, ref: AwsRef | VaultRef, granted: bool
+) -> None:
+    assert ref.granted(grant, AWS if isinstance(ref, AwsRef) else VAULT) is granted

@@ -1,0 +1,57 @@
+"""Grants completed once rotator.yaml's store instances are known: each grant names its store
+instance (inferred when left out), and its fields are checked and completed by that store's type
+(`StoreRefPart.grant_patterns`), so a third store type brings its own grant shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rotator import registry
+from rotator.config_parts import Grant
+from rotator.yamlfiles import source as yamlsource
+
+if TYPE_CHECKING:
+    from rotator.settings.models import Settings
+
+
+def resolved(settings: Settings, doc: Any, path: Path | None) -> tuple[Settings, list[str]]:
+    """`settings` with every grant resolved, and file:line problems for those that cannot be."""
+    problems: list[str] = []
+    providers = {}
+    for name, provider in settings.providers.items():
+        grants = []
+        for index, grant in enumerate(provider.grants):
+            line = yamlsource.line_of(doc, ("providers", name, "grants", index))
+            try:
+                grants.append(_resolved(settings, grant))
+            except ValueError as exc:
+                grants.append(grant)  # left as written: a grant that cannot be resolved grants nothing
+                problems.append(f"{path or '(environment)'}:{line}: providers.{name}.grants[{index}]: {exc}")
+        providers[name] = provider.model_copy(update={"grants": grants})
+    return settings.model_copy(update={"providers": providers}), problems
+
+
+def _fields(type_name: str) -> set[str]:
+    return {name for name in registry.store(type_name).ref.model_fields if name != "instance"}
+
+
+def _resolved(settings: Settings, grant: Grant) -> Grant:
+    instance = grant.store or _instance_for(settings, set(grant.patterns))
+    if instance not in settings.stores:
+        known = ", ".join(sorted(settings.stores)) or "none"
+        raise ValueError(f"store {instance!r} is not in stores (known: {known})")
+    ref = registry.store(settings.stores[instance].type).ref
+    return Grant(store=instance, patterns=ref.grant_patterns(grant.patterns))
+
+
+def _instance_for(settings: Settings, fields: set[str]) -> str:
+    """The store instance a grant without `store` means: the one whose type's references have its
+    fields — of several, the one named like its type (`aws`, `vault`), else the grant must say."""
+    fitting = [name for name, store in settings.stores.items() if fields <= _fields(store.type)]
+    named_like_type = [name for name in fitting if name == settings.stores[name].type]
+    if len(fitting) == 1 or len(named_like_type) == 1:
+        return (named_like_type or fitting)[0]
+    if not fitting:
+        raise ValueError(f"no store instance has locations with {', '.join(sorted(fields))}; say which (store: …)")
+    raise ValueError(f"say which store (store: …): {', '.join(sorted(fitting))} all fit")
