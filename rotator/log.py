@@ -14,18 +14,21 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO, cast
 
 import structlog
 
 MASK = "[REDACTED]"
 
-_KEY_SHAPES = re.compile(
-    r"(?:bt_(?:live|test)_|tb_(?:live|test)_|goblue_sk_|sk_(?:live|test)_|rt_|bwpat_)[A-Za-z0-9_\-]{8,}"
-    r"|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
+_ANY_VENDOR = (
+    r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"  # a JWT
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]+"
 )
+_KEY_SHAPES = re.compile(_ANY_VENDOR)
+"""What a key or token looks like: any vendor's (JWTs, bearer headers), and the installed provider
+types' own prefixes (`mask_key_prefixes`, as registry.providers() loads them)."""
+_prefixes: frozenset[str] = frozenset()
 _CHATTY_LIBRARIES = (
     "httpx",
     "httpcore",
@@ -46,6 +49,18 @@ _known: dict[str, tuple[str, ...]] = {}
 """Every secret value remembered, by its first _PREFIX characters. Tuples, replaced whole when one
 is added, so that a reader in another thread never sees one change under it."""
 _known_lock = threading.Lock()
+
+
+def mask_key_prefixes(prefixes: Iterable[str]) -> None:
+    """From now on, mask text that begins with one of `prefixes` and goes on for 8 key characters."""
+    global _KEY_SHAPES, _prefixes
+    with _known_lock:
+        wanted = _prefixes | {p for p in prefixes if p}
+        if wanted == _prefixes:
+            return
+        _prefixes = frozenset(wanted)
+        vendors = "|".join(re.escape(p) for p in sorted(_prefixes, key=len, reverse=True))
+        _KEY_SHAPES = re.compile(f"(?:{vendors})[A-Za-z0-9_\\-]{{8,}}|{_ANY_VENDOR}")
 
 
 def remember_secret(value: str) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
+from rotator import log
 from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart, StoreSettings
 from rotator.errors import InputError
 from rotator.runtime.ratelimit import Limit
@@ -90,6 +91,9 @@ class ProviderType:
     """(the instance's settings, context) → the adapter."""
     default_limits: tuple[Limit, ...] = ()
     """The vendor's documented request limits, held client-side unless rotator.yaml says otherwise."""
+    key_prefixes: tuple[str, ...] = ()
+    """How the vendor's keys and tokens begin (`bwpat_`): text that looks like one is masked in every
+    log line, even a key rotator was never given (log.py)."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,10 @@ def _load(group: str, kind: type[T]) -> dict[str, T]:
 
 @functools.cache
 def providers() -> dict[str, ProviderType]:
-    """Every installed provider type, by name."""
-    return _load(PROVIDERS, ProviderType)
+    """Every installed provider type, by name; from then on logs mask what looks like their keys."""
+    found = _load(PROVIDERS, ProviderType)
+    log.mask_key_prefixes(prefix for kind in found.values() for prefix in kind.key_prefixes)
+    return found
 
 
 @functools.cache

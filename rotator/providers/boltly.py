@@ -204,4 +204,6 @@ def _build(settings: BoltlySettings, ctx: Context) -> Boltly:
     return Boltly(http=http, session=session_of(settings, ctx))
 
 
-TYPE = ProviderType(name="boltly", settings=BoltlySettings, build=_build)
+TYPE = ProviderType(
+    name="boltly", settings=BoltlySettings, build=_build, key_prefixes=("sk_live_", "sk_test_", "rt_")
+)  # API keys, and the refresh tokens that make them (the access tokens are JWTs)

@@ -134,4 +134,4 @@ def _build(settings: BrandwaveSettings, ctx: Context) -> Brandwave:
     )
 
 
-TYPE = ProviderType(name="brandwave", settings=BrandwaveSettings, build=_build)
+TYPE = ProviderType(name="brandwave", settings=BrandwaveSettings, build=_build, key_prefixes=("bwpat_",))

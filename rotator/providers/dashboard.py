@@ -28,6 +28,8 @@ from rotator.runtime.ratelimit import Limit
 class _Dashboard(DashboardProvider):
     default_base_url: str
     default_dashboard: str
+    key_prefixes: tuple[str, ...]
+    """How its keys begin (masked in logs: registry.ProviderType.key_prefixes)."""
 
     def __init__(self, *, http: HttpCore, dashboard: str | None = None) -> None:
         self._http = http
@@ -44,6 +46,7 @@ class Blueticks(_Dashboard):
     default_dashboard = "app.blueticks.co/blueticks-api (Create key)"
     key_pattern = re.compile(r"bt_live_[A-Za-z0-9]{16,64}")
     key_form = "bt_live_ followed by 16-64 letters and digits"
+    key_prefixes = ("bt_live_", "bt_test_")
     prefix_length = 12
 
     def probe(self, *, key: SecretStr) -> ProbeResult:
@@ -60,6 +63,7 @@ class TextingBlue(_Dashboard):
     default_dashboard = "the Texting Blue dashboard, Settings > API Keys (Create Key)"
     key_pattern = re.compile(r"tb_(?:live|test)_[A-Za-z0-9]{32}")
     key_form = "tb_live_ followed by 32 letters and digits"
+    key_prefixes = ("tb_live_", "tb_test_")
     prefix_length = 12
 
     def probe(self, *, key: SecretStr) -> ProbeResult:
@@ -85,6 +89,7 @@ class GoBlue(_Dashboard):
     )
     key_pattern = re.compile(r"goblue_sk_[A-Za-z0-9]{40}")
     key_form = "goblue_sk_ followed by 40 letters and digits (50 characters)"
+    key_prefixes = ("goblue_sk_",)
     prefix_length = 14
 
     def probe(self, *, key: SecretStr) -> ProbeResult:
@@ -142,7 +147,13 @@ def _registered(adapter: type[_Dashboard], settings: type[_OperatedSettings]) ->
         http = ctx.services.http(ctx.instance, base_url, cfg.timeout.total_seconds())
         return adapter(http=http, dashboard=cfg.dashboard)
 
-    return ProviderType(name=adapter.kind, settings=settings, build=build, default_limits=adapter.default_limits)
+    return ProviderType(
+        name=adapter.kind,
+        settings=settings,
+        build=build,
+        default_limits=adapter.default_limits,
+        key_prefixes=adapter.key_prefixes,
+    )
 
 
 BLUETICKS = _registered(Blueticks, BluetickSettings)

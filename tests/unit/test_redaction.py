@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from rotator import log
+from rotator import log, registry
 from rotator.keys import fingerprint, secret
 
 
@@ -24,6 +24,13 @@ def test_registered_secret_is_masked_everywhere_in_a_line() -> None:
     out = _lines(stream)
     assert value not in out
     assert out.count(log.MASK) >= 4
+
+
+@pytest.fixture(autouse=True)
+def _provider_types_loaded() -> None:
+    """As in every command that reads settings: the provider types are loaded, and their key
+    prefixes with them (registry.providers())."""
+    registry.providers()
 
 
 def test_key_shapes_are_masked_even_if_never_registered() -> None:
@@ -137,3 +144,14 @@ def test_log_lines_follow_sys_stderr_when_a_live_table_swaps_it(monkeypatch: pyt
     log.get("t").warning("through.structlog", n=1)
     logging.getLogger("some.library").warning("through logging")
     assert "through.structlog" in swapped.getvalue() and "through logging" in swapped.getvalue()
+
+
+def test_a_provider_types_own_key_prefixes_are_what_is_masked() -> None:
+    """The shapes come from the installed types, not a list in log.py: each built-in type names
+    its prefixes, and a prefix no type names is masked only once one does."""
+    for name, kind in registry.providers().items():
+        assert kind.key_prefixes, name
+    assert log.redact("zz_live_abcdefgh123") == "zz_live_abcdefgh123"
+    log.mask_key_prefixes(["zz_live_"])  # a sixth vendor's type, loaded
+    assert log.redact("key zz_live_abcdefgh123 sent") == f"key {log.MASK} sent"
+    assert log.redact("zz_live_short") == "zz_live_short"  # not a key: too short
