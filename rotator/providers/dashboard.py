@@ -117,7 +117,7 @@ def _forms(body: Any) -> list[str]:
     return [str(require(item, "id", provider="goblue", what="form")["id"]) for item in items]
 
 
-class _OperatedSettings(ProviderSettings):
+class OperatedSettings(ProviderSettings):
     """A provider whose keys only a person can make and revoke, in a dashboard."""
 
     base_url: HttpUrl | None = None
@@ -129,20 +129,20 @@ class _OperatedSettings(ProviderSettings):
         return self.base_url
 
 
-class BluetickSettings(_OperatedSettings):
+class BluetickSettings(OperatedSettings):
     type: Literal["blueticks"]
 
 
-class TextingBlueSettings(_OperatedSettings):
+class TextingBlueSettings(OperatedSettings):
     type: Literal["texting-blue"]
 
 
-class GoBlueSettings(_OperatedSettings):
+class GoBlueSettings(OperatedSettings):
     type: Literal["goblue"]
 
 
-def _registered(adapter: type[_Dashboard], settings: type[_OperatedSettings]) -> ProviderType:
-    def build(cfg: _OperatedSettings, ctx: Context) -> _Dashboard:
+def _registered(adapter: type[_Dashboard], settings: type[OperatedSettings]) -> ProviderType:
+    def build(cfg: OperatedSettings, ctx: Context) -> _Dashboard:
         base_url = cfg.base_url or adapter.default_base_url
         http = ctx.services.http(ctx.instance, base_url, cfg.timeout.total_seconds())
         return adapter(http=http, dashboard=cfg.dashboard)
