@@ -117,8 +117,14 @@ class Grant(Strict):
     @model_validator(mode="before")
     @classmethod
     def _fields_are_patterns(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "patterns" in data:
+        """What rotator.yaml writes (`{store: aws, secret_id: …}`) as this model's two fields;
+        rotator itself builds resolved grants with model_construct."""
+        if not isinstance(data, dict):
             return data
+        if "patterns" in data:
+            raise ValueError("unknown field 'patterns' (a grant writes its store's fields: secret_id, path, …)")
+        if "store" in data and not isinstance(data["store"], str):
+            raise ValueError("store: the name of a store instance in stores (or leave it out)")
         patterns = {k: v for k, v in data.items() if k != "store"}
         for name, value in patterns.items():
             if not isinstance(value, str):

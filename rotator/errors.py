@@ -111,6 +111,8 @@ class ProviderError(RotatorError):
         self.provider = provider
         self.status = status
         self.code = code
+        self.reason = message
+        """The vendor's (or the client's) own words, without the provider and status around them."""
 
 
 class KeyRefused(ProviderError):

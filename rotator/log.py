@@ -27,8 +27,10 @@ _ANY_VENDOR = (
 )
 _KEY_SHAPES = re.compile(_ANY_VENDOR)
 """What a key or token looks like: any vendor's (JWTs, bearer headers), and the installed provider
-types' own prefixes (`mask_key_prefixes`, as registry.providers() loads them)."""
+types' own prefixes (`mask_key_prefixes`; `_vendor_shapes` adds them before the first redaction)."""
 _prefixes: frozenset[str] = frozenset()
+_types_asked = False
+_types_lock = threading.RLock()
 _CHATTY_LIBRARIES = (
     "httpx",
     "httpcore",
@@ -72,10 +74,28 @@ def remember_secret(value: str) -> None:
                 _known[value[:_PREFIX]] = (*bucket, value)
 
 
+def _vendor_shapes() -> re.Pattern[str]:
+    """The key shapes, the installed provider types' prefixes among them from the first redaction
+    on, whatever ran before it: a traceback of a command that never read its settings is masked
+    like any log line. A type that cannot be loaded leaves the others' (and the generic shapes)."""
+    global _types_asked
+    if not _types_asked:
+        with _types_lock:
+            if not _types_asked:
+                _types_asked = True  # first: loading the types may log, and that must not recurse
+                try:
+                    from rotator import registry  # here, not at the top: log is below everything
+
+                    mask_key_prefixes(p for kind in registry.providers().values() for p in kind.key_prefixes)
+                except Exception:  # noqa: S110 - a broken plugin must not stop redaction
+                    pass
+    return _KEY_SHAPES
+
+
 def redact(text: str) -> str:
     if _known:
         text = _mask_known(text)
-    return _KEY_SHAPES.sub(MASK, text)
+    return _vendor_shapes().sub(MASK, text)
 
 
 def _mask_known(text: str) -> str:

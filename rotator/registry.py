@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
-from rotator import log
 from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart, StoreSettings
 from rotator.errors import InputError
 from rotator.runtime.ratelimit import Limit
@@ -122,10 +121,8 @@ def _load(group: str, kind: type[T]) -> dict[str, T]:
 
 @functools.cache
 def providers() -> dict[str, ProviderType]:
-    """Every installed provider type, by name; from then on logs mask what looks like their keys."""
-    found = _load(PROVIDERS, ProviderType)
-    log.mask_key_prefixes(prefix for kind in found.values() for prefix in kind.key_prefixes)
-    return found
+    """Every installed provider type, by name."""
+    return _load(PROVIDERS, ProviderType)
 
 
 @functools.cache

@@ -31,7 +31,10 @@ def validate(ctx: click.Context, directory: Path | None, offline: bool, as_json:
         try:
             App.load(ctx.obj["config"], ctx.obj["policies"])
         except InputError as exc:
-            click.echo(json.dumps({"ok": False, "problems": exc.problems, "warnings": []}, indent=2))
+            from rotator import log
+
+            problems = [log.redact(problem) for problem in exc.problems]
+            click.echo(json.dumps({"ok": False, "problems": problems, "warnings": []}, indent=2))
             ctx.exit(Exit.INPUT)
     app = load_app(ctx)
     warnings = [*transport_warnings(app.settings)]

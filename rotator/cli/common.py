@@ -34,7 +34,7 @@ def load_app(ctx: click.Context, *, daemon: bool = False) -> App:
         app = App.load(ctx.obj["config"], ctx.obj["policies"])
     except InputError as exc:
         for problem in exc.problems:
-            click.echo(problem, err=True)
+            click.echo(log.redact(problem), err=True)  # a key pasted in the wrong place is not repeated
         ctx.exit(Exit.INPUT)
     if not daemon:
         app.on_new_database = lambda where: click.echo(

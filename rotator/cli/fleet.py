@@ -352,7 +352,10 @@ def offboard(
             person.casefold(), known, n=3
         )
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        click.echo(f"no secret names {person} in its access (directly or through a team){hint}", err=True)
+        from rotator import log
+
+        said = log.redact(person)  # a key pasted in the wrong place is not repeated
+        click.echo(f"no secret names {said} in its access (directly or through a team){hint}", err=True)
         ctx.exit(Exit.INPUT)
     if dry_run:
         _dry_run(app, chosen, None, as_json=as_json)

@@ -29,10 +29,11 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except (InputError, SchemaMismatch) as exc:
-            click.echo(str(exc), err=True)
+            # bad input may quote a key pasted in the wrong place (a policy's `type: bwpat_…`)
+            click.echo(_redacted(str(exc)), err=True)
             ctx.exit(Exit.INPUT)
         except RotatorError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_redacted(str(exc))}", err=True)
             ctx.exit(Exit.FAILED)
         except (KeyboardInterrupt, click.Abort):
             # Ctrl-C where a command does not stop by itself (a prompt, a preflight check): before
@@ -51,6 +52,12 @@ class _Commands(click.Group):
             where = f" ({exc.filename})" if exc.filename else ""
             click.echo(f"error: {exc.strerror or type(exc).__name__}{where}", err=True)
             ctx.exit(Exit.FAILED)
+
+
+def _redacted(text: str) -> str:
+    from rotator import log
+
+    return log.redact(text)
 
 
 @click.group(cls=_Commands)

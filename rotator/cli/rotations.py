@@ -266,6 +266,7 @@ def adopt(ctx: click.Context, secret: str, reason: str) -> None:
 @click.pass_context
 def login(ctx: click.Context, instance: str) -> None:
     """Log in to a Boltly INSTANCE again (password from stdin or a hidden prompt); save its refresh token."""
+    from rotator import log
     from rotator.keys import secret as wrap
     from rotator.providers.boltly import BoltlySettings, session_of
     from rotator.registry import Context
@@ -273,7 +274,7 @@ def login(ctx: click.Context, instance: str) -> None:
     app = load_app(ctx)
     cfg = app.settings.providers.get(instance)
     if not isinstance(cfg, BoltlySettings):
-        click.echo(f"{instance!r} is not a Boltly provider instance in rotator.yaml", err=True)
+        click.echo(f"{log.redact(repr(instance))} is not a Boltly provider instance in rotator.yaml", err=True)
         ctx.exit(Exit.INPUT)
     session = session_of(cfg, Context(instance=instance, services=app))
     try:

@@ -79,7 +79,7 @@ def health(ctx: click.Context, ready: bool, timeout: float) -> None:
 def sandbox(host: str, ports: tuple[str, ...]) -> None:
     """Run local simulators of the providers; print `<provider> <base_url>` for each, until stopped."""
     try:
-        from rotator_sandbox.server import serve_all
+        from rotator_sandbox.server import SIMULATORS, serve_all
     except ImportError:
         click.echo(f"error: {SANDBOX_MISSING}", err=True)
         sys.exit(Exit.INPUT)
@@ -87,8 +87,20 @@ def sandbox(host: str, ports: tuple[str, ...]) -> None:
     from rotator import log
 
     log.configure(level="warning")
-    fixed = {name: int(port) for name, _, port in (p.partition("=") for p in ports)}
-    running = serve_all(host=host, ports=fixed)
+    fixed: dict[str, int] = {}
+    for given in ports:
+        name, _, port = given.partition("=")
+        if name not in SIMULATORS or not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise click.BadParameter(
+                f"NAME=PORT with NAME one of {', '.join(SIMULATORS)} and PORT 0-65535 (0: any free port)",
+                param_hint="--port",
+            )
+        fixed[name] = int(port)
+    try:
+        running = serve_all(host=host, ports=fixed)
+    except OSError as exc:
+        click.echo(f"error: the simulators cannot listen on {host}: {exc.strerror or exc}", err=True)
+        sys.exit(Exit.INPUT)
     for r in running:
         click.echo(f"{r.name} {r.api_url}")
     sys.stdout.flush()

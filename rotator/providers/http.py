@@ -235,7 +235,9 @@ class HttpCore:
         if isinstance(error, ProviderUnavailable) and error.retry_after:
             self._not_before = max(self._not_before, time.monotonic() + error.retry_after)
         if not idempotent and response.status_code >= 500:
-            raise CreateOutcomeUnknown(error.message, provider=self.provider, status=response.status_code)
+            raise CreateOutcomeUnknown(
+                error.reason, provider=self.provider, status=response.status_code, code=error.code
+            )
         raise error
 
     def _respect_retry_after(self, *, wait: bool) -> None:

@@ -178,7 +178,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         if ref.instance not in settings.stores
     ]
     problems += _team_problems(settings, doc, path)
-    settings, unresolved = grants.resolved(settings, doc, path)
+    settings, unresolved = grants.resolved(settings, doc, path, overridden)
     problems += unresolved
     if problems:
         raise InputError(problems)

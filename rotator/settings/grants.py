@@ -15,21 +15,34 @@ if TYPE_CHECKING:
     from rotator.settings.models import Settings
 
 
-def resolved(settings: Settings, doc: Any, path: Path | None) -> tuple[Settings, list[str]]:
-    """`settings` with every grant resolved, and file:line problems for those that cannot be."""
+def resolved(
+    settings: Settings, doc: Any, path: Path | None, overridden: dict[tuple[str, ...], str] | None = None
+) -> tuple[Settings, list[str]]:
+    """`settings` with every grant resolved, and problems for those that cannot be: at their
+    file:line, or naming the environment variable that set them (`overridden`, from loading)."""
     problems: list[str] = []
     providers = {}
     for name, provider in settings.providers.items():
         grants = []
         for index, grant in enumerate(provider.grants):
-            line = yamlsource.line_of(doc, ("providers", name, "grants", index))
             try:
                 grants.append(_resolved(settings, grant))
             except ValueError as exc:
                 grants.append(grant)  # left as written: a grant that cannot be resolved grants nothing
-                problems.append(f"{path or '(environment)'}:{line}: providers.{name}.grants[{index}]: {exc}")
+                where = _where(("providers", name, "grants"), index, doc, path, overridden or {})
+                problems.append(f"{where}providers.{name}.grants[{index}]: {exc}")
         providers[name] = provider.model_copy(update={"grants": grants})
     return settings.model_copy(update={"providers": providers}), problems
+
+
+def _where(
+    keys: tuple[str, ...], index: int, doc: Any, path: Path | None, overridden: dict[tuple[str, ...], str]
+) -> str:
+    """`file:line: `, or `environment variable NAME: ` when a variable set these keys or a level above."""
+    for depth in range(len(keys), 0, -1):
+        if (variable := overridden.get(keys[:depth])) is not None:
+            return f"environment variable {variable}: "
+    return f"{path or '(environment)'}:{yamlsource.line_of(doc, (*keys, index))}: "
 
 
 def _fields(type_name: str) -> set[str]:
@@ -42,7 +55,7 @@ def _resolved(settings: Settings, grant: Grant) -> Grant:
         known = ", ".join(sorted(settings.stores)) or "none"
         raise ValueError(f"store {instance!r} is not in stores (known: {known})")
     ref = registry.store(settings.stores[instance].type).ref
-    return Grant(store=instance, patterns=ref.grant_patterns(grant.patterns))
+    return Grant.model_construct(store=instance, patterns=ref.grant_patterns(grant.patterns))
 
 
 def _instance_for(settings: Settings, fields: set[str]) -> str:

@@ -109,10 +109,10 @@ class VaultStoreSettings(StoreSettings):
 
 
 class VaultRef(StoreRefPart):
-    path: str
-    """KV paths under `mount` (a grant: as a pattern, `support/*`)."""
     mount: str = "secret"
     """The KV v2 mount of `path` (a grant's is exact: no pattern)."""
+    path: str
+    """KV paths under `mount` (a grant: as a pattern, `support/*`)."""
     instance: str = "vault"
 
     @classmethod

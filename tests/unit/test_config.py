@@ -139,7 +139,8 @@ def test_a_grant_takes_the_store_named_like_its_type_and_the_types_defaults(tmp_
     settings = _grants(tmp_path, '      - {secret_id: "prod/*"}\n      - {path: "team/*"}\n')
     aws, vault = settings.providers["bw"].grants
     assert (aws.store, aws.patterns) == ("aws", {"secret_id": "prod/*"})
-    assert (vault.store, vault.patterns) == ("vault", {"path": "team/*", "mount": "secret"})
+    assert (vault.store, vault.patterns) == ("vault", {"mount": "secret", "path": "team/*"})
+    assert vault.describe() == "vault:secret:team/*"  # as the secret's place is said: mount, then path
 
 
 @pytest.mark.parametrize(
@@ -152,6 +153,8 @@ def test_a_grant_takes_the_store_named_like_its_type_and_the_types_defaults(tmp_
         ('{bucket: "b/*"}', "no store instance has locations with bucket"),
         ("{store: vault}", "a grant names a store location"),
         ("{secret_id: [a]}", "a grant's fields are text patterns"),
+        ('{patterns: {secret_id: "*"}}', "unknown field 'patterns'"),
+        ('{store: null, secret_id: "*"}', "null is not a value here"),
     ],
 )
 def test_a_grant_its_store_cannot_take_is_refused_at_its_line(tmp_path: Path, grant: str, problem: str) -> None:
@@ -159,3 +162,12 @@ def test_a_grant_its_store_cannot_take_is_refused_at_its_line(tmp_path: Path, gr
         _grants(tmp_path, f'      - {{secret_id: "ok/*"}}\n      - {grant}\n')
     (message,) = exc.value.problems
     assert message.startswith(f"{tmp_path / 'rotator.yaml'}:8:") and problem in message, message
+
+
+def test_a_grant_set_by_the_environment_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "rotator.yaml").write_text(GRANTS.format(grants='      - {secret_id: "ok/*"}\n'))
+    environ = {"ROTATOR_PROVIDERS__BW__GRANTS": '[{"store": "nope", "secret_id": "*"}]'}
+    with pytest.raises(InputError) as exc:
+        config.load(tmp_path / "rotator.yaml", environ=environ)
+    (message,) = exc.value.problems
+    assert message.startswith("environment variable ROTATOR_PROVIDERS__BW__GRANTS: providers.bw.grants[0]: store")

@@ -81,10 +81,12 @@ def test_a_create_that_timed_out_is_never_retried() -> None:
 
 
 def test_a_create_answered_with_500_is_an_unknown_outcome() -> None:
-    handler, seen = sequence(httpx.Response(500, json={}), httpx.Response(201, json={}))
-    with pytest.raises(CreateOutcomeUnknown):
+    handler, seen = sequence(httpx.Response(500, json={"error": {"message": "boom"}}), httpx.Response(201, json={}))
+    with pytest.raises(CreateOutcomeUnknown) as exc:
         core(handler).request("POST", "/keys", headers={}, idempotent=False)
     assert seen == ["POST"]
+    said = str(exc.value)  # the provider and the status once each, the vendor's words kept
+    assert said.count("HTTP 500") == 1 and said.count(f"{exc.value.provider}:") == 1 and "boom" in said
 
 
 def test_a_create_refused_at_connect_is_safe_to_retry() -> None:

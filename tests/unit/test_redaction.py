@@ -28,9 +28,8 @@ def test_registered_secret_is_masked_everywhere_in_a_line() -> None:
 
 @pytest.fixture(autouse=True)
 def _provider_types_loaded() -> None:
-    """As in every command that reads settings: the provider types are loaded, and their key
-    prefixes with them (registry.providers())."""
-    registry.providers()
+    """The shapes as the first redaction of any process makes them (log._vendor_shapes)."""
+    log._vendor_shapes()
 
 
 def test_key_shapes_are_masked_even_if_never_registered() -> None:
@@ -155,3 +154,14 @@ def test_a_provider_types_own_key_prefixes_are_what_is_masked() -> None:
     log.mask_key_prefixes(["zz_live_"])  # a sixth vendor's type, loaded
     assert log.redact("key zz_live_abcdefgh123 sent") == f"key {log.MASK} sent"
     assert log.redact("zz_live_short") == "zz_live_short"  # not a key: too short
+
+
+def test_a_vendors_key_is_masked_before_any_settings_are_read() -> None:
+    """A process that never read its settings (a command failing on its arguments) still masks
+    every installed type's keys: the types' prefixes are asked for at the first redaction."""
+    import subprocess
+    import sys
+
+    code = "from rotator import log; print(log.redact('x bwpat_ABCDEFGHIJKL sk_live_ABCDEFGHIJ y'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"x {log.MASK} {log.MASK} y"
