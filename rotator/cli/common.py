@@ -138,9 +138,18 @@ def find_rotation(ctx: click.Context, app: App, rotation_id: str) -> Rotation:
 
 
 def under_lease(
-    ctx: click.Context, app: App, rotation: Rotation, act: Callable[[Any, Rotation], Rotation], kind: str = "cli"
+    ctx: click.Context,
+    app: App,
+    rotation: Rotation,
+    act: Callable[[Any, Rotation], Rotation],
+    kind: str = "cli",
+    *,
+    still_waiting: str | None = None,
 ) -> tuple[Any, Rotation]:
-    """Run a person's action on a rotation while holding its secret's lease. KeyRejected passes through."""
+    """Run a person's action on a rotation while holding its secret's lease. KeyRejected passes through.
+
+    `still_waiting`: what the rotation still waits for when a temporary error (a provider that did
+    not answer) stopped the action — said, with exit 4, instead of exit 1 "failed"."""
 
     runner = app.runner(actor_name(kind))
     try:
@@ -151,6 +160,9 @@ def under_lease(
         click.echo(str(exc), err=True)
         ctx.exit(Exit.LOCKED)
     except RotatorError as exc:
+        if exc.temporary and still_waiting is not None:
+            click.echo(f"{exc}; nothing was changed: {still_waiting}", err=True)
+            ctx.exit(Exit.OPERATOR)
         # temporary (provider unreachable): try again later; otherwise the request itself was wrong
         click.echo(f"{exc}{'; try again' if exc.temporary else ''}", err=True)
         ctx.exit(Exit.FAILED if exc.temporary else Exit.INPUT)

@@ -179,7 +179,14 @@ def supply(ctx: click.Context, rotation_id: str) -> None:
         ctx.exit(Exit.INPUT)
     key = wrap(read_hidden(f"new {rotation.provider} key for {rotation.secret}"))  # read before taking the lease
     try:
-        runner, rotation = under_lease(ctx, app, rotation, lambda engine, r: engine.supply(r, key), "operator")
+        runner, rotation = under_lease(
+            ctx,
+            app,
+            rotation,
+            lambda engine, r: engine.supply(r, key),
+            "operator",
+            still_waiting=f"rotation {rotation_id} still waits for a key (supply it again later)",
+        )
     except KeyRejected as exc:
         click.echo(f"key rejected — {exc}; rotation {rotation_id} still waits for a key", err=True)
         ctx.exit(Exit.INPUT)

@@ -196,3 +196,23 @@ def test_a_revocation_that_never_takes_effect_holds_the_rotation(provider_world:
     done = w.cli("rotate", w.name)
     assert done.returncode == 0, done.stdout + done.stderr
     assert_rotated(w)
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks"], indirect=True)
+def test_a_key_that_cannot_be_checked_now_leaves_the_rotation_waiting_on_the_person(
+    provider_world: ProviderWorld,
+) -> None:
+    """The provider does not answer the key's probe: nothing is stored, the command says the
+    rotation still waits for a key (exit 4, not 1 "failed"), and the same key is taken later."""
+    w = provider_world
+    assert w.cli("rotate", w.name).returncode == 4
+    rotation_id = w.active_rotation()
+    made = w.mint()
+    w.faults(rules=[{"kind": "503", "method": "GET", "path": "/v1/ping", "times": 50}], retry_after=0)
+    result = w.cli("supply", rotation_id, input=made["secret"] + "\n")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "still waits for a key" in result.stderr and made["secret"] not in result.stdout + result.stderr
+    assert w.current()["api_key"] == w.first["secret"]
+    w.faults(clear=True)
+    assert w.cli("supply", rotation_id, input=made["secret"] + "\n").returncode == 4  # now waits for the revocation
+    assert w.current()["api_key"] == made["secret"]
