@@ -51,24 +51,26 @@ class Journal:
         change = Change(
             dict(fields), rot.state, self.clock(), event=event, detail=detail, outbox=outbox, leftover=leftover
         )
-        for name, value in fields.items():
-            setattr(rot, name, value)
-        self._pending.setdefault(rot.id, (rot, []))[1].append(change)
-        return rot
+        return self._keep(rot, change)
 
     def audit(self, rot: Rotation, event: str, detail: dict[str, Any]) -> None:
         """An audit event of `rot` that changes none of its fields; written with the next write."""
-        change = Change({}, rot.state, self.clock(), event=event, detail=detail, moves=False)
-        self._pending.setdefault(rot.id, (rot, []))[1].append(change)
+        self._keep(rot, Change({}, rot.state, self.clock(), event=event, detail=detail, moves=False))
 
     def attempt(self, rot: Rotation, step: str, *, error: str, next_attempt_at: datetime | None) -> None:
         """A failed try of `step`, counted with the next write (and, when it is tried again, the
         rotation's next look at `next_attempt_at`)."""
         fields = {} if next_attempt_at is None else {"next_attempt_at": next_attempt_at}
-        for name, value in fields.items():
+        self._keep(
+            rot, Change(fields, rot.state, self.clock(), attempt=Attempt(step, error, next_attempt_at), moves=False)
+        )
+
+    def _keep(self, rot: Rotation, change: Change) -> Rotation:
+        """`change` applied to `rot` now (what the step goes on with) and kept for the next write."""
+        for name, value in change.fields.items():
             setattr(rot, name, value)
-        change = Change(fields, rot.state, self.clock(), attempt=Attempt(step, error, next_attempt_at), moves=False)
         self._pending.setdefault(rot.id, (rot, []))[1].append(change)
+        return rot
 
     def flush(self, rot: Rotation) -> bool:
         """Write what was recorded for `rot` in one fenced transaction; False when there was nothing.
