@@ -211,6 +211,12 @@ class Lean(Strict):
         return self
 
 
+@functools.cache
+def _location_fields(ref: type[BaseModel]) -> tuple[str, ...]:
+    # per reference type, once: `granted` asks for every secret of a fleet
+    return tuple(name for name in ref.model_fields if name != "instance")
+
+
 class StoreRefPart(Lean):
     """A secret's place in one store type, as policy files write it under the type's name:
     `store: {aws: {secret_id: ...}}`. `instance` names the store instance in rotator.yaml."""
@@ -229,11 +235,16 @@ class StoreRefPart(Lean):
         return [((*store.identity(self.instance), self.location), None)]
 
     @classmethod
+    def location_fields(cls) -> tuple[str, ...]:
+        """The fields that say where a secret is (all but `instance`), in order: a grant's fields."""
+        return _location_fields(cls)
+
+    @classmethod
     def grant_patterns(cls, patterns: dict[str, str]) -> dict[str, str]:
         """`patterns` as a grant of this store type: only this reference's fields, each checked
         (`check_pattern`), in the reference's order, a field left out taking its default; a
         ValueError says what is wrong."""
-        fields = [name for name in cls.model_fields if name != "instance"]
+        fields = cls.location_fields()
         if unknown := sorted(set(patterns) - set(fields)):
             known = ", ".join(fields)
             raise ValueError(f"{', '.join(unknown)}: not a field of this store's locations (fields: {known})")
@@ -255,10 +266,9 @@ class StoreRefPart(Lean):
     def granted(self, grant: Grant, store: StoreSettings) -> bool:
         """Whether `grant` covers this secret, whatever the spelling: by default, each of its
         patterns matches the field of the same name (a resolved grant has every field)."""
-        fields = {name for name in type(self).model_fields if name != "instance"}
         return (
             grant.store == self.instance
-            and set(grant.patterns) == fields  # resolved: a field left out is no wildcard
+            and set(grant.patterns) == set(self.location_fields())  # resolved: a field left out is no wildcard
             and all(fnmatch.fnmatchcase(str(getattr(self, name)), p) for name, p in grant.patterns.items())
         )
 

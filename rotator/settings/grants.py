@@ -46,7 +46,7 @@ def _where(
 
 
 def _fields(type_name: str) -> set[str]:
-    return {name for name in registry.store(type_name).ref.model_fields if name != "instance"}
+    return set(registry.store(type_name).ref.location_fields())
 
 
 def _resolved(settings: Settings, grant: Grant) -> Grant:

@@ -219,9 +219,8 @@ def _grant_fields(path: list[str], here: list[str], missing: list[str]) -> Itera
     for type_name, kind in sorted(registry.stores().items()):
         if not kind.ref.__module__.startswith("rotator."):
             continue  # another package's type documents its own
-        for name, field in kind.ref.model_fields.items():
-            if name == "instance":
-                continue
+        for name in kind.ref.location_fields():
+            field = kind.ref.model_fields[name]
             text = description(kind.ref, name)
             if text is None:
                 missing.append(f"{kind.ref.__module__}.{kind.ref.__qualname__}.{name}")
