@@ -70,8 +70,8 @@ GROUPS = [
         0.80,
         (
             "rotator.settings.models.xǁHooksSettingsǁ*",
-            "rotator.config_parts.xǁGrantǁ*",
-            "rotator.config_parts.*granted*",
+            "rotator.plugin.settings.xǁGrantǁ*",
+            "rotator.plugin.settings.*granted*",
             "rotator.stores.aws_settings.*granted*",
             "rotator.stores.aws_settings.x_names_of*",
             "rotator.settings.policy_checks.x_check_secret*",
@@ -80,8 +80,8 @@ GROUPS = [
     ),
     Group("leaked", 0.80, ("rotator.operations.leaked.*",)),
     Group("outbox", 0.80, ("rotator.notify.*", "rotator.state.outbox.xǁOutboxǁ*")),
-    Group("http", 0.80, ("rotator.providers.http.*",)),
-    Group("stores", 0.80, ("rotator.stores.aws.*", "rotator.stores.vault.*", "rotator.stores.base.*")),
+    Group("http", 0.80, ("rotator.plugin.http.*",)),
+    Group("stores", 0.80, ("rotator.stores.aws.*", "rotator.stores.vault.*", "rotator.plugin.store.*")),
 ]
 BY_NAME = {g.name: g for g in GROUPS}
 KILLED = {1, 3, 24, -24, 36, 152, 255}  # a failing test, pytest's internal error, a timeout (SIGXCPU)

@@ -15,17 +15,18 @@ from typing import TypeVar, cast
 
 from pydantic import SecretStr
 
-from rotator import registry
-from rotator.config_parts import CredentialSource
 from rotator.credentials import read_credential
 from rotator.engine.rotation import Engine
 from rotator.engine.runner import Runner
 from rotator.engine.steps import Target
 from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
-from rotator.providers.base import Provider
-from rotator.providers.http import HttpCore
-from rotator.registry import Context
+from rotator.plugin import registry
+from rotator.plugin.http import HttpCore
+from rotator.plugin.provider import Provider
+from rotator.plugin.registry import Context
+from rotator.plugin.settings import CredentialSource
+from rotator.plugin.store import Store
 from rotator.runtime.ratelimit import Limit, Window
 from rotator.settings import config as config_module
 from rotator.settings import policies as policies_module
@@ -33,7 +34,6 @@ from rotator.settings.models import Settings
 from rotator.settings.policies import PolicySet, SecretSpec
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
-from rotator.stores.base import Store
 
 
 def actor_name(kind: str = "cli") -> str:

@@ -6,9 +6,9 @@ import os
 
 from pydantic import SecretStr
 
-from rotator.config_parts import CredentialSource
 from rotator.errors import InputError
 from rotator.keys import secret
+from rotator.plugin.settings import CredentialSource
 
 
 def read_credential(source: CredentialSource, what: str) -> SecretStr:

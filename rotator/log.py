@@ -15,6 +15,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterable, MutableMapping
+from importlib.metadata import entry_points
 from typing import Any, TextIO, cast
 
 import structlog
@@ -83,12 +84,12 @@ def _vendor_shapes() -> re.Pattern[str]:
         with _types_lock:
             if not _types_asked:
                 _types_asked = True  # first: loading the types may log, and that must not recurse
-                try:
-                    from rotator import registry  # here, not at the top: log is below everything
-
-                    mask_key_prefixes(p for kind in registry.providers().values() for p in kind.key_prefixes)
-                except Exception:  # noqa: S110 - a broken plugin must not stop redaction
-                    pass
+                # straight from the entry points, not through plugin.registry: log is below everything
+                for point in entry_points(group="rotator.providers"):
+                    try:
+                        mask_key_prefixes(getattr(point.load(), "key_prefixes", ()))
+                    except Exception:  # noqa: S112 - a broken plugin must not stop redaction
+                        continue
     return _KEY_SHAPES
 
 

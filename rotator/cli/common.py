@@ -19,7 +19,7 @@ from rotator.errors import InputError, KeyRejected, LeaseHeld, RotatorError
 
 if TYPE_CHECKING:
     from rotator.app import App
-    from rotator.state.schema import Rotation
+    from rotator.engine.steps import Rotation
 
 
 def load_app(ctx: click.Context, *, daemon: bool = False) -> App:

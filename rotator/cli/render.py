@@ -12,8 +12,7 @@ from rotator.cli.exit import Exit
 from rotator.lifecycle import WITH_OPERATOR, State
 
 if TYPE_CHECKING:
-    from rotator.engine.steps import Step
-    from rotator.state.schema import Rotation
+    from rotator.engine.steps import Rotation, Step
 
 
 def print_step(rotation: Rotation) -> Callable[[Step], None]:

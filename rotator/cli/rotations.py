@@ -275,8 +275,8 @@ def login(ctx: click.Context, instance: str) -> None:
     """Log in to a Boltly INSTANCE again (password from stdin or a hidden prompt); save its refresh token."""
     from rotator import log
     from rotator.keys import secret as wrap
+    from rotator.plugin.registry import Context
     from rotator.providers.boltly import BoltlySettings, session_of
-    from rotator.registry import Context
 
     app = load_app(ctx)
     cfg = app.settings.providers.get(instance)

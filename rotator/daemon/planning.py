@@ -8,7 +8,7 @@ from rotator import log
 from rotator.app import App
 from rotator.daemon import schedule
 from rotator.errors import RotatorError
-from rotator.providers.http import parse_time
+from rotator.plugin.http import parse_time
 from rotator.settings.policies import SecretSpec
 from rotator.state.clock import utcnow
 

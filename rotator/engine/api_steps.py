@@ -18,10 +18,10 @@ from rotator.engine.steps import Step, StepContext, Target, payload
 from rotator.errors import KeyNotProven, KeyRefused, NotYet, RotationError, StoreError
 from rotator.keys import key_name
 from rotator.lifecycle import State
-from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo
+from rotator.plugin.provider import ApiProvider, DashboardProvider, KeyInfo
+from rotator.plugin.store import StoredValue
 from rotator.runtime import failpoints
 from rotator.state.schema import Rotation
-from rotator.stores.base import StoredValue
 
 
 def start(engine: StepContext, rot: Rotation, t: Target) -> Step:

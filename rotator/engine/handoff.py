@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from rotator.errors import KeyRefused, KeyRejected, RotationError
 from rotator.keys import fingerprint, key_name
 from rotator.lifecycle import State
-from rotator.providers.base import DashboardProvider, ProbeResult
+from rotator.plugin.provider import DashboardProvider, ProbeResult
+from rotator.plugin.store import StoredValue
 from rotator.state.schema import Rotation
-from rotator.stores.base import StoredValue
 
 if TYPE_CHECKING:
     from rotator.engine.steps import Step, StepContext, Target

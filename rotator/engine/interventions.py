@@ -6,7 +6,7 @@ from rotator.engine import handoff
 from rotator.engine.rotation import Engine
 from rotator.errors import RotationError
 from rotator.lifecycle import ABORTABLE_AFTER_PROMOTION, TERMINAL, State, can_roll_back
-from rotator.providers.base import DashboardProvider
+from rotator.plugin.provider import DashboardProvider
 from rotator.state.schema import Rotation
 
 

@@ -13,9 +13,9 @@ The proof is kept on the rotation (`old_key_proof`); revoking without one is ref
 from __future__ import annotations
 
 from rotator.errors import KeyNotProven, KeyRefused
-from rotator.providers.base import ApiProvider
+from rotator.plugin.provider import ApiProvider
+from rotator.plugin.store import StoredValue
 from rotator.state.db import StateDB
-from rotator.stores.base import StoredValue
 
 ADOPTED = "key.adopted"
 

@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rotator.lifecycle import State
+from rotator.plugin.provider import Provider
+from rotator.plugin.store import Store
 from rotator.policy.rules import Policy
-from rotator.providers.base import Provider
 from rotator.settings.models import EngineSettings, HooksSettings
 from rotator.settings.policies import SecretSpec
-from rotator.state.schema import Rotation
-from rotator.stores.base import Store
+from rotator.state.schema import Rotation as Rotation  # the record the engine hands to commands
 
 if TYPE_CHECKING:
     from rotator.state.db import StateDB

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from rotator.app import App
 from rotator.errors import KeyRefused, PermissionDenied, RotatorError
-from rotator.providers.base import ApiProvider, DashboardProvider
+from rotator.plugin.provider import ApiProvider, DashboardProvider
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rotator.app import App
 from rotator.keys import rotation_id_of
 from rotator.lifecycle import State
-from rotator.providers.base import ApiProvider
+from rotator.plugin.provider import ApiProvider
 from rotator.settings.policies import SecretSpec
 
 

@@ -1,1 +1,1 @@
-"""Provider adapters: one small file per vendor, all behind `providers.base.Provider`."""
+"""Provider adapters: one small file per vendor, all behind `rotator.plugin.provider.Provider`."""

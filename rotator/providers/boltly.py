@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 
-from rotator.config_parts import CredentialSource, HttpUrl, ProviderSettings, StoreRefPart
 from rotator.credentials import read_credential
 from rotator.errors import (
     KeyNotFound,
@@ -31,7 +30,10 @@ from rotator.errors import (
     RotationError,
 )
 from rotator.keys import secret
-from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.plugin.http import HttpCore, parse_time, require
+from rotator.plugin.provider import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.plugin.registry import Context, ProviderType
+from rotator.plugin.settings import CredentialSource, HttpUrl, ProviderSettings, StoreRefPart
 from rotator.providers.boltly_session import (
     SPENDING_TIMEOUT,
     BoltlySession,
@@ -40,8 +42,6 @@ from rotator.providers.boltly_session import (
     TokenKeeper,
     first_field,
 )
-from rotator.providers.http import HttpCore, parse_time, require
-from rotator.registry import Context, ProviderType
 from rotator.stores.refs import StoreRef
 
 PATH = "/v1/developer-access/api-keys"

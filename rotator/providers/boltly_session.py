@@ -31,9 +31,9 @@ from rotator.errors import (
     StoreConflict,
 )
 from rotator.keys import secret
-from rotator.providers.http import HttpCore
+from rotator.plugin.http import HttpCore
+from rotator.plugin.store import Store, StoredValue
 from rotator.runtime import failpoints
-from rotator.stores.base import Store, StoredValue
 
 SPENDING_TIMEOUT = 30.0
 """Seconds to wait for a login's or refresh's answer, however short the instance's timeout."""

@@ -16,12 +16,12 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from rotator.config_parts import CredentialSource, HttpUrl, ProviderSettings
 from rotator.errors import KeyNotFound, KeyNotProven
 from rotator.keys import secret
-from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
-from rotator.providers.http import HttpCore, parse_time, require
-from rotator.registry import Context, ProviderType
+from rotator.plugin.http import HttpCore, parse_time, require
+from rotator.plugin.provider import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.plugin.registry import Context, ProviderType
+from rotator.plugin.settings import CredentialSource, HttpUrl, ProviderSettings
 
 PATH = "/v1/personal-access-tokens"
 PAGE_SIZE = 100

@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from rotator.config_parts import HttpUrl, ProviderSettings
 from rotator.errors import PermissionDenied, UnexpectedResponse
-from rotator.providers.base import DashboardProvider, ProbeResult, Usage
-from rotator.providers.http import HttpCore, require
-from rotator.registry import Context, ProviderType
+from rotator.plugin.http import HttpCore, require
+from rotator.plugin.provider import DashboardProvider, ProbeResult, Usage
+from rotator.plugin.registry import Context, ProviderType
+from rotator.plugin.settings import HttpUrl, ProviderSettings
 from rotator.runtime.ratelimit import Limit
 
 

@@ -178,8 +178,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         if ref.instance not in settings.stores
     ]
     problems += _team_problems(settings, doc, path)
-    settings, unresolved = grants.resolved(settings, doc, path, overridden)
-    problems += unresolved
+    _, unresolved = grants.resolved(settings.providers, settings.store_types())
+    problems += grants.located(unresolved, doc, path, overridden)
     if problems:
         raise InputError(problems)
     if path is not None and not settings.policies_dir.is_absolute():

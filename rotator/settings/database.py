@@ -7,11 +7,11 @@ from pathlib import Path
 
 from pydantic import field_validator
 
-from rotator.config_parts import (
+from rotator.errors import InputError
+from rotator.plugin.settings import (
     Strict,
     host_name_ok,
 )
-from rotator.errors import InputError
 
 
 class StateSettings(Strict):

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from rotator import registry
-from rotator.config_parts import (
+from rotator.durations import PositiveDuration
+from rotator.plugin import registry
+from rotator.plugin.settings import (
     CredentialSource,
     HostPattern,
     ProviderSettings,
@@ -26,8 +27,8 @@ from rotator.config_parts import (
     check_http_url,
     plain_http,
 )
-from rotator.durations import PositiveDuration
 from rotator.policy.rules import BUILT_IN, Policy
+from rotator.settings import grants
 from rotator.settings.database import StateSettings, refuse_foreign
 from rotator.settings.tenancy import Team
 from rotator.stores.aws_settings import AwsStoreSettings
@@ -213,10 +214,8 @@ class Settings(Strict):
     def _grants_resolved(self) -> Settings:
         """Every grant with its store instance and all its fields, as the store's type has them
         (settings/grants.py); one that cannot be resolved grants nothing (loading names it)."""
-        from rotator.settings import grants
-
-        resolved, _ = grants.resolved(self, None, None)
-        object.__setattr__(self, "providers", resolved.providers)  # frozen: set once, here, while validated
+        providers, _ = grants.resolved(self.providers, self.store_types())
+        object.__setattr__(self, "providers", providers)  # frozen: set once, here, while validated
         return self
 
     @field_validator("policies_dir")
@@ -249,6 +248,10 @@ class Settings(Strict):
 
     def built_in_policies(self) -> dict[str, Policy]:
         return {**BUILT_IN, **{str(name): policy for name, policy in self.policies.items()}}
+
+    def store_types(self) -> dict[str, str]:
+        """Each store instance's type name, by instance."""
+        return {name: store.type for name, store in self.stores.items()}
 
     def hooks_for(self, team: str | None) -> HooksSettings:
         """The hooks a team's secrets may use; `None` (no teams configured): all of them."""

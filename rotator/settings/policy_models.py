@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rotator.config_parts import Lean, check_http_url
+from rotator.plugin.settings import Lean, check_http_url
 from rotator.policy.rules import Policy
 from rotator.stores.refs import StoreRef
 

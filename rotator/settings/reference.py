@@ -25,8 +25,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from rotator import durations, registry
-from rotator.config_parts import CredentialSource, Grant, HostPattern, HttpUrl, ProviderSettings, StoreSettings
+from rotator import durations
+from rotator.plugin import registry
+from rotator.plugin.settings import CredentialSource, Grant, HostPattern, HttpUrl, ProviderSettings, StoreSettings
 from rotator.policy.rules import BUILT_IN, Policy
 from rotator.settings.config import ENV_PREFIX
 from rotator.settings.models import Settings

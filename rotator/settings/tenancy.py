@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rotator.config_parts import HostPattern
+from rotator.plugin.settings import HostPattern
 
 TEAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 

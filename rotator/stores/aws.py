@@ -22,9 +22,9 @@ from botocore.exceptions import (
 )
 
 from rotator.errors import StoreConflict, StoreError, StorePermissionError, StoreUnavailable
+from rotator.plugin.store import KnownValues, Store, StoredValue, Version
 from rotator.runtime import ratelimit
 from rotator.runtime.ratelimit import Limit
-from rotator.stores.base import KnownValues, Store, StoredValue, Version
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from rotator.config_parts import Grant, HttpUrl, StoreRefPart, StoreSettings, plain_http, url_identity
-from rotator.registry import Services, StoreType
-from rotator.stores.base import Store
+from rotator.plugin.registry import Services, StoreType
+from rotator.plugin.settings import Grant, HttpUrl, StoreRefPart, StoreSettings, plain_http, url_identity
+from rotator.plugin.store import Store
 
 AWS_SECRET_ID = re.compile(
     r"[A-Za-z0-9/_+=.@*?-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@*?-]+"

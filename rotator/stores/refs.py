@@ -1,5 +1,5 @@
 """`store:` in a policy file: one installed store type's reference, `{aws: {secret_id: ...}}` or
-`{vault: {path: ...}}`, the model built from the installed store types (rotator.registry)."""
+`{vault: {path: ...}}`, the model built from the installed store types (rotator.plugin.registry)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import create_model, model_validator
 
-from rotator import registry
-from rotator.config_parts import Lean, StoreRefPart
+from rotator.plugin import registry
+from rotator.plugin.settings import Lean, StoreRefPart
 
 
 class StoreRefBase(Lean):

@@ -25,7 +25,7 @@ from hvac import exceptions as vault_errors
 from pydantic import SecretStr
 
 from rotator.errors import StoreConflict, StoreError, StorePermissionError, StoreUnavailable
-from rotator.stores.base import KnownValues, Store, StoredValue, Version
+from rotator.plugin.store import KnownValues, Store, StoredValue, Version
 
 _CAPABILITY = {"read": "read", "write": "create/update", "delete": "delete", "list": "list", "patch": "patch"}
 

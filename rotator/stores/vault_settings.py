@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from rotator.config_parts import (
+from rotator.plugin.registry import Services, StoreType
+from rotator.plugin.settings import (
     CredentialSource,
     HttpUrl,
     StoreRefPart,
@@ -18,8 +19,7 @@ from rotator.config_parts import (
     plain_http,
     url_identity,
 )
-from rotator.registry import Services, StoreType
-from rotator.stores.base import Store
+from rotator.plugin.store import Store
 
 _UNSAFE_PATH = re.compile(r"[%?#\\\s\x00-\x1f\x7f]")
 

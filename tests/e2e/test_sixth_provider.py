@@ -1,6 +1,6 @@
 """A sixth provider from a package of its own, found through its entry point: it rotates a secret
 against a small API of its own without any change inside rotator/ — the seam a vendor adapter plugs
-into (rotator/registry.py). Without the package, rotator.yaml naming its type is refused, naming
+into (rotator/plugin/registry.py). Without the package, rotator.yaml naming its type is refused, naming
 the installed types."""
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ PLUGIN = '''\
 
 from typing import Literal
 
-from rotator.config_parts import CredentialSource, ProviderSettings
+from rotator.plugin.settings import CredentialSource, ProviderSettings
 from rotator.errors import KeyNotFound, KeyNotProven
 from rotator.keys import secret
-from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
-from rotator.registry import Context, ProviderType
+from rotator.plugin.provider import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.plugin.registry import Context, ProviderType
 
 
 class SixthSettings(ProviderSettings):
@@ -97,7 +97,7 @@ import httpx
 import pytest
 
 from rotator.app import App
-from rotator.testing import ApiProviderContract, IssuedKey
+from rotator.plugin.testing import ApiProviderContract, IssuedKey
 
 API, ADMIN = os.environ["SIXTH_API"], {"Authorization": "Bearer " + os.environ["SIXTH_ADMIN"]}
 
@@ -230,7 +230,7 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"{config}:4:" in refused.stderr and "'sixth'" in refused.stderr and "'brandwave'" in refused.stderr
 
-    # the adapter's own tests: the contract that ships with rotator (rotator/testing.py)
+    # the adapter's own tests: the contract that ships with rotator (rotator/plugin/testing.py)
     (tmp_path / "test_sixth_contract.py").write_text(CONTRACT)
     admin = mint("admin")
     env = {

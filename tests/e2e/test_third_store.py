@@ -1,7 +1,7 @@
 """A third store from a package of its own, found through its entry point: one file holds its
 settings, its policy-file locations, its grant shape and the adapter, and a Brandwave secret kept
 in it is rotated end to end — the old key revoked and proven dead, the new one current in the
-store — without any change inside rotator/ (the seam of rotator/registry.py, as the sixth provider
+store — without any change inside rotator/ (the seam of rotator/plugin/registry.py, as the sixth provider
 test proves for providers). A grant of another shape than the store's is refused at its line."""
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from rotator.config_parts import StoreRefPart, StoreSettings
+from rotator.plugin.settings import StoreRefPart, StoreSettings
 from rotator.errors import StoreConflict
-from rotator.registry import StoreType
-from rotator.stores.base import Store, StoredValue, Version
+from rotator.plugin.registry import StoreType
+from rotator.plugin.store import Store, StoredValue, Version
 
 
 class FileStoreSettings(StoreSettings):

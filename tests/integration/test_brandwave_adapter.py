@@ -6,9 +6,9 @@ from pydantic import SecretStr
 
 from rotator.errors import CreateOutcomeUnknown, KeyRefused
 from rotator.keys import secret
+from rotator.plugin.http import HttpCore
+from rotator.plugin.http import read_vendor_error as read_error
 from rotator.providers.brandwave import PATH, Brandwave
-from rotator.providers.http import HttpCore
-from rotator.providers.http import read_vendor_error as read_error
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from rotator.config_parts import CredentialSource
 from rotator.notify import ATTEMPTS, Notifier, backoff
+from rotator.plugin.settings import CredentialSource
 from rotator.runtime.background_http import serve_app
 from rotator.settings.models import NotificationTarget
 from rotator.state.clock import utcnow

@@ -1,4 +1,4 @@
-"""The provider contract (rotator/testing.py) for each of the five adapters against its simulator
+"""The provider contract (rotator/plugin/testing.py) for each of the five adapters against its simulator
 over loopback HTTP; below, what the simulators' fault controls let us check of every adapter."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from rotator_sandbox.server import Running
 
 from rotator.errors import CreateOutcomeUnknown, ProviderUnavailable
 from rotator.keys import key_name, secret
-from rotator.providers.base import ApiProvider, KeyInfo, Provider
-from rotator.testing import ApiProviderContract, DashboardProviderContract, IssuedKey
+from rotator.plugin.provider import ApiProvider, KeyInfo, Provider
+from rotator.plugin.testing import ApiProviderContract, DashboardProviderContract, IssuedKey
 from tests.support.provider_world import ALL, API, BOLTLY_SCOPES, OPERATED, ProviderWorld
 
 

@@ -1,4 +1,4 @@
-"""The store contract (rotator/testing.py) for both stores, against a real moto server and a
+"""The store contract (rotator/plugin/testing.py) for both stores, against a real moto server and a
 real OpenBao server."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from rotator.keys import secret
+from rotator.plugin.testing import StoreCase, StoreContract
 from rotator.stores.aws import AwsSecretsManager
 from rotator.stores.vault import VaultKV
-from rotator.testing import StoreCase, StoreContract
 from tests.conftest import OpenBao
 
 

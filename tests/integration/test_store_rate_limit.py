@@ -13,8 +13,8 @@ from typing import Any
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from rotator.keys import secret
+from rotator.plugin.store import StoredValue
 from rotator.stores.aws import AwsSecretsManager
-from rotator.stores.base import StoredValue
 
 
 def test_writes_from_many_threads_and_two_stores_keep_to_the_regions_limit(

@@ -154,7 +154,7 @@ def test_a_policy_denying_the_pending_path_gives_a_permission_error(openbao: Ope
     policy = FULL + '\npath "secret/data/rotator-pending/*" { capabilities = ["deny"] }'
     role_id, secret_id = _approle(openbao, policy)
     store = VaultKV(url=openbao.url, approle=(role_id, secret(secret_id)))
-    from rotator.stores.base import StoredValue
+    from rotator.plugin.store import StoredValue
 
     value = StoredValue.new(api_key=secret("new-key-value"), key_id="n", provider="brandwave", rotation_id="r")
     with pytest.raises(StorePermissionError) as exc:

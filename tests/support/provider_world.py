@@ -13,7 +13,7 @@ import httpx
 from mypy_boto3_secretsmanager import SecretsManagerClient
 from rotator_sandbox.server import Running
 
-from rotator import registry
+from rotator.plugin import registry
 from rotator.providers import dashboard
 from tests.support.sandbox_world import SandboxWorld
 

@@ -15,8 +15,8 @@ from rotator.errors import (
     ProviderUnavailable,
     UnexpectedResponse,
 )
-from rotator.providers.http import HttpCore, require, retry_after_seconds
-from rotator.providers.http import read_vendor_error as read_error
+from rotator.plugin.http import HttpCore, require, retry_after_seconds
+from rotator.plugin.http import read_vendor_error as read_error
 
 
 def core(handler: Callable[[httpx.Request], httpx.Response], **kwargs: float) -> HttpCore:

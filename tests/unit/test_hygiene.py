@@ -54,7 +54,7 @@ def test_the_notifier_survives_any_exception_and_counts_it(tmp_path: Path) -> No
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from rotator.config_parts import CredentialSource
+    from rotator.plugin.settings import CredentialSource
     from rotator.runtime.background_http import serve_app
     from rotator.state.db import StateDB
 

@@ -11,7 +11,6 @@ TOP_LEVEL = {
     "__init__.py",
     "__main__.py",
     "app.py",
-    "config_parts.py",
     "credentials.py",
     "durations.py",
     "errors.py",
@@ -19,8 +18,6 @@ TOP_LEVEL = {
     "lifecycle.py",
     "log.py",
     "notify.py",
-    "registry.py",
-    "testing.py",
 }
 
 

@@ -15,12 +15,12 @@ from rotator.engine.rotation import Engine
 from rotator.engine.steps import Target
 from rotator.errors import KeyRefused, StorePermissionError
 from rotator.lifecycle import BEFORE_PROMOTION, TERMINAL, State
+from rotator.plugin.provider import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.plugin.store import Store, StoredValue, Version
 from rotator.policy.rules import Cutover, Policy
-from rotator.providers.base import ApiProvider, CreatedKey, KeyInfo, ProbeResult
 from rotator.settings.models import EngineSettings
 from rotator.settings.policies import SecretSpec, StoreRef
 from rotator.state.db import StateDB
-from rotator.stores.base import Store, StoredValue, Version
 
 
 def _denied(*_: Any, **__: Any) -> NoReturn:

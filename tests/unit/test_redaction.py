@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from rotator import log, registry
+from rotator import log
 from rotator.keys import fingerprint, secret
+from rotator.plugin import registry
 
 
 def _lines(stream: io.StringIO) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotator.config_parts import Grant
+from rotator.plugin.settings import Grant
 from rotator.settings.models import HooksSettings
 from rotator.stores.aws_settings import AwsRef, AwsStoreSettings
 from rotator.stores.vault_settings import VaultRef, VaultStoreSettings

@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from rotator.keys import secret
+from rotator.plugin.http import HttpCore
 from rotator.providers.brandwave import Brandwave
-from rotator.providers.http import HttpCore
 
 
 def brandwave(items: list[dict[str, object]]) -> Brandwave:

@@ -29,8 +29,8 @@ import pytest
 
 from rotator.errors import KeyNotProven, KeyRefused, StoreConflict
 from rotator.keys import key_name, secret
-from rotator.providers.base import ApiProvider, DashboardProvider, KeyInfo, Provider
-from rotator.stores.base import Store, StoredValue
+from rotator.plugin.provider import ApiProvider, DashboardProvider, KeyInfo, Provider
+from rotator.plugin.store import Store, StoredValue
 
 
 @dataclass(frozen=True)

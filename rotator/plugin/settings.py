@@ -1,7 +1,7 @@
 """The pieces of rotator.yaml that every adapter's own settings are made of.
 
 A provider type's settings subclass `ProviderSettings`, a store type's `StoreSettings`, and a
-store type's reference in policy files `StoreRefPart` (see rotator.registry). Nothing here knows
+store type's reference in policy files `StoreRefPart` (see rotator.plugin.registry). Nothing here knows
 any vendor or store by name, except the AWS and Vault shapes of a `Grant`.
 """
 

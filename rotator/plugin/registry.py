@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
-from rotator.config_parts import CredentialSource, ProviderSettings, StoreRefPart, StoreSettings
 from rotator.errors import InputError
+from rotator.plugin.settings import CredentialSource, ProviderSettings, StoreRefPart, StoreSettings
 from rotator.runtime.ratelimit import Limit
 
 if TYPE_CHECKING:
-    from rotator.providers.base import Provider
-    from rotator.providers.http import HttpCore
-    from rotator.stores.base import Store
+    from rotator.plugin.http import HttpCore
+    from rotator.plugin.provider import Provider
+    from rotator.plugin.store import Store
 
 T = TypeVar("T")
 PROVIDERS, STORES = "rotator.providers", "rotator.stores"
