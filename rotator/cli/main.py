@@ -23,7 +23,21 @@ from rotator.errors import InputError, RotatorError, SchemaMismatch
 
 
 class _Commands(click.Group):
-    """Errors no command handled become one line and an exit code, never a traceback."""
+    """Errors no command handled become one line and an exit code, never a traceback. Beside
+    rotator's own commands, those the installed provider types add (cli/actions.py); an own
+    command's name always means the own command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from rotator.plugin.actions import names
+
+        return sorted({*super().list_commands(ctx), *names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if (own := super().get_command(ctx, cmd_name)) is not None:
+            return own
+        from rotator.cli.actions import command
+
+        return command(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -100,7 +114,6 @@ for command in (
     rotations.release,
     rotations.abort,
     rotations.adopt,
-    rotations.login,
     fleet.plan,
     fleet.incident,
     fleet.offboard,

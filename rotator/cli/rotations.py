@@ -19,7 +19,7 @@ from rotator.cli.common import (
 )
 from rotator.cli.exit import Exit
 from rotator.cli.render import age, json_document, moment, outcome, print_blocked, print_step, table
-from rotator.errors import KeyRejected, LeaseHeld, RotatorError
+from rotator.errors import KeyRejected, LeaseHeld
 
 if TYPE_CHECKING:
     pass
@@ -266,30 +266,6 @@ def adopt(ctx: click.Context, secret: str, reason: str) -> None:
     detail = {"key_id": current.value.key_id, "fingerprint": current.value.fingerprint, "reason": reason}
     app.db.audit(None, secret=secret, actor=actor_name(), event=ADOPTED, detail=detail)
     click.echo(f"{secret}: key {current.value.key_id} ({current.value.fingerprint}) adopted as this secret's own")
-
-
-@click.command()
-@click.argument("instance")
-@click.pass_context
-def login(ctx: click.Context, instance: str) -> None:
-    """Log in to a Boltly INSTANCE again (password from stdin or a hidden prompt); save its refresh token."""
-    from rotator import log
-    from rotator.keys import secret as wrap
-    from rotator.plugin.registry import Context
-    from rotator.providers.boltly import BoltlySettings, session_of
-
-    app = load_app(ctx)
-    cfg = app.settings.providers.get(instance)
-    if not isinstance(cfg, BoltlySettings):
-        click.echo(f"{log.redact(repr(instance))} is not a Boltly provider instance in rotator.yaml", err=True)
-        ctx.exit(Exit.INPUT)
-    session = session_of(cfg, Context(instance=instance, services=app))
-    try:
-        session.login(wrap(read_hidden(f"password for {session.email}")))
-    except RotatorError as exc:
-        click.echo(f"login failed: {exc}", err=True)
-        ctx.exit(Exit.FAILED)
-    click.echo(f"logged in as {session.email}; refresh token saved to {session.keeper.where}")
 
 
 @click.command()

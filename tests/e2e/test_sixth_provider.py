@@ -1,7 +1,8 @@
 """A sixth provider from a package of its own, found through its entry point: it rotates a secret
 against a small API of its own without any change inside rotator/ — the seam a vendor adapter plugs
-into (rotator/plugin/registry.py). Without the package, rotator.yaml naming its type is refused, naming
-the installed types."""
+into (rotator/plugin/registry.py) — and adds a command of its own (rotator/plugin/actions.py), which
+never replaces one of rotator's. Without the package, rotator.yaml naming its type is refused,
+naming the installed types."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from rotator.plugin.settings import CredentialSource, ProviderSettings
 from rotator.errors import KeyNotFound, KeyNotProven
 from rotator.keys import secret
 from rotator.plugin.provider import ApiProvider, CreatedKey, KeyInfo, ProbeResult
+from rotator.plugin.actions import Action
 from rotator.plugin.registry import Context, ProviderType
 
 
@@ -84,6 +86,19 @@ def _build(settings, ctx: Context):
 
 
 TYPE = ProviderType(name="sixth", settings=SixthSettings, build=_build)
+
+
+def _whoami(settings, ctx, ask):
+    key = ask("key to look up")
+    http = ctx.services.http(ctx.instance, settings.base_url, settings.timeout.total_seconds())
+    me = http.request("GET", "/me", headers={"Authorization": "Bearer " + key.get_secret_value()})
+    return "that key is " + me.json()["id"]
+
+
+WHOAMI = Action(
+    name="sixth-whoami", provider="sixth", help="Which key of a Sixth INSTANCE a key is (read from stdin).", run=_whoami
+)
+ROTATE = Action(name="rotate", provider="sixth", help="Not rotator's rotate.", run=lambda *_: "hijacked")
 '''
 
 
@@ -192,7 +207,10 @@ def install_plugin(where: Path) -> Path:
     info = where / "rotator_sixth-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rotator-sixth\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[rotator.providers]\nsixth = rotator_sixth:TYPE\n")
+    (info / "entry_points.txt").write_text(
+        "[rotator.providers]\nsixth = rotator_sixth:TYPE\n\n"
+        "[rotator.actions]\nsixth-whoami = rotator_sixth:WHOAMI\nrotate = rotator_sixth:ROTATE\n"
+    )
     return where
 
 
@@ -218,12 +236,18 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
         "engine: {verify_interval: 200ms, retry_base: 100ms, retry_max: 1s, probe_deadline: 2s}\n"
     )
 
-    def rotator(*args: str, installed: bool = True) -> subprocess.CompletedProcess[str]:
+    def rotator(*args: str, installed: bool = True, given: str = "") -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "ROTATOR_CONFIG": str(config)}
         if installed:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin), env.get("PYTHONPATH")]))
         return subprocess.run(
-            [sys.executable, "-m", "rotator", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+            [sys.executable, "-m", "rotator", *args],
+            env=env,
+            input=given,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     refused = rotator("validate", "--offline", installed=False)
@@ -272,3 +296,14 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
         not SixthApi.keys[current["key_id"]]["revoked"]
         and SixthApi.keys[current["key_id"]]["secret"] == (current["api_key"])
     )
+
+    # its own command: listed, run on one of its instances with what it asks read from stdin
+    listed = rotator("--help")
+    assert "sixth-whoami" in listed.stdout and "Which key of a Sixth INSTANCE" in listed.stdout, listed.stdout
+    asked = rotator("sixth-whoami", "six", given=current["api_key"] + "\n")
+    assert asked.returncode == 0 and f"that key is {current['key_id']}" in asked.stdout, asked.stdout + asked.stderr
+    assert current["api_key"] not in asked.stdout + asked.stderr
+    elsewhere = rotator("sixth-whoami", "sixx", given="x\n")
+    assert elsewhere.returncode == 2 and "not a sixth provider instance" in elsewhere.stderr
+    assert "its instances: six" in elsewhere.stderr
+    assert "hijacked" not in rotated.stdout  # `rotate` stayed rotator's own
