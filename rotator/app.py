@@ -11,14 +11,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import SecretStr
 
 from rotator.credentials import read_credential
-from rotator.engine.rotation import Engine
-from rotator.engine.runner import Runner
-from rotator.engine.steps import Target
 from rotator.errors import InputError, RotationError
 from rotator.notify import Notifier
 from rotator.plugin import registry
@@ -32,8 +29,14 @@ from rotator.settings import config as config_module
 from rotator.settings import policies as policies_module
 from rotator.settings.models import Settings
 from rotator.settings.policies import PolicySet, SecretSpec
-from rotator.state.db import StateDB
-from rotator.state.schema import Rotation
+
+if TYPE_CHECKING:
+    # the engine and the state database (SQLAlchemy's ORM) load when a command first needs them,
+    # not for `validate --offline` or `--help`
+    from rotator.engine.runner import Runner
+    from rotator.engine.steps import Target
+    from rotator.state.db import StateDB
+    from rotator.state.schema import Rotation
 
 
 def actor_name(kind: str = "cli") -> str:
@@ -125,6 +128,8 @@ class App:
     def db(self) -> StateDB:
         with self._lock:
             if self._db is None:
+                from rotator.state.db import StateDB
+
                 url = self.settings.state_url()
                 self._db = StateDB(
                     url, upgrade=self.settings.state.auto_upgrade, lease_ttl=self.settings.engine.lease_ttl
@@ -219,6 +224,8 @@ class App:
         return list(registry.provider(cfg.type).default_limits)
 
     def target(self, rotation: Rotation) -> Target:
+        from rotator.engine.steps import Target
+
         spec = self.policies.secret(rotation.secret)
         if rotation.policy not in self.policies.policies:
             raise InputError([f"rotation {rotation.id}: policy {rotation.policy!r} no longer exists"])
@@ -241,6 +248,9 @@ class App:
 
     def runner(self, actor: str, stop: threading.Event | None = None) -> Runner:
         """A Runner for `actor`; with `stop`, its waits end as soon as `stop` is set (Ctrl-C)."""
+        from rotator.engine.rotation import Engine
+        from rotator.engine.runner import Runner
+
         # every time that gates a key is read from the database's clock: replicas' clocks may disagree
         engine = Engine(
             db=self.db,

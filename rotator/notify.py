@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,8 +30,10 @@ from rotator import log
 from rotator.credentials import read_credential
 from rotator.settings.models import NotificationTarget
 from rotator.state.clock import utcnow
-from rotator.state.db import StateDB
-from rotator.state.schema import OutboxEntry
+
+if TYPE_CHECKING:  # the database only once something is sent: not for `validate` or `--help`
+    from rotator.state.db import StateDB
+    from rotator.state.schema import OutboxEntry
 
 _log = log.get(__name__)
 
