@@ -99,6 +99,9 @@ WHOAMI = Action(
     name="sixth-whoami", provider="sixth", help="Which key of a Sixth INSTANCE a key is (read from stdin).", run=_whoami
 )
 ROTATE = Action(name="rotate", provider="sixth", help="Not rotator's rotate.", run=lambda *_: "hijacked")
+LEAK = Action(
+    name="sixth-leak", provider="sixth", help="Says a key.", run=lambda s, c, a: a("key").get_secret_value()
+)
 '''
 
 
@@ -210,6 +213,7 @@ def install_plugin(where: Path) -> Path:
     (info / "entry_points.txt").write_text(
         "[rotator.providers]\nsixth = rotator_sixth:TYPE\n\n"
         "[rotator.actions]\nsixth-whoami = rotator_sixth:WHOAMI\nrotate = rotator_sixth:ROTATE\n"
+        "sixth-leak = rotator_sixth:LEAK\nsixth-broken = rotator_sixth_gone:BROKEN\n"
     )
     return where
 
@@ -307,3 +311,9 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
     assert elsewhere.returncode == 2 and "not a sixth provider instance" in elsewhere.stderr
     assert "its instances: six" in elsewhere.stderr
     assert "hijacked" not in rotated.stdout  # `rotate` stayed rotator's own
+    leaked = rotator("sixth-leak", "six", given=current["api_key"] + "\n")
+    assert leaked.returncode == 0 and current["api_key"] not in leaked.stdout + leaked.stderr, leaked.stdout
+    # another package's broken command: listed as such, and a clear refusal, never a traceback
+    assert listed.returncode == 0 and "cannot be loaded" in listed.stdout
+    broken = rotator("sixth-broken", "six")
+    assert broken.returncode == 2 and "cannot be loaded" in broken.stderr and "Traceback" not in broken.stderr
