@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from rotator.state.clock import utcnow
@@ -147,3 +149,179 @@ def test_a_rotation_whose_holder_lost_its_lease_mid_step_is_taken_over_before_an
     first = db.claim_due("me:2:y:boot:ns:2", TTL, due_by=utcnow(), urgent=URGENT, skip=set())
     assert first is not None and first[1].id == abandoned
     assert backlog and let_go
+
+
+def test_a_provider_at_its_limit_with_a_long_backlog_does_not_starve_another_provider(
+    empty_state_url: str,
+) -> None:
+    """`slow` is at its max_concurrent with ten rotations due for hours, more than one claim looks
+    at: the claim passes over the whole provider and takes the other provider's rotation due now."""
+    setup = StateDB(empty_state_url)
+    due(setup, "slow-held", provider="slow", minutes_ago=900)
+    setup.acquire_lease("slow-held", "otherhost:1:x:boot:ns:1", TTL)  # slow: 1 of 1 under lease
+    for i in range(10):
+        due(setup, f"slow-{i}", provider="slow", minutes_ago=600 + i)
+    other = due(setup, "fast-0", provider="fast", minutes_ago=0)
+    claimed = StateDB(empty_state_url).claim_due("me:2:y", TTL, due_by=utcnow(), limits={"slow": 1}, skip=set())
+    assert claimed is not None and claimed[1].id == other
+
+
+def test_a_rotation_held_by_a_provably_dead_process_of_this_host_is_claimed_at_once(empty_state_url: str) -> None:
+    """A daemon restarted on the same host: the lease its dead predecessor held runs for an hour
+    still, yet the rotation is claimed now (a higher generation), not an hour later."""
+    import socket
+    import subprocess
+    import sys
+
+    from rotator.state.identity import _boot_id, _pid_namespace, _start_time
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = _start_time(process.pid)
+    process.kill()
+    process.wait()
+    dead = f"{socket.gethostname()}:{process.pid}:dead:{_boot_id()}:{_pid_namespace()}:{started}"
+    db = StateDB(empty_state_url)
+    rotation_id = due(db, "orphaned", minutes_ago=1)
+    generation = db.acquire_lease("orphaned", dead, timedelta(hours=1))
+    claimed = db.claim_due("me:2:y:boot:ns:2", TTL, due_by=utcnow(), skip=set())
+    assert claimed is not None and claimed[1].id == rotation_id and claimed[0] == generation + 1
+
+
+def test_status_counts_the_replicas_alive_and_nothing_else(empty_state_url: str) -> None:
+    """`rotator status` reports how many daemons are alive (StateDB.replicas_alive): each live
+    heartbeat once, not a secret's lease, not a heartbeat that expired or a replica that said farewell."""
+    db = StateDB(empty_state_url)
+    assert db.replicas_alive() == 0
+    db.heartbeat("host-a:1:a", TTL)
+    db.heartbeat("host-b:2:b", TTL)
+    db.heartbeat("host-c:3:c", timedelta(seconds=-1))  # went silent long ago
+    due(db, "busy")
+    db.acquire_lease("busy", "host-a:1:a", TTL)  # a rotation under lease is no daemon
+    assert db.replicas_alive() == 2
+    db.farewell("host-b:2:b")
+    assert db.replicas_alive() == 1
+
+
+def _lock_waits(url: str, kind: str) -> bool:
+    import sqlalchemy
+    from sqlalchemy import text
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = :k"), {"k": kind}
+            ).scalar()
+        return bool(found)
+    finally:
+        engine.dispose()
+
+
+def _wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def test_a_providers_limit_holds_against_a_claim_made_while_this_one_waited_its_turn(own_postgres_url: str) -> None:
+    """max_concurrent 2 for `slow`, one under lease: another replica takes a second while this
+    claim has counted one and waits for the provider's lock; once it has the lock it counts again
+    and takes nothing of `slow` — never a third at once."""
+    import sqlalchemy
+    from sqlalchemy import text
+
+    url = own_postgres_url
+    setup = StateDB(url)
+    due(setup, "slow-a", provider="slow", minutes_ago=30)
+    setup.acquire_lease("slow-a", "host-a:1:a", TTL)
+    due(setup, "slow-b", provider="slow", minutes_ago=20)
+    due(setup, "slow-c", provider="slow", minutes_ago=10)
+    claimer = StateDB(url)
+    other = sqlalchemy.create_engine(url)
+    outcome: dict[str, Any] = {}
+
+    def claim() -> None:
+        try:
+            outcome["value"] = claimer.claim_due("me:2:y", TTL, due_by=utcnow(), limits={"slow": 2}, skip=set())
+        except Exception as exc:  # the outcome is what the test looks at
+            outcome["error"] = exc
+
+    try:
+        with other.connect() as replica:  # another replica's claim of slow-c, not committed yet
+            replica.execute(text("SELECT pg_advisory_xact_lock(74061, hashtext('slow'))"))
+            replica.execute(
+                text(
+                    "INSERT INTO leases (secret, owner, expires_at, generation)"
+                    " VALUES ('slow-c', 'host-c:3:c', clock_timestamp() + interval '1 minute', 1)"
+                )
+            )
+            thread = threading.Thread(target=claim)
+            thread.start()
+            _wait_for(lambda: _lock_waits(url, "advisory") or not thread.is_alive(), "the claim waits its turn")
+            replica.commit()
+        thread.join(30)
+    finally:
+        other.dispose()
+    assert "error" not in outcome, outcome
+    assert outcome["value"] is None, outcome  # slow-b would be the third of `slow` under lease
+    with setup.session() as s:
+        held = s.execute(
+            text("SELECT count(*) FROM leases WHERE secret LIKE 'slow-%' AND expires_at > clock_timestamp()")
+        ).scalar()
+    assert held == 2
+
+
+def test_two_first_takers_of_a_lease_at_once_the_second_is_told_who_holds_it(own_postgres_url: str) -> None:
+    """No lease row yet, and two processes take it at the same moment: the one whose insert lost
+    the race is told the secret is held, and by whom — not an error of the database."""
+    import sqlalchemy
+    from sqlalchemy import text
+
+    from rotator.errors import LeaseHeld
+
+    url = own_postgres_url
+    db = StateDB(url)
+    db.replicas_alive()  # the schema is made
+    other = sqlalchemy.create_engine(url)
+    outcome: dict[str, Any] = {}
+
+    def take() -> None:
+        try:
+            outcome["value"] = db.acquire_lease("fresh", "host-a:1:a", TTL)
+        except Exception as exc:  # the outcome is what the test looks at
+            outcome["error"] = exc
+
+    try:
+        with other.connect() as first:  # the first taker's insert, not committed yet
+            first.execute(
+                text(
+                    "INSERT INTO leases (secret, owner, expires_at, generation)"
+                    " VALUES ('fresh', 'host-b:2:b', clock_timestamp() + interval '1 minute', 1)"
+                )
+            )
+            thread = threading.Thread(target=take)
+            thread.start()
+            _wait_for(lambda: _lock_waits(url, "transactionid") or not thread.is_alive(), "the insert waits")
+            first.commit()
+        thread.join(30)
+    finally:
+        other.dispose()
+    error = outcome.get("error")
+    assert isinstance(error, LeaseHeld) and "host-b:2:b" in str(error), outcome
+
+
+def test_promise_6_a_lease_runs_by_the_databases_clock_not_a_skewed_hosts(
+    own_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica whose wall clock is an hour behind takes a lease for a minute: on PostgreSQL it
+    runs a minute by the database's clock, so another replica cannot take it at once."""
+    from rotator.errors import LeaseHeld
+    from rotator.state import connection
+
+    db = StateDB(own_postgres_url)
+    with monkeypatch.context() as skewed:
+        skewed.setattr(connection, "utcnow", lambda: datetime.now(UTC) - timedelta(hours=1))
+        db.acquire_lease("s", "slow-clock:1:a", TTL)
+    with pytest.raises(LeaseHeld, match="slow-clock"):
+        StateDB(own_postgres_url).acquire_lease("s", "host-b:2:b", TTL)
