@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -148,3 +149,36 @@ def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_unseen(
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
     db.close()
     other.close()
+
+
+def test_promise_6_a_holder_whose_proof_aged_renews_the_lease_before_acting(db: StateDB) -> None:
+    """Half the lease's TTL has gone by since the last proof: before a side effect the holder asks
+    the database again, the lease is renewed for a whole TTL (still its own, the same generation),
+    and the side effect may go ahead."""
+    from rotator.state.leases import Fence
+
+    secret, ttl = f"s-{uuid.uuid4().hex}", timedelta(seconds=6)
+    fence = Fence(secret, "a:1:x", db.acquire_lease(secret, "a:1:x", ttl))
+    time.sleep(ttl.total_seconds() / 2 + 0.2)  # the proof is too old to act on now; the lease still runs
+    db.check_fence(fence)
+    time.sleep(ttl.total_seconds() / 2)  # the first TTL has run out by now; the renewed one has not
+    with pytest.raises(LeaseHeld, match="a:1:x"):
+        db.acquire_lease(secret, "b:2:y", timedelta(minutes=1))
+    assert db.acquire_lease(secret, "a:1:x", ttl) == fence.generation
+
+
+def test_a_lost_lease_says_which_secret_and_generation(db: StateDB) -> None:
+    """LeaseLost, the reason a holder stops, names the secret and the lease's generation, whether
+    the holder let the lease go or another took it."""
+    from rotator.errors import LeaseLost
+    from rotator.state.leases import Fence
+
+    secret = f"s-{uuid.uuid4().hex}"
+    generation = db.acquire_lease(secret, "a:1:x", timedelta(minutes=1))
+    fence = Fence(secret, "a:1:x", generation)
+    db.release_lease(secret, "a:1:x")
+    with pytest.raises(LeaseLost, match=rf"{secret}.*generation {generation}\b"):
+        db.check_fence(fence)
+    db.acquire_lease(secret, "b:2:y", timedelta(minutes=1))
+    with pytest.raises(LeaseLost, match=rf"{secret}.*generation {generation}\b"):
+        db.renew_lease(fence, timedelta(minutes=1))

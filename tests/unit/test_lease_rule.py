@@ -68,3 +68,23 @@ def test_the_holder_renews_its_own_lease(db: StateDB) -> None:
     db.acquire_lease("s", "me:2:bbbb", timedelta(minutes=5))
     db.release_lease("s", "me:2:bbbb")
     db.acquire_lease("s", "elsewhere:1:aaaa", timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("unknown", ["boot", "namespace"])
+def test_a_holder_whose_boot_or_pid_namespace_is_unknown_keeps_its_lease_until_it_expires(
+    db: StateDB, monkeypatch: pytest.MonkeyPatch, unknown: str
+) -> None:
+    """On a host where /proc does not say the boot id or the PID namespace ("?"), no pid can be
+    judged — it may be another boot's or another container's: a holder so named is never taken
+    over early, even when no process of its pid and start time is to be seen here."""
+    from rotator.state import identity
+
+    monkeypatch.setattr(identity, "_boot_id" if unknown == "boot" else "_pid_namespace", lambda: "?")
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = identity._start_time(process.pid)
+    process.kill()
+    process.wait()
+    holder = f"{socket.gethostname()}:{process.pid}:aaaa:{identity._boot_id()}:{identity._pid_namespace()}:{started}"
+    db.acquire_lease("s", holder, timedelta(minutes=5))
+    with pytest.raises(LeaseHeld, match="aaaa"):
+        db.acquire_lease("s", "other:1:bbbb", timedelta(minutes=5))
