@@ -211,3 +211,51 @@ def test_verify_probes_the_old_key_until_the_provider_refuses_it(world: World, b
     assert (done.finished_at - done.revoked_at).total_seconds() >= 0.9
     waits = [e.detail.get("for", "") for e in world.app().db.events(rotation_id=done.id) if e.event == "waiting"]
     assert any("still accepted; probing until refused" in w for w in waits)
+
+
+def test_promise_8_the_audit_trail_names_the_key_each_step_made_and_revoked(world: World) -> None:
+    """History says which key was created (its id and fingerprint, as stored) and which was revoked."""
+    app = world.app()
+    done = rotate(world, app)
+    assert done.state == "completed"
+    events = {e.event: e.detail for e in app.db.events(rotation_id=done.id)}
+    assert events["key.created"] == {"key_id": done.new_key_id, "fingerprint": done.new_fingerprint}
+    assert done.new_key_id == world.current()["key_id"]
+    assert events["key.revoked"] == {"key_id": world.first["id"]}
+
+
+def test_promise_8_a_rollback_says_which_step_failed_and_which_new_key_it_revoked(world: World, brandwave: str) -> None:
+    """The new key is refused past probe_deadline: history names the step that failed and why, and
+    the rollback ends the rotation as failed at once, naming the new key it revoked and leaving none alive."""
+    import httpx
+
+    httpx.post(f"{brandwave}/_sandbox/config", json={"refuse_new_keys": True})
+    app = world.app()
+    done = rotate(world, app)
+    assert done.state == "failed"
+    events = app.db.events(rotation_id=done.id)
+    failed_step = [e.detail for e in events if e.event == "step.failed"]
+    assert len(failed_step) == 1 and failed_step[0]["step"] == "staged" and "refused" in failed_step[0]["error"]
+    ended = [e for e in events if e.event == "rotation.failed"]
+    assert len(ended) == 1 and ended[0].from_state == "rolling_back" and ended[0].to_state == "failed"
+    assert ended[0].detail["revoked_new_keys"] == [done.new_key_id]
+    assert app.db.leftovers(world.name) == []
+
+
+def test_promise_6_a_followed_rotation_waits_out_another_writer_and_then_goes_on(world: World) -> None:
+    """`rotator rotate` finds the secret's lease taken by another process: it says so, waits, and
+    completes the rotation once that process has let the lease go."""
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="", actor="test"
+    )
+    app.db.acquire_lease(world.name, "otherhost:1:abc", app.settings.engine.lease_ttl)
+    blocked: list[str] = []
+
+    def on_blocked(why: str) -> None:
+        blocked.append(why)
+        app.db.release_lease(world.name, "otherhost:1:abc")  # the other writer's step ends
+
+    done = app.runner("test").run(rotation.id, follow=True, on_blocked=on_blocked)
+    assert done.state == "completed"
+    assert len(blocked) == 1 and "otherhost:1:abc" in blocked[0]
