@@ -3,6 +3,7 @@ webhook notifications received over HTTP; release and abort by a person."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -35,9 +36,15 @@ class Consumer:
     key: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
     on_confirm: Callable[[], None] | None = None
+    reload_bodies: list[Any] = field(default_factory=list)
+    reload_takes: float = 0.0
 
     async def reload(self, request: Request) -> Response:
         self.reloads += 1
+        body = await request.body()
+        self.reload_bodies.append(json.loads(body) if body else None)
+        if self.reload_takes:
+            await asyncio.sleep(self.reload_takes)
         assert self.world is not None
         self.key = self.world.current()["api_key"]
         return JSONResponse({"ok": True})
@@ -147,6 +154,8 @@ def test_a_consumer_that_never_confirms_holds_the_gate_and_alerts(
     assert world.probe(world.first["token"]) == 200  # the old key lives on
     held = [h for h in c.hooks if h["event"] == "held"]
     assert held and held[0]["secret"] == world.name and "max_wait" in held[0]["reason"]
+    on_record = [e.detail for e in app.db.events(rotation_id=done.id) if e.event == "rotation.held"]
+    assert len(on_record) == 1 and on_record[0]["reason"] == done.held_reason  # history says it held, once
     for hook in c.hooks:
         assert world.first["token"] not in json.dumps(hook) and world.current()["api_key"] not in json.dumps(hook)
 
@@ -303,3 +312,46 @@ def test_the_old_key_works_until_every_gate_signal_passed(
     # a few polls suffice to show the poller ran through the window (a slow machine polls less)
     assert len(before) >= 3 and set(before) == {200}
     assert set(after) <= {401} and world.probe(world.first["token"]) == 401
+
+
+def test_a_reload_hook_is_told_the_secret_and_the_rotation_and_nothing_more(
+    world: World, consumer: tuple[Consumer, Served]
+) -> None:
+    """concepts.md: a POST hook's body carries only `{"secret", "rotation_id"}` (never the key nor
+    its fingerprint), so a consumer serving several secrets knows which one to reload."""
+    c, served = consumer
+    c.world = world
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 30s, on_timeout: hold}")
+    _, done = rotate(world)
+    assert done.state == "completed"
+    assert c.reload_bodies == [{"secret": world.name, "rotation_id": done.id}]
+
+
+def test_the_started_notification_says_what_started_the_rotation_and_why(
+    world: World, consumer: tuple[Consumer, Served]
+) -> None:
+    c, served = consumer
+    configure(world, served, "{min_soak: 0s}", consumers=False)
+    _, done = rotate(world)
+    started = [h for h in c.hooks if h["event"] == "started"]
+    assert len(started) == 1 and started[0]["rotation_id"] == done.id
+    assert started[0]["trigger"] == "manual" and started[0]["reason"] == "t"
+
+
+def test_promise_6_a_step_that_outlasts_the_lease_ttl_keeps_the_lease_it_renews_meanwhile(
+    world: World, consumer: tuple[Consumer, Served]
+) -> None:
+    """A reload hook takes three lease TTLs to answer: the lease is renewed while it runs, so the
+    step's write after it goes through, the hook is called once, and the rotation completes."""
+    c, served = consumer
+    c.world, c.reload_takes = world, 3.0
+    configure(world, served, "{min_soak: 0s, require: [consumers], max_wait: 1m, on_timeout: hold}")
+    world.config.write_text(world.config.read_text().replace("lease_ttl: 10s", "lease_ttl: 1s"))
+    app = world.app()
+    rotation = app.db.create_rotation(
+        secret=world.name, provider="bw", policy="fast", trigger="manual", reason="t", actor="t"
+    )
+    lost: list[str] = []
+    done = app.runner("t").run(rotation.id, follow=True, on_blocked=lost.append, should_stop=lambda: bool(lost))
+    assert not lost, lost
+    assert done.state == "completed" and c.reloads == 1
