@@ -320,3 +320,21 @@ def test_promise_4_an_old_key_accepted_past_verify_deadline_holds_the_rotation_a
     assert step.waiting_until is not None
     assert step.waiting_until - engine.clock() <= app.settings.engine.verify_interval * 1.2
     assert app.settings.engine.verify_interval * 1.2 < app.settings.engine.hold_interval
+
+
+def test_promise_8_every_event_of_a_turn_is_timed_by_the_engines_clock(world: World, brandwave: str) -> None:
+    """The engine's clock (the database's, SPEC §8) runs an hour ahead of this host's: the audit
+    events that move nothing (here: waiting for the old key to be refused) carry that clock as
+    the moves do, so history never runs backwards."""
+    httpx.post(f"{brandwave}/_sandbox/config", json={"revocation_delay": 30.0}).raise_for_status()
+    app, engine, rotation = start(world)
+    engine.clock = later(app, timedelta(hours=1))
+    verifying = step_until(engine, rotation, "verifying")
+    assert engine.advance(verifying).rotation.state == "verifying"  # the old key is still accepted
+    events = app.db.events(rotation_id=rotation.id)
+    waiting = [e for e in events if e.event == "waiting" and "still accepted" in e.detail["for"]]
+    revoked = [e for e in events if e.event == "key.revoked"]
+    assert len(waiting) == 1 and len(revoked) == 1
+    assert waiting[0].at >= revoked[0].at
+    times = [e.at for e in events]
+    assert times == sorted(times)
