@@ -195,3 +195,26 @@ def test_a_mount_wide_max_versions_of_one_is_warned_about(openbao: OpenBao) -> N
     client.secrets.kv.v2.create_or_update_secret(path="app", secret={"api_key": "k" * 10}, mount_point=mount)
     store = VaultKV(url=openbao.url, token=secret(openbao.root_token))
     assert any("max_versions is 1" in w for w in store.warnings(location=f"{mount}:app"))
+
+
+def test_promise_1_metadata_the_token_may_not_write_leaves_the_new_key_current_and_says_so(
+    vault_world: World, openbao: OpenBao, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's token may write the secret but not its metadata (no `patch`): promotion stands
+    (the new key is current and the rotation completes), and history records that the metadata failed."""
+    w = vault_world
+    client = openbao.client()
+    name = f"rotator-{uuid.uuid4().hex[:8]}"
+    no_patch = FULL + '\npath "secret/metadata/test/*" { capabilities = ["read", "list"] }'
+    client.sys.create_or_update_policy(name=name, policy=no_patch)
+    monkeypatch.setenv(
+        "RT_TEST_VAULT_TOKEN", client.auth.token.create(policies=[name], ttl="1h")["auth"]["client_token"]
+    )
+    app = w.app()
+    rotation = app.db.create_rotation(
+        secret=w.name, provider="bw", policy="fast", trigger="manual", reason="", actor="t"
+    )
+    done = app.runner("t").run(rotation.id, follow=True)
+    assert done.state == "completed" and w.current()["key_id"] == done.new_key_id
+    failed = [e.detail for e in app.db.events(rotation_id=done.id) if e.event == "store.metadata_failed"]
+    assert len(failed) == 1 and "patch" in failed[0]["error"], failed
