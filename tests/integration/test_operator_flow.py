@@ -4,6 +4,7 @@ refused (concepts.md promises 1, 3, 4 and 9 for dashboard providers)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from rotator.engine.rotation import Engine
 from rotator.errors import KeyRejected, RotationError
 from rotator.keys import fingerprint, secret
 from rotator.state.schema import Rotation
+from tests.conftest import OpenBao
 from tests.support.provider_world import ProviderWorld
 
 
@@ -169,3 +171,49 @@ def test_promise_2_an_aborted_dashboard_rotation_whose_pending_version_cannot_be
     assert len(failed) == 1 and failed[0]["pending"] == asked.id and failed[0]["new_key_id"] is None
     assert "InvalidRequestException" in failed[0]["cleanup_error"] and "aborted" in failed[0]["reason"]
     assert [k.fingerprint for k in app.db.leftovers(w.name)] == [staged.new_fingerprint]
+
+
+@pytest.mark.parametrize("provider_world", ["blueticks"], indirect=True)
+def test_promise_1_the_key_probed_is_held_against_the_old_keys_account_again(
+    provider_world: ProviderWorld, openbao: OpenBao
+) -> None:
+    """The supplied key passed its checks and sits in Vault's pending slot, then someone with write
+    access there puts another account's key in its place: the probe before promotion checks the
+    account again, so that key never becomes current."""
+    w = provider_world
+    client = openbao.client()
+    value = json.loads(w.sm.get_secret_value(SecretId=w.secret_id)["SecretString"])
+    client.secrets.kv.v2.create_or_update_secret(path=w.secret_id, secret=value, mount_point="secret")
+    config = w.dir / "rotator.yaml"
+    config.write_text(
+        config.read_text()
+        .replace('{store: aws, secret_id: "test/*"}', '{store: vault, path: "test/*"}')
+        .replace(
+            "stores:\n",
+            f"stores:\n  vault: {{type: vault, url: {openbao.url!r}, auth: {{token: {{env: RT_TEST_VAULT_TOKEN}}}}}}\n",
+        )
+    )
+    policies = w.dir / "policies" / "main.yaml"
+    policies.write_text(
+        policies.read_text().replace(f"{{aws: {{secret_id: {w.secret_id}}}}}", f"{{vault: {{path: {w.secret_id}}}}}")
+    )
+    _, engine, asked = start(w)
+    staged = engine.supply(asked, secret(w.mint()["secret"]))
+    assert staged.state == "staged"
+    other = w.mint(account=f"acct_{uuid.uuid4().hex[:8]}")
+    swapped = {**value, "api_key": other["secret"], "rotation_id": staged.id}
+    client.secrets.kv.v2.create_or_update_secret(
+        path=f"rotator-pending/secret/{w.secret_id}/{staged.id}", secret=swapped, mount_point="secret"
+    )
+    app = w.app()  # another process goes on (this one keeps what it staged in memory)
+    engine = app.runner("test").engine
+    step = engine.advance(app.db.get(staged.id))
+    assert step.rotation.state != "probed"
+    assert "another account" in str(step.note) + str(step.rotation.failed_reason), step
+    later = step.rotation
+    for _ in range(4):
+        later = engine.advance(later).rotation
+    current = client.secrets.kv.v2.read_secret_version(
+        path=w.secret_id, mount_point="secret", raise_on_deleted_version=True
+    )
+    assert current["data"]["data"]["api_key"] == w.first["secret"]  # the swapped key never became current
