@@ -83,7 +83,7 @@ def test_promise_1_a_5xx_or_429_on_the_new_key_probe_is_no_refusal(world: World,
     world.faults(rules=[{"kind": kind, "method": "GET", "path": PATH, "times": 4}], retry_after=0)
     step = engine.advance(staged)
     assert faulted(world, kind) - before == 4  # every attempt of the probe met the fault
-    assert step.rotation.state == "staged" and step.waiting_until is not None, step.why
+    assert step.rotation.state == "staged" and step.waiting_until is not None, step.note
     assert staged.new_key_id in world.live_ids()
     assert engine.advance(step.rotation).rotation.state == "probed"
 
@@ -99,7 +99,7 @@ def test_promise_4_a_5xx_or_429_while_verifying_never_counts_as_refused(
     verifying = step_until(engine, rotation, "verifying")
     world.faults(rules=[{"kind": kind, "method": "GET", "path": PATH, "times": 4}], retry_after=0)
     step = engine.advance(verifying)
-    assert step.rotation.state == "verifying" and step.rotation.finished_at is None, step.why
+    assert step.rotation.state == "verifying" and step.rotation.finished_at is None, step.note
     assert "rotation.completed" not in [e.event for e in app.db.events(rotation_id=rotation.id)]
 
 
@@ -114,10 +114,10 @@ def test_promise_4_only_a_401_on_the_old_key_completes_the_rotation(world: World
     world.faults(rules=[{"kind": kind, "method": "GET", "path": PATH, "times": 2}], retry_after=0)
     step = engine.advance(verifying)
     assert faulted(world, kind) >= 1
-    assert step.rotation.state != "completed" and step.rotation.finished_at is None, step.why
+    assert step.rotation.state != "completed" and step.rotation.finished_at is None, step.note
     engine.clock = later(app, app.settings.engine.verify_deadline + timedelta(seconds=1))
     step = engine.advance(app.db.get(rotation.id))
-    assert step.rotation.state != "completed" and step.rotation.finished_at is None, step.why
+    assert step.rotation.state != "completed" and step.rotation.finished_at is None, step.note
     assert "rotation.completed" not in [e.event for e in app.db.events(rotation_id=rotation.id)]
 
 
@@ -130,7 +130,7 @@ def test_promise_4_retry_after_sets_the_delay_of_the_next_attempt(world: World, 
     world.faults(rules=[{"kind": "429", "method": "GET", "path": PATH}], retry_after=30)
     step = engine.advance(verifying)
     assert step.waiting_until is not None
-    assert (step.waiting_until - app.db.clock()).total_seconds() >= 29, step.why
+    assert (step.waiting_until - app.db.clock()).total_seconds() >= 29, step.note
     assert app.db.get(rotation.id).next_attempt_at >= step.waiting_until - timedelta(seconds=1)
 
 
