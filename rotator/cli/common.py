@@ -86,6 +86,8 @@ def preflight_or_exit(ctx: click.Context, app: App, secrets: list[str]) -> None:
 
 def read_hidden(prompt: str) -> str:
     """A secret from a hidden prompt on a terminal, else one line of stdin: never argv or the environment."""
+    if sys.stdin is None:  # started with stdin closed (`<&-`): nothing to read
+        return ""
     raw = click.prompt(prompt, hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     return str(raw).strip()
 

@@ -5,6 +5,7 @@
     http.py       the HTTP client every provider instance shares (timeouts, retries, rate limits)
     settings.py   what a type's rotator.yaml settings and policy-file references are made of
     registry.py   ProviderType, StoreType, the Context a factory gets, and the entry-point discovery
+    actions.py    commands a provider type adds to `rotator` (Boltly's `login`)
     testing.py    the contracts an adapter's own tests subclass
 
 rotator's own providers (`rotator.providers`) and stores (`rotator.stores`) are built on this like

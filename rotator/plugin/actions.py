@@ -11,6 +11,7 @@ use is never replaced by an action.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -42,22 +43,48 @@ class Action:
     it could not (the command exits 1)."""
 
 
+_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+"""A command's name: lowercase letters and digits in words joined by dashes (no look-alikes of
+rotator's commands, nothing a shell's completion would split)."""
+OWN = "rotator"
+
+
 @functools.cache
-def _points() -> dict[str, EntryPoint]:
-    return {point.name: point for point in sorted(entry_points(group=ACTIONS), key=lambda p: p.name)}
+def _points() -> dict[str, list[EntryPoint]]:
+    found: dict[str, list[EntryPoint]] = {}
+    for point in entry_points(group=ACTIONS):
+        found.setdefault(point.name, []).append(point)
+    return found
+
+
+def _package(point: EntryPoint) -> str:
+    return str(getattr(point.dist, "name", None) or "?")
 
 
 def names() -> list[str]:
     """The actions installed, by name, without loading any (shell completion, `rotator --help`)."""
-    return list(_points())
+    return sorted(name for name in _points() if _NAME.fullmatch(name))
 
 
 def action(name: str) -> Action | None:
-    """The action called `name`, loaded; None when none is installed by that name."""
-    point = _points().get(name)
-    if point is None:
+    """The action called `name`, loaded; None when none is installed by that name. InputError
+    names what is wrong with an installed one: a name that is no command's, two packages giving
+    one name (rotator's own action is never replaced: another package's of that name is ignored),
+    or an entry point that cannot be loaded."""
+    points = _points().get(name)
+    if not points or not _NAME.fullmatch(name):
         return None
-    loaded = point.load()
+    points = [p for p in points if _package(p) == OWN] or points
+    if len({(_package(p), p.value) for p in points}) > 1:
+        given = ", ".join(sorted(f"{_package(p)} ({p.value})" for p in points))
+        raise InputError([f"the command {name!r} is given by several packages: {given}; uninstall all but one"])
+    point = points[0]
+    try:
+        loaded = point.load()
+    except Exception as exc:  # another package's import error, whatever it is
+        raise InputError(
+            [f"entry point {ACTIONS}:{name} ({point.value}) cannot be loaded: {type(exc).__name__}: {exc}"]
+        ) from None
     if not isinstance(loaded, Action) or loaded.name != name:
         raise InputError([f"entry point {ACTIONS}:{name} ({point.value}) is not an Action named {name!r}"])
     return loaded

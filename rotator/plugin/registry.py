@@ -105,18 +105,38 @@ class StoreType:
     """(the instance's settings, services, the instance's name) → the store."""
 
 
+_UNLOADABLE: dict[str, str] = {}
+"""Types installed but not loadable, by name: why (a plugin written for another rotator, a broken
+package). The others still work; rotator.yaml naming one of these is told why (yamlfiles/problems.py)."""
+
+
 def _load(group: str, kind: type[T]) -> dict[str, T]:
     found: dict[str, T] = {}
     for point in sorted(entry_points(group=group), key=lambda p: p.name):
-        registered = point.load()
+        try:
+            registered = point.load()
+        except Exception as exc:  # another package's import error, whatever it is
+            _UNLOADABLE[point.name] = (
+                f"entry point {group}:{point.name} ({point.value}) cannot be loaded: {type(exc).__name__}: {exc} "
+                "(a plugin written for another version of rotator? CHANGELOG.md, Upgrading)"
+            )
+            continue
         if not isinstance(registered, kind):
-            raise InputError([f"entry point {group}:{point.name} ({point.value}) is not a {kind.__name__}"])
+            _UNLOADABLE[point.name] = f"entry point {group}:{point.name} ({point.value}) is not a {kind.__name__}"
+            continue
         if point.name != getattr(registered, "name", None):
-            raise InputError([f"entry point {group}:{point.name} registers a type named {registered.name!r}"])  # type: ignore[attr-defined]
+            named = getattr(registered, "name", None)
+            _UNLOADABLE[point.name] = f"entry point {group}:{point.name} registers a type named {named!r}"
+            continue
         found[point.name] = registered
     if not found:
         raise InputError([f"no {group} installed: install rotator (`pip install .`), not only its sources"])
     return found
+
+
+def unloadable(name: str) -> str | None:
+    """Why an installed type called `name` could not be loaded, if it could not."""
+    return _UNLOADABLE.get(name)
 
 
 @functools.cache
@@ -135,11 +155,13 @@ def provider(name: str) -> ProviderType:
     try:
         return providers()[name]
     except KeyError:
-        raise InputError([f"unknown provider type {name!r} (installed: {', '.join(providers())})"]) from None
+        why = unloadable(name) or f"unknown provider type {name!r} (installed: {', '.join(providers())})"
+        raise InputError([why]) from None
 
 
 def store(name: str) -> StoreType:
     try:
         return stores()[name]
     except KeyError:
-        raise InputError([f"unknown store type {name!r} (installed: {', '.join(stores())})"]) from None
+        why = unloadable(name) or f"unknown store type {name!r} (installed: {', '.join(stores())})"
+        raise InputError([why]) from None

@@ -62,6 +62,10 @@ def _message(err: Any, keys: tuple[str | int, ...]) -> str:
         return f"missing required field '{keys[-1]}'" if keys else "missing field"
     if err["type"] == "union_tag_invalid":
         ctx = err.get("ctx", {})
+        from rotator.plugin.registry import unloadable  # only for this message: a broken plugin
+
+        if isinstance(ctx.get("tag"), str) and (why := unloadable(ctx["tag"])) is not None:
+            return f"{where}: type {ctx['tag']!r}: {why}"
         return f"{where}: unknown type {ctx.get('tag')!r} (installed: {ctx.get('expected_tags')})"
     if err["type"] == "union_tag_not_found":
         return f"{where}: missing (say which type this is)"

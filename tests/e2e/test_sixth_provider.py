@@ -308,7 +308,7 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
     assert asked.returncode == 0 and f"that key is {current['key_id']}" in asked.stdout, asked.stdout + asked.stderr
     assert current["api_key"] not in asked.stdout + asked.stderr
     elsewhere = rotator("sixth-whoami", "sixx", given="x\n")
-    assert elsewhere.returncode == 2 and "not a sixth provider instance" in elsewhere.stderr
+    assert elsewhere.returncode == 2 and "acts on sixth provider instances" in elsewhere.stderr
     assert "its instances: six" in elsewhere.stderr
     assert "hijacked" not in rotated.stdout  # `rotate` stayed rotator's own
     leaked = rotator("sixth-leak", "six", given=current["api_key"] + "\n")
