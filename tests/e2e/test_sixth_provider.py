@@ -314,6 +314,6 @@ def test_a_sixth_provider_from_its_own_package_rotates_a_secret(
     leaked = rotator("sixth-leak", "six", given=current["api_key"] + "\n")
     assert leaked.returncode == 0 and current["api_key"] not in leaked.stdout + leaked.stderr, leaked.stdout
     # another package's broken command: listed as such, and a clear refusal, never a traceback
-    assert listed.returncode == 0 and "cannot be loaded" in listed.stdout
+    assert listed.returncode == 0 and "cannot be used" in listed.stdout
     broken = rotator("sixth-broken", "six")
     assert broken.returncode == 2 and "cannot be loaded" in broken.stderr and "Traceback" not in broken.stderr
