@@ -238,22 +238,6 @@ class StateDB(Rotations, Outbox):
         with self.session() as s:
             return s.get(StepProgress, (rotation_id, step))
 
-    def record_attempt(
-        self,
-        rotation_id: str,
-        step: str,
-        *,
-        error: str,
-        next_attempt_at: datetime | None,
-        fence: Fence | None = None,
-    ) -> None:
-        """Count a failed try of `step` (and when it is tried again, the rotation's next look too)."""
-        rotation = self.get(rotation_id)
-        attempt = Attempt(step, error, next_attempt_at)
-        fields = {} if next_attempt_at is None else {"next_attempt_at": next_attempt_at}
-        change = Change(fields, rotation.state, self.clock(), attempt=attempt, moves=False)
-        self.apply(rotation, [change], actor="", fence=fence)
-
     @staticmethod
     def _count_attempt(conn: Connection, rotation_id: str, attempt: Attempt, now: datetime) -> None:
         row = {

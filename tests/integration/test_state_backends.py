@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from rotator.engine.journal import Journal
 from rotator.errors import ActiveRotationExists, LeaseHeld
 from rotator.state import connection as state_connection
 from rotator.state.db import StateDB
@@ -90,10 +91,18 @@ def test_audit_is_append_only_in_the_database(db: StateDB) -> None:
         conn.execute(text("DELETE FROM audit_events"))
 
 
+def attempted(db: StateDB, rotation_id: str, step: str, *, error: str, next_attempt_at: datetime | None) -> None:
+    """A failed try of `step` written as the engine's error path writes it: through its journal."""
+    journal = Journal(db=db, actor="t", clock=db.clock)
+    rotation = db.get(rotation_id)
+    journal.attempt(rotation, step, error=error, next_attempt_at=next_attempt_at)
+    assert journal.flush(rotation)
+
+
 def test_step_progress_survives_and_counts_attempts(db: StateDB) -> None:
     rid = new(db, f"s-{uuid.uuid4().hex}")
-    db.record_attempt(rid, "creating", error="HTTP 503", next_attempt_at=None)
-    db.record_attempt(rid, "creating", error="HTTP 429", next_attempt_at=None)
+    attempted(db, rid, "creating", error="HTTP 503", next_attempt_at=None)
+    attempted(db, rid, "creating", error="HTTP 429", next_attempt_at=None)
     progress = db.step(rid, "creating")
     assert progress is not None and progress.attempts == 2 and progress.last_error == "HTTP 429"
 
@@ -102,8 +111,8 @@ def test_a_step_left_is_marked_finished_whether_or_not_it_was_retried(db: StateD
     rid = new(db, f"s-{uuid.uuid4().hex}")
     later = datetime.now(UTC) + timedelta(minutes=5)
     db.update(db.get(rid), actor="t", event="creating", state="creating")
-    db.record_attempt(rid, "creating", error="HTTP 503", next_attempt_at=later)
-    db.record_attempt(rid, "creating", error="HTTP 503", next_attempt_at=later)
+    attempted(db, rid, "creating", error="HTTP 503", next_attempt_at=later)
+    attempted(db, rid, "creating", error="HTTP 503", next_attempt_at=later)
     db.update(db.get(rid), actor="t", event="key.created", state="staged")
     steps = {p.step: p for p in db.steps(rid)}
     assert set(steps) == {"requested", "creating"}
