@@ -85,11 +85,13 @@ def _vendor_shapes() -> re.Pattern[str]:
             if not _types_asked:
                 _types_asked = True  # first: loading the types may log, and that must not recurse
                 # straight from the entry points, not through plugin.registry: log is below everything
+                prefixes: list[str] = []
                 for point in entry_points(group="rotator.providers"):
                     try:
-                        mask_key_prefixes(getattr(point.load(), "key_prefixes", ()))
+                        prefixes.extend(getattr(point.load(), "key_prefixes", ()))
                     except Exception:  # noqa: S112 - a broken plugin must not stop redaction
                         continue
+                mask_key_prefixes(prefixes)
     return _KEY_SHAPES
 
 

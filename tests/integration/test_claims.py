@@ -224,11 +224,40 @@ def _wait_for(condition: Any, what: str) -> None:
         time.sleep(0.05)
 
 
+def _while_another_holds(url: str, statements: list[str], act: Any, lock: str) -> dict[str, Any]:
+    """`act()` in a thread while another connection has run `statements` and not committed: once
+    `act` waits on that connection's lock (`lock`: pg_locks' locktype), the other commits. The
+    outcome: {"value": ...} or {"error": ...}."""
+    import sqlalchemy
+    from sqlalchemy import text
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = act()
+        except Exception as exc:  # the outcome is what the test looks at
+            outcome["error"] = exc
+
+    other = sqlalchemy.create_engine(url)
+    try:
+        with other.connect() as holder:
+            for statement in statements:
+                holder.execute(text(statement))
+            thread = threading.Thread(target=run)
+            thread.start()
+            _wait_for(lambda: _lock_waits(url, lock) or not thread.is_alive(), f"a wait on the {lock} lock")
+            holder.commit()
+        thread.join(30)
+    finally:
+        other.dispose()
+    return outcome
+
+
 def test_a_providers_limit_holds_against_a_claim_made_while_this_one_waited_its_turn(own_postgres_url: str) -> None:
     """max_concurrent 2 for `slow`, one under lease: another replica takes a second while this
     claim has counted one and waits for the provider's lock; once it has the lock it counts again
     and takes nothing of `slow` — never a third at once."""
-    import sqlalchemy
     from sqlalchemy import text
 
     url = own_postgres_url
@@ -238,31 +267,17 @@ def test_a_providers_limit_holds_against_a_claim_made_while_this_one_waited_its_
     due(setup, "slow-b", provider="slow", minutes_ago=20)
     due(setup, "slow-c", provider="slow", minutes_ago=10)
     claimer = StateDB(url)
-    other = sqlalchemy.create_engine(url)
-    outcome: dict[str, Any] = {}
-
-    def claim() -> None:
-        try:
-            outcome["value"] = claimer.claim_due("me:2:y", TTL, due_by=utcnow(), limits={"slow": 2}, skip=set())
-        except Exception as exc:  # the outcome is what the test looks at
-            outcome["error"] = exc
-
-    try:
-        with other.connect() as replica:  # another replica's claim of slow-c, not committed yet
-            replica.execute(text("SELECT pg_advisory_xact_lock(74061, hashtext('slow'))"))
-            replica.execute(
-                text(
-                    "INSERT INTO leases (secret, owner, expires_at, generation)"
-                    " VALUES ('slow-c', 'host-c:3:c', clock_timestamp() + interval '1 minute', 1)"
-                )
-            )
-            thread = threading.Thread(target=claim)
-            thread.start()
-            _wait_for(lambda: _lock_waits(url, "advisory") or not thread.is_alive(), "the claim waits its turn")
-            replica.commit()
-        thread.join(30)
-    finally:
-        other.dispose()
+    # another replica's claim of slow-c, not committed yet
+    outcome = _while_another_holds(
+        url,
+        [
+            "SELECT pg_advisory_xact_lock(74061, hashtext('slow'))",
+            "INSERT INTO leases (secret, owner, expires_at, generation)"
+            " VALUES ('slow-c', 'host-c:3:c', clock_timestamp() + interval '1 minute', 1)",
+        ],
+        lambda: claimer.claim_due("me:2:y", TTL, due_by=utcnow(), limits={"slow": 2}, skip=set()),
+        "advisory",
+    )
     assert "error" not in outcome, outcome
     assert outcome["value"] is None, outcome  # slow-b would be the third of `slow` under lease
     with setup.session() as s:
@@ -275,38 +290,22 @@ def test_a_providers_limit_holds_against_a_claim_made_while_this_one_waited_its_
 def test_two_first_takers_of_a_lease_at_once_the_second_is_told_who_holds_it(own_postgres_url: str) -> None:
     """No lease row yet, and two processes take it at the same moment: the one whose insert lost
     the race is told the secret is held, and by whom — not an error of the database."""
-    import sqlalchemy
-    from sqlalchemy import text
 
     from rotator.errors import LeaseHeld
 
     url = own_postgres_url
     db = StateDB(url)
     db.replicas_alive()  # the schema is made
-    other = sqlalchemy.create_engine(url)
-    outcome: dict[str, Any] = {}
-
-    def take() -> None:
-        try:
-            outcome["value"] = db.acquire_lease("fresh", "host-a:1:a", TTL)
-        except Exception as exc:  # the outcome is what the test looks at
-            outcome["error"] = exc
-
-    try:
-        with other.connect() as first:  # the first taker's insert, not committed yet
-            first.execute(
-                text(
-                    "INSERT INTO leases (secret, owner, expires_at, generation)"
-                    " VALUES ('fresh', 'host-b:2:b', clock_timestamp() + interval '1 minute', 1)"
-                )
-            )
-            thread = threading.Thread(target=take)
-            thread.start()
-            _wait_for(lambda: _lock_waits(url, "transactionid") or not thread.is_alive(), "the insert waits")
-            first.commit()
-        thread.join(30)
-    finally:
-        other.dispose()
+    # the first taker's insert, not committed yet
+    outcome = _while_another_holds(
+        url,
+        [
+            "INSERT INTO leases (secret, owner, expires_at, generation)"
+            " VALUES ('fresh', 'host-b:2:b', clock_timestamp() + interval '1 minute', 1)"
+        ],
+        lambda: db.acquire_lease("fresh", "host-a:1:a", TTL),
+        "transactionid",
+    )
     error = outcome.get("error")
     assert isinstance(error, LeaseHeld) and "host-b:2:b" in str(error), outcome
 
