@@ -38,6 +38,7 @@ from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
 from rotator.runtime import ratelimit
 from rotator.runtime.background_http import serve_app
+from rotator.runtime.governor import Governor
 from rotator.state.clock import utcnow
 from rotator.state.identity import process_identity
 
@@ -78,6 +79,7 @@ class Daemon:
         )
         self.identity = process_identity()
         self.replicas = 1
+        self.governor = Governor()  # daemon.workers past the interpreter's core only slow each other
         collector = StateCollector(
             lambda: self.app.db,
             utcnow,
@@ -239,15 +241,16 @@ class Daemon:
         runner = app.runner(self.actor)
         while not self.stopping.is_set():
             try:
-                advanced = runner.advance_next(
-                    due_by=due_by,
-                    urgent=URGENT,
-                    limits=limits,
-                    handled=handled,
-                    on_step=self._observe,
-                    on_begin=lambda _: self.liveness.step_began(),
-                    should_stop=self.stopping.is_set,
-                )
+                with self.governor.admitted(self.stopping):
+                    advanced = runner.advance_next(
+                        due_by=due_by,
+                        urgent=URGENT,
+                        limits=limits,
+                        handled=handled,
+                        on_step=self._observe,
+                        on_begin=lambda _: self.liveness.step_began(),
+                        should_stop=self.stopping.is_set,
+                    )
             except LeaseHeld:
                 continue  # lost to another replica mid-step (LeaseLost), or a lock held too long
             except RotatorError as exc:
@@ -377,14 +380,13 @@ class Daemon:
 
 PROBE_EVERY = 2.0
 """Seconds between probes of the state database (each one the replica's heartbeat)."""
-STATUS_EVERY = 3
-"""Probes between two STATUS lines to systemd."""
+STATUS_EVERY = 3  # probes between two STATUS lines to systemd
 PROBE_BOUND = 10.0
 """Seconds a probe may take, at least (engine.lease_ttl when longer), before the client counts as hung."""
 LOOP_BOUND = 30.0
 """Seconds the main loop may go without turning (a reload of a very large fleet) before /healthz fails."""
 HEARTBEAT_TTL = timedelta(seconds=30)
-"""A replica not heard of for this long stops counting (heartbeats go every 5 s)."""
+"""A replica not heard of for this long stops counting (a heartbeat goes with each probe)."""
 URGENT = frozenset({"incident", "offboarding"})
 """Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
 each tick advances first, so a backlog of scheduled rotations never delays them."""

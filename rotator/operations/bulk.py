@@ -21,6 +21,7 @@ from rotator.engine.runner import Runner
 from rotator.engine.steps import Step
 from rotator.errors import RotatorError
 from rotator.lifecycle import WITH_OPERATOR, State
+from rotator.runtime.governor import Governor
 from rotator.state.schema import Rotation
 
 
@@ -122,10 +123,11 @@ def rotate_many(
         return per_worker.runner  # type: ignore[no-any-return]
 
     stopping = stop or threading.Event()
+    governor = Governor()  # past the interpreter's core, more rotations at once only slow each other
 
     def one(name: str) -> Outcome:
         spec = app.policies.secret(name)
-        with limits[spec.provider]:
+        with limits[spec.provider], governor.admitted(stopping):
             if stopping.is_set():
                 note = "interrupted before it started"
                 outcome = Outcome(name, spec.provider, None, "not started", note, Kind.NOT_STARTED)
