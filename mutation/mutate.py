@@ -62,7 +62,9 @@ GROUPS = [
             "rotator.state.connection.x_db_now__mutmut_*",
         ),
     ),
-    Group("ratelimit", 0.80, ("rotator.runtime.ratelimit.*", "rotator.runtime.governor.*")),
+    Group(
+        "ratelimit", 0.80, ("rotator.runtime.ratelimit.*", "rotator.runtime.governor.*", "rotator.runtime.sharing.*")
+    ),
     Group("windows", 0.80, ("rotator.policy.windows.*",)),
     Group("schedule", 0.80, ("rotator.daemon.schedule.*",)),
     Group(

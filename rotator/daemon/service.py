@@ -31,16 +31,15 @@ from rotator.daemon.agenda import Agenda
 from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import DISCOVERY_BATCH, Planner
+from rotator.daemon.replicas import Replicas
 from rotator.durations import moment, render
 from rotator.engine import requests
 from rotator.engine.steps import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
-from rotator.runtime import ratelimit
 from rotator.runtime.background_http import serve_app
 from rotator.runtime.governor import Governor
 from rotator.state.clock import utcnow
-from rotator.state.identity import process_identity
 
 _log = log.get(__name__)
 
@@ -77,8 +76,7 @@ class Daemon:
             probe_bound=max(engine.lease_ttl.total_seconds(), PROBE_BOUND),
             loop_bound=LOOP_BOUND,
         )
-        self.identity = process_identity()
-        self.replicas = 1
+        self.replicas = Replicas()
         self.governor = Governor()  # daemon.workers past the interpreter's core only slow each other
         collector = StateCollector(
             lambda: self.app.db,
@@ -108,8 +106,9 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        self.replicas.join()
         with contextlib.suppress(DBAPIError, StateBusy):  # a database down at start: the probe says so
-            self._heartbeat()
+            self.replicas.beat(self.app.db)
             self.ready = True  # the database answers: ready within seconds, however long the first tick
         prober = threading.Thread(target=self._probe, name="db-probe", daemon=True)
         prober.start()
@@ -126,7 +125,7 @@ class Daemon:
         self._rediscover.set()
         discovery.join(timeout=10)
         with contextlib.suppress(DBAPIError):
-            self.app.db.farewell(self.identity)  # the other replicas take this one's share at once
+            self.replicas.leave(self.app.db)
         self.app.close()
         served.stop()
         _log.info("daemon.stopped")
@@ -151,7 +150,7 @@ class Daemon:
             probes += 1
             try:
                 with self.liveness.probing():
-                    self._heartbeat()
+                    self.replicas.beat(self.app.db)
                     active = self.app.db.active() if probes % STATUS_EVERY == 1 else None
             except StateBusy:
                 continue  # the database answered: only a lock was held too long
@@ -167,16 +166,8 @@ class Daemon:
                 waiting = sum(1 for r in active if r.state in WITH_OPERATOR)
                 self.notifier.notify(
                     f"STATUS={len(active)} rotations in flight, {waiting} waiting on a person, "
-                    f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
+                    f"{self.replicas.alive} replica{'s' if self.replicas.alive != 1 else ''}"
                 )
-
-    def _heartbeat(self) -> None:
-        """Count the live replicas (this one too) and keep to this replica's share of every rate limit."""
-        replicas = self.app.db.heartbeat(self.identity, HEARTBEAT_TTL)
-        if replicas != self.replicas:
-            _log.info("replicas.counted", replicas=replicas, rate_limits=f"1/{replicas} of each limit here")
-        self.replicas = replicas
-        ratelimit.share_between(replicas)
 
     def reload(self) -> None:
         """Read rotator.yaml and the policies again; keep the old ones if anything is wrong."""
@@ -385,8 +376,6 @@ PROBE_BOUND = 10.0
 """Seconds a probe may take, at least (engine.lease_ttl when longer), before the client counts as hung."""
 LOOP_BOUND = 30.0
 """Seconds the main loop may go without turning (a reload of a very large fleet) before /healthz fails."""
-HEARTBEAT_TTL = timedelta(seconds=30)
-"""A replica not heard of for this long stops counting (a heartbeat goes with each probe)."""
 URGENT = frozenset({"incident", "offboarding"})
 """Triggers (and the bulk commands' policies, which an escalated rotation takes on) whose rotations
 each tick advances first, so a backlog of scheduled rotations never delays them."""

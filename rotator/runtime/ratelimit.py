@@ -1,5 +1,5 @@
-"""Client-side rate limits, shared by every concurrent rotation of the process, and split evenly
-between daemon replicas (`share_between`).
+"""Client-side rate limits, shared by every concurrent rotation of the process, and split between
+daemon replicas (`share_with`: runtime/sharing.py says how).
 
 A provider or AWS answers a request over its quota with 429 / ThrottlingException; an incident
 that leans on those retries is slower than one that never sends them, and a vendor may lock an
@@ -13,12 +13,15 @@ any of its seconds.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+
+from rotator.runtime.sharing import Sharing
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,10 @@ class Window:
         with 64 rotations) is counted when it really sends, so late ones never bunch up with the
         ones after them. Callers wait one after another, holding the lock, in about the order they came.
         """
-        allowed = max(1, self.limit.requests // _processes)
+        global _wanted_at
+        _wanted_at = time.monotonic()
+        part = _sharing.fraction(self._span) if _sharing is not None else 1.0
+        allowed = max(1, int(self.limit.requests * part))
         started = self._clock()
         with self._lock:
             while True:
@@ -82,14 +88,21 @@ class Window:
                 self._sleep(max(ready - now, 0.001))
 
 
-_processes = 1
+_sharing: Sharing | None = None
+_wanted_at = -math.inf
 
 
-def share_between(processes: int) -> None:
-    """This process is one of `processes` (daemon replicas) that send under the same limits: each
-    keeps to its share, so all of them together stay within each limit."""
-    global _processes
-    _processes = max(1, processes)
+def share_with(sharing: Sharing | None) -> None:
+    """This process is a daemon replica, one of several that may send under the same limits: each
+    keeps to the part `sharing` gives it, so all of them together stay within each limit (None:
+    the whole of each limit, as a command run by hand)."""
+    global _sharing
+    _sharing = sharing
+
+
+def wanted_within(seconds: float) -> bool:
+    """Whether this process asked to send under any limit in the last `seconds` (it is busy)."""
+    return time.monotonic() - _wanted_at < seconds
 
 
 def take_all(windows: Sequence[Window]) -> None:

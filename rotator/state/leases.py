@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Table,
     and_,
@@ -75,6 +76,17 @@ _LEASE_RELEASE = (
 
 REPLICA = "replica:"
 """Leases named so are replicas' heartbeats, not secrets' (a secret's name has no ':')."""
+IDLE = "replica-idle:"
+"""Leases named so say a replica is idle (runtime/sharing.py)."""
+
+
+def _alive(prefix: str) -> ColumnElement[int]:
+    leases = _LEASES.c
+    return func.count().filter(leases.secret.startswith(prefix), leases.expires_at > bindparam("now"))
+
+
+_REPLICAS = select(_alive(REPLICA), _alive(IDLE)).where(_LEASES.c.secret.startswith("replica"))
+"""Replicas alive, and those of them idle (given `now`, the database's clock)."""
 _PROVIDER_LOCK = 74_061
 """With a provider instance's name hashed: serialises the claims that count its rotations in flight."""
 
@@ -218,28 +230,34 @@ class Leases(Database):
         until = expires_at.isoformat(timespec="seconds")
         raise LeaseHeld(f"secret {secret!r} is being advanced by {holder} (lease until {until})", retry_after=1.0)
 
-    def heartbeat(self, owner: str, ttl: timedelta) -> int:
-        """Say this replica is alive for `ttl` more; return how many replicas are alive (itself too).
+    def heartbeat(self, owner: str, ttl: timedelta, *, idle: bool = False) -> tuple[int, int]:
+        """Say this replica is alive for `ttl` more, and whether it is idle (it has not wanted to
+        send under a rate limit lately); return how many replicas are alive and how many of them
+        are busy (this one too).
 
-        A lease named `replica:<owner>`, renewed every tick: replicas need no table of their own
-        to count each other, and a dead one stops counting when its lease expires."""
-        name = f"{REPLICA}{owner}"[:200]
+        Leases named `replica:<owner>`, renewed every heartbeat: replicas need no table of their
+        own to count each other, and a dead one stops counting when its lease expires. An idle
+        one also holds `replica-idle:<owner>` for as long: a replica that never says it is idle
+        (one from before 0.9) counts as busy, and the others leave it its share."""
+        name, marker = f"{REPLICA}{owner}"[:200], f"{IDLE}{owner}"[:200]
         with self._tx() as conn:
             self._acquire(conn, name, owner, ttl)
-            now, leases = db_now(conn), _LEASES
-            alive = select(func.count()).where(leases.c.secret.startswith(REPLICA), leases.c.expires_at > now)
-            return int(conn.execute(alive).scalar_one())
+            if idle:
+                self._acquire(conn, marker, owner, ttl)
+            else:
+                conn.execute(_LEASE_RELEASE, {"of_secret": marker, "of_owner": owner, "until": db_now(conn)})
+            alive, idle_ones = conn.execute(_REPLICAS, {"now": db_now(conn)}).one()
+            return int(alive), max(int(alive) - int(idle_ones), 0)
 
     def replicas_alive(self) -> int:
         """How many daemons renewed their heartbeat within its ttl (`rotator status` says when none)."""
         with self._tx() as conn:
-            leases, now = _LEASES, db_now(conn)
-            alive = select(func.count()).where(leases.c.secret.startswith(REPLICA), leases.c.expires_at > now)
-            return int(conn.execute(alive).scalar_one())
+            return int(conn.execute(_REPLICAS, {"now": db_now(conn)}).one()[0])
 
     def farewell(self, owner: str) -> None:
         """This replica stops: the others count without it at once."""
         self.release_lease(f"{REPLICA}{owner}"[:200], owner)
+        self.release_lease(f"{IDLE}{owner}"[:200], owner)
 
     @contextmanager
     def exclusive(self, name: str, *, ttl: timedelta, wait: timedelta) -> Iterator[None]:

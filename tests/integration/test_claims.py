@@ -4,6 +4,7 @@ instance's concurrency limit held across all claimers together. On SQLite and Po
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from rotator.daemon.replicas import Replicas
+from rotator.runtime import ratelimit
+from rotator.runtime.ratelimit import Limit, Window
+from rotator.runtime.sharing import RESERVE
 from rotator.state.clock import utcnow
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
@@ -123,14 +128,56 @@ def test_a_providers_concurrency_limit_holds_across_claimers(empty_state_url: st
 
 def test_replicas_count_each_other_by_heartbeat_and_a_silent_one_stops_counting(empty_state_url: str) -> None:
     one, two = StateDB(empty_state_url), StateDB(empty_state_url)
-    assert one.heartbeat("host-a:1:a", TTL) == 1
-    assert two.heartbeat("host-b:2:b", timedelta(milliseconds=300)) == 2
-    assert one.heartbeat("host-a:1:a", TTL) == 2  # renewing is not counting twice
+    assert one.heartbeat("host-a:1:a", TTL) == (1, 1)
+    assert two.heartbeat("host-b:2:b", timedelta(milliseconds=300)) == (2, 2)
+    assert one.heartbeat("host-a:1:a", TTL) == (2, 2)  # renewing is not counting twice
     time.sleep(0.5)
-    assert one.heartbeat("host-a:1:a", TTL) == 1  # b went silent: its heartbeat expired
+    assert one.heartbeat("host-a:1:a", TTL) == (1, 1)  # b went silent: its heartbeat expired
     two.heartbeat("host-b:2:b", TTL)
     two.farewell("host-b:2:b")
-    assert one.heartbeat("host-a:1:a", TTL) == 1  # b stopped and said so
+    assert one.heartbeat("host-a:1:a", TTL) == (1, 1)  # b stopped and said so
+
+
+def test_replicas_say_whether_they_are_idle_and_the_busy_ones_are_counted(empty_state_url: str) -> None:
+    """What splits the rate limits (runtime/sharing.py): a replica that says it is idle leaves the
+    busy ones its part until it says otherwise, stops, or goes silent; one that never says (a
+    replica from before 0.9) counts as busy."""
+    one, two, three = StateDB(empty_state_url), StateDB(empty_state_url), StateDB(empty_state_url)
+    assert one.heartbeat("host-a:1:a", TTL, idle=True) == (1, 0)
+    assert two.heartbeat("host-b:2:b", TTL) == (2, 1)
+    assert two.heartbeat("host-b:2:b", TTL, idle=True) == (2, 0)
+    assert one.heartbeat("host-a:1:a", TTL, idle=False) == (2, 1)  # a got work
+    assert two.heartbeat("host-b:2:b", TTL, idle=True) == (2, 1)
+    assert two.heartbeat("host-b:2:b", TTL, idle=False) == (2, 2)  # b too
+    assert two.heartbeat("host-b:2:b", TTL, idle=True) == (2, 1)  # and b is done
+    assert three.heartbeat("host-c:3:c", timedelta(milliseconds=300), idle=True) == (3, 1)
+    time.sleep(0.5)
+    assert one.heartbeat("host-a:1:a", TTL) == (2, 1)  # c went silent: neither alive nor idle
+    two.farewell("host-b:2:b")
+    assert one.heartbeat("host-a:1:a", TTL) == (1, 1)
+    assert two.heartbeat("host-b:2:b", TTL) == (2, 2)  # b back, busy: its old idle mark went with it
+    assert one.replicas_alive() == 2
+
+
+def test_a_daemon_that_wanted_to_send_says_so_and_keeps_its_part_until_it_leaves(
+    empty_state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "_wanted_at", -math.inf)  # what earlier tests in this process sent
+    other = StateDB(empty_state_url)
+    other.heartbeat("host-z:9:z", TTL, idle=True)
+    db, replicas = StateDB(empty_state_url), Replicas()
+    replicas.join()
+    try:
+        replicas.beat(db)
+        assert (replicas.alive, replicas.busy, replicas.sharing.part) == (2, 0, RESERVE / 4)
+        Window(Limit(50, timedelta(seconds=1))).take()
+        replicas.beat(db)
+        assert (replicas.alive, replicas.busy, replicas.sharing.part) == (2, 1, 1 - RESERVE)
+        assert other.heartbeat("host-z:9:z", TTL, idle=True) == (2, 1)
+    finally:
+        replicas.leave(db)
+    assert other.heartbeat("host-z:9:z", TTL, idle=True) == (1, 0)
+    assert ratelimit._sharing is None  # a command run by hand afterwards has the whole of each limit
 
 
 def test_a_rotation_whose_holder_lost_its_lease_mid_step_is_taken_over_before_anything_else(

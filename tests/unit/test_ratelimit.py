@@ -14,6 +14,7 @@ from rotator.app import App
 from rotator.errors import InputError
 from rotator.runtime import ratelimit
 from rotator.runtime.ratelimit import Limit, Window
+from rotator.runtime.sharing import Sharing
 from rotator.settings import config
 from rotator.settings.policies import PolicySet
 
@@ -85,19 +86,34 @@ def test_a_per_second_quota_is_kept_as_a_steady_pace_not_in_bursts() -> None:
     assert min(gaps) >= 1.0 / 50 and sent[-1] <= 200 * 1.1 / 50
 
 
-@pytest.mark.parametrize(("replicas", "each"), [(1, 50), (3, 16), (64, 1)])
-def test_replicas_split_a_limit_so_that_together_they_stay_within_it(replicas: int, each: int) -> None:
+@pytest.mark.parametrize(("busy", "each"), [(1, 46), (3, 15), (64, 1)])
+def test_replicas_split_a_limit_so_that_together_they_stay_within_it(busy: int, each: int) -> None:
+    """Busy replicas share all but the reserve of a limit (runtime/sharing.py), each its part at
+    once; a request over it waits a window; one sent anyway (the last of 64) is the floor of one."""
     time = FakeTime()
     window = Window(Limit(50, timedelta(minutes=1)), clock=time.clock, sleep=time.sleep)
-    ratelimit.share_between(replicas)
+    sharing = Sharing(clock=time.clock)
+    sharing.seen(alive=busy, busy=busy, me_busy=True, at=-100.0)
+    sharing.seen(alive=busy, busy=busy, me_busy=True, at=0.0)
+    ratelimit.share_with(sharing)
     try:
         for _ in range(each):
             window.take()
-        assert time.now == 0.0  # this replica's share goes at once
+        assert time.now == 0.0
         window.take()
         assert 60 <= time.now <= 66  # one more waits a window
     finally:
-        ratelimit.share_between(1)
+        ratelimit.share_with(None)
+
+
+def test_a_command_run_by_hand_has_the_whole_limit_and_says_it_wanted_to_send() -> None:
+    time = FakeTime()
+    window = Window(Limit(50, timedelta(minutes=1)), clock=time.clock, sleep=time.sleep)
+    for _ in range(50):
+        window.take()
+    assert time.now == 0.0 and ratelimit.wanted_within(5.0)
+    window.take()
+    assert time.now == pytest.approx(66.0)
 
 
 def test_a_request_leaves_the_window_only_after_the_padded_period() -> None:
