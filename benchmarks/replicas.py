@@ -18,6 +18,11 @@ that the store quota is not the bound. Prints one table and asserts nothing. Col
 Run: `.venv/bin/python benchmarks/replicas.py` (make bench runs it). Environment: BENCH_N (1000),
 BENCH_WORKERS (daemon.workers per replica, 16), BENCH_LATENCY (0.05), BENCH_LEASE_TTL (10s),
 BENCH_PG_ADMIN (postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database is made per row).
+
+A second table runs an incident of BENCH_QUOTA_N (300) secrets at AWS's real 50 writes/s: one
+replica alone, one busy beside an idle one, two busy. Columns: the most writes moto saw in one
+second, the median second's and the mean over the incident (the ramp of a replica that has just
+seen another included). BENCH_QUOTA_ONLY=1 runs only that table.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from incident import PATH, Fleet, Servers, seed
+from incident import PATH, WRITES, Fleet, Servers, seed
 
 WATCHDOG_SEC = 60
 """The shipped unit's WatchdogSec (systemd/rotator.service)."""
@@ -66,7 +71,7 @@ def drop(url: str) -> None:
 
 
 class Replica:
-    def __init__(self, fleet: Fleet, name: str) -> None:
+    def __init__(self, fleet: Fleet, name: str, **environment: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -83,6 +88,7 @@ class Replica:
             "ROTATOR_REPLICA_ID": name,
             "NOTIFY_SOCKET": str(notify),
             "WATCHDOG_USEC": str(WATCHDOG_SEC * 1_000_000),
+            **environment,
         }
         log = (fleet.dir / f"{name}.log").open("w")
         self.process = subprocess.Popen(
@@ -238,6 +244,62 @@ def kill_one_midway(url: str, daemons: list[Replica], n: int) -> tuple[list[floa
     return waits, killed_mono
 
 
+def quota_row(srv: Servers, n: int, *, busy: int, idle: int, workers: int) -> dict[str, float]:
+    """An incident at AWS's real 50 writes/s handed to `busy` replicas while `idle` more run beside
+    them with nothing to do (their tick an hour away after the first): AWS writes per second,
+    counted by moto, over the incident."""
+    url = database()
+    fleet = seed(srv, n, writes=50, state_url=url)
+    config = fleet.dir / "rotator.yaml"
+    config.write_text(config.read_text() + f"daemon: {{tick: 1s, workers: {workers}}}\n")
+    daemons = [Replica(fleet, f"b{i}") for i in range(busy)]
+    daemons += [Replica(fleet, f"i{i}", ROTATOR_DAEMON__TICK="1h") for i in range(idle)]
+    try:
+        while not all(d.ready() for d in daemons):
+            if any(d.process.poll() is not None for d in daemons):
+                raise SystemExit(f"a replica did not become ready; see {fleet.dir}/*.log")
+            time.sleep(0.2)
+        time.sleep(10)  # longer than a replica's raise waits: a daemon alone has been alone a while
+        since, _ = srv.aws_calls(10**9)
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "rotator", "incident", "--all", "--via-daemons", "--reason", "bench", "--json"],
+            env={**os.environ, "ROTATOR_CONFIG": str(config)},
+            capture_output=True,
+            check=False,
+            timeout=3600,
+        )
+        wall = time.monotonic() - started
+    finally:
+        for d in daemons:
+            d.stop()
+    _, calls = srv.aws_calls(since)
+    writes = [at for at, action in calls if action in WRITES]
+    per_second = Counter(int(at) for at in writes)
+    seconds = range(min(per_second, default=0), max(per_second, default=0) + 1)
+    counts = sorted(per_second.get(second, 0) for second in seconds)
+    drop(url)
+    return {
+        "wall": wall,
+        "writes": len(writes),
+        "max": max(counts, default=0),
+        "median": statistics.median(counts) if counts else 0.0,
+        "mean": len(writes) / max(writes[-1] - writes[0], 1e-9) if len(writes) > 1 else 0.0,
+    }
+
+
+def quota_table(srv: Servers, n: int, workers: int) -> None:
+    print(f"\nAWS writes at the real 50/s quota, N={n}: busy replicas split it, idle ones leave it to them")
+    print(f"{'busy':>4} {'idle':>4} {'wall_s':>7} {'writes':>6} {'w/s max':>7} {'median':>6} {'mean':>6}")
+    for busy, idle in ((1, 0), (1, 1), (2, 0)):
+        row = quota_row(srv, n, busy=busy, idle=idle, workers=workers)
+        print(
+            f"{busy:>4} {idle:>4} {row['wall']:>7.1f} {row['writes']:>6.0f} {row['max']:>7.0f} "
+            f"{row['median']:>6.1f} {row['mean']:>6.1f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     n = int(os.environ.get("BENCH_N", "1000"))
     workers = int(os.environ.get("BENCH_WORKERS", "16"))
@@ -250,6 +312,9 @@ def main() -> None:
     )
     base = None
     try:
+        if os.environ.get("BENCH_QUOTA_ONLY"):
+            quota_table(srv, int(os.environ.get("BENCH_QUOTA_N", "300")), workers)
+            return
         for replicas, kill in ((1, False), (3, False), (3, True)):
             row = run_row(srv, n, replicas, workers=workers, ttl=ttl, kill=kill)
             wall = float(row["wall"])  # type: ignore[arg-type]
@@ -263,6 +328,7 @@ def main() -> None:
                 f"{row['unhealthy']!s:>8}  {row['spread']}",
                 flush=True,
             )
+        quota_table(srv, int(os.environ.get("BENCH_QUOTA_N", "300")), workers)
     finally:
         srv.stop()
 

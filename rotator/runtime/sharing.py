@@ -13,7 +13,8 @@ a request it sent stays in the vendor's count for one window (a second for AWS, 
 most vendors). So a replica lowers its part at once and raises it only once the lower part has
 held for `GRACE` plus the window's span (at most `LONGEST_WAIT`): by then every replica whose view
 is fresh has seen what it saw, and the requests the others sent at their old parts have left the
-vendor's window. A replica whose view is older than `STALE` (its heartbeat fails: the database is
+vendor's window; a replica that has counted no other for that long raises at once (one daemon
+alone has no ramp). A replica whose view is older than `STALE` (its heartbeat fails: the database is
 away) keeps to an idle one's part.
 """
 
@@ -49,6 +50,8 @@ class Sharing:
         """(since, part): each part this replica computed, from the heartbeat that first gave it."""
         self._seen_at: float | None = None
         self._alive = 1
+        self._crowded_at = 0.0
+        """When a heartbeat last counted another replica alive (or this one began: not known)."""
         self.part = 0.0
         """The part of each limit the last heartbeat gave (what logs and status say)."""
 
@@ -60,6 +63,9 @@ class Sharing:
         with self._lock:
             if not self._parts:  # new here: idle as far as the others know, until they have seen it
                 self._parts.append((at, idle))
+                self._crowded_at = at
+            if alive > 1:
+                self._crowded_at = at
             self._seen_at, self.part, self._alive = at, part, max(alive, 1)
             if part != self._parts[-1][1]:
                 self._parts.append((at, part))
@@ -74,7 +80,10 @@ class Sharing:
                 return 0.0  # not one heartbeat yet: the others leave this one nothing
             if now - self._seen_at > STALE:
                 return RESERVE / 2 / self._alive
-            lowest, since = 1.0, now - GRACE - min(span, LONGEST_WAIT)
+            since = now - GRACE - min(span, LONGEST_WAIT)
+            if self._alive == 1 and self._crowded_at <= since:
+                return self.part  # alone for longer than any other could have sent in the window
+            lowest = 1.0
             for began, part in reversed(self._parts):  # each part held from its heartbeat to the next
                 lowest = min(lowest, part)
                 if began <= since:

@@ -117,6 +117,7 @@ class Replica:
     busy_from: list[float]
     sharing: Sharing = field(init=False)
     published_idle: bool = True
+    joined: bool = False
     allowed: list[tuple[float, float]] = field(default_factory=list)
 
     def alive_at(self, t: float) -> bool:
@@ -154,17 +155,41 @@ def test_whatever_each_replica_saw_together_they_never_send_over_the_limit(
     for tick in range(int(60 / step)):
         t = tick * step
         clock.now = start + t
+        # heartbeats in one step run as concurrent transactions: none sees another's of that step
+        joined = [o for o in replicas if o.alive_at(t) and o.joined]
+        published = {id(o): o.published_idle for o in joined}
         for index, r in enumerate(replicas):
             beats = r.alive_at(t) and abs((t - r.phase) % 2.0) < step / 2
             if beats and not (int(t / 2) in stalls and index == 0):
-                r.published_idle = not r.busy_at(t)
-                alive = [o for o in replicas if o.alive_at(t)]
-                busy = sum(1 for o in alive if not o.published_idle)
+                alive = [o for o in joined if o is not r] + [r]
+                busy = sum(1 for o in alive if o is not r and not published[id(o)]) + r.busy_at(t)
                 r.sharing.seen(alive=len(alive), busy=busy, me_busy=r.busy_at(t), at=clock.now)
+                r.published_idle, r.joined = not r.busy_at(t), True
             if r.alive_at(t):
                 r.allowed.append((t, r.sharing.fraction(span)))
         in_window = [max((part for at, part in r.allowed if t - span < at <= t), default=0.0) for r in replicas]
         assert sum(in_window) <= 1.0 + 1e-9, (t, in_window)
+
+
+def test_a_replica_long_alone_takes_its_part_at_once_when_it_gets_work() -> None:
+    """The usual incident on one daemon: no ramp. Alone only lately, or just started, it waits as
+    any replica does (one that started with it may not have been counted yet)."""
+    clock = Clock()
+    sharing = Sharing(clock=clock)
+    beat(sharing, clock, 80, alive=1, busy=0, me_busy=False)
+    beat(sharing, clock, 2, alive=1, busy=1, me_busy=True)
+    assert sharing.fraction(AWS) == pytest.approx(1 - RESERVE)
+
+    beat(sharing, clock, 2, alive=2, busy=1, me_busy=True)
+    beat(sharing, clock, 2, alive=1, busy=0, me_busy=False)  # the other stopped
+    beat(sharing, clock, 2, alive=1, busy=1, me_busy=True)
+    assert sharing.fraction(AWS) == pytest.approx(RESERVE / 2)
+    beat(sharing, clock, 6, alive=1, busy=1, me_busy=True)
+    assert sharing.fraction(AWS) == pytest.approx(1 - RESERVE)
+
+    fresh = Sharing(clock=clock)
+    fresh.seen(alive=1, busy=1, me_busy=True, at=clock.now)
+    assert fresh.fraction(AWS) == pytest.approx(RESERVE / 2)
 
 
 def test_the_only_busy_replica_of_several_reaches_its_part_within_a_window_and_grace() -> None:
