@@ -76,16 +76,19 @@ _LEASE_RELEASE = (
 
 REPLICA = "replica:"
 """Leases named so are replicas' heartbeats, not secrets' (a secret's name has no ':')."""
-IDLE = "replica-idle:"
-"""Leases named so say a replica is idle (runtime/sharing.py)."""
+IDLE = "replica:idle/"
+"""Leases named so say a replica is idle (runtime/sharing.py). Under `replica:`, so that what
+tells replicas' leases from secrets' still does (a host name has no '/', so no heartbeat's does)."""
 
 
-def _alive(prefix: str) -> ColumnElement[int]:
-    leases = _LEASES.c
-    return func.count().filter(leases.secret.startswith(prefix), leases.expires_at > bindparam("now"))
+def _alive(*where: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.count().filter(*where, _LEASES.c.expires_at > bindparam("now"))
 
 
-_REPLICAS = select(_alive(REPLICA), _alive(IDLE)).where(_LEASES.c.secret.startswith("replica"))
+_REPLICAS = select(
+    _alive(_LEASES.c.secret.startswith(REPLICA), ~_LEASES.c.secret.startswith(IDLE)),
+    _alive(_LEASES.c.secret.startswith(IDLE)),
+).where(_LEASES.c.secret.startswith(REPLICA))
 """Replicas alive, and those of them idle (given `now`, the database's clock)."""
 _PROVIDER_LOCK = 74_061
 """With a provider instance's name hashed: serialises the claims that count its rotations in flight."""
@@ -237,7 +240,7 @@ class Leases(Database):
 
         Leases named `replica:<owner>`, renewed every heartbeat: replicas need no table of their
         own to count each other, and a dead one stops counting when its lease expires. An idle
-        one also holds `replica-idle:<owner>` for as long: a replica that never says it is idle
+        one also holds `replica:idle/<owner>` for as long: a replica that never says it is idle
         (one from before 0.9) counts as busy, and the others leave it its share."""
         name, marker = f"{REPLICA}{owner}"[:200], f"{IDLE}{owner}"[:200]
         with self._tx() as conn:
