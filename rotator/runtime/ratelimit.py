@@ -66,14 +66,17 @@ class Window:
         Counted then, not when the wait began: a thread whose sleep ends late (an interpreter busy
         with 64 rotations) is counted when it really sends, so late ones never bunch up with the
         ones after them. Callers wait one after another, holding the lock, in about the order they came.
+        A replica's part is read again at each turn of the wait: a raise reaches the callers queued
+        behind a low part at once, not one window each.
         """
         global _wanted_at
         _wanted_at = time.monotonic()
-        part = _sharing.fraction(self._span) if _sharing is not None else 1.0
-        allowed = max(1, int(self.limit.requests * part))
         started = self._clock()
         with self._lock:
             while True:
+                sharing = _sharing
+                part = sharing.fraction(self._span) if sharing is not None else 1.0
+                allowed = max(1, int(self.limit.requests * part))
                 now = self._clock()
                 while self._sent and self._sent[0] <= now - self._span:
                     self._sent.popleft()
@@ -85,10 +88,12 @@ class Window:
                     self.waited += now - started
                     return
                 # at least a millisecond: a pause below a float's resolution would never end
-                self._sleep(max(ready - now, 0.001))
+                self._sleep(max(min(ready - now, RECHECK if sharing is not None else math.inf), 0.001))
 
 
 _sharing: Sharing | None = None
+RECHECK = 0.25
+"""Seconds a replica waiting on a limit sleeps at most before it reads its part again."""
 _wanted_at = -math.inf
 
 

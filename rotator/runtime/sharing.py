@@ -5,7 +5,7 @@ and reads how many replicas are alive and how many busy. A busy replica takes it
 `RESERVE` of each limit; an idle one may use its part of half the reserve, so the first requests of
 a replica that just got work are never over the limit, whoever has not seen it yet; the other half
 is for replicas that start before the others have counted them. One replica busy among many keeps
-92 % of every limit, and so does a replica alone (a second one may start at any moment); each
+96 % of every limit, and so does a replica alone (a second one may start at any moment); each
 kept to 1/N, one busy replica among two used to keep half of it.
 
 Views differ for a while: a replica learns of another's change only at its own next heartbeat, and
@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-RESERVE = 0.08
+RESERVE = 0.04
 """Of each limit, what busy replicas leave: half for the idle ones (a newly busy one's first
 requests), half for replicas that start before the others have counted them."""
 STALE = 4.0
@@ -35,7 +35,7 @@ GRACE = 6.0
 STALE, so every replica still trusting its view has read the change."""
 LONGEST_WAIT = 66.0
 """Seconds of a window's span a raise waits for at most (a padded minute). Waiting out a vendor's
-hour would leave a replica that just started with 4 % of GoBlue's hourly limit for that hour;
+hour would leave a replica that just started with 2 % of GoBlue's hourly limit for that hour;
 beyond a minute the vendor's own count (429, Retry-After) is the backstop, as it is for a process
 that restarts and forgets what it sent."""
 

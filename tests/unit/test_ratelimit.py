@@ -86,7 +86,7 @@ def test_a_per_second_quota_is_kept_as_a_steady_pace_not_in_bursts() -> None:
     assert min(gaps) >= 1.0 / 50 and sent[-1] <= 200 * 1.1 / 50
 
 
-@pytest.mark.parametrize(("busy", "each"), [(1, 46), (3, 15), (64, 1)])
+@pytest.mark.parametrize(("busy", "each"), [(1, 48), (3, 16), (64, 1)])
 def test_replicas_split_a_limit_so_that_together_they_stay_within_it(busy: int, each: int) -> None:
     """Busy replicas share all but the reserve of a limit (runtime/sharing.py), each its part at
     once; a request over it waits a window; one sent anyway (the last of 64) is the floor of one."""
@@ -102,6 +102,28 @@ def test_replicas_split_a_limit_so_that_together_they_stay_within_it(busy: int, 
         assert time.now == 0.0
         window.take()
         assert 60 <= time.now <= 66  # one more waits a window
+    finally:
+        ratelimit.share_with(None)
+
+
+def test_a_caller_waiting_behind_an_idle_part_takes_a_raise_at_once() -> None:
+    """Sixteen workers queued behind an idle replica's two requests a window must not each wait
+    half a window once the replica's part has risen (an incident ran at 1 write/s for 17 s that way)."""
+    time = FakeTime()
+    sharing = Sharing(clock=time.clock)
+
+    def sleep(seconds: float) -> None:  # the next heartbeat finds it busy while it waits
+        sharing.seen(alive=1, busy=1, me_busy=True, at=time.now)
+        time.sleep(seconds)
+
+    window = Window(Limit(50, timedelta(seconds=1)), clock=time.clock, sleep=sleep)
+    for moment in range(-100, 1, 2):  # alone for long, idle: two requests a window
+        sharing.seen(alive=1, busy=0, me_busy=False, at=float(moment))
+    ratelimit.share_with(sharing)
+    try:
+        window.take()
+        window.take()  # paced at two a window it would wait 0.55 s
+        assert time.now == pytest.approx(ratelimit.RECHECK)
     finally:
         ratelimit.share_with(None)
 

@@ -39,7 +39,7 @@ def settled(alive: int, busy: int, me_busy: bool) -> float:
     ("alive", "busy", "me_busy", "part"),
     [
         (1, 1, True, 1 - RESERVE),  # alone: a second replica may start at any moment
-        (2, 1, True, 1 - RESERVE),  # the only busy one of two keeps 92 %, not half
+        (2, 1, True, 1 - RESERVE),  # the only busy one of two keeps 96 %, not half
         (10, 1, True, 1 - RESERVE),
         (2, 2, True, (1 - RESERVE) / 2),
         (3, 2, True, (1 - RESERVE) / 2),
