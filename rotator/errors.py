@@ -139,6 +139,13 @@ class CreateOutcomeUnknown(ProviderUnavailable):
     pass
 
 
+class Stopped(RotatorError):
+    """A request waiting for a rate limit's slot was never sent: the process is stopping. The
+    step is tried again at once by whoever advances the rotation next."""
+
+    temporary = True
+
+
 class StoreError(RotatorError):
     pass
 

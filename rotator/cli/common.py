@@ -16,6 +16,7 @@ import click
 
 from rotator.cli.exit import Exit
 from rotator.errors import InputError, KeyRejected, LeaseHeld, RotatorError
+from rotator.runtime import ratelimit
 
 if TYPE_CHECKING:
     from rotator.app import App
@@ -94,9 +95,10 @@ def read_hidden(prompt: str) -> str:
 
 @contextlib.contextmanager
 def ctrl_c_stops() -> Iterator[threading.Event]:
-    """The first Ctrl-C sets the event: a command finishes the step in hand, writes it and stops
-    (a step cut in the middle is a crash to recover from, not a way to stop); a second Ctrl-C
-    quits at once."""
+    """The first Ctrl-C (or SIGTERM: `timeout`, a CI's cancel, a container's stop) sets the event:
+    a command finishes the step in hand, writes it and stops (a step cut in the middle is a crash
+    to recover from, not a way to stop), sending nothing that still waits on a rate limit; a
+    second one quits at once."""
     stop = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -108,11 +110,14 @@ def ctrl_c_stops() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigint)
+    ratelimit.end_waits_with(stop)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        ratelimit.end_waits_with(None)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 SHORTEST_ID = 4

@@ -37,6 +37,7 @@ from rotator.engine import requests
 from rotator.engine.steps import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
 from rotator.lifecycle import WITH_OPERATOR
+from rotator.runtime import ratelimit
 from rotator.runtime.background_http import serve_app
 from rotator.runtime.governor import Governor
 from rotator.state.clock import utcnow
@@ -107,6 +108,7 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         self.replicas.join()
+        ratelimit.end_waits_with(self.stopping)  # a stop sends nothing more that waits on a limit
         with contextlib.suppress(DBAPIError, StateBusy):  # a database down at start: the probe says so
             self.replicas.beat(self.app.db)
             self.ready = True  # the database answers: ready within seconds, however long the first tick
@@ -126,6 +128,7 @@ class Daemon:
         discovery.join(timeout=10)
         with contextlib.suppress(DBAPIError):
             self.replicas.leave(self.app.db)
+        ratelimit.end_waits_with(None)
         self.app.close()
         served.stop()
         _log.info("daemon.stopped")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rotator.errors import Stopped
 from rotator.runtime.sharing import Sharing
 
 
@@ -55,6 +56,7 @@ class Window:
         # handful of calls wait seconds apart.
         self._paced = seconds <= 1
         self._sent: deque[float] = deque()
+        self._last = -math.inf
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self.waited = 0.0
@@ -74,27 +76,34 @@ class Window:
         started = self._clock()
         with self._lock:
             while True:
-                sharing = _sharing
-                part = sharing.fraction(self._span) if sharing is not None else 1.0
-                allowed = max(1, int(self.limit.requests * part))
+                sharing, ending = _sharing, _ending
+                if ending is not None and ending.is_set():
+                    raise Stopped("not sent: rotator is stopping", retry_after=0)
+                share = self.limit.requests * (sharing.fraction(self._span) if sharing is not None else 1.0)
+                allowed = max(1, int(share))
                 now = self._clock()
                 while self._sent and self._sent[0] <= now - self._span:
                     self._sent.popleft()
                 ready = self._sent[0] + self._span if len(self._sent) >= allowed else now
                 if self._paced and self._sent:
                     ready = max(ready, self._sent[-1] + self._span / allowed)
+                if share < 1:  # a part under one request a window: one request every few windows
+                    ready = max(ready, self._last + self._span / share) if share > 0 else math.inf
                 if ready <= now:
                     self._sent.append(now)
+                    self._last = now
                     self.waited += now - started
                     return
                 # at least a millisecond: a pause below a float's resolution would never end
-                self._sleep(max(min(ready - now, RECHECK if sharing is not None else math.inf), 0.001))
+                recheck = RECHECK if sharing is not None or ending is not None else math.inf
+                self._sleep(max(min(ready - now, recheck), 0.001))
 
 
 _sharing: Sharing | None = None
 RECHECK = 0.25
 """Seconds a replica waiting on a limit sleeps at most before it reads its part again."""
 _wanted_at = -math.inf
+_ending: threading.Event | None = None
 
 
 def share_with(sharing: Sharing | None) -> None:
@@ -103,6 +112,13 @@ def share_with(sharing: Sharing | None) -> None:
     the whole of each limit, as a command run by hand)."""
     global _sharing
     _sharing = sharing
+
+
+def end_waits_with(stop: threading.Event | None) -> None:
+    """Once `stop` is set, a request waiting for a slot is not sent (Stopped): a Ctrl-C or a
+    SIGTERM must not wait out a vendor's window (GoBlue's is an hour) to stop."""
+    global _ending
+    _ending = stop
 
 
 def wanted_within(seconds: float) -> bool:

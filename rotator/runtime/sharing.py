@@ -64,6 +64,11 @@ class Sharing:
             if not self._parts:  # new here: idle as far as the others know, until they have seen it
                 self._parts.append((at, idle))
                 self._crowded_at = at
+            elif self._seen_at is not None and at - self._seen_at > STALE:
+                # back from a stale view, held to an idle part meanwhile; the others may have
+                # counted this one gone and taken its part: a raise waits as any other does
+                self._parts.append((self._seen_at + STALE, RESERVE / 2 / self._alive))
+                self._crowded_at = at
             if alive > 1:
                 self._crowded_at = at
             self._seen_at, self.part, self._alive = at, part, max(alive, 1)

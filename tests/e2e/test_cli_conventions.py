@@ -238,13 +238,15 @@ def test_ctrl_c_detaches_a_waiting_rotate_and_leaves_it_recorded(world: World) -
     assert again.returncode == 3 and "resuming rotation" in again.stdout  # no lease left behind
 
 
-def test_ctrl_c_stops_a_bulk_command_after_the_step_in_hand(world: World) -> None:
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_a_bulk_command_after_the_step_in_hand(world: World, sent: signal.Signals) -> None:
     """Two Ctrl-C used to leave `offboard` running to the end: now the first stops it after the
-    step in hand (exit 3), the rotation recorded where it is for a daemon to take on."""
+    step in hand (exit 3), the rotation recorded where it is for a daemon to take on. SIGTERM
+    (`timeout`, a CI's cancel, a container's stop) used to kill it mid-request: it stops alike."""
     world.config.write_text(world.config.read_text() + "policies:\n  offboarding:\n    cutover: {min_soak: 1h}\n")
     proc = _started(world, "offboard", "alice@example.com", "--reason", "left")
     _until(proc, "cutover_wait")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3 and "interrupted: 0 not started, 1 recorded" in err, (out[-1000:], err[-2000:])
     rotation = json.loads(world.cli("status", world.name, "--json").stdout)["secrets"][0]["rotation"]

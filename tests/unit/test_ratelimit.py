@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotator.app import App
-from rotator.errors import InputError
+from rotator.errors import InputError, Stopped
 from rotator.runtime import ratelimit
 from rotator.runtime.ratelimit import Limit, Window
 from rotator.runtime.sharing import Sharing
@@ -86,24 +87,60 @@ def test_a_per_second_quota_is_kept_as_a_steady_pace_not_in_bursts() -> None:
     assert min(gaps) >= 1.0 / 50 and sent[-1] <= 200 * 1.1 / 50
 
 
-@pytest.mark.parametrize(("busy", "each"), [(1, 48), (3, 16), (64, 1)])
-def test_replicas_split_a_limit_so_that_together_they_stay_within_it(busy: int, each: int) -> None:
+@pytest.mark.parametrize(("busy", "each", "then"), [(1, 48, 66.0), (3, 16, 66.0), (64, 1, 88.0)])
+def test_replicas_split_a_limit_so_that_together_they_stay_within_it(busy: int, each: int, then: float) -> None:
     """Busy replicas share all but the reserve of a limit (runtime/sharing.py), each its part at
-    once; a request over it waits a window; one sent anyway (the last of 64) is the floor of one."""
+    once; a request over it waits a window. A part under one request a window (the last of 64:
+    0.75) sends one every few windows, not one every window."""
     time = FakeTime()
-    window = Window(Limit(50, timedelta(minutes=1)), clock=time.clock, sleep=time.sleep)
     sharing = Sharing(clock=time.clock)
-    sharing.seen(alive=busy, busy=busy, me_busy=True, at=-100.0)
-    sharing.seen(alive=busy, busy=busy, me_busy=True, at=0.0)
+
+    def sleep(seconds: float) -> None:  # heartbeats go on every 2 s while it waits
+        time.sleep(seconds)
+        if time.now >= beats[-1] + 2:
+            beats.append(time.now)
+            sharing.seen(alive=busy, busy=busy, me_busy=True, at=time.now)
+
+    window = Window(Limit(50, timedelta(minutes=1)), clock=time.clock, sleep=sleep)
+    beats = [float(moment) for moment in range(-100, 1, 2)]
+    for moment in beats:
+        sharing.seen(alive=busy, busy=busy, me_busy=True, at=moment)
     ratelimit.share_with(sharing)
     try:
         for _ in range(each):
             window.take()
         assert time.now == 0.0
         window.take()
-        assert 60 <= time.now <= 66  # one more waits a window
+        assert then - 0.5 <= time.now <= then + 0.5  # one more waits a window (or more)
     finally:
         ratelimit.share_with(None)
+
+
+def test_a_request_waiting_for_a_slot_is_not_sent_once_the_process_stops() -> None:
+    """Ctrl-C or SIGTERM while rotations wait on GoBlue's hourly window: they stop at once
+    (Stopped, a temporary error the engine tries again) instead of waiting the hour to send."""
+    time = FakeTime()
+    stop = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        if time.now >= 10:
+            stop.set()
+
+    window = Window(Limit(1, timedelta(hours=1)), clock=time.clock, sleep=sleep)
+    ratelimit.end_waits_with(stop)
+    try:
+        window.take()
+        with pytest.raises(Stopped) as stopped:
+            window.take()
+        assert 10 <= time.now <= 10 + ratelimit.RECHECK and stopped.value.temporary
+        assert len(window._sent) == 1  # the one stopped was never counted as sent
+        with pytest.raises(Stopped):
+            window.take()
+    finally:
+        ratelimit.end_waits_with(None)
+    window.take()  # a command run afterwards in the same process waits as before
+    assert time.now >= 3960
 
 
 def test_a_caller_waiting_behind_an_idle_part_takes_a_raise_at_once() -> None:
