@@ -88,9 +88,9 @@ class Sharing:
             since = now - GRACE - min(span, LONGEST_WAIT)
             if self._alive == 1 and self._crowded_at <= since:
                 return self.part  # alone for longer than any other could have sent in the window
-            lowest = 1.0
+            held = []
             for began, part in reversed(self._parts):  # each part held from its heartbeat to the next
-                lowest = min(lowest, part)
+                held.append(part)
                 if began <= since:
                     break
-            return lowest
+            return min(held)

@@ -134,6 +134,7 @@ def test_a_request_waiting_for_a_slot_is_not_sent_once_the_process_stops() -> No
         with pytest.raises(Stopped) as stopped:
             window.take()
         assert 10 <= time.now <= 10 + ratelimit.RECHECK and stopped.value.temporary
+        assert str(stopped.value) == "not sent: rotator is stopping" and stopped.value.retry_after == 0
         assert len(window._sent) == 1  # the one stopped was never counted as sent
         with pytest.raises(Stopped):
             window.take()
@@ -141,6 +142,34 @@ def test_a_request_waiting_for_a_slot_is_not_sent_once_the_process_stops() -> No
         ratelimit.end_waits_with(None)
     window.take()  # a command run afterwards in the same process waits as before
     assert time.now >= 3960
+
+
+def test_a_replica_before_its_first_heartbeat_sends_nothing() -> None:
+    """The others leave it no part yet: it waits (here until the process stops)."""
+    time = FakeTime()
+    stop = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        if time.now >= 30:
+            stop.set()
+
+    window = Window(Limit(50, timedelta(seconds=1)), clock=time.clock, sleep=sleep)
+    ratelimit.share_with(Sharing(clock=time.clock))
+    ratelimit.end_waits_with(stop)
+    try:
+        with pytest.raises(Stopped):
+            window.take()
+        assert time.now >= 30 and not window._sent
+    finally:
+        ratelimit.share_with(None)
+        ratelimit.end_waits_with(None)
+
+
+@pytest.mark.parametrize("limit", [Limit(0, timedelta(seconds=1)), Limit(5, timedelta(0)), Limit(5, -timedelta(1))])
+def test_a_limit_that_allows_nothing_is_refused(limit: Limit) -> None:
+    with pytest.raises(ValueError, match=r"^a rate limit needs at least one request per positive period$"):
+        Window(limit)
 
 
 def test_a_caller_waiting_behind_an_idle_part_takes_a_raise_at_once() -> None:
