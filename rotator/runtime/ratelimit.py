@@ -76,6 +76,8 @@ class Window:
         started = self._clock()
         with self._lock:
             while True:
+                # a replica whose callers wait out a long window is busy, not idle
+                _wanted_at = time.monotonic()
                 sharing, ending = _sharing, _ending
                 if ending is not None and ending.is_set():
                     raise Stopped("not sent: rotator is stopping", retry_after=0)

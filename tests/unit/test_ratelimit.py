@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -164,6 +165,32 @@ def test_a_replica_before_its_first_heartbeat_sends_nothing() -> None:
     finally:
         ratelimit.share_with(None)
         ratelimit.end_waits_with(None)
+
+
+def test_a_replica_whose_caller_waits_out_a_long_window_stays_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting an hour for GoBlue's window is wanting to send: a replica that said idle meanwhile
+    would drop to an idle part and wait longer still."""
+    time = FakeTime()
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: 1000.0 + time.now))
+    sharing = Sharing(clock=time.clock)
+    busy: list[bool] = []
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        if time.now >= len(busy) * 2 + 2:  # a heartbeat every 2 s asks whether this one is busy
+            busy.append(ratelimit.wanted_within(10.0))
+            sharing.seen(alive=1, busy=1, me_busy=True, at=time.now)
+
+    window = Window(Limit(1, timedelta(minutes=1)), clock=time.clock, sleep=sleep)
+    for moment in range(-100, 1, 2):
+        sharing.seen(alive=1, busy=1, me_busy=True, at=float(moment))
+    ratelimit.share_with(sharing)
+    try:
+        window.take()
+        window.take()
+    finally:
+        ratelimit.share_with(None)
+    assert time.now >= 60 and len(busy) > 20 and all(busy)
 
 
 @pytest.mark.parametrize("limit", [Limit(0, timedelta(seconds=1)), Limit(5, timedelta(0)), Limit(5, -timedelta(1))])
