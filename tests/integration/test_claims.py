@@ -20,6 +20,7 @@ from rotator.runtime.sharing import RESERVE
 from rotator.state.clock import utcnow
 from rotator.state.db import StateDB
 from rotator.state.schema import Rotation
+from tests.support.pg_locks import in_thread, waiting
 
 TTL = timedelta(minutes=1)
 URGENT = ("incident", "offboarding")
@@ -249,21 +250,6 @@ def test_status_counts_the_replicas_alive_and_nothing_else(empty_state_url: str)
     assert db.replicas_alive() == 1
 
 
-def _lock_waits(url: str, kind: str) -> bool:
-    import sqlalchemy
-    from sqlalchemy import text
-
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            found = conn.execute(
-                text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = :k"), {"k": kind}
-            ).scalar()
-        return bool(found)
-    finally:
-        engine.dispose()
-
-
 def _wait_for(condition: Any, what: str) -> None:
     deadline = time.monotonic() + 30
     while not condition():
@@ -278,22 +264,13 @@ def _while_another_holds(url: str, statements: list[str], act: Any, lock: str) -
     import sqlalchemy
     from sqlalchemy import text
 
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = act()
-        except Exception as exc:  # the outcome is what the test looks at
-            outcome["error"] = exc
-
     other = sqlalchemy.create_engine(url)
     try:
         with other.connect() as holder:
             for statement in statements:
                 holder.execute(text(statement))
-            thread = threading.Thread(target=run)
-            thread.start()
-            _wait_for(lambda: _lock_waits(url, lock) or not thread.is_alive(), f"a wait on the {lock} lock")
+            thread, outcome = in_thread(act)
+            _wait_for(lambda: waiting(other, lock) or not thread.is_alive(), f"a wait on the {lock} lock")
             holder.commit()
         thread.join(30)
     finally:

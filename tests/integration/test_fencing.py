@@ -4,7 +4,6 @@ no wait outlasts the lease, and a proof whose answer came late is not acted on."
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from rotator.settings.models import EngineSettings
 from rotator.state.db import Change, StateDB
 from rotator.state.leases import Fence
 from rotator.state.schema import Rotation
+from tests.support.pg_locks import in_thread, waiting
 from tests.tcp_proxy import Proxy
 
 AUDIT_LOCK = 7_406_118_002
@@ -72,31 +72,6 @@ def _expired(raw: sqlalchemy.Engine, secret: str) -> bool:
     return bool(found)
 
 
-def _waiting(raw: sqlalchemy.Engine, what: str) -> bool:
-    """Whether some session waits for a lock of kind `what` ('advisory', 'tuple', 'transactionid')."""
-    with raw.connect() as conn:
-        return bool(
-            conn.execute(
-                text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = :k"), {"k": what}
-            ).scalar()
-        )
-
-
-def _in_thread(work: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except Exception as exc:  # the outcome is what the test looks at
-            outcome["error"] = exc
-        outcome["at"] = time.monotonic()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
-
-
 def _acquired(db: StateDB, secret: str, owner: str, ttl: timedelta) -> int:
     """The lease taken, for a test's set-up: with a TTL of seconds the server's bounds are a second
     or so, and a machine busy with other tests can pause a transaction that long (StateBusy)."""
@@ -121,9 +96,9 @@ def test_a_write_that_waited_on_the_audit_chain_is_judged_after_the_wait(db: Sta
     _expire_in(raw, fence.secret, 0.5)
     with raw.connect() as blocker:
         blocker.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK})
-        thread, outcome = _in_thread(lambda: _fenced_apply(db, fence, rotation, "late.write"))
+        thread, outcome = in_thread(lambda: _fenced_apply(db, fence, rotation, "late.write"))
         deadline = time.monotonic() + 30
-        while not (_waiting(raw, "advisory") and _expired(raw, fence.secret)) and "at" not in outcome:
+        while not (waiting(raw, "advisory") and _expired(raw, fence.secret)) and "at" not in outcome:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         blocker.rollback()
@@ -142,7 +117,7 @@ def test_one_stuck_transaction_holding_the_audit_chain_stops_no_one_for_long(
     rotation, fence = _held(db)
     with raw.connect() as blocker:
         blocker.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK})
-        thread, outcome = _in_thread(lambda: _fenced_apply(db, fence, rotation, "blocked.write"))
+        thread, outcome = in_thread(lambda: _fenced_apply(db, fence, rotation, "blocked.write"))
         thread.join(3 * TTL.total_seconds())
         still_stuck = thread.is_alive()
         blocker.rollback()
@@ -158,9 +133,9 @@ def test_a_renewal_that_waited_counts_its_ttl_from_when_it_was_made(db: StateDB,
     _, fence = _held(db)
     with raw.connect() as blocker:
         blocker.execute(text("SELECT 1 FROM leases WHERE secret = :s FOR UPDATE"), {"s": fence.secret})
-        thread, outcome = _in_thread(lambda: db.renew_lease(fence, TTL))
+        thread, outcome = in_thread(lambda: db.renew_lease(fence, TTL))
         deadline = time.monotonic() + 30
-        while not _waiting(raw, "transactionid") and "at" not in outcome:
+        while not waiting(raw, "transactionid") and "at" not in outcome:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(1.0)  # the renewal waits this long at least
@@ -199,7 +174,7 @@ def test_no_side_effect_on_a_proof_whose_answer_came_after_the_lease_was_taken(
 
     try:
         proxy.stall_after(b"COMMIT")
-        thread, outcome = _in_thread(side_effect_allowed)
+        thread, outcome = in_thread(side_effect_allowed)
         deadline = time.monotonic() + 30
         while not proxy.stalled:
             assert time.monotonic() < deadline, "the write never committed"
