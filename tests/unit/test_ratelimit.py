@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -117,17 +118,23 @@ def test_replicas_split_a_limit_so_that_together_they_stay_within_it(busy: int, 
         ratelimit.share_with(None)
 
 
-def test_a_request_waiting_for_a_slot_is_not_sent_once_the_process_stops() -> None:
-    """Ctrl-C or SIGTERM while rotations wait on GoBlue's hourly window: they stop at once
-    (Stopped, a temporary error the engine tries again) instead of waiting the hour to send."""
-    time = FakeTime()
+def _stopping_at(time: FakeTime, moment: float) -> tuple[threading.Event, Callable[[float], None]]:
+    """A stop event, and a sleep that sets it once the fake time reaches `moment` (a Ctrl-C then)."""
     stop = threading.Event()
 
     def sleep(seconds: float) -> None:
         time.sleep(seconds)
-        if time.now >= 10:
+        if time.now >= moment:
             stop.set()
 
+    return stop, sleep
+
+
+def test_a_request_waiting_for_a_slot_is_not_sent_once_the_process_stops() -> None:
+    """Ctrl-C or SIGTERM while rotations wait on GoBlue's hourly window: they stop at once
+    (Stopped, a temporary error the engine tries again) instead of waiting the hour to send."""
+    time = FakeTime()
+    stop, sleep = _stopping_at(time, 10)
     window = Window(Limit(1, timedelta(hours=1)), clock=time.clock, sleep=sleep)
     ratelimit.end_waits_with(stop)
     try:
@@ -148,13 +155,7 @@ def test_a_request_waiting_for_a_slot_is_not_sent_once_the_process_stops() -> No
 def test_a_replica_before_its_first_heartbeat_sends_nothing() -> None:
     """The others leave it no part yet: it waits (here until the process stops)."""
     time = FakeTime()
-    stop = threading.Event()
-
-    def sleep(seconds: float) -> None:
-        time.sleep(seconds)
-        if time.now >= 30:
-            stop.set()
-
+    stop, sleep = _stopping_at(time, 30)
     window = Window(Limit(50, timedelta(seconds=1)), clock=time.clock, sleep=sleep)
     ratelimit.share_with(Sharing(clock=time.clock))
     ratelimit.end_waits_with(stop)
