@@ -39,7 +39,7 @@ class Governor:
         """How many may run now; it moves each period with what was measured."""
         self.running = 0
         self.peak = 0
-        """The most rotations that ran at once (benchmarks print it)."""
+        """The most rotations that ran at once."""
         self._lock = threading.Lock()
         self._admitting = threading.Lock()
         now = clock()

@@ -72,7 +72,6 @@ class Window:
         behind a low part at once, not one window each.
         """
         global _wanted_at
-        _wanted_at = time.monotonic()
         started = self._clock()
         with self._lock:
             while True:
