@@ -19,13 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from rotator.errors import InputError
 from rotator.policy.rules import BUILT_IN, Policy
 from rotator.settings import policy_checks as checks
+from rotator.settings import policy_entries as entries
 from rotator.settings.models import Settings
-from rotator.settings.policy_models import NAME, Consumer, HeaderCredential, Hook, HttpHook, PolicyFile, SecretSpec
+from rotator.settings.policy_models import (
+    NAME,
+    Consumer,
+    HeaderCredential,
+    Hook,
+    HttpHook,
+    Place,
+    PolicyFile,
+    SecretEntry,
+    SecretSpec,
+)
 from rotator.stores.refs import StoreRef
 from rotator.yamlfiles import fast as yamlfast
 from rotator.yamlfiles import lines as yamllines
@@ -38,8 +49,10 @@ __all__ = [
     "HeaderCredential",
     "Hook",
     "HttpHook",
+    "Place",
     "PolicyFile",
     "PolicySet",
+    "SecretEntry",
     "SecretSpec",
     "StoreRef",
     "load_dir",
@@ -179,13 +192,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-_READ: dict[Path, tuple[bytes, PolicyFile]] = {}
+_Read = tuple[PolicyFile, list[SecretSpec]]
+"""A policy file read: its policies and teams (its `secrets:` left empty) and its secrets."""
+
+_READ: dict[Path, tuple[bytes, _Read]] = {}
 """Each policy file read fast, by a digest of its bytes: a reload (SIGHUP) parses and validates
 again only the files that changed (the checks across files run every time). A digest, not the
 modification time, whose granularity lets a same-size rewrite within milliseconds look unchanged."""
 
 
-def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
+def _read_fast(path: Path, lines: yamllines.Lines) -> _Read:
     try:
         raw = yamlsource.read_bytes(path)
         text = raw.decode("utf-8")
@@ -200,7 +216,9 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
     doc = yamlfast.load(text, size) or {}
     del text
     items = doc.pop("secrets", None)
-    if items is not None and not isinstance(items, list):
+    if items is None:
+        items = []
+    elif not isinstance(items, list):
         raise yamlfast.Unsure("secrets is not a list")
     problems: list[str] = []
     try:
@@ -208,31 +226,26 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> PolicyFile:
     except ValidationError as exc:
         problems += yamlproblems.problems_from(exc, yamllines.View(lines, doc), path, model=PolicyFile)
         read = PolicyFile()
-    if isinstance(items, list):
-        # one secret at a time, each raw entry dropped once read: the models reuse the memory the
-        # parse held instead of landing among its leftovers, which pinned ~100 MB at 100k secrets
-        specs = []
-        for index, item in enumerate(items):
-            try:
-                specs.append(_SPEC.validate_python(item))
-            except ValidationError as exc:
-                problems += yamlproblems.problems_from(
-                    exc, yamllines.View(lines, item, ("secrets", index)), path, model=SecretSpec
-                )
-            items[index] = None
-        read = read.model_copy(update={"secrets": specs})
+    # one secret at a time, each raw entry dropped once read: the specs reuse the memory the
+    # parse held instead of landing among its leftovers, which pinned ~100 MB at 100k secrets
+    specs: list[SecretSpec] = []
+    for index, item in enumerate(items):
+        try:
+            specs.append(entries.read(item))
+        except ValidationError as exc:
+            problems += yamlproblems.problems_from(
+                exc, yamllines.View(lines, item, ("secrets", index)), path, model=SecretEntry
+            )
+        items[index] = None
     if problems:
         raise InputError(problems)
-    _READ[path] = (digest, read)
-    return read
-
-
-_SPEC = TypeAdapter(SecretSpec)
+    _READ[path] = (digest, (read, specs))
+    return read, specs
 
 
 def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicySet:
     problems: list[str] = []
-    parsed: list[tuple[Path, Any, PolicyFile]] = []
+    parsed: list[tuple[Path, Any, PolicyFile, list[SecretSpec]]] = []
     found_lines: list[yamllines.Lines] = []
     if fast:
         for gone in set(_READ) - set(files):
@@ -243,10 +256,11 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
                 # no lines yet: each problem's line is a placeholder, found afterwards (yamllines)
                 found_lines.append(yamllines.Lines(path))
                 view = yamllines.View(found_lines[-1], None)
-                parsed.append((path, view, _read_fast(path, found_lines[-1])))
+                parsed.append((path, view, *_read_fast(path, found_lines[-1])))
             else:
                 doc = yamlsource.load(path)
-                parsed.append((path, doc, yamlproblems.validate(PolicyFile, doc, path)))
+                pf = yamlproblems.validate(PolicyFile, doc, path)
+                parsed.append((path, doc, pf, [entry.spec() for entry in pf.secrets]))
         except InputError as exc:
             problems.extend(exc.problems)
 
@@ -254,7 +268,7 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
     policy_team: dict[str, str | None] = dict.fromkeys(result.policies)
     defined_at: dict[str, str] = {}
     teams: dict[Path, str | None] = {}
-    for path, doc, pf in parsed:
+    for path, doc, pf, _ in parsed:
         team, problem = checks.file_team(path, settings)
         if problem is not None:
             problems.append(problem)
@@ -279,12 +293,12 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
     def at(path: Path, doc: Any, index: int, *keys: str) -> str:
         return f"{path}:{yamlsource.line_of(doc, ('secrets', index, *keys))}"
 
-    for path, doc, pf in parsed:
+    for path, doc, _, specs in parsed:
         if path not in teams:
             continue
         team = teams[path]
         groups = result.teams if team is None else result.team_groups.get(team, {})
-        for index, spec in enumerate(pf.secrets):
+        for index, spec in enumerate(specs):
             if spec.name in seen:
                 problems.append(
                     f"{at(path, doc, index)}: secret {spec.name!r} already defined at {at(*seen[spec.name])}"

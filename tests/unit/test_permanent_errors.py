@@ -19,7 +19,7 @@ from rotator.plugin.provider import ApiProvider, CreatedKey, KeyInfo, ProbeResul
 from rotator.plugin.store import Store, StoredValue, Version
 from rotator.policy.rules import Cutover, Policy
 from rotator.settings.models import EngineSettings
-from rotator.settings.policies import SecretSpec, StoreRef
+from rotator.settings.policies import SecretEntry
 from rotator.state.db import StateDB
 
 
@@ -69,7 +69,9 @@ FIELDS: dict[State, dict[str, Any]] = {
 def test_every_state_reaches_a_resting_state_under_a_permanent_error(tmp_path: Path, state: State, broken: str) -> None:
     db = StateDB(f"sqlite:///{tmp_path}/state.db")
     now = [datetime.now(UTC)]
-    spec = SecretSpec(name="app", provider="bw", store=StoreRef.model_validate({"aws": {"secret_id": "x"}}), policy="p")
+    spec = SecretEntry.model_validate(
+        {"name": "app", "provider": "bw", "store": {"aws": {"secret_id": "x"}}, "policy": "p"}
+    ).spec()
     store: Store = DeniedStore() if broken == "store" else _working_store()
     target = Target(
         spec=spec,

@@ -1,0 +1,68 @@
+"""One `secrets:` entry of a policy file read into a SecretSpec.
+
+A fleet's entry (name, provider, store, policy and access, each a string or a list of strings) is
+read without the entry model: SecretEntry builds three models per secret, which cost more than
+parsing the YAML and held most of a 100,000-secret fleet's memory. Only the store reference still
+goes through its store type's model (its checks are the store plugin's). Any other entry, and any
+entry the short way doubts, goes through SecretEntry, which says what is wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from rotator.plugin.settings import StoreRefPart
+from rotator.settings.policy_models import NAME, Place, SecretEntry, SecretSpec
+from rotator.stores.refs import StoreRef
+
+_PLAIN_KEYS = frozenset({"name", "provider", "store", "policy", "access"})
+_NAME = re.compile(NAME)
+_ENTRY = TypeAdapter(SecretEntry)
+
+
+def read(item: Any) -> SecretSpec:
+    """The entry as a SecretSpec; a ValidationError of SecretEntry for a wrong one."""
+    spec = _plain(item)
+    return spec if spec is not None else _ENTRY.validate_python(item).spec()
+
+
+def _plain(item: Any) -> SecretSpec | None:
+    """The entry read the short way, or None where SecretEntry must judge it."""
+    if type(item) is not dict or not _PLAIN_KEYS.issuperset(item):
+        return None
+    name, provider, store, policy = item.get("name"), item.get("provider"), item.get("store"), item.get("policy")
+    if type(name) is not str or type(provider) is not str or type(policy) is not str or type(store) is not dict:
+        return None
+    if len(store) != 1 or _NAME.fullmatch(name) is None:
+        return None
+    access: Any = item.get("access", ())
+    if access != ():
+        if type(access) is not list or any(type(who) is not str for who in access):
+            return None
+        access = tuple(map(sys.intern, access))
+    ((kind, where),) = store.items()
+    part_model = _part_models().get(kind)
+    if part_model is None or type(where) is not dict:
+        return None
+    try:
+        part = part_model.validate_python(where)
+    except ValidationError:
+        return None
+    # provider, policy and people are shared by thousands of secrets: one string each (SecretEntry's Shared)
+    return SecretSpec(name, sys.intern(provider), Place(kind, part), sys.intern(policy), access)
+
+
+@functools.cache
+def _part_models() -> dict[str, TypeAdapter[StoreRefPart]]:
+    """Each store type's reference model, as StoreRef holds it (the store types installed)."""
+    models = {}
+    for kind, field in StoreRef.model_fields.items():
+        # `<type's ref> | None`: the model is the member that is not None
+        (ref,) = [member for member in getattr(field.annotation, "__args__", ()) if member is not type(None)]
+        models[kind] = TypeAdapter(ref)
+    return models
