@@ -41,6 +41,7 @@ from rotator.stores.refs import StoreRef
 from rotator.yamlfiles import fast as yamlfast
 from rotator.yamlfiles import lines as yamllines
 from rotator.yamlfiles import problems as yamlproblems
+from rotator.yamlfiles import slices as yamlslices
 from rotator.yamlfiles import source as yamlsource
 
 __all__ = [
@@ -213,13 +214,7 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> _Read:
         return known[1]
     size = len(raw)
     del raw
-    doc = yamlfast.load(text, size) or {}
-    del text
-    items = doc.pop("secrets", None)
-    if items is None:
-        items = []
-    elif not isinstance(items, list):
-        raise yamlfast.Unsure("secrets is not a list")
+    doc, items = yamlslices.load(text, size, "secrets", at_least=yamllines.BIG)
     problems: list[str] = []
     try:
         read = PolicyFile.model_validate(doc)
@@ -236,7 +231,6 @@ def _read_fast(path: Path, lines: yamllines.Lines) -> _Read:
             problems += yamlproblems.problems_from(
                 exc, yamllines.View(lines, item, ("secrets", index)), path, model=SecretEntry
             )
-        items[index] = None
     if problems:
         raise InputError(problems)
     _READ[path] = (digest, (read, specs))
@@ -289,6 +283,7 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
     # where each secret was defined, written out only for a problem (a fleet has 100,000 of them)
     seen: dict[str, tuple[Path, Any, int]] = {}
     places = checks.Places()
+    cleared: set[tuple[Any, ...]] = set()
 
     def at(path: Path, doc: Any, index: int, *keys: str) -> str:
         return f"{path}:{yamlsource.line_of(doc, ('secrets', index, *keys))}"
@@ -307,7 +302,15 @@ def _load_files(files: list[Path], settings: Settings, *, fast: bool) -> PolicyS
             problems.extend(places.add(spec, settings, functools.partial(at, path, doc, index, "store")))
             problems.extend(
                 checks.check_secret(
-                    spec, index, doc, path, settings=settings, team=team, policy_team=policy_team, groups=groups
+                    spec,
+                    index,
+                    doc,
+                    path,
+                    settings=settings,
+                    team=team,
+                    policy_team=policy_team,
+                    groups=groups,
+                    cleared=cleared,
                 )
             )
             result.secrets[spec.name] = spec

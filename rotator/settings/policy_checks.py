@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from rotator.plugin.settings import ProviderSettings, StoreRefPart, StoreSettings
 from rotator.policy.rules import BUILT_IN
 from rotator.settings.models import HooksSettings, Settings
 from rotator.settings.policy_models import HeaderCredential, Hook, SecretSpec
@@ -80,14 +81,39 @@ def check_secret(
     team: str | None,
     policy_team: dict[str, str | None],
     groups: dict[str, list[str]],
+    cleared: set[tuple[Any, ...]],
 ) -> list[str]:
-    """What in one secret its team may not use, or rotator.yaml does not define."""
-    problems = []
+    """What in one secret its team may not use, or rotator.yaml does not define. `cleared` holds
+    what secrets found clean in this load named, but for their store location: a fleet's
+    100,000 secrets name a handful of policies, providers and stores, so a secret naming the same
+    (in a file of the same team) has only its location checked."""
     where = ("secrets", index)
 
     def at(*keys: str | int) -> str:
         return f"{path}:{yamlsource.line_of(doc, (*where, *keys))}"
 
+    kind, part = spec.store.chosen()
+    # a consumer's hooks are checked every time: few secrets have them, and they do not hash
+    named = None if spec.consumers else (team, spec.policy, spec.provider, kind, part.instance, spec.access)
+    if named is not None and named in cleared:
+        store = settings.stores[part.instance]
+        return _location_problems(spec, part, store, settings.providers[spec.provider], at)
+    problems = _problems(spec, at, settings=settings, team=team, policy_team=policy_team, groups=groups)
+    if named is not None and not problems:
+        cleared.add(named)
+    return problems
+
+
+def _problems(
+    spec: SecretSpec,
+    at: Callable[..., str],
+    *,
+    settings: Settings,
+    team: str | None,
+    policy_team: dict[str, str | None],
+    groups: dict[str, list[str]],
+) -> list[str]:
+    problems = []
     if spec.policy not in policy_team:
         # only the policies this secret may follow: another team's names are none of its business
         usable = sorted(name for name, owner in policy_team.items() if owner in (None, team))
@@ -120,13 +146,7 @@ def check_secret(
             f"{at('store')}: secret {spec.name!r} names unknown {kind} store {part.instance!r} (known: {known})"
         )
     else:
-        problems.extend(f"{at('store')}: secret {spec.name!r}: {p}" for p in part.problems(store))
-        if provider is not None and not any(part.granted(g, store) for g in provider.grants):
-            granted = ", ".join(g.describe() for g in provider.grants) or "nothing (no grants: in rotator.yaml)"
-            problems.append(
-                f"{at('store')}: secret {spec.name!r}: provider {spec.provider!r} may not serve "
-                f"{part.instance}:{part.location}; rotator.yaml grants it {granted}"
-            )
+        problems.extend(_location_problems(spec, part, store, provider, at))
     problems.extend(_check_hooks(spec, at, settings.hooks_for(team), team))
     for a_index, who in enumerate(spec.access):
         if who.startswith("team:") and who.removeprefix("team:") not in groups:
@@ -135,6 +155,24 @@ def check_secret(
                 f"{at('access', a_index)}: secret {spec.name!r} names unknown team {who!r} "
                 f"(teams{' of ' + repr(team) + ' files' if team else ''}: {known})"
             )
+    return problems
+
+
+def _location_problems(
+    spec: SecretSpec,
+    part: StoreRefPart,
+    store: StoreSettings,
+    provider: ProviderSettings | None,
+    at: Callable[..., str],
+) -> list[str]:
+    """What is wrong with where the secret is kept: the location itself, or the provider's grants."""
+    problems = [f"{at('store')}: secret {spec.name!r}: {p}" for p in part.problems(store)]
+    if provider is not None and not any(part.granted(g, store) for g in provider.grants):
+        granted = ", ".join(g.describe() for g in provider.grants) or "nothing (no grants: in rotator.yaml)"
+        problems.append(
+            f"{at('store')}: secret {spec.name!r}: provider {spec.provider!r} may not serve "
+            f"{part.instance}:{part.location}; rotator.yaml grants it {granted}"
+        )
     return problems
 
 

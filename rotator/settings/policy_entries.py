@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator
 
-from rotator.plugin.settings import StoreRefPart
 from rotator.settings.policy_models import NAME, Place, SecretEntry, SecretSpec
 from rotator.stores.refs import StoreRef
 
@@ -46,11 +46,11 @@ def _plain(item: Any) -> SecretSpec | None:
             return None
         access = tuple(map(sys.intern, access))
     ((kind, where),) = store.items()
-    part_model = _part_models().get(kind)
-    if part_model is None or type(where) is not dict:
+    validator = _part_validators().get(kind)
+    if validator is None or type(where) is not dict:
         return None
     try:
-        part = part_model.validate_python(where)
+        part = validator.validate_python(where)
     except ValidationError:
         return None
     # provider, policy and people are shared by thousands of secrets: one string each (SecretEntry's Shared)
@@ -58,11 +58,12 @@ def _plain(item: Any) -> SecretSpec | None:
 
 
 @functools.cache
-def _part_models() -> dict[str, TypeAdapter[StoreRefPart]]:
-    """Each store type's reference model, as StoreRef holds it (the store types installed)."""
-    models = {}
+def _part_validators() -> dict[str, SchemaValidator]:
+    """Each store type's reference model's validator, as StoreRef holds them (the store types
+    installed); the model's own, without TypeAdapter's wrapping around each call."""
+    validators = {}
     for kind, field in StoreRef.model_fields.items():
         # `<type's ref> | None`: the model is the member that is not None
         (ref,) = [member for member in getattr(field.annotation, "__args__", ()) if member is not type(None)]
-        models[kind] = TypeAdapter(ref)
-    return models
+        validators[kind] = ref.__pydantic_validator__
+    return validators
