@@ -391,3 +391,14 @@ def test_what_a_teams_secret_may_not_use_is_named_with_the_teams_own_allowances(
         "rotator.yaml hooks.credentials and allow it in rotator.yaml teams.team-b.credentials)",
         f"{b}:14: secret 'sb' names unknown team 'team:nobody' (teams of 'team-b' files: none defined)",
     ]
+
+
+def test_a_secret_naming_what_a_clean_one_named_still_has_its_own_location_judged(tmp_path: Path) -> None:
+    # references a clean secret named are checked once per load (a fleet's 100,000 name a handful);
+    # the location never is: the tenth secret outside the grant is refused like the first
+    clean = "".join(secret(f"s{i}", "bw-a", f"a/{i}") for i in range(9))
+    files = {"a.yaml": "secrets:\n" + clean + secret("s9", "bw-a", "b/9") + secret("s10", "bw-a", "a/0")}
+    text = problems(tmp_path, files, settings())
+    assert "secret 's9': provider 'bw-a' may not serve aws:b/9" in text
+    assert "'s10' names aws:a/0, the same secret as secret 's0'" in text
+    assert len(text.splitlines()) == 2
