@@ -23,6 +23,8 @@ from rotator.stores.refs import StoreRef
 _PLAIN_KEYS = frozenset({"name", "provider", "store", "policy", "access"})
 _NAME = re.compile(NAME)
 _ENTRY = TypeAdapter(SecretEntry)
+_SHARED: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""Each list of people as one tuple for all the secrets naming it (a handful of lists in a fleet)."""
 
 
 def read(item: Any) -> SecretSpec:
@@ -45,6 +47,9 @@ def _plain(item: Any) -> SecretSpec | None:
         if type(access) is not list or any(type(who) is not str for who in access):
             return None
         access = tuple(map(sys.intern, access))
+        if len(_SHARED) > 10_000:  # files of ever new lists, reloaded again and again: no leak
+            _SHARED.clear()
+        access = _SHARED.setdefault(access, access)
     ((kind, where),) = store.items()
     validator = _part_validators().get(kind)
     if validator is None or type(where) is not dict:
@@ -53,8 +58,9 @@ def _plain(item: Any) -> SecretSpec | None:
         part = validator.validate_python(where)
     except ValidationError:
         return None
-    # provider, policy and people are shared by thousands of secrets: one string each (SecretEntry's Shared)
-    return SecretSpec(name, sys.intern(provider), Place(kind, part), sys.intern(policy), access)
+    # provider, policy, store type and people are shared by thousands of secrets: one string (and
+    # one tuple of people) for all, not one per secret
+    return SecretSpec(name, sys.intern(provider), Place(sys.intern(kind), part), sys.intern(policy), access)
 
 
 @functools.cache

@@ -72,7 +72,7 @@ def test_a_fleet_entry_is_read_the_short_way_and_shares_its_repeated_strings() -
         {
             "name": f"app-{i}",
             "provider": "".join(["b", "w"]),  # a string of its own, as a parser makes it
-            "store": {"aws": {"secret_id": f"fleet/app-{i}"}},
+            "store": {"".join(["a", "ws"]): {"secret_id": f"fleet/app-{i}"}},
             "policy": "".join(["quarter", "ly"]),
             "access": ["".join(["alice", "@example.com"])],
         }
@@ -82,5 +82,5 @@ def test_a_fleet_entry_is_read_the_short_way_and_shares_its_repeated_strings() -
     assert first is not None and second is not None
     assert first.store.location == "fleet/app-0" and first.store.instance == "aws"
     assert first.provider is second.provider and first.policy is second.policy
-    assert first.access[0] is second.access[0]
+    assert first.access is second.access and first.store.kind is second.store.kind
     assert first == policy_entries.read(entries[0])
