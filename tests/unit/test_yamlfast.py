@@ -149,3 +149,36 @@ def test_a_fleet_file_of_plain_strings_never_reaches_libyaml(monkeypatch: pytest
     for typed in ("a: 12\n", "a: yes\n", 'a: "12"\n', "a: &x b\nc: *x\n"):
         with pytest.raises(yamlfast.Unsure, match="AssertionError"):  # reached libyaml
             yamlfast.load(typed, len(typed))
+
+
+REFUSED = {
+    "a block scalar's indicator then #": "k: >-#c\n  text\n",
+    "a comment, then the value on the next line": "k: # c\n  value\n\n",
+    "a key over two lines in a flow mapping": "teams: {on\n  call: [alice]}\n",
+    "a key's colon on the next line": "store: {aws: {secret_id\n  : fleet/app-1}}\n",
+    "the same, nested": "a: {b: {c: d}, on\n  call: {e: f}}\n",
+    "a document end before the document": "...\na: b\n",
+    "two byte-order marks": "\ufeff\ufeff\na: b\n",
+    "keys equal in Python": "1.0: a\n1: b\n",
+}
+
+
+@pytest.mark.parametrize("text", REFUSED.values(), ids=REFUSED.keys())
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+def test_what_the_careful_reader_refuses_the_fast_one_declines(text: str, large: bool) -> None:
+    """Found by an attack on the readers: each read by yaml-rs or libyaml, refused by ruamel (or
+    beyond it: ruamel fails on the comment); a file the careful reader refuses must not validate."""
+    from rotator.yamlfiles import source
+
+    with pytest.raises(Exception):  # noqa: B017 (the careful reader's own error, or the pre-check's)
+        if source.precheck(text) is None:
+            careful(text)
+        else:
+            raise ValueError(source.precheck(text))
+    with pytest.raises(yamlfast.Unsure):
+        yamlfast.load(text, 2_000_000 if large else len(text))
+
+
+def test_a_multi_line_flow_collection_the_readers_agree_on_still_reads() -> None:
+    text = "a: {b: 1,\n  c: [x,\n    y]}\nd: [e]\n"
+    assert yamlfast.load(text, len(text)) == careful(text) == {"a": {"b": 1, "c": ["x", "y"]}, "d": ["e"]}
