@@ -160,6 +160,13 @@ REFUSED = {
     "a document end before the document": "...\na: b\n",
     "two byte-order marks": "\ufeff\ufeff\na: b\n",
     "keys equal in Python": "1.0: a\n1: b\n",
+    # the second attack, on the fixes
+    "a comment, a blank line, then the value": "k: #c\n\n  v\n\n",
+    "a comment, a comment line, then a block scalar": "k: #c\n#d\n  |-\n    x\n\n",
+    "a comment, then a plain value starting with -": "k: #c\n\n  -,\n\n",
+    "a comment in a fleet's entry": "secrets:\n  - id: a\n    owner: # team\n\n      payments\n\n  - id: b\n",
+    "quoted brackets balancing a key over two lines": "a: {b: '}', on\n  call: x, c: '{'}\n",
+    "a document end and CRLF": "...\r\na: b\r\n",
 }
 
 
@@ -182,3 +189,18 @@ def test_what_the_careful_reader_refuses_the_fast_one_declines(text: str, large:
 def test_a_multi_line_flow_collection_the_readers_agree_on_still_reads() -> None:
     text = "a: {b: 1,\n  c: [x,\n    y]}\nd: [e]\n"
     assert yamlfast.load(text, len(text)) == careful(text) == {"a": {"b": 1, "c": ["x", "y"]}, "d": ["e"]}
+
+
+def test_comments_quotes_and_brackets_a_fleet_writes_are_read_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (
+        "policies: # the team's own\n  q: {max_age: 90d}\n# don't touch [yet]\nsecrets:\n"
+        "  - name: 'app-1'\n    # the store {aws}\n    store: {aws: {secret_id: \"fleet/app-1\"}}\n"
+        "    access: [a, b]\n"
+    )
+    expected = careful(text)
+
+    def not_libyaml(*_: object, **__: object) -> None:
+        raise AssertionError("libyaml was used")
+
+    monkeypatch.setattr(yamlfast.yaml, "load", not_libyaml)
+    assert yamlfast.load(text, 2_000_000) == expected
