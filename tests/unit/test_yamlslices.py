@@ -8,21 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
 
 from rotator.yamlfiles import fast, slices
-
-
-def careful(text: str) -> Any:
-    return _plain(YAML(typ="rt").load(text))
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {_plain(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
+from tests.unit.test_yamlfast import careful
 
 
 def sliced(text: str, per_slice: int = 1) -> dict[str, Any]:
