@@ -244,8 +244,15 @@ it or read it otherwise. The pattern also finds block scalars (`key: |`), which 
 never hold."""
 
 
+_FLOW_COLON = re.compile(r"[\[{,][ \t]*+:")
+"""What _INDICATOR_FIRST can find in a text without `|`, `>` or `?`, as a fleet's is: 0.04 s over
+its 14 MB, where the full pattern, which tries a match at every `: `, takes 0.13 s."""
+
+
 def _indicator_first(text: str) -> bool:
-    return _INDICATOR_FIRST.search(text) is not None
+    if "|" in text or ">" in text or "?" in text:
+        return _INDICATOR_FIRST.search(text) is not None
+    return _FLOW_COLON.search(text) is not None
 
 
 _ODD_ANCHOR = re.compile(r"(?:^|[\s\[{,])[&*][\w-]*[^\w\s\[\]{},-]", re.M)

@@ -204,3 +204,10 @@ def test_comments_quotes_and_brackets_a_fleet_writes_are_read_fast(monkeypatch: 
 
     monkeypatch.setattr(yamlfast.yaml, "load", not_libyaml)
     assert yamlfast.load(text, 2_000_000) == expected
+
+
+@given(st.text(alphabet="[]{},:|>? \t\nab", max_size=30))
+@settings(max_examples=500, deadline=None)
+def test_the_indicator_search_finds_what_the_full_pattern_finds(text: str) -> None:
+    # the short search serves texts without `|`, `>` and `?`: it must answer as the pattern does
+    assert yamlfast._indicator_first(text) == (yamlfast._INDICATOR_FIRST.search(text) is not None)
