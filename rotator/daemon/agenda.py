@@ -11,14 +11,35 @@ and `notify_before` mean what they always meant.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
 
 CLOCK_SKEW = timedelta(minutes=5)
 """Replicas write finished_at with their own clocks: ended rotations are asked for this far back."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+Figures = tuple[str, int | None, int | None, int | None]
+"""What /metrics shows of a secret: its name, last rotation, max_age and due date, in microseconds
+(since the epoch for the moments), each None where the plan has none."""
+
+
+def micros(value: datetime) -> int:
+    return (value - _EPOCH) // _MICRO
+
+
+def figures(plan: Plan) -> Figures:
+    return (
+        plan.secret,
+        None if plan.last_rotated is None else micros(plan.last_rotated),
+        None if plan.max_age is None else plan.max_age // _MICRO,
+        None if plan.due is None else micros(plan.due),
+    )
 
 
 class Agenda:
@@ -27,6 +48,19 @@ class Agenda:
         self._notify_before = notify_before
         """A policy's notify_before (None: no announcement)."""
         self.plans: dict[str, Plan] = {}
+        """The plans of the secrets looked at since the first tick; the others are sketched."""
+        self._sketched: list[str] = []
+        """The secrets sketched at the first tick, in the order their moments come: a fleet's
+        100,000 secrets as a Plan, a wake time and a heap entry each held 35 MB; as a name, a due
+        date and a policy in columns, 2 MB (all the sketch knew)."""
+        self._sketch_due = array("q")
+        """Each sketched secret's due date, in microseconds since the epoch."""
+        self._sketch_policy = array("I")
+        """Each sketched secret's policy, as its place in `_policies`."""
+        self._policies: list[tuple[str, timedelta]] = []
+        """The sketched secrets' policies, with their max_age."""
+        self._next = 0
+        """The first sketch not yet taken (one whose secret has a plan since is passed over)."""
         self._wake: dict[str, datetime] = {}
         self._heap: list[tuple[datetime, str]] = []
         self._asked_at: datetime | None = None
@@ -43,12 +77,11 @@ class Agenda:
         self.refresh(now)
         self.replan(replan, now)
         came: list[Plan] = []
-        while self._heap and self._heap[0][0] <= now and (most is None or len(came) < most):
-            at, secret = heapq.heappop(self._heap)
-            if self._wake.get(secret) != at:
-                continue  # re-planned since: a newer moment stands
-            del self._wake[secret]
-            known = self.plans[secret]
+        while most is None or len(came) < most:
+            known = self._take(now)
+            if known is None:
+                break
+            secret = known.secret
             if known.rough:  # its due date came: work out its start, which may lie ahead
                 worked_out = self._planner.worked_out(known, now)
                 if self._moment(worked_out) > now:
@@ -62,17 +95,76 @@ class Agenda:
             came.append(plan)
         return came
 
+    def _take(self, now: datetime) -> Plan | None:
+        """The plan whose moment came first, if one came: off the heap, or the next sketch."""
+        heap = self._heap
+        while True:
+            sketch_at = self._next_sketch_moment()
+            if heap and heap[0][0] <= now and (sketch_at is None or heap[0][0] <= sketch_at):
+                at, secret = heapq.heappop(heap)
+                if self._wake.get(secret) != at:
+                    continue  # re-planned since: a newer moment stands
+                del self._wake[secret]
+                return self.plans[secret]
+            if sketch_at is None or sketch_at > now:
+                return None
+            sketch = self._sketch(self._next)
+            self._next += 1
+            self.plans[sketch.secret] = sketch  # looked at: its sketch in the column stands no more
+            return sketch
+
+    def _next_sketch_moment(self) -> datetime | None:
+        while self._next < len(self._sketched) and self._sketched[self._next] in self.plans:
+            self._next += 1  # planned since the first tick: its plan is on the heap
+        if self._next == len(self._sketched):
+            return None
+        return self._moment(self._sketch(self._next))
+
+    def _sketch(self, index: int) -> Plan:
+        """The sketch in the column's place `index` as the first tick made it."""
+        policy, max_age = self._policies[self._sketch_policy[index]]
+        due = _EPOCH + self._sketch_due[index] * _MICRO
+        return Plan(self._sketched[index], policy, due - max_age, due, None, max_age=max_age, rough=True)
+
+    def figures(self) -> Iterator[Figures]:
+        """Each secret's figures for /metrics: from its plan, or from its sketch's column."""
+        plans = self.plans.copy()  # one moment's: a tick may move a secret from its sketch meanwhile
+        max_ages = [max_age // _MICRO for _, max_age in self._policies]
+        for secret, due, policy in zip(self._sketched, self._sketch_due, self._sketch_policy, strict=True):
+            if secret not in plans:
+                max_age = max_ages[policy]
+                yield secret, due - max_age, max_age, due
+        yield from map(figures, plans.values())
+
+    @property
+    def started(self) -> bool:
+        """Whether the first tick planned the fleet."""
+        return self._asked_at is not None
+
     def refresh(self, now: datetime) -> None:
         """Plan every secret the first time; later, re-plan those whose rotations ended since."""
         if self._asked_at is None:
             # ages only a store can tell are read by the daemon's discovery, off this path
             # (replan); starts are worked out as due dates come (a whole fleet's took seconds)
+            sketched = []
+            policies: dict[str, int] = {}
             for plan in self._planner.sketches(now):
-                self._put(plan, now)
+                if plan.rough and plan.last_rotated is not None:
+                    assert plan.due is not None and plan.max_age is not None
+                    policy = policies.setdefault(plan.policy, len(policies))
+                    if policy == len(self._policies):
+                        self._policies.append((plan.policy, plan.max_age))
+                    sketched.append((micros(self._moment(plan)), micros(plan.due), policy, plan.secret))
+                else:  # no due date, or an age unknown: due at once (few secrets, and planned soon)
+                    self._put(plan, now)
+            sketched.sort()
+            self._sketched = [secret for *_, secret in sketched]
+            self._sketch_due = array("q", [due for _, due, _, _ in sketched])
+            self._sketch_policy = array("I", [policy for _, _, policy, _ in sketched])
         else:
             ended = self._planner.app.db.finished_since(self._asked_at - CLOCK_SKEW)
             for secret, finished in ended.items():
-                if secret in self.plans and finished != self._ended.get(secret):
+                if secret in self._planner.app.policies.secrets and finished != self._ended.get(secret):
                     self._ended[secret] = finished
                     self._put(self._planner.plan(secret, now), now)
         self._asked_at = now
@@ -80,7 +172,7 @@ class Agenda:
     def replan(self, secrets: Sequence[str], now: datetime) -> None:
         """Plan `secrets` again now (their stored ages were just discovered)."""
         for secret in secrets:
-            if secret in self.plans:
+            if secret in self._planner.app.policies.secrets:
                 self._put(self._planner.plan(secret, now), now)
 
     def again(self, plan: Plan, now: datetime, at: datetime | None = None) -> None:

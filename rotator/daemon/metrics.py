@@ -4,14 +4,15 @@ the daemon's agenda (`per_secret`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rotator.daemon.schedule import Plan
+from rotator.daemon.agenda import Figures, micros
 from rotator.lifecycle import TERMINAL, WITH_OPERATOR
 from rotator.state.db import StateDB
 
@@ -88,26 +89,30 @@ class StateCollector(Collector):
         )
 
 
-def per_secret(plans: Sequence[Plan], now: datetime) -> Iterator[bytes]:
-    """The three families with a sample per secret, in the text format, CHUNK secrets at a time.
+def per_secret(rows: Callable[[], Iterable[Figures]], now: datetime) -> Iterator[bytes]:
+    """The three families with a sample per secret, in the text format, CHUNK secrets at a time;
+    `rows` gives each secret's figures (agenda.figures), once per family.
 
     Written here rather than through prometheus_client: at 100,000 secrets its per-sample
     rendering (validation, escaping, float formatting) took 1.5 s of a 1.8 s scrape. Sent as it
     is made: a scrape of the whole text at once (19 MB, and its 300,000 lines before) left the
-    daemon 26 MB larger for good."""
-    values: dict[str, Callable[[Plan], float | None]] = {
-        "rotator_key_age_seconds": lambda p: None if p.last_rotated is None else (now - p.last_rotated).total_seconds(),
-        "rotator_key_max_age_seconds": lambda p: None if p.max_age is None else p.max_age.total_seconds(),
-        "rotator_next_due_timestamp_seconds": lambda p: None if p.due is None else p.due.timestamp(),
+    daemon 26 MB larger for good. Values are whole microseconds divided once, so a figure reads
+    exactly as the datetime arithmetic it replaces (`total_seconds()`, `timestamp()`)."""
+    at = micros(now)
+    values: dict[str, Callable[[Figures], float | None]] = {
+        "rotator_key_age_seconds": lambda f: None if f[1] is None else (at - f[1]) / 1_000_000,
+        "rotator_key_max_age_seconds": lambda f: None if f[2] is None else f[2] / 1_000_000,
+        "rotator_next_due_timestamp_seconds": lambda f: None if f[3] is None else f[3] / 1_000_000,
     }
     for name, value_of in values.items():
         yield f"# HELP {name} {_PER_SECRET[name]}\n# TYPE {name} gauge\n".encode()
-        for start in range(0, len(plans), CHUNK):
+        secrets = iter(rows())
+        while chunk := list(itertools.islice(secrets, CHUNK)):
             lines = []
-            for plan in plans[start : start + CHUNK]:
-                value = value_of(plan)
+            for row in chunk:
+                value = value_of(row)
                 if value is not None:
-                    lines.append(f'{name}{{secret="{_escaped(plan.secret)}"}} {value!r}\n')
+                    lines.append(f'{name}{{secret="{_escaped(row[0])}"}} {value!r}\n')
             yield "".join(lines).encode()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from rotator import log
@@ -36,10 +37,12 @@ class Planner:
             self.discover(sorted(self.undiscovered(finished)))
         return [self._plan(spec, finished, now) for _, spec in sorted(self.app.policies.secrets.items())]
 
-    def sketches(self, now: datetime) -> list[schedule.Plan]:
-        """Every secret's due date (`schedule.sketch`), without reading any store."""
+    def sketches(self, now: datetime) -> Iterator[schedule.Plan]:
+        """Every secret's due date (`schedule.sketch`), without reading any store; one at a time
+        (the agenda keeps a column of them, not 100,000 plans at once)."""
         finished = self.app.db.last_completed_at()
-        return [self._plan(spec, finished, now, rough=True) for spec in self.app.policies.secrets.values()]
+        for spec in self.app.policies.secrets.values():
+            yield self._plan(spec, finished, now, rough=True)
 
     def worked_out(self, rough: schedule.Plan, now: datetime) -> schedule.Plan:
         """A sketch's full plan, from what the sketch knew (its secret's rotations that ended since

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from rotator import log
 from rotator.app import App, actor_name
 from rotator.daemon import endpoints, process, schedule
-from rotator.daemon.agenda import Agenda
+from rotator.daemon.agenda import Agenda, figures
 from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import DISCOVERY_BATCH, Planner
@@ -356,12 +356,12 @@ class Daemon:
     def scrape(self) -> Iterator[bytes]:
         """What /metrics answers, in pieces."""
         yield generate_latest(self.registry)
-        yield from per_secret(self.plans(), utcnow())
-
-    def plans(self) -> list[schedule.Plan]:
-        """What /metrics shows: the agenda's plans (a scrape must not plan the whole fleet again;
-        key ages are computed at scrape time from them), or planned now before the first tick."""
-        return list(self.agenda.plans.values()) if self.agenda.plans else self.planner.plans(discover=False)
+        agenda = self.agenda
+        if agenda.started:  # a scrape must not plan the whole fleet again: the agenda's figures
+            yield from per_secret(agenda.figures, utcnow())
+        else:  # before the first tick: planned now
+            plans = self.planner.plans(discover=False)
+            yield from per_secret(lambda: map(figures, plans), utcnow())
 
     def http_app(self) -> Starlette:
         """/healthz, /readyz and /metrics of this daemon (daemon/endpoints.py)."""

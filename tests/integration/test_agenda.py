@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 from rotator.app import App
-from rotator.daemon.agenda import CLOCK_SKEW, Agenda
+from rotator.daemon.agenda import CLOCK_SKEW, Agenda, figures
 from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
 from rotator.lifecycle import State
@@ -97,7 +97,7 @@ def test_after_the_first_tick_a_tick_plans_only_what_came(fleet: App) -> None:
     agenda, planner = agenda_of(fleet)
     now = utcnow()
     came = {p.secret: p for p in agenda.due(now)}
-    assert sorted(came) == ["app-03", "app-07"] and len(agenda.plans) == FLEET
+    assert sorted(came) == ["app-03", "app-07"] and len(list(agenda.figures())) == FLEET
     assert came["app-03"].startable(now) and not came["app-07"].startable(now)  # app-07: announced, starts tomorrow
     agenda.again(came["app-03"], now, now + timedelta(minutes=15))  # say, its rotation is in flight
     agenda.again(came["app-07"], now)
@@ -123,6 +123,20 @@ def test_a_rotation_that_ended_re_plans_its_secret_and_no_other(fleet: App) -> N
     plan = agenda.plans["app-03"]
     assert plan.last_rotated is not None and plan.last_rotated > now - timedelta(minutes=1)
     assert [p.secret for p in agenda.due(now + timedelta(minutes=15))] == ["app-07"]  # app-03's old moment is gone
+
+
+def test_a_secret_rotated_before_its_due_date_does_not_come_at_the_old_one(fleet: App) -> None:
+    agenda, _ = agenda_of(fleet)
+    now = utcnow()
+    for plan in agenda.due(now):
+        agenda.again(plan, now, now + timedelta(days=365))
+    ended(fleet, "app-20", now)  # rotated by hand 80 days before its due date
+    assert agenda.due(now + timedelta(minutes=1)) == []
+    old_moment = now - timedelta(days=10) + timedelta(days=90 - 2)  # its due date less notify_before
+    came_then = [p.secret for p in agenda.due(old_moment + timedelta(days=1))]
+    assert "app-21" in came_then and "app-20" not in came_then  # the others of its age come; it does not
+    came = [p.secret for p in agenda.due(now + timedelta(days=90))]
+    assert "app-20" in came  # announced at its new moment: 88 days from now
 
 
 def test_a_backlog_is_recorded_a_hundred_a_tick_and_an_incident_is_claimed_before_it(tmp_path: Path) -> None:
@@ -184,7 +198,8 @@ def test_a_start_that_waits_for_its_window_comes_when_the_window_opens_not_at_th
     agenda, planner = agenda_of(app)
 
     assert agenda.due(now) == [] and planner.planned == []
-    assert all(agenda.plans[s].due == full[s].due for s in full)  # what /metrics shows, from the first tick
+    # what /metrics shows, from the first tick: the same age, max_age and due date as a full plan
+    assert sorted(agenda.figures()) == sorted(map(figures, full.values()))
     for secret in ("app-0", "app-1"):
         start = full[secret].next_start
         assert start is not None and start > now + timedelta(hours=9)  # the window, not the due date
@@ -227,3 +242,44 @@ def test_a_secret_whose_rotations_keep_failing_is_tried_again_later_and_later(
     again = last + wait
     assert daemon.agenda.due(again - timedelta(seconds=1)) == []
     assert [p.secret for p in daemon.agenda.due(again)] == ["app-0"]
+
+
+def small_fleet(tmp_path: Path, policies: list[str], secrets: dict[str, tuple[str, int]]) -> App:
+    """A fleet of `secrets` (name: policy, days since its last rotation) under `policies` (YAML lines)."""
+    (tmp_path / "rotator.yaml").write_text(CONFIG.format(dir=tmp_path))
+    (tmp_path / "policies").mkdir()
+    lines = ["policies:", *policies, "secrets:"]
+    lines += [
+        f"  - {{name: {name}, provider: bw, store: {{aws: {{secret_id: fleet/{name}}}}}, policy: {policy}}}"
+        for name, (policy, _) in secrets.items()
+    ]
+    (tmp_path / "policies" / "fleet.yaml").write_text("\n".join(lines) + "\n")
+    app = App.load(tmp_path / "rotator.yaml")
+    for name, (_, days) in secrets.items():
+        ended(app, name, utcnow() - timedelta(days=days))
+    return app
+
+
+def test_an_announcement_comes_before_an_earlier_due_date_without_one(tmp_path: Path) -> None:
+    # b is due later than a, but its policy announces it 30 days ahead: its moment is now
+    app = small_fleet(
+        tmp_path,
+        ["  plain: {max_age: 90d}", "  heralded: {max_age: 90d, notify_before: 30d}"],
+        {"a": ("plain", 80), "b": ("heralded", 70)},
+    )
+    agenda, _ = agenda_of(app)
+    assert [p.secret for p in agenda.due(utcnow())] == ["b"]
+
+
+def test_the_earliest_moment_comes_first_whether_planned_again_or_sketched(tmp_path: Path) -> None:
+    app = small_fleet(
+        tmp_path, ["  plain: {max_age: 90d}"], {"s1": ("plain", 100), "s2": ("plain", 95), "s3": ("plain", 10)}
+    )
+    agenda, _ = agenda_of(app)
+    now = utcnow()
+    (first,) = agenda.due(now, most=1)
+    assert first.secret == "s1"  # 10 days overdue
+    agenda.again(first, now, now - timedelta(days=2))  # back on the agenda, two days ago
+    assert [p.secret for p in agenda.due(now, most=1)] == ["s2"]  # its sketch's moment: 5 days ago
+    assert [p.secret for p in agenda.due(now, most=1)] == ["s1"]
+    assert agenda.due(now) == []

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from rotator.daemon.agenda import figures
 from rotator.daemon.metrics import per_secret
 from rotator.daemon.schedule import Plan
 
@@ -20,7 +21,7 @@ def test_per_secret_families_parse_back_exactly() -> None:
         Plan(odd, "quarterly", NOW - timedelta(seconds=1.5), NOW, NOW, "", timedelta(days=90)),
         Plan("never", "none", None, None, None, "no max_age"),
     ]
-    text = b"".join(per_secret(plans, NOW)).decode()
+    text = b"".join(per_secret(lambda: map(figures, plans), NOW)).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = {name: {s.labels["secret"]: s.value for s in f.samples} for name, f in families.items()}
     assert samples["rotator_key_age_seconds"] == {"app-1": 10 * 86400.0, odd: 1.5}
