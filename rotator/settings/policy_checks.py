@@ -46,11 +46,16 @@ def built_in_redefined(path: Path, doc: Any, names: list[str]) -> list[str]:
     ]
 
 
+_Seen = tuple[str | None, str, Callable[[], str]]
+"""A secret on a store location: the account it names (None: any), its name, and where it is written."""
+
+
 @dataclass
 class Places:
     """Store locations seen so far, by canonical identity, to refuse a second secret on one."""
 
-    seen: dict[tuple[str, ...], list[tuple[str | None, str, Callable[[], str]]]] = field(default_factory=dict)
+    seen: dict[tuple[str, ...], _Seen | list[_Seen]] = field(default_factory=dict)
+    """The secret on each location; a list where several name it (in other accounts, or wrongly)."""
 
     def add(self, spec: SecretSpec, settings: Settings, where: Callable[[], str]) -> list[str]:
         kind, part = spec.store.chosen()
@@ -59,7 +64,12 @@ class Places:
             return []  # reported as an unknown store
         problems = []
         for identity, account in part.identities(store):
-            earlier = self.seen.setdefault(identity, [])
+            mine = (account, spec.name, where)
+            earlier = self.seen.setdefault(identity, mine)
+            if earlier is mine:
+                continue  # the first on this location: a fleet's every secret
+            if not isinstance(earlier, list):
+                earlier = self.seen[identity] = [earlier]
             for other_account, other, other_where in earlier:
                 if other != spec.name and (account is None or other_account is None or account == other_account):
                     problems.append(
@@ -67,7 +77,7 @@ class Places:
                         f"secret {other!r} at {other_where()}; one store location holds one secret"
                     )
                     break
-            earlier.append((account, spec.name, where))
+            earlier.append(mine)
         return problems[:1]
 
 
@@ -87,10 +97,9 @@ def check_secret(
     what secrets found clean in this load named, but for their store location: a fleet's
     100,000 secrets name a handful of policies, providers and stores, so a secret naming the same
     (in a file of the same team) has only its location checked."""
-    where = ("secrets", index)
 
     def at(*keys: str | int) -> str:
-        return f"{path}:{yamlsource.line_of(doc, (*where, *keys))}"
+        return f"{path}:{yamlsource.line_of(doc, ('secrets', index, *keys))}"
 
     kind, part = spec.store.chosen()
     # a consumer's hooks are checked every time: few secrets have them, and they do not hash

@@ -44,9 +44,12 @@ def _plain(item: Any) -> SecretSpec | None:
         return None
     access: Any = item.get("access", ())
     if access != ():
-        if type(access) is not list or any(type(who) is not str for who in access):
+        if type(access) is not list:
             return None
-        access = tuple(map(sys.intern, access))
+        try:
+            access = tuple(map(sys.intern, access))
+        except TypeError:  # what is not exactly a str is not interned: SecretEntry judges it
+            return None
         if len(_SHARED) > 10_000:  # files of ever new lists, reloaded again and again: no leak
             _SHARED.clear()
         access = _SHARED.setdefault(access, access)

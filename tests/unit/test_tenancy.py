@@ -92,6 +92,22 @@ def test_an_arn_of_another_account_is_another_secret(tmp_path: Path) -> None:
     assert "the same secret" not in text and "in account 999988887777" in text
 
 
+def test_a_name_is_the_same_secret_as_the_arn_of_its_account_after_arns_of_others(tmp_path: Path) -> None:
+    s = settings(stores={"aws": {"type": "aws", "region": "eu-central-1", "account_id": "111122223333"}})
+    others = [ARN.replace("111122223333", account) for account in ("999988887777", "444455556666")]
+    files = {
+        "p.yaml": "secrets:\n"
+        + secret("first", "bw-a", others[0] + "a/app")
+        + secret("second", "bw-a", ARN + "a/app")
+        + secret("third", "bw-a", others[1] + "a/app")
+        + secret("fourth", "bw-a", "a/app")
+    }
+    text = problems(tmp_path, files, s)
+    # three ARNs of three accounts are three secrets; the name is the one in the store's own account
+    assert "secret 'fourth' names aws:a/app, the same secret as secret 'second'" in text
+    assert text.count("the same secret as") == 1
+
+
 def test_two_store_instances_of_one_region_hold_the_same_secrets(tmp_path: Path) -> None:
     s = settings(
         stores={"aws": {"type": "aws", "region": "eu-central-1"}, "aws2": {"type": "aws", "region": "eu-central-1"}},
