@@ -8,6 +8,7 @@ duration is at most ten years: anything longer is a typo, and would overflow `ti
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -50,9 +51,12 @@ def moment(value: datetime) -> str:
     the stores keep ISO 8601; the state database's times are UTC whether or not they say so)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # isoformat's first 19 characters are strftime's `%Y-%m-%d %H:%M:%S` at half the cost (a
+    # fleet's `plan` writes 100,000 of them)
+    return value.astimezone(UTC).isoformat(" ", "seconds")[:19] + " UTC"
 
 
+@functools.lru_cache(maxsize=256)
 def render(value: timedelta) -> str:
     """A duration as a person writes it: `90d`, `2s`, `1500ms`."""
     seconds = value.total_seconds()
