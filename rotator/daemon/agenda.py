@@ -77,23 +77,39 @@ class Agenda:
         self.refresh(now)
         self.replan(replan, now)
         came: list[Plan] = []
-        while most is None or len(came) < most:
-            known = self._take(now)
-            if known is None:
-                break
-            secret = known.secret
-            if known.rough:  # its due date came: work out its start, which may lie ahead
-                worked_out = self._planner.worked_out(known, now)
-                if self._moment(worked_out) > now:
-                    self._put(worked_out, now)
-                    continue
-            plan = self._planner.plan(secret, now)
-            self.plans[secret] = plan
-            ahead = self._notify_before(plan.policy)
-            if ahead is not None and plan.next_start is not None and plan.next_start - ahead <= now:
-                self._heralded[secret] = plan.next_start  # the caller announces it now
-            came.append(plan)
+        known: Plan | None = None
+        try:
+            while most is None or len(came) < most:
+                known = self._take(now)
+                if known is None:
+                    break
+                plan = self._came(known, now)
+                if plan is not None:
+                    came.append(plan)
+                known = None
+        except BaseException:
+            # planning asks the state database, which may fail mid-way: whatever was taken off
+            # the agenda is back on it for the next call, so that no secret is left off for good
+            for taken in [*came, *([known] if known is not None else [])]:
+                self._schedule(taken.secret, now)
+            raise
         return came
+
+    def _came(self, known: Plan, now: datetime) -> Plan | None:
+        """The fresh plan of a secret whose moment came, or None when a sketch's start, worked
+        out now, lies ahead (it is back on the agenda for it)."""
+        secret = known.secret
+        if known.rough:  # its due date came: work out its start, which may lie ahead
+            worked_out = self._planner.worked_out(known, now)
+            if self._moment(worked_out) > now:
+                self._put(worked_out, now)
+                return None
+        plan = self._planner.plan(secret, now)
+        self.plans[secret] = plan
+        ahead = self._notify_before(plan.policy)
+        if ahead is not None and plan.next_start is not None and plan.next_start - ahead <= now:
+            self._heralded[secret] = plan.next_start  # the caller announces it now
+        return plan
 
     def _take(self, now: datetime) -> Plan | None:
         """The plan whose moment came first, if one came: off the heap, or the next sketch."""

@@ -297,41 +297,46 @@ class Daemon:
         now, agenda = utcnow(), self.agenda
         with self._discovered_lock:
             found, self._discovered = self._discovered, []
-        tick = app.settings.daemon.tick
-        for p in agenda.due(now, replan=found, most=STARTS_PER_TICK):
-            self._announce(app, p, now)
-            if self.stopping.is_set():
-                agenda.again(p, now, now)
-                continue
-            if not p.startable(now):
-                agenda.again(p, now)  # announced: its start is next
-                continue
-            if app.db.active_for(p.secret) is not None:
-                agenda.again(p, now, now + RECHECK)  # its end brings it back sooner (Agenda.due)
-                continue
-            failed, last = app.db.failures_since_success(p.secret)
-            if failed and last is not None:
-                # a secret whose rotations keep failing is tried again later and later, not every tick
-                backoff = min(app.settings.engine.hold_interval * 2 ** min(failed - 1, 8), timedelta(days=1))
-                if now < last + backoff:
-                    agenda.again(p, now, last + backoff)
-                    continue
-            if app.db.completed_since(p.secret, p.last_rotated):
-                agenda.again(p, now, now + tick)  # completed (here or by a replica) since it was planned
-                continue
-            spec = app.policies.secret(p.secret)
-            agenda.again(p, now, now + RECHECK)
-            rotation = requests.start(
-                app.db,
-                secret=spec.name,
-                provider=spec.provider,
-                policy=spec.policy,
-                trigger="policy",
-                reason=p.why,
-                actor=self.actor,
-            )
-            if rotation is None:
-                continue  # started elsewhere a moment ago
+        came = agenda.due(now, replan=found, most=STARTS_PER_TICK)
+        for index, p in enumerate(came):
+            try:
+                self._start_one(app, p, now)
+            except BaseException:
+                for left in came[index:]:  # the database failed mid-way: none is lost, all come next tick
+                    agenda.again(left, now, now)
+                raise
+
+    def _start_one(self, app: App, p: schedule.Plan, now: datetime) -> None:
+        """Announce, start or put back on the agenda (always, with the moment to look again) one plan."""
+        agenda = self.agenda
+        self._announce(app, p, now)
+        if self.stopping.is_set():
+            return agenda.again(p, now, now)
+        if not p.startable(now):
+            return agenda.again(p, now)  # announced: its start is next
+        if app.db.active_for(p.secret) is not None:
+            return agenda.again(p, now, now + RECHECK)  # its end brings it back sooner (Agenda.due)
+        failed, last = app.db.failures_since_success(p.secret)
+        if failed and last is not None:
+            # a secret whose rotations keep failing is tried again later and later, not every tick
+            backoff = min(app.settings.engine.hold_interval * 2 ** min(failed - 1, 8), timedelta(days=1))
+            if now < last + backoff:
+                return agenda.again(p, now, last + backoff)
+        if app.db.completed_since(p.secret, p.last_rotated):
+            # completed (here or by a replica) since it was planned
+            return agenda.again(p, now, now + app.settings.daemon.tick)
+        spec = app.policies.secret(p.secret)
+        agenda.again(p, now, now + RECHECK)
+        rotation = requests.start(
+            app.db,
+            secret=spec.name,
+            provider=spec.provider,
+            policy=spec.policy,
+            trigger="policy",
+            reason=p.why,
+            actor=self.actor,
+        )
+        if rotation is not None:  # None: started elsewhere a moment ago
             _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
 
     def _announce(self, app: App, p: schedule.Plan, now: datetime) -> None:

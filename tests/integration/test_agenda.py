@@ -6,14 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
 
 from rotator.app import App
 from rotator.daemon.agenda import CLOCK_SKEW, Agenda, figures
 from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
+from rotator.daemon.service import Daemon
 from rotator.lifecycle import State
 from rotator.state.clock import utcnow
 from rotator.state.schema import Rotation
@@ -283,3 +286,44 @@ def test_the_earliest_moment_comes_first_whether_planned_again_or_sketched(tmp_p
     assert [p.secret for p in agenda.due(now, most=1)] == ["s2"]  # its sketch's moment: 5 days ago
     assert [p.secret for p in agenda.due(now, most=1)] == ["s1"]
     assert agenda.due(now) == []
+
+
+class FailingOnce(CountingPlanner):
+    """The real planner, whose state database fails once, at the `fail_at`-th secret it plans."""
+
+    fail_at = 2
+
+    def plan(self, secret: str, now: datetime) -> Plan:
+        if len(self.planned) + 1 == self.fail_at:
+            self.planned.append("failed")
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+        return super().plan(secret, now)
+
+
+def test_a_database_failing_while_the_agenda_plans_leaves_no_secret_off_it(tmp_path: Path) -> None:
+    app = small_fleet(tmp_path, ["  plain: {max_age: 90d}"], {s: ("plain", 95) for s in ("a", "b", "c")})
+    planner = FailingOnce(app)
+    planner.planned = []
+    agenda = Agenda(planner, notify_before=lambda policy: None)
+    now = utcnow()
+    with pytest.raises(OperationalError):
+        agenda.due(now)
+    assert sorted(p.secret for p in agenda.due(now + timedelta(seconds=5))) == ["a", "b", "c"]
+
+
+def test_a_database_failing_in_the_middle_of_a_tick_leaves_no_secret_unstarted(tmp_path: Path) -> None:
+    app = small_fleet(tmp_path, ["  plain: {max_age: 90d}"], {s: ("plain", 95) for s in ("a", "b", "c")})
+    daemon = Daemon(None, None, app)
+    real, calls = app.db.active_for, []
+
+    def failing_once(secret: str) -> Any:
+        calls.append(secret)
+        if len(calls) == 2:  # a fail-over between two statements of the tick
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+        return real(secret)
+
+    app.db.active_for = failing_once  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        daemon._start_due(app)
+    daemon._start_due(app)
+    assert all(real(s) is not None for s in ("a", "b", "c"))  # each has its scheduled rotation
