@@ -81,7 +81,9 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
     due = now if last_rotated is None else last_rotated + policy.max_age
     earliest = max(due, now)
     if not policy.window:
-        offset = jitter_offset(secret, policy.jitter)
+        # an unknown age is due "now", which moves on: an offset after it would move with it, and
+        # the start would never come (a window's occurrence holds still, so its offset may stay)
+        offset = jitter_offset(secret, policy.jitter) if last_rotated is not None else timedelta(0)
         return Plan(
             secret, policy_name, last_rotated, due, max(due + offset, now), max_age=policy.max_age, offset=offset
         )

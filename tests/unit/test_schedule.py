@@ -93,3 +93,14 @@ def test_the_plan_says_why_it_starts_when_it_does() -> None:
     assert p.why == (
         f"last rotated {last:%Y-%m-%d %H:%M:%S} UTC + max_age 90d; starts {offset} into window Mon-Fri 02:00-05:00 UTC"
     )
+
+
+def test_an_unknown_age_starts_now_whatever_the_jitter() -> None:
+    """Due "now" moves on with every plan: a start at an offset after it would never come."""
+    for window in (None, "Mon-Sun 00:00-23:59 UTC"):
+        policy = Policy(max_age=timedelta(days=90), jitter=timedelta(hours=2), window=window)
+        planned = [
+            plan("fresh", "q", policy, last_rotated=None, now=MONDAY_NOON + timedelta(minutes=m)) for m in (0, 5)
+        ]
+        assert planned[1].startable(MONDAY_NOON + timedelta(minutes=5)), window
+        assert planned[0].next_start is not None and planned[0].next_start <= MONDAY_NOON + timedelta(hours=2)
