@@ -19,7 +19,8 @@ from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
 
 CLOCK_SKEW = timedelta(minutes=5)
-"""Replicas write finished_at with their own clocks: ended rotations are asked for this far back."""
+"""Ended rotations are asked for this far back: finished_at is the state database's clock, which a
+writer carries between readings (state/clock.py), and an older rotator wrote its host's."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -64,6 +65,8 @@ class Agenda:
         self._wake: dict[str, datetime] = {}
         self._heap: list[tuple[datetime, str]] = []
         self._asked_at: datetime | None = None
+        """The state database's clock when ended rotations were last asked for (this host's may
+        differ by any amount: finished_at is written on the database's)."""
         self._ended: dict[str, datetime] = {}
         """The newest end of a rotation seen per secret (seen again while within CLOCK_SKEW)."""
         self._heralded: dict[str, datetime] = {}
@@ -159,6 +162,7 @@ class Agenda:
 
     def refresh(self, now: datetime) -> None:
         """Plan every secret the first time; later, re-plan those whose rotations ended since."""
+        asked = self._planner.app.db.clock()
         if self._asked_at is None:
             # ages only a store can tell are read by the daemon's discovery, off this path
             # (replan); starts are worked out as due dates come (a whole fleet's took seconds)
@@ -178,12 +182,13 @@ class Agenda:
             self._sketch_due = array("q", [due for _, due, _, _ in sketched])
             self._sketch_policy = array("I", [policy for _, _, policy, _ in sketched])
         else:
-            ended = self._planner.app.db.finished_since(self._asked_at - CLOCK_SKEW)
+            # from the earlier of the last asking and now: a clock stepped back misses nothing
+            ended = self._planner.app.db.finished_since(min(self._asked_at, asked) - CLOCK_SKEW)
             for secret, finished in ended.items():
                 if secret in self._planner.app.policies.secrets and finished != self._ended.get(secret):
                     self._ended[secret] = finished
                     self._put(self._planner.plan(secret, now), now)
-        self._asked_at = now
+        self._asked_at = asked
 
     def replan(self, secrets: Sequence[str], now: datetime) -> None:
         """Plan `secrets` again now (their stored ages were just discovered)."""

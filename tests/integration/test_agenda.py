@@ -142,6 +142,17 @@ def test_a_secret_rotated_before_its_due_date_does_not_come_at_the_old_one(fleet
     assert "app-20" in came  # announced at its new moment: 88 days from now
 
 
+def test_an_end_on_the_database_clock_is_seen_by_a_host_whose_clock_runs_ahead(fleet: App) -> None:
+    agenda, planner = agenda_of(fleet)
+    ahead = utcnow() + timedelta(minutes=10)  # this host's clock: the state database's is 10 minutes behind
+    for plan in agenda.due(ahead):
+        agenda.again(plan, ahead, ahead + timedelta(days=1))
+    ended(fleet, "app-12", fleet.db.clock())  # `rotator rotate app-12` on another host, a replica
+    planner.planned.clear()
+    assert agenda.due(ahead + timedelta(seconds=5)) == []
+    assert planner.planned == ["app-12"]  # re-planned from its new last rotation
+
+
 def test_a_backlog_is_recorded_a_hundred_a_tick_and_an_incident_is_claimed_before_it(tmp_path: Path) -> None:
     """5,000 due at once in a large fleet: each tick records at most STARTS_PER_TICK of them, so a
     tick stays short, and the workers claim an incident's rotation before any of the backlog."""
