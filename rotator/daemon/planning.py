@@ -24,9 +24,25 @@ class Planner:
     """Plans from the state database's completed rotations; for a secret never rotated here, from
     the `rotated_at` of the value in its store, read once ("discovery", in bulk per store)."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, earlier: Planner | None = None) -> None:
         self.app = app
         self._stored_age: dict[str, datetime | None] = {}
+        if earlier is not None:
+            self._keep_ages(earlier)
+
+    def _keep_ages(self, earlier: Planner) -> None:
+        """After a reload, the ages `earlier` read of secrets kept in the same place of the same
+        store: reading them again took a fleet's every store call anew, and until then their
+        ages left /metrics and nothing started for them."""
+        before, now = earlier.app, self.app
+        for name, age in earlier._stored_age.items():
+            spec, was = now.policies.secrets.get(name), before.policies.secrets.get(name)
+            if spec is None or was is None or spec.store != was.store:
+                continue  # gone, or moved: its age is read again where it is now
+            instance = spec.store.instance
+            store, old_store = now.settings.stores.get(instance), before.settings.stores.get(instance)
+            if store is not None and old_store is not None and store.identity(instance) == old_store.identity(instance):
+                self._stored_age[name] = age
 
     def plans(self, now: datetime | None = None, *, discover: bool = True) -> list[schedule.Plan]:
         """Every secret's plan. With `discover`, ages unknown are read from the stores first (in

@@ -180,7 +180,7 @@ class Daemon:
             _log.error("policies.reload_failed", problems=exc.problems, kept="previous policies stay in force")
             return
         old, self.app = self.app, fresh
-        self.planner = Planner(fresh)
+        self.planner = Planner(fresh, earlier=self.planner)
         self.agenda = self._agenda(fresh)  # removed secrets leave /metrics at once, not a tick later
         self._rediscover.set()
         process.give_back_memory()

@@ -3,11 +3,13 @@ whose rotation ended since the last one, never the whole fleet."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
@@ -338,3 +340,29 @@ def test_a_database_failing_in_the_middle_of_a_tick_leaves_no_secret_unstarted(t
         daemon._start_due(app)
     daemon._start_due(app)
     assert all(real(s) is not None for s in ("a", "b", "c"))  # each has its scheduled rotation
+
+
+def test_a_reload_keeps_the_ages_read_from_stores_of_secrets_that_stayed_put(tmp_path: Path, aws_url: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    sm = boto3.client("secretsmanager", endpoint_url=aws_url, region_name="us-east-1")
+    for name in ("kept", "moved", "moved-to"):
+        value = {"api_key": "k", "key_id": "id", "rotated_at": "2026-10-01T00:00:00Z"}
+        sm.create_secret(Name=f"fleet/{tag}-{name}", SecretString=json.dumps(value))
+    (tmp_path / "rotator.yaml").write_text(CONFIG.replace("http://127.0.0.1:9", aws_url).format(dir=tmp_path))
+    (tmp_path / "policies").mkdir()
+
+    def write(secrets: dict[str, str]) -> None:
+        lines = ["policies: {plain: {max_age: 90d}}", "secrets:"]
+        lines += [
+            f"  - {{name: {name}, provider: bw, store: {{aws: {{secret_id: fleet/{tag}-{where}}}}}, policy: plain}}"
+            for name, where in secrets.items()
+        ]
+        (tmp_path / "policies" / "fleet.yaml").write_text("\n".join(lines) + "\n")
+
+    write({"kept": "kept", "moved": "moved"})
+    daemon = Daemon(tmp_path / "rotator.yaml", None, App.load(tmp_path / "rotator.yaml"))
+    assert sorted(daemon.planner.discover(["kept", "moved"])) == ["kept", "moved"]
+    write({"kept": "kept", "moved": "moved-to", "added": "kept-too"})
+    daemon.reload()
+    # the age read before stands where the secret did not move; the others are read (again)
+    assert sorted(daemon.planner.undiscovered()) == ["added", "moved"]
