@@ -91,8 +91,13 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
     opens, closes = window.occurrence(earliest)
     offset = jitter_offset(secret, min(policy.jitter or timedelta(0), window.length))
     start = max(opens + offset, earliest)
-    if start >= closes:
-        start = window.occurrence(closes)[0] + offset
+    # a slot that passed: the next occurrence's, or the one after where a day the clock springs
+    # forward is too short for it
+    for _ in range(7):
+        if start < closes:
+            break
+        opens, closes = window.occurrence(closes)
+        start = opens + offset
     return Plan(
         secret,
         policy_name,

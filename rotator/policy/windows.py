@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -49,7 +50,9 @@ class Window:
         return cls(frozenset(days), start, end, zone)
 
     def contains(self, when: datetime) -> bool:
-        local = when.astimezone(self.zone)
+        # through UTC: a time of this zone that its clock skips (02:30 on a spring-forward night)
+        # becomes the instant it stands for, rather than a wall time read as it is
+        local = when.astimezone(UTC).astimezone(self.zone)
         t = local.time()
         if self.start <= self.end:
             return local.weekday() in self.days and self.start <= t < self.end
@@ -65,7 +68,9 @@ class Window:
         return end - start if end > start else end - start + timedelta(days=1)
 
     def occurrence(self, after: datetime) -> tuple[datetime, datetime]:
-        """(start, end) of the window occurrence that contains `after`, or else the next one."""
+        """(start, end) of the window occurrence that contains `after`, or else the next one, in UTC:
+        two times of one zone compare and add by their wall clocks, which a clock change makes
+        wrong by its hour (an end at 03:00 after the jump compared as later than 02:00:15 before)."""
         for start, end in _occurrences(self, after.astimezone(self.zone).date()):
             if after < end:
                 return start, end
@@ -78,12 +83,69 @@ class Window:
 
 @functools.lru_cache(maxsize=4096)
 def _occurrences(window: Window, day: date) -> tuple[tuple[datetime, datetime], ...]:
-    """The window's occurrences from the day before `day` to eight days after: a tick plans a whole
-    fleet, whose due dates fall on a few hundred days, and made these anew for every secret."""
+    """The window's occurrences from the day before `day` to fifteen days after (a weekly window's
+    occurrence may fall in the hour a clock skips: the next is a week later). Cached: a tick plans
+    a whole fleet, whose due dates fall on a few hundred days, and made these anew for every secret."""
     found = []
-    for offset in range(-1, 9):
+    for offset in range(-1, 16):
         other = day + timedelta(days=offset)
         if other.weekday() in window.days:
-            start = datetime.combine(other, window.start, tzinfo=window.zone)
-            found.append((start, start + window.length))
+            occurrence = _occurrence(window, other)
+            if occurrence is not None:
+                found.append(occurrence)
     return tuple(found)
+
+
+def _occurrence(window: Window, day: date) -> tuple[datetime, datetime] | None:
+    """The window's stretch that opens on `day`, in UTC, as `contains` reads the window (by the wall
+    clock), so that no start falls outside it; None where it lies in the hour a clock skips. Where
+    the clock changes inside it: springing forward past the end ends it at the jump (the start plus
+    the length in wall time made `01:00-02:30` end at 03:30 there, an hour late); set back to
+    before the start, it ends at the change (what comes inside again later is left out)."""
+    zone = window.zone
+    start = _reached(day, window.start, zone)
+    end = _reached(day if window.start < window.end else day + timedelta(days=1), window.end, zone)
+    offset = start.astimezone(zone).utcoffset()
+    if end.astimezone(zone).utcoffset() != offset:
+        change = _first(int(start.timestamp()), int(end.timestamp()), lambda t: _at(t, zone).utcoffset() != offset)
+        at = datetime.fromtimestamp(change, UTC)
+        # after a change, `contains` may turn false there or where the wall clock reads the
+        # window's start or end again: the first such moment that is outside ends the stretch
+        local = at.astimezone(zone).date()
+        moments = {at} | {
+            datetime.combine(local + timedelta(days=days), wall, tzinfo=zone).replace(fold=fold).astimezone(UTC)
+            for days in (-1, 0, 1)
+            for wall in (window.start, window.end)
+            for fold in (0, 1)
+        }
+        end = next((t for t in sorted(moments) if at <= t < end and not window.contains(t)), end)
+    return (start, end) if start < end else None
+
+
+def _reached(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The first instant the wall clock of `zone` reads `at` on `day`, or later (in UTC): `at`
+    itself, or, where the clock jumps over it (spring forward), the jump."""
+    wall = datetime.combine(day, at, tzinfo=zone)
+    after = wall.astimezone(UTC)  # a time the clock skips is read with the offset before the jump
+    if after.astimezone(zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        return after
+    naive = wall.replace(tzinfo=None)
+    before = int(wall.replace(fold=1).timestamp())  # read with the offset after the jump: before it
+    jump = _first(before, int(after.timestamp()), lambda t: _at(t, zone).replace(tzinfo=None) >= naive)
+    return datetime.fromtimestamp(jump, UTC)
+
+
+def _at(timestamp: int, zone: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(timestamp, zone)
+
+
+def _first(low: int, high: int, came: Callable[[int], bool]) -> int:
+    """The first second in (low, high] at which `came` holds (false at low, true at high and ever
+    after): a clock change, found in some twenty steps."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        if came(middle):
+            high = middle
+        else:
+            low = middle
+    return high

@@ -1,5 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from rotator.daemon.schedule import jitter_offset, plan, sketch
 from rotator.policy.rules import Policy
 from rotator.policy.windows import Window
@@ -104,3 +107,41 @@ def test_an_unknown_age_starts_now_whatever_the_jitter() -> None:
         ]
         assert planned[1].startable(MONDAY_NOON + timedelta(minutes=5)), window
         assert planned[0].next_start is not None and planned[0].next_start <= MONDAY_NOON + timedelta(hours=2)
+
+
+TRANSITIONS = [  # 2026's clock changes: the zone, the instant, the wall time it happens at (minutes)
+    ("Europe/Berlin", datetime(2026, 3, 29, 1, 0, tzinfo=UTC), 120),  # 02:00 -> 03:00
+    ("Europe/Berlin", datetime(2026, 10, 25, 1, 0, tzinfo=UTC), 180),  # 03:00 -> 02:00
+    ("America/New_York", datetime(2026, 3, 8, 7, 0, tzinfo=UTC), 120),
+    ("America/New_York", datetime(2026, 11, 1, 6, 0, tzinfo=UTC), 120),
+    ("Australia/Lord_Howe", datetime(2026, 4, 4, 15, 0, tzinfo=UTC), 120),  # half an hour back
+    ("Australia/Lord_Howe", datetime(2026, 10, 3, 15, 30, tzinfo=UTC), 120),  # and forward
+]
+
+
+@given(
+    st.sampled_from(TRANSITIONS),
+    st.integers(min_value=-36 * 60, max_value=36 * 60),
+    st.integers(min_value=-180, max_value=180),
+    st.integers(min_value=1, max_value=300),
+    st.sampled_from(["Mon-Sun", "Sun", "Sat,Sun", "Mon-Fri"]),
+    st.integers(min_value=0, max_value=300),
+    st.integers(min_value=-300, max_value=300),
+)
+@example(TRANSITIONS[0], 10, -60, 90, "Mon-Sun", 0, 0)  # 01:00-02:30 Berlin: ended at 03:30 CEST
+@example(TRANSITIONS[1], 0, -1, 1, "Mon-Sun", 0, 0)  # 02:59-03:00 Berlin: left as 03:00 CEST turns 02:00 CET
+@example(TRANSITIONS[3], -209, -20, 1419, "Mon-Sun", 0, 235)  # 01:40-01:19 New York: left at 01:19 EST
+@settings(max_examples=1000, deadline=None)
+def test_a_start_lies_inside_its_window_across_clock_changes(
+    transition: tuple[str, datetime, int], minutes: int, opens: int, length: int, days: str, jitter: int, due_in: int
+) -> None:
+    """Windows that open or close around a clock change (inside the hour a clock skips or repeats),
+    planned from moments around it: every start is inside the window, as `contains` reads it."""
+    zone, at, wall = transition
+    opens, closes = (wall + opens) % 1440, (wall + opens + length) % 1440
+    text = f"{days} {opens // 60:02d}:{opens % 60:02d}-{closes // 60:02d}:{closes % 60:02d} {zone}"
+    policy = Policy(max_age=timedelta(days=90), window=text, jitter=timedelta(minutes=jitter))
+    now = at + timedelta(minutes=minutes)
+    p = plan("app", "q", policy, last_rotated=now - timedelta(days=90) + timedelta(minutes=due_in), now=now)
+    assert p.next_start is not None and p.next_start >= now and p.due is not None and p.next_start >= p.due
+    assert Window.parse(text).contains(p.next_start.astimezone(UTC)), (text, now, p.next_start)
