@@ -27,13 +27,15 @@ class Planner:
     def __init__(self, app: App, earlier: Planner | None = None) -> None:
         self.app = app
         self._stored_age: dict[str, datetime | None] = {}
+        self._carried: set[str] = set()
+        """Secrets whose stored age is `earlier`'s: in force until discovery reads it again."""
         if earlier is not None:
             self._keep_ages(earlier)
 
     def _keep_ages(self, earlier: Planner) -> None:
         """After a reload, the ages `earlier` read of secrets kept in the same place of the same
-        store: reading them again took a fleet's every store call anew, and until then their
-        ages left /metrics and nothing started for them."""
+        store, in force while discovery reads them again (a value written there by hand since is
+        seen): before, their ages left /metrics and nothing started for them until it had."""
         before, now = earlier.app, self.app
         for name, age in earlier._stored_age.items():
             spec, was = now.policies.secrets.get(name), before.policies.secrets.get(name)
@@ -43,6 +45,7 @@ class Planner:
             store, old_store = now.settings.stores.get(instance), before.settings.stores.get(instance)
             if store is not None and old_store is not None and store.identity(instance) == old_store.identity(instance):
                 self._stored_age[name] = age
+                self._carried.add(name)
 
     def plans(self, now: datetime | None = None, *, discover: bool = True) -> list[schedule.Plan]:
         """Every secret's plan. With `discover`, ages unknown are read from the stores first (in
@@ -76,9 +79,14 @@ class Planner:
         return self._plan(spec, finished, now)
 
     def undiscovered(self, finished: dict[str, datetime] | None = None) -> list[str]:
-        """Secrets whose age only their store can tell and that were not read yet."""
+        """Secrets whose age only their store can tell and that were not read yet (or only before a
+        reload: read again)."""
         finished = self.app.db.last_completed_at() if finished is None else finished
-        return [n for n in self.app.policies.secrets if n not in finished and n not in self._stored_age]
+        return [
+            n
+            for n in self.app.policies.secrets
+            if n not in finished and (n not in self._stored_age or n in self._carried)
+        ]
 
     def discover(self, secrets: list[str]) -> list[str]:
         """Read the stored values of `secrets` in bulk, per store; return those now known (a store
@@ -99,6 +107,7 @@ class Planner:
                     if spec.store.location in found:
                         current = found[spec.store.location]
                         self._stored_age[spec.name] = parse_time(current.value.rotated_at) if current else None
+                        self._carried.discard(spec.name)
                         known.append(spec.name)
         return known
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -345,9 +345,16 @@ def test_a_database_failing_in_the_middle_of_a_tick_leaves_no_secret_unstarted(t
 def test_a_reload_keeps_the_ages_read_from_stores_of_secrets_that_stayed_put(tmp_path: Path, aws_url: str) -> None:
     tag = uuid.uuid4().hex[:8]
     sm = boto3.client("secretsmanager", endpoint_url=aws_url, region_name="us-east-1")
+
+    def stored(name: str, rotated_at: str, create: bool = False) -> None:
+        value = json.dumps({"api_key": "k", "key_id": "id", "rotated_at": rotated_at})
+        if create:
+            sm.create_secret(Name=f"fleet/{tag}-{name}", SecretString=value)
+        else:
+            sm.put_secret_value(SecretId=f"fleet/{tag}-{name}", SecretString=value)
+
     for name in ("kept", "moved", "moved-to"):
-        value = {"api_key": "k", "key_id": "id", "rotated_at": "2026-10-01T00:00:00Z"}
-        sm.create_secret(Name=f"fleet/{tag}-{name}", SecretString=json.dumps(value))
+        stored(name, "2026-10-01T00:00:00Z", create=True)
     (tmp_path / "rotator.yaml").write_text(CONFIG.replace("http://127.0.0.1:9", aws_url).format(dir=tmp_path))
     (tmp_path / "policies").mkdir()
 
@@ -359,10 +366,19 @@ def test_a_reload_keeps_the_ages_read_from_stores_of_secrets_that_stayed_put(tmp
         ]
         (tmp_path / "policies" / "fleet.yaml").write_text("\n".join(lines) + "\n")
 
+    def ages() -> dict[str, datetime | None]:
+        return {p.secret: p.last_rotated for p in daemon.planner.plans(discover=False)}
+
     write({"kept": "kept", "moved": "moved"})
     daemon = Daemon(tmp_path / "rotator.yaml", None, App.load(tmp_path / "rotator.yaml"))
     assert sorted(daemon.planner.discover(["kept", "moved"])) == ["kept", "moved"]
+    stored("kept", "2026-11-01T00:00:00Z")  # a value written there by hand meanwhile
     write({"kept": "kept", "moved": "moved-to", "added": "kept-too"})
     daemon.reload()
-    # the age read before stands where the secret did not move; the others are read (again)
-    assert sorted(daemon.planner.undiscovered()) == ["added", "moved"]
+    # the age read before stands at once where the secret did not move; the others are unknown
+    known = ages()
+    assert known["kept"] == datetime(2026, 10, 1, tzinfo=UTC) and known["moved"] is None and known["added"] is None
+    # and discovery reads it again, with the others: the value written by hand is seen
+    assert sorted(daemon.planner.undiscovered()) == ["added", "kept", "moved"]
+    daemon.planner.discover(daemon.planner.undiscovered())
+    assert ages()["kept"] == datetime(2026, 11, 1, tzinfo=UTC) and ages()["moved"] is not None
