@@ -186,8 +186,8 @@ class Agenda:
             ended = self._planner.app.db.finished_since(min(self._asked_at, asked) - CLOCK_SKEW)
             for secret, finished in ended.items():
                 if secret in self._planner.app.policies.secrets and finished != self._ended.get(secret):
-                    self._ended[secret] = finished
                     self._put(self._planner.plan(secret, now), now)
+                    self._ended[secret] = finished  # once planned: a failed planning is tried again
         self._asked_at = asked
 
     def replan(self, secrets: Sequence[str], now: datetime) -> None:

@@ -37,13 +37,14 @@ class Planner:
         store, in force while discovery reads them again (a value written there by hand since is
         seen): before, their ages left /metrics and nothing started for them until it had."""
         before, now = earlier.app, self.app
-        for name, age in earlier._stored_age.items():
+        # a copy: the discovery thread may be adding to it (a dict changing size as it is walked)
+        for name, age in list(earlier._stored_age.items()):
             spec, was = now.policies.secrets.get(name), before.policies.secrets.get(name)
             if spec is None or was is None or spec.store != was.store:
                 continue  # gone, or moved: its age is read again where it is now
-            instance = spec.store.instance
-            store, old_store = now.settings.stores.get(instance), before.settings.stores.get(instance)
-            if store is not None and old_store is not None and store.identity(instance) == old_store.identity(instance):
+            # the store's settings alike, all of them: a Vault namespace, say, reaches other secrets
+            store = now.settings.stores.get(spec.store.instance)
+            if store is not None and store == before.settings.stores.get(spec.store.instance):
                 self._stored_age[name] = age
                 self._carried.add(name)
 

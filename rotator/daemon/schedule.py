@@ -90,14 +90,8 @@ def plan(secret: str, policy_name: str, policy: Policy, *, last_rotated: datetim
     window = _window(policy.window)
     opens, closes = window.occurrence(earliest)
     offset = jitter_offset(secret, min(policy.jitter or timedelta(0), window.length))
-    start = max(opens + offset, earliest)
-    # a slot that passed: the next occurrence's, or the one after where a day the clock springs
-    # forward is too short for it
-    for _ in range(7):
-        if start < closes:
-            break
-        opens, closes = window.occurrence(closes)
-        start = opens + offset
+    # the offset into this occurrence: a night the clocks change may make it shorter than the offset
+    start = max(opens + offset % (closes - opens), earliest)
     return Plan(
         secret,
         policy_name,

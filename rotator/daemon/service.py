@@ -28,11 +28,12 @@ from rotator import log
 from rotator.app import App, actor_name
 from rotator.daemon import endpoints, process, schedule
 from rotator.daemon.agenda import Agenda, figures
+from rotator.daemon.announcements import announce
 from rotator.daemon.liveness import Liveness
 from rotator.daemon.metrics import StateCollector, per_secret, registry
 from rotator.daemon.planning import DISCOVERY_BATCH, Planner
 from rotator.daemon.replicas import Replicas
-from rotator.durations import moment, render
+from rotator.durations import render
 from rotator.engine import requests
 from rotator.engine.steps import Step
 from rotator.errors import InputError, LeaseHeld, RotatorError, StateBusy
@@ -179,8 +180,8 @@ class Daemon:
         except InputError as exc:
             _log.error("policies.reload_failed", problems=exc.problems, kept="previous policies stay in force")
             return
-        old, self.app = self.app, fresh
-        self.planner = Planner(fresh, earlier=self.planner)
+        planner = Planner(fresh, earlier=self.planner)
+        old, self.app, self.planner = self.app, fresh, planner
         self.agenda = self._agenda(fresh)  # removed secrets leave /metrics at once, not a tick later
         self._rediscover.set()
         process.give_back_memory()
@@ -297,7 +298,12 @@ class Daemon:
         now, agenda = utcnow(), self.agenda
         with self._discovered_lock:
             found, self._discovered = self._discovered, []
-        came = agenda.due(now, replan=found, most=STARTS_PER_TICK)
+        try:
+            came = agenda.due(now, replan=found, most=STARTS_PER_TICK)
+        except BaseException:
+            with self._discovered_lock:  # ages just read, planned at the next tick rather than never
+                self._discovered[:0] = found
+            raise
         for index, p in enumerate(came):
             try:
                 self._start_one(app, p, now)
@@ -309,7 +315,7 @@ class Daemon:
     def _start_one(self, app: App, p: schedule.Plan, now: datetime) -> None:
         """Announce, start or put back on the agenda (always, with the moment to look again) one plan."""
         agenda = self.agenda
-        self._announce(app, p, now)
+        announce(app, p, now, self._announced)
         if self.stopping.is_set():
             return agenda.again(p, now, now)
         if not p.startable(now):
@@ -318,10 +324,12 @@ class Daemon:
             return agenda.again(p, now, now + RECHECK)  # its end brings it back sooner (Agenda.due)
         failed, last = app.db.failures_since_success(p.secret)
         if failed and last is not None:
-            # a secret whose rotations keep failing is tried again later and later, not every tick
+            # a secret whose rotations keep failing is tried again later and later, not every tick;
+            # the last end is on the state database's clock, which this host's may be off from
             backoff = min(app.settings.engine.hold_interval * 2 ** min(failed - 1, 8), timedelta(days=1))
-            if now < last + backoff:
-                return agenda.again(p, now, last + backoff)
+            wait = last + backoff - app.db.clock()
+            if wait > timedelta(0):
+                return agenda.again(p, now, now + wait)
         if app.db.completed_since(p.secret, p.last_rotated):
             # completed (here or by a replica) since it was planned
             return agenda.again(p, now, now + app.settings.daemon.tick)
@@ -338,25 +346,6 @@ class Daemon:
         )
         if rotation is not None:  # None: started elsewhere a moment ago
             _log.info("rotation.scheduled", rotation_id=rotation.id, secret=spec.name, why=p.why)
-
-    def _announce(self, app: App, p: schedule.Plan, now: datetime) -> None:
-        """`notify_before`: tell people (operators of dashboard-only providers above all) ahead of time."""
-        ahead = app.policies.policies[p.policy].notify_before
-        if ahead is None or p.next_start is None or (p.secret, p.next_start) in self._announced:
-            return
-        if p.next_start - ahead <= now < p.next_start:
-            self._announced.add((p.secret, p.next_start))
-            spec = app.policies.secret(p.secret)
-            app.notifier.emit(
-                "rotation.upcoming",
-                {
-                    "secret": p.secret,
-                    "provider": spec.provider,
-                    "policy": p.policy,
-                    "starts_at": p.next_start.isoformat(timespec="seconds"),
-                    "reason": f"rotation starts {moment(p.next_start)}",
-                },
-            )
 
     def scrape(self) -> Iterator[bytes]:
         """What /metrics answers, in pieces."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,40 +87,56 @@ def _occurrences(window: Window, day: date) -> tuple[tuple[datetime, datetime], 
     """The window's occurrences from the day before `day` to fifteen days after (a weekly window's
     occurrence may fall in the hour a clock skips: the next is a week later). Cached: a tick plans
     a whole fleet, whose due dates fall on a few hundred days, and made these anew for every secret."""
-    found = []
+    found: list[tuple[datetime, datetime]] = []
     for offset in range(-1, 16):
         other = day + timedelta(days=offset)
         if other.weekday() in window.days:
-            occurrence = _occurrence(window, other)
-            if occurrence is not None:
-                found.append(occurrence)
-    return tuple(found)
+            found.extend(_stretches(window, other))
+    merged: list[tuple[datetime, datetime]] = []
+    for begins, ends in sorted(found):  # a night the clocks change, two days' stretches may meet
+        if merged and begins <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(ends, merged[-1][1]))
+        else:
+            merged.append((begins, ends))
+    return tuple(merged)
 
 
-def _occurrence(window: Window, day: date) -> tuple[datetime, datetime] | None:
-    """The window's stretch that opens on `day`, in UTC, as `contains` reads the window (by the wall
-    clock), so that no start falls outside it; None where it lies in the hour a clock skips. Where
-    the clock changes inside it: springing forward past the end ends it at the jump (the start plus
-    the length in wall time made `01:00-02:30` end at 03:30 there, an hour late); set back to
-    before the start, it ends at the change (what comes inside again later is left out)."""
+def _stretches(window: Window, day: date) -> list[tuple[datetime, datetime]]:
+    """The window's occurrence that opens on `day`, in UTC, as `contains` reads the window (by the
+    wall clock), so that no start falls outside it: none where it lies in the hour a clock skips;
+    where springing forward passes its end, it ends at the jump (the start plus the length in wall
+    time made `01:00-02:30` end at 03:30 there, an hour late); where a clock set back takes the
+    wall clock out of it and in again (or back into it after its end), two stretches."""
     zone = window.zone
     start = _reached(day, window.start, zone)
-    end = _reached(day if window.start < window.end else day + timedelta(days=1), window.end, zone)
+    end_day = day if window.start < window.end else day + timedelta(days=1)
+    end = _reached(end_day, window.end, zone)
+    # a clock set back repeats the end's hour: the wall clock may come back inside until it reads
+    # the end the second time
+    last = max(end, datetime.combine(end_day, window.end, tzinfo=zone).replace(fold=1).astimezone(UTC))
     offset = start.astimezone(zone).utcoffset()
-    if end.astimezone(zone).utcoffset() != offset:
-        change = _first(int(start.timestamp()), int(end.timestamp()), lambda t: _at(t, zone).utcoffset() != offset)
-        at = datetime.fromtimestamp(change, UTC)
-        # after a change, `contains` may turn false there or where the wall clock reads the
-        # window's start or end again: the first such moment that is outside ends the stretch
-        local = at.astimezone(zone).date()
-        moments = {at} | {
-            datetime.combine(local + timedelta(days=days), wall, tzinfo=zone).replace(fold=fold).astimezone(UTC)
-            for days in (-1, 0, 1)
-            for wall in (window.start, window.end)
-            for fold in (0, 1)
-        }
-        end = next((t for t in sorted(moments) if at <= t < end and not window.contains(t)), end)
-    return (start, end) if start < end else None
+    if last.astimezone(zone).utcoffset() == offset:
+        return [(start, end)] if start < end else []
+    change = datetime.fromtimestamp(
+        _first(int(start.timestamp()), int(last.timestamp()), lambda t: _at(t, zone).utcoffset() != offset), UTC
+    )
+    # `contains` changes only at the change or where the wall clock reads the window's start or
+    # end (either time of a repeated hour): between two such moments it holds or not throughout
+    local = change.astimezone(zone).date()
+    moments = {start, end, last, change} | {
+        datetime.combine(local + timedelta(days=days), wall, tzinfo=zone).replace(fold=fold).astimezone(UTC)
+        for days in (-1, 0, 1)
+        for wall in (window.start, window.end)
+        for fold in (0, 1)
+    }
+    found: list[tuple[datetime, datetime]] = []
+    for begins, ends in itertools.pairwise(sorted(t for t in moments if start <= t <= last)):
+        if window.contains(begins):
+            if found and found[-1][1] == begins:
+                found[-1] = (found[-1][0], ends)
+            else:
+                found.append((begins, ends))
+    return found
 
 
 def _reached(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -15,7 +15,8 @@ from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
 from rotator.app import App
-from rotator.daemon.agenda import CLOCK_SKEW, Agenda, figures
+from rotator.daemon.agenda import CLOCK_SKEW, Agenda, figures, micros
+from rotator.daemon.announcements import announce
 from rotator.daemon.planning import Planner
 from rotator.daemon.schedule import Plan
 from rotator.daemon.service import Daemon
@@ -382,3 +383,74 @@ def test_a_reload_keeps_the_ages_read_from_stores_of_secrets_that_stayed_put(tmp
     assert sorted(daemon.planner.undiscovered()) == ["added", "kept", "moved"]
     daemon.planner.discover(daemon.planner.undiscovered())
     assert ages()["kept"] == datetime(2026, 11, 1, tzinfo=UTC) and ages()["moved"] is not None
+    # a store whose settings changed under the same name may reach other secrets: nothing is kept
+    config = tmp_path / "rotator.yaml"
+    config.write_text(config.read_text().replace("region: us-east-1", "region: us-west-2"))
+    daemon.reload()
+    assert ages()["kept"] is None
+
+
+def fail_once(target: Any, name: str) -> None:
+    """`target.name` raises once, as a state database failing over between two statements would."""
+    real = getattr(target, name)
+    calls: list[object] = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+        return real(*args, **kwargs)
+
+    setattr(target, name, failing)
+
+
+def test_ages_just_discovered_are_planned_after_a_failed_tick(tmp_path: Path) -> None:
+    app = small_fleet(tmp_path, ["  plain: {max_age: 90d}"], {"a": ("plain", 10)})
+    daemon = Daemon(None, None, app)
+    daemon._start_due(app)  # the first tick: sketches
+    daemon._discovered = ["a"]  # what a discovery round hands the next tick
+    fail_once(app.db, "finished_since")
+    with pytest.raises(OperationalError):
+        daemon._start_due(app)
+    assert daemon._discovered == ["a"]  # handed to the tick after
+
+
+def test_a_rotation_end_whose_planning_failed_is_planned_at_the_next_look(fleet: App) -> None:
+    agenda, planner = agenda_of(fleet)
+    now = utcnow()
+    for plan in agenda.due(now):
+        agenda.again(plan, now, now + timedelta(days=1))
+    ended(fleet, "app-12", utcnow())
+    fail_once(fleet.db, "last_completed")
+    with pytest.raises(OperationalError):
+        agenda.due(now + timedelta(seconds=5))
+    planner.planned.clear()
+    agenda.due(now + timedelta(seconds=10))
+    assert planner.planned == ["app-12"]
+    due = {secret: due for secret, _, _, due in agenda.figures()}["app-12"]
+    assert due is not None and due > micros(now + timedelta(days=89))  # /metrics has its new due date
+
+
+def test_an_announcement_the_outbox_did_not_take_is_sent_at_the_next_look(tmp_path: Path) -> None:
+    app = small_fleet(tmp_path, ["  heralded: {max_age: 90d, notify_before: 2d}"], {"a": ("heralded", 89)})
+    daemon = Daemon(None, None, app)
+    (plan,) = daemon.agenda.due(utcnow())
+    sent: list[str] = []
+    app.notifier.emit = lambda event, payload: sent.append(event)  # type: ignore[method-assign]
+    fail_once(app.notifier, "emit")  # the outbox's database fails the first time
+    with pytest.raises(OperationalError):
+        announce(app, plan, utcnow(), daemon._announced)
+    for _ in range(2):
+        announce(app, plan, utcnow(), daemon._announced)
+    assert sent == ["rotation.upcoming"]  # once, at the next look
+
+
+def test_a_failing_secret_waits_its_backoff_on_the_database_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = small_fleet(tmp_path, ["  plain: {max_age: 90d}"], {"a": ("plain", 95)})
+    ended(app, "a", app.db.clock(), State.FAILED)  # failed a moment ago: the next try waits 5 minutes
+    monkeypatch.setattr("rotator.daemon.service.utcnow", lambda: utcnow() + timedelta(hours=2))  # this host
+    daemon = Daemon(None, None, app)
+    daemon._start_due(app)
+    assert app.db.active_for("a") is None  # the host's clock, two hours ahead, does not cut it short

@@ -131,6 +131,10 @@ TRANSITIONS = [  # 2026's clock changes: the zone, the instant, the wall time it
 @example(TRANSITIONS[0], 10, -60, 90, "Mon-Sun", 0, 0)  # 01:00-02:30 Berlin: ended at 03:30 CEST
 @example(TRANSITIONS[1], 0, -1, 1, "Mon-Sun", 0, 0)  # 02:59-03:00 Berlin: left as 03:00 CEST turns 02:00 CET
 @example(TRANSITIONS[3], -209, -20, 1419, "Mon-Sun", 0, 235)  # 01:40-01:19 New York: left at 01:19 EST
+@example(TRANSITIONS[3], 120, -30, 270, "Sun", 0, 0)  # 01:30-06:00 New York, due 03:00 EST: not a week late
+@example(TRANSITIONS[1], 60, -30, 150, "Sun", 0, 0)  # 02:30-05:00 Berlin, due 03:00 CET: not a week late
+@example(TRANSITIONS[1], -156, -85, 68, "Mon-Sun", 0, 161)  # 01:35-02:43 Berlin: inside again after its end
+@example(TRANSITIONS[4], 16, 131, 1303, "Sat", 0, -95)  # Sat 04:11-01:54 Lord Howe: the same, half an hour
 @settings(max_examples=1000, deadline=None)
 def test_a_start_lies_inside_its_window_across_clock_changes(
     transition: tuple[str, datetime, int], minutes: int, opens: int, length: int, days: str, jitter: int, due_in: int
@@ -144,4 +148,8 @@ def test_a_start_lies_inside_its_window_across_clock_changes(
     now = at + timedelta(minutes=minutes)
     p = plan("app", "q", policy, last_rotated=now - timedelta(days=90) + timedelta(minutes=due_in), now=now)
     assert p.next_start is not None and p.next_start >= now and p.due is not None and p.next_start >= p.due
-    assert Window.parse(text).contains(p.next_start.astimezone(UTC)), (text, now, p.next_start)
+    window = Window.parse(text)
+    assert window.contains(p.next_start.astimezone(UTC)), (text, now, p.next_start)
+    earliest = max(now, p.due)
+    if window.contains(earliest):  # due inside the window: it starts within the jitter, not days later
+        assert p.next_start <= earliest + timedelta(minutes=jitter), (text, now, p.next_start)
