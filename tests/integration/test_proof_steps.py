@@ -303,6 +303,8 @@ def test_promise_2_a_rollback_that_cannot_list_after_a_failed_create_says_it_lef
     # the log line of the move names its rotation, so an operator can find it in `rotator history`
     moved = [r for r in map(json.loads, lines) if r.get("event") == "rotation.failed"]
     assert len(moved) == 1 and moved[0]["rotation_id"] == rotation.id and moved[0]["state"] == "failed"
+    # its delivery thread would go on failing against port 9 into a later test's captured logs
+    app.notifier.stop()
 
 
 def test_promise_4_an_old_key_accepted_past_verify_deadline_holds_the_rotation_and_is_probed_again(
