@@ -48,6 +48,22 @@ def test_plan_due_and_window() -> None:
 
 def test_a_policy_without_max_age_never_schedules() -> None:
     assert plan("app", "incident", Policy(), last_rotated=None, now=MONDAY_NOON).next_start is None
+    last = MONDAY_NOON - timedelta(days=3)
+    for made in (plan, sketch):  # what /metrics shows of it: the secret and its key's age
+        p = made("app", "incident", Policy(), last_rotated=last, now=MONDAY_NOON)
+        assert (p.secret, p.last_rotated, p.next_start, p.rough) == ("app", last, None, False)
+
+
+def test_without_a_window_the_start_is_the_due_date_plus_the_offset() -> None:
+    policy = Policy(max_age=timedelta(days=90), jitter=timedelta(hours=2))
+    p = plan("app", "q", policy, last_rotated=MONDAY_NOON - timedelta(days=89), now=MONDAY_NOON)
+    offset = jitter_offset("app", timedelta(hours=2))
+    assert offset > timedelta(0) and p.due == MONDAY_NOON + timedelta(days=1) and p.next_start == p.due + offset
+
+
+def test_a_sketch_of_an_unknown_age_is_due_now() -> None:
+    p = sketch("app", "q", Policy(max_age=timedelta(days=90)), last_rotated=None, now=MONDAY_NOON)
+    assert p.due == MONDAY_NOON and p.rough
 
 
 def test_jitter_spreads_starts_inside_the_window_and_is_stable() -> None:
@@ -68,7 +84,7 @@ def test_jitter_spreads_starts_inside_the_window_and_is_stable() -> None:
 def test_inside_an_open_window_a_passed_slot_starts_at_once() -> None:
     policy = Policy(max_age=timedelta(days=1), window="Mon-Sun 00:00-23:59 UTC", jitter=timedelta(minutes=1))
     p = plan("app", "q", policy, last_rotated=MONDAY_NOON - timedelta(days=2), now=MONDAY_NOON)
-    assert p.startable(MONDAY_NOON)
+    assert p.startable(MONDAY_NOON) and not p.waits
 
 
 def test_the_plan_says_why_it_starts_when_it_does() -> None:
