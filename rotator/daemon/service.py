@@ -306,15 +306,15 @@ class Daemon:
             raise
         for index, p in enumerate(came):
             try:
-                self._start_one(app, p, now)
+                self._start_one(app, agenda, p, now)
             except BaseException:
                 for left in came[index:]:  # the database failed mid-way: none is lost, all come next tick
                     agenda.again(left, now, now)
                 raise
 
-    def _start_one(self, app: App, p: schedule.Plan, now: datetime) -> None:
-        """Announce, start or put back on the agenda (always, with the moment to look again) one plan."""
-        agenda = self.agenda
+    def _start_one(self, app: App, agenda: Agenda, p: schedule.Plan, now: datetime) -> None:
+        """Announce, start or put back on the tick's agenda (always, with the moment to look again) one
+        plan (a reload meanwhile makes a new agenda, which plans every secret afresh)."""
         announce(app, p, now, self._announced)
         if self.stopping.is_set():
             return agenda.again(p, now, now)
